@@ -1,0 +1,1 @@
+"""Email to the districts: rendering the messages and delivering them through the durable outbox."""

@@ -1,0 +1,218 @@
+"""The emails a district gets — Import Results, Check Your Data, Incomplete upload — as bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon.config import SmtpSettings
+from daemon.notify import compose
+from daemon.notify.figures import (
+    PERCENT_NOTE,
+    as_utc,
+    duration,
+    file_figures,
+    plural,
+    when,
+)
+from daemon.notify.paused import threshold_line, what_to_check
+from daemon.notify.problem_list import (
+    ATTACHMENT_LIMIT_BYTES,
+    Attachment,
+    ProblemSection,
+    problem_section,
+)
+from daemon.notify.render import neutralise, render
+from daemon.roster.entities import FILES
+from daemon.roster.outcome import ImportReport, ImportState
+
+IMPORT_RESULTS = "import_results"
+CHECK_YOUR_DATA = "check_your_data"
+INCOMPLETE_UPLOAD = "incomplete_upload"
+# The CLI commands an operator runs until there is a web page to link to.
+APPROVE_COMMAND = "rosterdrop import approve {import_id}"
+REJECT_COMMAND = "rosterdrop import reject {import_id}"
+APPLIED = frozenset({ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS})
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """A rendered email: what the outbox stores and the sender delivers."""
+
+    kind: str
+    subject: str
+    recipients: tuple[str, ...]  # the envelope: the tenant's addresses and the operator's copy
+    message: bytes  # the complete RFC 5322 message
+
+
+def import_results(
+    report: ImportReport,
+    recipients: Sequence[str],
+    smtp: SmtpSettings,
+    *,
+    attachment_limit: int = ATTACHMENT_LIMIT_BYTES,
+) -> OutgoingEmail:
+    """The email every import that ended sends: what it changed, or why nothing changed."""
+    label = state_label(report.state)
+    subject = f"Import Results: {report.tenant} import #{report.import_id} — {label}"
+    problems = _problems(report, attachment_limit)
+    headline, detail = _outcome(report)
+    context = {
+        **_report_context(report, subject, problems),
+        "headline": headline,
+        "detail": detail,
+        "failed": report.state is ImportState.FAILED,
+    }
+    return _report_email(IMPORT_RESULTS, subject, context, recipients, smtp, report, problems)
+
+
+def check_your_data(
+    report: ImportReport,
+    recipients: Sequence[str],
+    smtp: SmtpSettings,
+    *,
+    review_url: str | None = None,
+    attachment_limit: int = ATTACHMENT_LIMIT_BYTES,
+) -> OutgoingEmail:
+    """The email a paused import sends: what tripped, what to check, how to decide."""
+    subject = f"Check Your Data: {report.tenant} import #{report.import_id} is paused"
+    problems = _problems(report, attachment_limit)
+    context = {
+        **_report_context(report, subject, problems),
+        "thresholds": [threshold_line(t) for t in report.tripped],
+        "checks": [what_to_check(t, report.entities) for t in report.tripped],
+        "approve_command": APPROVE_COMMAND.format(import_id=report.import_id),
+        "reject_command": REJECT_COMMAND.format(import_id=report.import_id),
+        "review_url": review_url,
+    }
+    return _report_email(CHECK_YOUR_DATA, subject, context, recipients, smtp, report, problems)
+
+
+def incomplete_upload(
+    tenant: str,
+    present: Sequence[str],
+    missing: Sequence[str],
+    since: datetime,
+    recipients: Sequence[str],
+    smtp: SmtpSettings,
+) -> OutgoingEmail:
+    """The email a partial upload sends when it has waited too long for the rest of the set."""
+    subject = f"Incomplete upload: {tenant} — {plural(len(missing), 'file')} missing"
+    waited = (datetime.now(UTC) - as_utc(since)).total_seconds()
+    context = {
+        "subject": subject,
+        "tenant": tenant,
+        "present": list(present),
+        "missing": list(missing),
+        "expected": FILES,
+        "since": when(since),
+        "waited": duration(waited),
+        "footer": f"rosterdrop · {tenant}",
+    }
+    headers = [("X-Rosterdrop-Tenant", tenant)]
+    return _email(INCOMPLETE_UPLOAD, subject, context, recipients, smtp, headers=headers)
+
+
+def state_label(state: ImportState) -> str:
+    return state.value.replace("_", " ")
+
+
+def _problems(report: ImportReport, limit: int) -> ProblemSection:
+    filename = f"import-{report.import_id}-problems.csv"
+    return problem_section(
+        report.problems, report.problem_totals, report.report_csv, filename, limit
+    )
+
+
+def _outcome(report: ImportReport) -> tuple[str, str]:
+    """The sentence at the top of Import Results, and the one after it."""
+    unchanged = "Nothing in the roster was changed."
+    match report.state:
+        case ImportState.IMPORTED:
+            return "The import finished and the roster is up to date.", ""
+        case ImportState.IMPORTED_WITH_ERRORS:
+            errors = report.problem_totals.get("error", 0)
+            skipped = f"{plural(errors, 'row')} with errors" if errors else "Rows with errors"
+            return (
+                "The import finished with errors.",
+                f"{skipped} were skipped and the records they describe left as they are;"
+                " everything else is in the roster.",
+            )
+        case ImportState.FAILED:
+            reason = " ".join((report.fatal_reason or "The import failed.").split())
+            return reason, unchanged
+        case ImportState.REJECTED:
+            who = report.decided_by or "An administrator"
+            return f"{who} rejected this import.", unchanged
+        case ImportState.SUPERSEDED:
+            newer = f" (import #{report.superseded_by})" if report.superseded_by else ""
+            return f"A newer upload{newer} replaced this one before it was applied.", unchanged
+        case _:
+            return f"The import is {state_label(report.state)}.", ""
+
+
+def _report_context(report: ImportReport, subject: str, problems: ProblemSection) -> dict[str, Any]:
+    files = file_figures(report.files, report.entities)
+    return {
+        "subject": subject,
+        "tenant": report.tenant,
+        "import_id": report.import_id,
+        "state": state_label(report.state),
+        "source": report.source,
+        "received": when(report.received_at),
+        "started": when(report.started_at),
+        "finished": when(report.finished_at),
+        "duration": duration(report.duration_seconds),
+        "files": files,
+        "columns": [cell.name for cell in files[0].cells] if files else [],
+        "percent_note": PERCENT_NOTE if report.entities else "",
+        "planned_only": bool(report.entities) and report.state not in APPLIED,
+        "problems": problems,
+        "footer": f"rosterdrop · {report.tenant} · import #{report.import_id}",
+    }
+
+
+def _report_email(
+    kind: str,
+    subject: str,
+    context: dict[str, Any],
+    recipients: Sequence[str],
+    smtp: SmtpSettings,
+    report: ImportReport,
+    problems: ProblemSection,
+) -> OutgoingEmail:
+    headers = [
+        ("X-Rosterdrop-Tenant", report.tenant),
+        ("X-Rosterdrop-Import", str(report.import_id)),
+    ]
+    return _email(
+        kind, subject, context, recipients, smtp, attachment=problems.attachment, headers=headers
+    )
+
+
+def _email(
+    kind: str,
+    subject: str,
+    context: dict[str, Any],
+    recipients: Sequence[str],
+    smtp: SmtpSettings,
+    *,
+    headers: Sequence[tuple[str, str]],
+    attachment: Attachment | None = None,
+) -> OutgoingEmail:
+    text, html = render(kind, context)
+    to, copies = compose.addresses(recipients), compose.addresses(smtp.copy_to)
+    message = compose.build(
+        subject=subject,
+        sender=smtp.from_address,
+        # The copy is blind, unless there is no district address: then it is the only reader.
+        to=to or copies,
+        text=text,
+        html=html,
+        attachment=attachment,
+        headers=headers,
+    )
+    envelope = compose.addresses(to, copies)
+    return OutgoingEmail(kind, neutralise(subject), envelope, message)

@@ -1,0 +1,81 @@
+"""What a Check Your Data email explains: each tripped threshold and what to look at first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from daemon.notify.figures import ENTITY_LABELS, plural
+from daemon.roster.entities import BY_NAME
+from daemon.roster.plan import EntityChanges
+from daemon.roster.thresholds import TrippedThreshold
+
+MOST_CHANGED_FIELDS = 3
+
+
+@dataclass(frozen=True)
+class ThresholdLine:
+    entity: str
+    change: str
+    count: str
+    percent: str
+    limit: str
+    sentence: str
+
+
+def threshold_line(tripped: TrippedThreshold) -> ThresholdLine:
+    if tripped.rule == "row_errors":
+        return ThresholdLine(
+            entity="all files",
+            change="rows with errors",
+            count=f"{tripped.count:,}",
+            percent="",
+            limit=f"{plural(int(tripped.limit), 'error')} allowed",
+            sentence=tripped.describe(),
+        )
+    return ThresholdLine(
+        entity=_label(tripped.entity),
+        change="deactivated" if tripped.rule == "deactivate" else "changed",
+        count=f"{tripped.count:,} of {tripped.total:,}",
+        percent=f"{tripped.percent:.1f}%",
+        limit=f"{tripped.limit:g}%",
+        sentence=tripped.describe(),
+    )
+
+
+def what_to_check(tripped: TrippedThreshold, entities: Mapping[str, EntityChanges]) -> str:
+    """One piece of advice per tripped threshold, in the district's words."""
+    label = _label(tripped.entity)
+    file = BY_NAME[tripped.entity].file if tripped.entity in BY_NAME else "the files"
+    if tripped.rule == "deactivate":
+        return (
+            f"{tripped.count:,} of {tripped.total:,} active {label} are not in {file} and would be"
+            " deactivated. That usually means the export left something out: check that the SIS"
+            f" export selects every school and grade, and that {file} was not cut short."
+        )
+    if tripped.rule == "update":
+        fields = _most_changed(entities.get(tripped.entity))
+        most = f" (most changed: {fields})" if fields else ""
+        return (
+            f"{tripped.count:,} of {tripped.total:,} {label} would change{most}. So many changes at"
+            " once usually mean the SIS changed how it writes a column: compare a few of them"
+            " with the SIS before approving."
+        )
+    return (
+        f"{plural(tripped.count, 'row')} with errors would be skipped, and the records they"
+        " describe left as they are. The first ones are listed below and all of them are in the"
+        " attached CSV: fix them in the SIS and export again, or approve to import the rest now."
+    )
+
+
+def _label(entity: str) -> str:
+    return ENTITY_LABELS.get(entity, entity)
+
+
+def _most_changed(changes: EntityChanges | None) -> str:
+    if changes is None or not changes.field_changes:
+        return ""
+    ranked = sorted(changes.field_changes.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(
+        f"{name.replace('_', ' ')} {count:,}" for name, count in ranked[:MOST_CHANGED_FIELDS]
+    )

@@ -1,0 +1,387 @@
+"""Rendering the three emails, read back with the stdlib parser as a mail client would."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import email
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from daemon.clever.problems import REPORT_COLUMNS, Problem, Severity
+from daemon.config import SmtpSettings
+from daemon.notify import messages
+from daemon.notify.messages import OutgoingEmail
+from daemon.notify.problem_list import ATTACHMENT_LIMIT_BYTES
+from daemon.roster.outcome import FileSummary, ImportReport, ImportState
+from daemon.roster.plan import EntityChanges
+from daemon.roster.thresholds import TrippedThreshold
+
+SMTP = SmtpSettings(from_address="rosterdrop@example.org")
+RECEIVED = datetime(2024, 5, 2, 14, 3, tzinfo=UTC)
+HOSTILE = "<script>alert(1)</script>"
+INJECTION = "Evil\r\nBcc: x@evil.example"
+
+
+def problem(line: int, value: str = "K5", message: str = "is not a CEDS grade") -> Problem:
+    return Problem(Severity.ERROR, "bad_grade", message, "students.csv", line, "grade", value)
+
+
+def write_report_csv(path: Path, problems: list[Problem]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(REPORT_COLUMNS)
+        for p in problems:
+            writer.writerow([p.severity, p.code, p.file, p.line, p.column, p.value, p.message])
+    return path
+
+
+def report(tmp_path: Path, **changes: object) -> ImportReport:
+    problems = [problem(14, HOSTILE), problem(15, "Kinder")]
+    base = ImportReport(
+        import_id=12,
+        tenant="springfield",
+        state=ImportState.IMPORTED_WITH_ERRORS,
+        source="sftp",
+        received_at=RECEIVED,
+        started_at=RECEIVED + timedelta(seconds=5),
+        finished_at=RECEIVED + timedelta(seconds=130),
+        files=(
+            FileSummary("schools.csv", 4),
+            FileSummary("students.csv", 2000, errors=2),
+            FileSummary("sections.csv", 80),
+        ),
+        entities={
+            "schools": EntityChanges(active_before=4, unchanged=4),
+            "students": EntityChanges(
+                active_before=1000,
+                added=20,
+                updated=500,
+                reactivated=1,
+                deactivated=50,
+                unchanged=1478,
+                held=2,
+            ),
+            "sections": EntityChanges(active_before=80, unchanged=80),
+            "section_teachers": EntityChanges(active_before=90, added=10, unchanged=90),
+        },
+        problems=tuple(problems),
+        problem_totals={"fatal": 0, "error": 2, "warning": 0},
+        report_csv=write_report_csv(tmp_path / "report.csv", problems),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def parse(outgoing: OutgoingEmail) -> EmailMessage:
+    parsed = email.message_from_bytes(outgoing.message, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def bodies(message: EmailMessage) -> tuple[str, str]:
+    plain = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert plain is not None
+    assert html is not None
+    # Text parts are canonically CRLF on the wire; compare them as lines.
+    return (
+        plain.get_content().replace("\r\n", "\n"),
+        html.get_content().replace("\r\n", "\n"),
+    )
+
+
+def attachment_rows(message: EmailMessage) -> list[list[str]]:
+    (part,) = list(message.iter_attachments())
+    assert part.get_content_type() == "text/csv"
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+def test_import_results_headers_parts_and_attachment(tmp_path: Path) -> None:
+    outgoing = messages.import_results(report(tmp_path), ["admin@district.example"], SMTP)
+    message = parse(outgoing)
+
+    assert outgoing.kind == "import_results"
+    assert outgoing.recipients == ("admin@district.example",)
+    assert message["Subject"] == "Import Results: springfield import #12 — imported with errors"
+    assert outgoing.subject == message["Subject"]
+    assert message["From"] == "rosterdrop@example.org"
+    assert message["To"] == "admin@district.example"
+    assert message["Message-ID"].endswith("@example.org>")
+    assert message["Date"] is not None
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message.get_content_type() == "multipart/mixed"
+    alternative = next(message.iter_parts())
+    assert isinstance(alternative, EmailMessage)
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alternative.iter_parts()] == [
+        "text/plain",
+        "text/html",
+    ]
+    text, html = bodies(message)
+    assert text.startswith("The import finished with errors.")
+    assert "2 rows with errors were skipped" in text
+    assert "Finished:  2024-05-02 14:05 UTC (took 2 min 5 s)" in text
+    assert "students.csv:14:grade: error: is not a CEDS grade" in text
+    assert "The complete list of problems is attached as import-12-problems.csv." in text
+    assert "<table" in html
+    assert "students.csv:15:grade" in html
+    rows = attachment_rows(message)
+    assert rows[0] == list(REPORT_COLUMNS)
+    assert rows[1:] == [
+        ["error", "bad_grade", "students.csv", "14", "grade", HOSTILE, "is not a CEDS grade"],
+        ["error", "bad_grade", "students.csv", "15", "grade", "Kinder", "is not a CEDS grade"],
+    ]
+    part = next(message.iter_attachments())
+    assert part.get_filename() == "import-12-problems.csv"
+
+
+def test_percentages_of_rows_read_and_of_active_before(tmp_path: Path) -> None:
+    text, html = bodies(parse(messages.import_results(report(tmp_path), ["a@x.example"], SMTP)))
+
+    students = text.split("students.csv: 2,000 rows read", 1)[1].split("\n\n", 1)[0]
+    assert re.search(r"added\s+20\s+1\.0%", students)
+    assert re.search(r"reactivated\s+1\s+<0\.1%", students)
+    assert re.search(r"updated\s+500\s+25\.0%", students)
+    # Deactivated records are not in the file: their share is of those active before (50/1000).
+    assert re.search(r"deactivated\s+50\s+5\.0%", students)
+    assert re.search(r"unchanged\s+1,478\s+73\.9%", students)
+    assert re.search(r"errors\s+2\s+0\.1%", students)
+    links = text.split("sections.csv (section teacher assignments): 100 teacher links", 1)[1]
+    assert re.search(r"added\s+10\s+10\.0%", links)
+    assert "except Deactivated: of the records that were active before" in text
+    assert "25.0%" in html
+    assert "5.0%" in html
+
+
+def test_hostile_values_are_escaped_in_html_and_plain_in_text(tmp_path: Path) -> None:
+    hostile = report(tmp_path, tenant=f"spring{HOSTILE}")
+    text, html = bodies(parse(messages.import_results(hostile, ["a@x.example"], SMTP)))
+
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # Plain text is not HTML: the name reads as it is, not as &lt;…
+    assert f'(value: "{HOSTILE}")' in text
+    assert "&lt;" not in text
+
+
+def test_crlf_in_tenant_value_and_address_injects_no_header_and_no_line(tmp_path: Path) -> None:
+    evil = report(
+        tmp_path,
+        tenant=INJECTION,
+        problems=(problem(3, value="x\r\nImport #13 approved", message="bad\nline"),),
+    )
+    outgoing = messages.import_results(
+        evil, [INJECTION, "ok@district.example", "OK@District.example"], SMTP
+    )
+    message = parse(outgoing)
+    raw_headers = outgoing.message.split(b"\r\n\r\n", 1)[0]
+
+    assert message["Bcc"] is None
+    assert not re.search(rb"^Bcc:", raw_headers, re.MULTILINE)
+    assert "\n" not in message["Subject"]
+    assert "\r" not in message["Subject"]
+    assert message["X-Rosterdrop-Tenant"] == "Evil\ufffd\ufffdBcc: x@evil.example"
+    assert outgoing.recipients == ("ok@district.example",)
+    text, html = bodies(message)
+    assert not any(line.startswith("Bcc:") for line in text.splitlines())
+    assert not any(line.startswith("Import #13 approved") for line in text.splitlines())
+    assert "x\ufffd\ufffdImport #13 approved" in text
+    assert "bad\ufffdline" in text
+    assert "bad\ufffdline" in html
+
+
+def test_bidi_and_control_characters_are_neutralised(tmp_path: Path) -> None:
+    spoof = report(tmp_path, problems=(problem(4, value="abc\u202etxt.exe\x1b[31m"),))
+    text, html = bodies(parse(messages.import_results(spoof, ["a@x.example"], SMTP)))
+
+    for body in (text, html):
+        assert "\u202e" not in body
+        assert "\x1b" not in body
+        assert "abc\ufffdtxt.exe\ufffd[31m" in body
+
+
+def test_failed_import_states_the_fatal_reason_first(tmp_path: Path) -> None:
+    failed = report(
+        tmp_path,
+        state=ImportState.FAILED,
+        entities={},
+        fatal_reason="students.csv has no header row:\nthe first line is empty.",
+        problems=(Problem(Severity.FATAL, "no_header", "no header row", "students.csv", 1),),
+        problem_totals={"fatal": 1},
+        report_csv=None,
+    )
+    outgoing = messages.import_results(failed, ["a@x.example"], SMTP)
+    message = parse(outgoing)
+    text, html = bodies(message)
+
+    assert message["Subject"].endswith("— failed")
+    assert text.splitlines()[0] == "students.csv has no header row: the first line is empty."
+    assert text.splitlines()[1] == "Nothing in the roster was changed."
+    first_paragraph = re.search(r"<p[^>]*>(.*?)</p>", html, re.DOTALL)
+    assert first_paragraph is not None
+    assert first_paragraph.group(1) == "students.csv has no header row: the first line is empty."
+    # Without a plan there are no changes to show, only what was read.
+    assert "reactivated" not in text
+    assert "Reactivated" not in html
+    assert "could not be attached: its file is not available" in text
+    assert list(message.iter_attachments()) == []
+
+
+@pytest.mark.parametrize(
+    ("state", "changes", "headline"),
+    [
+        (ImportState.IMPORTED, {}, "The import finished and the roster is up to date."),
+        (ImportState.REJECTED, {"decided_by": "jdoe"}, "jdoe rejected this import."),
+        (
+            ImportState.SUPERSEDED,
+            {"superseded_by": 13},
+            "A newer upload (import #13) replaced this one before it was applied.",
+        ),
+    ],
+)
+def test_each_ended_state_has_its_headline(
+    tmp_path: Path, state: ImportState, changes: dict[str, object], headline: str
+) -> None:
+    ended = report(tmp_path, state=state, **changes)
+    message = parse(messages.import_results(ended, ["a@x.example"], SMTP))
+    text, _ = bodies(message)
+
+    assert text.splitlines()[0] == headline
+    assert message["Subject"].endswith(f"— {state.value}")
+    planned_note = "Nothing was applied: these are the changes this upload would make."
+    assert (planned_note in text) is (state is not ImportState.IMPORTED)
+
+
+def test_only_the_first_twenty_problems_are_listed(tmp_path: Path) -> None:
+    many = [problem(line) for line in range(2, 40)]
+    busy = report(
+        tmp_path,
+        problems=tuple(many),
+        problem_totals={"error": 38},
+        report_csv=write_report_csv(tmp_path / "many.csv", many),
+    )
+    message = parse(messages.import_results(busy, ["a@x.example"], SMTP))
+    text, _ = bodies(message)
+
+    assert "The first 20 of 38:" in text
+    assert "students.csv:21:grade" in text
+    assert "students.csv:22:grade" not in text
+    assert len(attachment_rows(message)) == 39
+
+
+def test_huge_problem_list_is_cut_to_whole_rows_under_the_cap(tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    # A quoted line break in a value must not be where the cut splits a row.
+    many = [problem(n, value=f"line one\nline two {n}", message="x" * 80) for n in range(70_000)]
+    write_report_csv(path, many)
+    assert path.stat().st_size > ATTACHMENT_LIMIT_BYTES
+    huge = report(
+        tmp_path, problems=tuple(many[:1000]), problem_totals={"error": 70_000}, report_csv=path
+    )
+    message = parse(messages.import_results(huge, ["a@x.example"], SMTP))
+    text, _ = bodies(message)
+
+    part = next(message.iter_attachments())
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    assert len(data) <= ATTACHMENT_LIMIT_BYTES
+    rows = attachment_rows(message)
+    kept = len(rows) - 1
+    assert 10_000 < kept < 70_000
+    assert all(len(row) == len(REPORT_COLUMNS) for row in rows)
+    assert rows[-1][5] == f"line one\nline two {kept - 1}"
+    assert f"holds only the first {kept:,} problems of 70,000" in text
+    assert f"on the rosterdrop server at {path}" in text
+
+
+def test_check_your_data_explains_thresholds_and_how_to_decide(tmp_path: Path) -> None:
+    paused = report(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        tripped=(
+            TrippedThreshold("deactivate", "students", 120, 1000, 10.0),
+            TrippedThreshold("update", "students", 800, 1000, 75.0),
+            TrippedThreshold("row_errors", "all files", 2, 0, 0),
+        ),
+        entities={"students": EntityChanges(active_before=1000, field_changes={"email": 790})},
+    )
+    outgoing = messages.check_your_data(
+        paused, ["a@x.example"], SMTP, review_url="https://rd.example/imports/12"
+    )
+    message = parse(outgoing)
+    text, html = bodies(message)
+
+    assert outgoing.kind == "check_your_data"
+    assert message["Subject"] == "Check Your Data: springfield import #12 is paused"
+    assert text.startswith("Import #12 for springfield is paused")
+    assert "would deactivate 120 of 1000 active students (12.0%, limit 10%)" in text
+    assert "would change 800 of 1000 active students (80.0%, limit 75%)" in text
+    assert "2 row errors (this district allows 0)" in text
+    assert "(most changed: email 790)" in text
+    assert "students.csv was not cut short" in text
+    assert "    rosterdrop import approve 12\n    rosterdrop import reject 12\n" in text
+    assert "Review it here: https://rd.example/imports/12" in text
+    assert '<a href="https://rd.example/imports/12"' in html
+    assert "120 of 1,000" in html
+    assert "12.0%" in html
+    assert "10%" in html
+    assert "rosterdrop import approve 12" in html
+    assert "students.csv:14:grade" in text
+    assert len(attachment_rows(message)) == 3
+
+
+def test_incomplete_upload_lists_arrived_and_missing_files() -> None:
+    since = datetime.now(UTC) - timedelta(hours=26)
+    outgoing = messages.incomplete_upload(
+        "springfield",
+        ["schools.csv", f"students{HOSTILE}.csv"],
+        ["teachers.csv", "sections.csv", "enrollments.csv"],
+        since,
+        ["a@x.example"],
+        SMTP,
+    )
+    message = parse(outgoing)
+    text, html = bodies(message)
+
+    assert outgoing.kind == "incomplete_upload"
+    assert message["Subject"] == "Incomplete upload: springfield — 3 files missing"
+    assert "(26 h ago)" in text or "(25 h 59 min ago)" in text
+    arrived = text.split("ARRIVED\n", 1)[1].split("\n\n", 1)[0]
+    missing = text.split("MISSING\n", 1)[1].split("\n\n", 1)[0]
+    assert arrived.splitlines() == ["- schools.csv", f"- students{HOSTILE}.csv"]
+    assert missing.splitlines() == ["- teachers.csv", "- sections.csv", "- enrollments.csv"]
+    assert "<script" not in html
+    assert "students&lt;script&gt;" in html
+    assert list(message.iter_attachments()) == []
+
+
+def test_copy_address_joins_the_envelope_but_not_the_to_header(tmp_path: Path) -> None:
+    smtp = SmtpSettings(copy_to=("ops@operator.example", "A@district.example"))
+    outgoing = messages.import_results(report(tmp_path), ["a@district.example"], smtp)
+
+    assert outgoing.recipients == ("a@district.example", "ops@operator.example")
+    assert parse(outgoing)["To"] == "a@district.example"
+
+
+def test_without_district_addresses_the_copy_is_the_reader(tmp_path: Path) -> None:
+    smtp = SmtpSettings(copy_to=("ops@operator.example",))
+    outgoing = messages.import_results(report(tmp_path), [], smtp)
+
+    assert outgoing.recipients == ("ops@operator.example",)
+    assert parse(outgoing)["To"] == "ops@operator.example"
+
+
+def test_without_any_address_the_envelope_is_empty(tmp_path: Path) -> None:
+    outgoing = messages.import_results(report(tmp_path), ["not an address"], SmtpSettings())
+
+    assert outgoing.recipients == ()
+    assert parse(outgoing)["To"] is None
