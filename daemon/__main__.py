@@ -1,0 +1,5 @@
+"""Allow ``python -m daemon`` as a synonym for the ``rosterdrop`` command."""
+
+from daemon.cli import main
+
+main()

@@ -1,0 +1,330 @@
+"""Typed, frozen settings: embedded defaults, then a TOML file, then ROSTERDROP_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from daemon.errors import ConfigError
+
+CONFIG_ENV = "ROSTERDROP_CONFIG"
+ENV_PREFIX = "ROSTERDROP_"
+
+DEFAULT_DATA_DIR = Path("var")
+DEFAULT_SFTP_PORT = 2222
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_SETTLE_SECONDS = 30.0
+DEFAULT_RETENTION_DAYS = 30
+DEFAULT_STALE_HOURS = 24.0
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or `config check`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+def _env(name: str) -> dict[str, str]:
+    """Field metadata: the environment variable that overrides this key."""
+    return {"env": name}
+
+
+@dataclass(frozen=True)
+class SftpSettings:
+    host: str = field(default="0.0.0.0", metadata=_env("ROSTERDROP_SFTP_HOST"))  # noqa: S104
+    port: int = field(default=DEFAULT_SFTP_PORT, metadata=_env("ROSTERDROP_SFTP_PORT"))
+    max_file_bytes: int = 1 << 30
+    tenant_quota_bytes: int = 5 << 30
+    max_sessions_per_tenant: int = 8
+    login_timeout: float = 30.0
+    idle_timeout: float = 900.0
+    max_auth_failures: int = 5
+    auth_failure_window: float = 300.0
+    ban_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    settle_seconds: float = field(
+        default=DEFAULT_SETTLE_SECONDS, metadata=_env("ROSTERDROP_SETTLE_SECONDS")
+    )
+    rescan_seconds: float = 15.0
+    stale_hours: float = DEFAULT_STALE_HOURS
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    workers: int = 2
+
+
+TlsMode = Literal["starttls", "tls", "none"]
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = field(default="", metadata=_env("ROSTERDROP_SMTP_HOST"))
+    port: int = field(default=587, metadata=_env("ROSTERDROP_SMTP_PORT"))
+    from_address: str = field(
+        default="rosterdrop@localhost", metadata={"env": "ROSTERDROP_SMTP_FROM", "key": "from"}
+    )
+    tls: TlsMode = "starttls"
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    timeout: float = 30.0
+    copy_to: tuple[str, ...] = ()
+    retry_initial_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    enabled: bool = True
+    host: str = field(default="127.0.0.1", metadata=_env("ROSTERDROP_HTTP_HOST"))
+    port: int = field(default=DEFAULT_HTTP_PORT, metadata=_env("ROSTERDROP_HTTP_PORT"))
+
+
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: LogLevel = "info"
+    format: LogFormat = "auto"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    shutdown_timeout: float = 30.0
+    public_host: str = ""  # the host name districts are told to use; defaults to this machine's
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default=DEFAULT_DATA_DIR, metadata=_env("ROSTERDROP_DATA_DIR"))
+    database_url: str = field(default="", metadata=_env("ROSTERDROP_DATABASE_URL"))
+    sftp: SftpSettings = SftpSettings()
+    spool: SpoolSettings = SpoolSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+    service: ServiceSettings = ServiceSettings()
+
+    @property
+    def paths(self) -> DataPaths:
+        return DataPaths(self.data_dir)
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where everything lives under the one data directory."""
+
+    root: Path
+
+    @property
+    def tenants(self) -> Path:
+        return self.root / "tenants"
+
+    def tenant_root(self, tenant: str) -> Path:
+        return self.tenants / tenant
+
+    def upload_dir(self, tenant: str) -> Path:
+        return self.tenants / tenant / "upload"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def host_keys(self) -> Path:
+        return self.root / "hostkeys"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def sqlite_file(self) -> Path:
+        return self.root / "rosterdrop.db"
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings once: defaults, the TOML file, then the environment."""
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get(CONFIG_ENV):
+        config_file = Path(env[CONFIG_ENV])
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from None
+    settings = _build(Settings, data, env, path="")
+    settings = _resolve_secrets(settings, env)
+    data_dir = settings.data_dir.expanduser().absolute()
+    url = settings.database_url or f"sqlite:///{data_dir / 'rosterdrop.db'}"
+    return dataclasses.replace(settings, data_dir=data_dir, database_url=url)
+
+
+def _build(cls: type[Any], table: Mapping[str, Any], env: Mapping[str, str], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown setting {path}{key!s} (known here: {known})")
+    values: dict[str, Any] = {}
+    for key, f in fields.items():
+        hint = hints[f.name]
+        dotted = f"{path}{key}"
+        if dataclasses.is_dataclass(hint):
+            sub = table.get(key, {})
+            if not isinstance(sub, Mapping):
+                raise ConfigError(f"setting {dotted} must be a table")
+            values[f.name] = _build(typing.cast(type[Any], hint), sub, env, path=f"{dotted}.")
+            continue
+        env_name = f.metadata.get("env") or ENV_PREFIX + dotted.replace(".", "_").upper()
+        if env_name in env:
+            values[f.name] = _coerce(hint, env[env_name], f"{env_name} ({dotted})", from_env=True)
+        elif key in table:
+            values[f.name] = _coerce(hint, table[key], dotted, from_env=False)
+    return cls(**values)
+
+
+def _coerce(hint: Any, raw: Any, name: str, *, from_env: bool) -> Any:
+    origin = get_origin(hint)
+    if origin is Literal:
+        choices = get_args(hint)
+        value = str(raw).strip().lower()
+        if value not in choices:
+            raise ConfigError(f"setting {name} must be one of {', '.join(choices)}, not {raw!r}")
+        return value
+    if origin is tuple:
+        items = [s.strip() for s in raw.split(",")] if from_env else raw
+        if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
+            raise ConfigError(f"setting {name} must be a list of strings")
+        return tuple(s for s in items if s)
+    if origin in (types.UnionType, typing.Union):
+        raise ConfigError(f"setting {name} has an unsupported type")  # pragma: no cover
+    try:
+        if hint is bool:
+            return _to_bool(raw)
+        if hint is int and not isinstance(raw, bool):
+            return int(raw)
+        if hint is float and not isinstance(raw, bool):
+            number = float(raw)
+            if number < 0:
+                raise ValueError
+            return number
+        if hint is Path:
+            return Path(str(raw))
+        if hint is Secret:
+            return Secret(str(raw))
+        if hint is str and (from_env or isinstance(raw, str)):
+            return str(raw)
+    except ValueError:
+        pass
+    raise ConfigError(f"setting {name} must be {_type_name(hint)}, not {raw!r}")
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _type_name(hint: Any) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a non-negative number"}.get(
+        hint, "a string"
+    )
+
+
+def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """Fill an unset SMTP password from ROSTERDROP_SMTP_PASSWORD_FILE or a systemd credential."""
+    if settings.smtp.password:
+        return settings
+    candidates = []
+    if env.get("ROSTERDROP_SMTP_PASSWORD_FILE"):
+        candidates.append(Path(env["ROSTERDROP_SMTP_PASSWORD_FILE"]))
+    if env.get("CREDENTIALS_DIRECTORY"):
+        candidates.append(Path(env["CREDENTIALS_DIRECTORY"]) / "smtp_password")
+    for candidate in candidates:
+        if candidate.is_file():
+            secret = Secret(candidate.read_text(encoding="utf-8").strip())
+            return dataclasses.replace(
+                settings, smtp=dataclasses.replace(settings.smtp, password=secret)
+            )
+    return settings
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, secrets masked: what `config check` prints."""
+
+    def convert(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            out = {}
+            for f in dataclasses.fields(obj):
+                out[f.metadata.get("key", f.name)] = convert(getattr(obj, f.name))
+            return out
+        if isinstance(obj, Secret):
+            return "********" if obj else ""
+        if isinstance(obj, Path):
+            return str(obj)
+        if isinstance(obj, tuple):
+            return list(obj)
+        return obj
+
+    result: dict[str, Any] = convert(settings)
+    result["database_url"] = redact_url(settings.database_url)
+    return result
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a database URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, has_password, _ = creds.partition(":")
+    return f"{scheme}://{user}{':********' if has_password else ''}@{host}"

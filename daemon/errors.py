@@ -1,0 +1,38 @@
+"""The one exception hierarchy: every error rosterdrop raises on purpose is a RosterdropError."""
+
+from __future__ import annotations
+
+
+class RosterdropError(Exception):
+    """Something went wrong in rosterdrop."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(RosterdropError):
+    """The configuration is invalid."""
+
+
+class NotFound(RosterdropError):
+    """No such object."""
+
+
+class Conflict(RosterdropError):
+    """The object is not in a state that allows this."""
+
+
+class StoreError(RosterdropError):
+    """The database failed."""
+
+
+class SpoolError(RosterdropError):
+    """Files could not be moved through the spool."""
+
+
+class DeliveryError(RosterdropError):
+    """An email could not be delivered."""
+
+    def __init__(self, message: str | None = None, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -1,0 +1,51 @@
+"""Prometheus metrics: defined once here, moved by the layer that sees the event."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+SFTP_SESSIONS = Gauge("rosterdrop_sftp_sessions", "SFTP sessions open now", registry=REGISTRY)
+SFTP_LOGINS = Counter(
+    "rosterdrop_sftp_logins",
+    "SFTP login attempts by result (success, failure, throttled)",
+    ["result"],
+    registry=REGISTRY,
+)
+SFTP_BYTES = Counter(
+    "rosterdrop_sftp_bytes_received", "Bytes written by SFTP clients", registry=REGISTRY
+)
+SFTP_UPLOADS = Counter(
+    "rosterdrop_sftp_uploads",
+    "Uploaded files by result (published, aborted, rejected)",
+    ["result"],
+    registry=REGISTRY,
+)
+IMPORTS = Counter(
+    "rosterdrop_imports", "Imports that reached a state", ["state"], registry=REGISTRY
+)
+IMPORT_DURATION = Histogram(
+    "rosterdrop_import_duration_seconds",
+    "Time from claiming an upload to the end of its import",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+    registry=REGISTRY,
+)
+ROWS_APPLIED = Counter(
+    "rosterdrop_rows_applied",
+    "Roster rows changed by imports, by entity and change",
+    ["entity", "change"],
+    registry=REGISTRY,
+)
+OUTBOX_DEPTH = Gauge("rosterdrop_outbox_depth", "Emails waiting in the outbox", registry=REGISTRY)
+OUTBOX_OLDEST_AGE = Gauge(
+    "rosterdrop_outbox_oldest_age_seconds",
+    "Age of the oldest email waiting in the outbox",
+    registry=REGISTRY,
+)
+EMAILS = Counter(
+    "rosterdrop_emails",
+    "Emails by delivery result (sent, retry, failed)",
+    ["result"],
+    registry=REGISTRY,
+)

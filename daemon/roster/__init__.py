@@ -1,0 +1,1 @@
+"""The roster domain: entities, the plan of changes an upload implies, thresholds, outcomes."""

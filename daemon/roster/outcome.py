@@ -1,0 +1,84 @@
+"""An import's lifecycle states and the report of where it ended, as plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from daemon.clever.problems import Problem
+from daemon.roster.plan import EntityChanges
+from daemon.roster.thresholds import TrippedThreshold
+
+
+class ImportState(StrEnum):
+    RECEIVED = "received"
+    VALIDATING = "validating"
+    FAILED = "failed"
+    PAUSED = "paused"
+    APPROVED = "approved"
+    IMPORTING = "importing"
+    IMPORTED = "imported"
+    IMPORTED_WITH_ERRORS = "imported_with_errors"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+    @property
+    def ended(self) -> bool:
+        return self in ENDED
+
+
+ENDED = frozenset(
+    {
+        ImportState.FAILED,
+        ImportState.IMPORTED,
+        ImportState.IMPORTED_WITH_ERRORS,
+        ImportState.REJECTED,
+        ImportState.SUPERSEDED,
+    }
+)
+# States a restart picks up and carries on from (paused waits for a person instead).
+RESUMABLE = frozenset(
+    {ImportState.RECEIVED, ImportState.VALIDATING, ImportState.APPROVED, ImportState.IMPORTING}
+)
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """One of the five files: data rows read, rows skipped for errors, warnings."""
+
+    file: str
+    rows: int = 0
+    errors: int = 0
+    warnings: int = 0
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """Everything a person is told about one import: the emails, the CLI and the web show this."""
+
+    import_id: int
+    tenant: str
+    state: ImportState
+    source: str
+    received_at: datetime
+    finished_at: datetime | None = None
+    started_at: datetime | None = None
+    files: tuple[FileSummary, ...] = ()
+    entities: Mapping[str, EntityChanges] = field(default_factory=dict)
+    tripped: tuple[TrippedThreshold, ...] = ()
+    problems: tuple[Problem, ...] = ()  # the first ones; the CSV has them all
+    problem_totals: Mapping[str, int] = field(default_factory=dict)
+    fatal_reason: str | None = None
+    report_csv: Path | None = None
+    superseded_by: int | None = None
+    decided_by: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        start = self.started_at or self.received_at
+        return max(0.0, (self.finished_at - start).total_seconds())

@@ -1,0 +1,58 @@
+"""A plan: per entity, what applying a snapshot would change in the current roster."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EntityChanges:
+    """The diff of one entity. `held` rows were skipped for errors and stay as they are."""
+
+    active_before: int = 0
+    added: int = 0
+    updated: int = 0
+    reactivated: int = 0
+    deactivated: int = 0
+    unchanged: int = 0
+    held: int = 0
+    field_changes: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> int:
+        return self.added + self.updated + self.reactivated + self.deactivated
+
+    @property
+    def active_after(self) -> int:
+        return self.active_before + self.added + self.reactivated - self.deactivated
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "active_before": self.active_before,
+            "added": self.added,
+            "updated": self.updated,
+            "reactivated": self.reactivated,
+            "deactivated": self.deactivated,
+            "unchanged": self.unchanged,
+            "held": self.held,
+            "field_changes": dict(self.field_changes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EntityChanges:
+        return cls(**{**data, "field_changes": dict(data.get("field_changes", {}))})
+
+
+@dataclass(frozen=True)
+class Plan:
+    entities: Mapping[str, EntityChanges]
+    first_import: bool
+
+    @property
+    def changes(self) -> int:
+        return sum(c.changed for c in self.entities.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: c.as_dict() for name, c in self.entities.items()}

@@ -1,0 +1,64 @@
+"""A tenant's import settings: thresholds, grade replace rules, encoding and column policy."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.errors import ConfigError
+
+DEFAULT_MAX_DEACTIVATE_PERCENT = 10.0
+DEFAULT_MAX_UPDATE_PERCENT = 75.0
+DEFAULT_THRESHOLD_FLOOR = 5
+DEFAULT_MAX_ROW_ERRORS = 0
+DEFAULT_FALLBACK_ENCODING = "windows-1252"
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    max_deactivate_percent: float = DEFAULT_MAX_DEACTIVATE_PERCENT
+    max_update_percent: float = DEFAULT_MAX_UPDATE_PERCENT
+    # Changes below this many rows never trip a percentage threshold (tiny schools).
+    threshold_floor: int = DEFAULT_THRESHOLD_FLOOR
+    max_row_errors: int = DEFAULT_MAX_ROW_ERRORS
+    common_grade_rules: bool = True
+    grade_rules: Mapping[str, str] = field(default_factory=dict)
+    # A file that is not UTF-8 is decoded with this (and a warning), or fails when "".
+    fallback_encoding: str = DEFAULT_FALLBACK_ENCODING
+    keep_extra_columns: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["grade_rules"] = dict(self.grade_rules)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TenantSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown tenant setting(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def updated(self, **changes: Any) -> TenantSettings:
+        settings = dataclasses.replace(self, **changes)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        for name in ("max_deactivate_percent", "max_update_percent"):
+            value = getattr(self, name)
+            if not 0 <= value <= 100:
+                raise ConfigError(f"{name} must be between 0 and 100, not {value}")
+        for name in ("threshold_floor", "max_row_errors"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        if self.fallback_encoding:
+            import codecs
+
+            try:
+                codecs.lookup(self.fallback_encoding)
+            except LookupError:
+                raise ConfigError(f"unknown encoding {self.fallback_encoding!r}") from None

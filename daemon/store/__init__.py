@@ -1,0 +1,1 @@
+"""The database: tables, migrations, and the only code that knows SQL dialects."""

@@ -1,0 +1,165 @@
+"""The database connection: engines for SQLite and PostgreSQL, migrations, and tenant locks."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from daemon.errors import StoreError
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_ADVISORY_LOCK_CLASS = 0x524F5354  # "ROST": keeps our advisory locks apart from others'
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    """One engine plus the few things that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, url: str, *, lock_dir: Path | None = None) -> None:
+        self.url = normalize_url(url)
+        try:
+            self.engine: Engine = _create_engine(self.url)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot use database {sa.make_url(self.url)!r}: {exc}") from exc
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        if self.is_sqlite:
+            db_file = self.engine.url.database or ""
+            self._lock_dir = lock_dir or Path(f"{db_file}.locks")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with _translated(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that writes; on SQLite it takes the write lock up front (no upgrade
+        deadlocks between two writers)."""
+        with _translated(), self.engine.connect() as conn:
+            conn = conn.execution_options(rosterdrop_immediate=True)
+            with conn.begin():
+                yield conn
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    @contextlib.contextmanager
+    def tenant_lock(self, tenant_id: int) -> Iterator[None]:
+        """Hold the one-import-at-a-time lock of a tenant, across processes and hosts.
+
+        PostgreSQL: a session advisory lock, so several daemons can share the database.
+        SQLite: an flock beside the database file (all users are on this machine).
+        """
+        if self.is_postgres:
+            with _translated(), self.engine.connect() as conn:
+                conn.execute(
+                    sa.text("SELECT pg_advisory_lock(:c, :t)"),
+                    {"c": _ADVISORY_LOCK_CLASS, "t": tenant_id},
+                )
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_unlock(:c, :t)"),
+                        {"c": _ADVISORY_LOCK_CLASS, "t": tenant_id},
+                    )
+                    conn.commit()
+        else:
+            self._lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lock_dir / f"tenant-{tenant_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (idempotent; safe with several daemons)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with _translated(), self.engine.connect() as conn:
+            if self.is_postgres:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:c, 0)"), {"c": _ADVISORY_LOCK_CLASS})
+                conn.commit()
+            try:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+            finally:
+                if self.is_postgres:
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_unlock(:c, 0)"), {"c": _ADVISORY_LOCK_CLASS}
+                    )
+                    conn.commit()
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        database = sa.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "temp_store=FILE",
+        "cache_size=-65536",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("rosterdrop_immediate")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Driver errors become StoreError here, at the edge, once."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database error: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)

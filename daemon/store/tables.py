@@ -1,0 +1,139 @@
+"""The database tables. Roster tables are read by downstream applications: see docs/schema.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from daemon.roster.entities import ENTITIES, Entity
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Integer ids that are BIGINT on PostgreSQL but stay INTEGER on SQLite (its rowid alias).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("password_hash", Text),
+    Column("authorized_keys", Text, nullable=False, server_default=""),
+    Column("emails", JSON, nullable=False),
+    Column("settings", JSON, nullable=False),
+)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("spool_dir", Text),
+    Column("files", JSON, nullable=False),  # name -> {"size", "sha256"}, plus other files seen
+    Column("snapshot_hash", String(64)),
+    Column("counts", JSON),  # entity -> EntityChanges.as_dict()
+    Column("file_rows", JSON),  # file -> {"rows", "errors", "warnings"}
+    Column("tripped", JSON),  # [TrippedThreshold.as_dict()]
+    Column("problem_totals", JSON),  # severity -> count
+    Column("fatal_reason", Text),
+    Column("decided_by", String(128)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("superseded_by", Id),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Index(None, "tenant_id", "id"),
+    Index(None, "state"),
+)
+
+import_problems = Table(
+    "import_problems",
+    metadata,
+    Column("import_id", Id, ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("severity", String(8), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("file", String(64)),
+    Column("line", Integer),
+    Column("column", String(128)),
+    Column("value", Text),
+    Column("message", Text, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id")),
+    Column("import_id", Id),
+    Column("kind", String(32), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("message", LargeBinary, nullable=False),  # the complete RFC 5322 message
+    Column("state", String(16), nullable=False),  # pending, sent, failed
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", DateTime(timezone=True)),
+    Index(None, "state", "next_attempt_at"),
+)
+
+_TYPES = {"term_start": Date, "term_end": Date, "position": Integer, "extra": Text}
+
+
+def _roster_table(entity: Entity) -> Table:
+    """One table per entity, keyed by tenant and the entity's natural key.
+
+    Records are never deleted: a record missing from an upload gets active = false, and
+    `changed_import_id` says which import last added, changed or deactivated it.
+    """
+    key: list[Column[Any]] = [
+        Column("tenant_id", Id, ForeignKey("tenants.id"), primary_key=True),
+        *(Column(name, String(255), primary_key=True) for name in entity.key),
+    ]
+    fields: list[Column[Any]] = [Column(name, _TYPES.get(name, Text)) for name in entity.fields]
+    return Table(
+        entity.name,
+        metadata,
+        *key,
+        *fields,
+        Column("active", Boolean, nullable=False),
+        Column("created_import_id", Id, nullable=False),
+        Column("changed_import_id", Id, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("changed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+roster_tables: dict[str, Table] = {entity.name: _roster_table(entity) for entity in ENTITIES}
