@@ -1,0 +1,1 @@
+"""The Clever CSV format: finding the five files, reading them, validating rows and references."""

@@ -1,0 +1,136 @@
+"""The five Clever files: their columns, finding them in a folder, fingerprinting them."""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.roster.entities import FILES
+
+CHUNK = 1 << 20
+# Windows-1252 leaves these five bytes undefined: a file holding them is not Windows-1252 either.
+CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+CO_TEACHER = re.compile(r"teacher_(\d+)_id")
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    filename: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    def known(self, column: str) -> bool:
+        if column in self.required or column in self.optional:
+            return True
+        match = CO_TEACHER.fullmatch(column)
+        return self.filename == "sections.csv" and match is not None and int(match[1]) >= 2
+
+
+SPECS: dict[str, FileSpec] = {
+    spec.filename: spec
+    for spec in (
+        FileSpec("schools.csv", ("school_id", "school_name")),
+        FileSpec(
+            "students.csv",
+            ("school_id", "student_id", "first_name", "last_name"),
+            ("student_email", "username", "grade"),
+        ),
+        FileSpec(
+            "teachers.csv", ("school_id", "teacher_id", "first_name", "last_name", "teacher_email")
+        ),
+        FileSpec(
+            "sections.csv",
+            ("school_id", "section_id", "teacher_id", "course_name"),
+            ("term_start", "term_end"),
+        ),
+        FileSpec("enrollments.csv", ("school_id", "section_id", "student_id")),
+    )
+}
+
+
+@dataclass(frozen=True)
+class FileFingerprint:
+    """What one pass over the bytes tells: size, digest, and whether it is UTF-8."""
+
+    size: int
+    sha256: str
+    utf8: bool
+    bad_offset: int | None = None  # first byte that is not UTF-8
+    bad_line: int | None = None
+    cp1252_ok: bool = True  # false when the bytes are not Windows-1252 either
+    has_nul: bool = False
+
+
+@dataclass
+class FoundFiles:
+    """The files of one upload folder, matched to the five names case-insensitively."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)
+    ignored_twins: list[tuple[str, str]] = field(default_factory=list)  # (used, ignored)
+
+
+def find_files(folder: Path) -> FoundFiles:
+    """Match the folder's files to the five names; when two differ only by case, the newest wins."""
+    found = FoundFiles()
+    candidates: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        key = path.name.lower()
+        if key in FILES:
+            candidates.setdefault(key, []).append(path)
+        else:
+            found.others.append(path.name)
+    for name in FILES:
+        paths = sorted(candidates.get(name, []), key=lambda p: p.stat().st_mtime, reverse=True)
+        if not paths:
+            found.missing.append(name)
+            continue
+        found.files[name] = paths[0]
+        found.ignored_twins.extend((paths[0].name, p.name) for p in paths[1:])
+    return found
+
+
+def fingerprint(path: Path) -> FileFingerprint:
+    """Hash the file and check its encoding in one streaming pass (memory stays flat)."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    size = 0
+    newlines = 0
+    bad_offset: int | None = None
+    bad_line: int | None = None
+    cp1252_ok = True
+    has_nul = False
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            has_nul = has_nul or b"\x00" in chunk
+            if bad_offset is None:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    bad_offset = size + exc.start
+                    bad_line = newlines + chunk.count(b"\n", 0, exc.start) + 1
+            if cp1252_ok:
+                cp1252_ok = not any(byte in chunk for byte in CP1252_UNDEFINED)
+            newlines += chunk.count(b"\n")
+            size += len(chunk)
+    if bad_offset is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            bad_offset, bad_line = size, newlines + 1
+    return FileFingerprint(
+        size=size,
+        sha256=digest.hexdigest(),
+        utf8=bad_offset is None,
+        bad_offset=bad_offset,
+        bad_line=bad_line,
+        cp1252_ok=cp1252_ok,
+        has_nul=has_nul,
+    )

@@ -1,0 +1,124 @@
+"""Problems found in an upload, and the log that counts, keeps and streams them."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import IO, Any
+
+KEEP_PROBLEMS = 1000
+REPORT_COLUMNS = ("severity", "code", "file", "line", "column", "value", "message")
+
+
+class Severity(StrEnum):
+    FATAL = "fatal"  # the whole import fails; nothing is applied
+    ERROR = "error"  # the row is skipped
+    WARNING = "warning"  # reported; the row is imported
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    severity: Severity
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: str | None = None
+    value: str | None = None
+
+    @property
+    def where(self) -> str:
+        parts = [p for p in (self.file, self.line and str(self.line)) if p]
+        where = ":".join(parts)
+        if self.column:
+            where = f"{where} column {self.column}" if where else f"column {self.column}"
+        return where
+
+    def __str__(self) -> str:
+        where = self.where
+        return (
+            f"{self.severity}: {where}: {self.message}"
+            if where
+            else f"{self.severity}: {self.message}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = str(self.severity)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Problem:
+        return cls(**{**data, "severity": Severity(data["severity"])})
+
+
+class ProblemLog:
+    """Counts every problem, keeps the first few, and streams all of them to a CSV report.
+
+    Memory stays flat however many rows are broken: only `keep` problems are held.
+    """
+
+    def __init__(self, report: IO[str] | None = None, keep: int = KEEP_PROBLEMS) -> None:
+        self.kept: list[Problem] = []
+        self.keep = keep
+        self.by_severity: Counter[Severity] = Counter()
+        self.errors_by_file: Counter[str] = Counter()
+        self.warnings_by_file: Counter[str] = Counter()
+        self._writer = csv.writer(report) if report is not None else None
+        if self._writer is not None:
+            self._writer.writerow(REPORT_COLUMNS)
+
+    def add(self, problem: Problem) -> None:
+        self.by_severity[problem.severity] += 1
+        if problem.file:
+            if problem.severity is Severity.ERROR:
+                self.errors_by_file[problem.file] += 1
+            elif problem.severity is Severity.WARNING:
+                self.warnings_by_file[problem.file] += 1
+        if len(self.kept) < self.keep or problem.severity is Severity.FATAL:
+            self.kept.append(problem)
+        if self._writer is not None:
+            self._writer.writerow(
+                [
+                    problem.severity,
+                    problem.code,
+                    problem.file or "",
+                    problem.line or "",
+                    problem.column or "",
+                    problem.value or "",
+                    problem.message,
+                ]
+            )
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.add(problem)
+
+    def fatal(self, code: str, message: str, **where: Any) -> None:
+        self.add(Problem(Severity.FATAL, code, message, **where))
+
+    def error(self, code: str, message: str, **where: Any) -> None:
+        self.add(Problem(Severity.ERROR, code, message, **where))
+
+    def warning(self, code: str, message: str, **where: Any) -> None:
+        self.add(Problem(Severity.WARNING, code, message, **where))
+
+    def has_fatal(self) -> bool:
+        return self.by_severity[Severity.FATAL] > 0
+
+    @property
+    def error_count(self) -> int:
+        return self.by_severity[Severity.ERROR]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_severity.values())
+
+    def fatals(self) -> Iterator[Problem]:
+        return (p for p in self.kept if p.severity is Severity.FATAL)
+
+    def totals(self) -> dict[str, int]:
+        return {str(s): self.by_severity[s] for s in Severity}

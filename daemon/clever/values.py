@@ -1,0 +1,108 @@
+"""Field values: CEDS grade codes and replace rules, term dates, email addresses, text cleanup."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+
+CEDS_GRADES = (
+    "IT",
+    "PR",
+    "PK",
+    "TK",
+    "KG",
+    *(f"{n:02d}" for n in range(1, 14)),
+    "PS",
+    "UG",
+    "Other",
+)
+_CANONICAL = {code.lower(): code for code in CEDS_GRADES}
+
+
+def _common_grade_rules() -> dict[str, str]:
+    """The spellings SIS exports use most, mapped to CEDS codes (keys lower-case)."""
+    rules = {
+        spelling: "KG"
+        for spelling in ("k", "kg", "kn", "kinder", "kindergarten", "kindergarden", "0", "00")
+    }
+    rules.update(
+        dict.fromkeys(
+            ("prek", "pre-k", "pre k", "pk", "pre-kindergarten", "prekindergarten", "-1", "p"),
+            "PK",
+        )
+    )
+    rules.update(dict.fromkeys(("tk", "transitional kindergarten"), "TK"))
+    rules.update(dict.fromkeys(("preschool", "pre-school", "ps3", "ps4"), "PR"))
+    rules.update(dict.fromkeys(("infant", "toddler", "infant/toddler"), "IT"))
+    rules.update(dict.fromkeys(("ungraded", "ug", "u"), "UG"))
+    suffixes = {1: "st", 2: "nd", 3: "rd"}
+    for n in range(1, 14):
+        code = f"{n:02d}"
+        ordinal = f"{n}{suffixes.get(n if n < 4 else 0, 'th')}"
+        for spelling in (str(n), code, ordinal, f"grade {n}", f"{ordinal} grade"):
+            rules[spelling] = code
+    return rules
+
+
+COMMON_GRADE_RULES: Mapping[str, str] = _common_grade_rules()
+
+
+class GradeRules:
+    """A tenant's replace rules on top of (optionally) the common ones; exact CEDS codes pass."""
+
+    def __init__(self, custom: Mapping[str, str], *, use_common: bool) -> None:
+        rules: dict[str, str] = dict(COMMON_GRADE_RULES) if use_common else {}
+        rules.update({k.strip().lower(): v.strip() for k, v in custom.items()})
+        self._rules = rules
+
+    def normalise(self, value: str) -> str | None:
+        """The CEDS code for `value`, or None when no rule makes it one."""
+        if value in CEDS_GRADES:
+            return value
+        replaced = self._rules.get(value.lower())
+        if replaced is not None:
+            return _CANONICAL.get(replaced.lower())
+        return _CANONICAL.get(value.lower())
+
+
+_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_US = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
+
+
+def parse_date(value: str) -> date | None:
+    """YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD; None when it is none of them or no real day."""
+    try:
+        if m := _ISO.fullmatch(value):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if m := _US.fullmatch(value):
+            return date(int(m[3]), int(m[1]), int(m[2]))
+        if m := _COMPACT.fullmatch(value):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+    return None
+
+
+_EMAIL = re.compile(
+    r"[^\s@\"(),:;<>\[\\\]]+@(?:[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?\.)+[^\W\d_]{2,63}", re.UNICODE
+)
+MAX_EMAIL = 254
+
+
+def valid_email(value: str) -> bool:
+    """Syntax only (no DNS): one @, no spaces, a dotted domain with a real top-level label."""
+    return len(value) <= MAX_EMAIL and _EMAIL.fullmatch(value) is not None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def clean_text(value: str) -> str:
+    """Collapse control characters (CR/LF inside quoted names, tabs) into single spaces."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def has_control(value: str) -> bool:
+    return _CONTROL.search(value) is not None
