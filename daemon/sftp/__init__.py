@@ -1,0 +1,21 @@
+"""The SFTP drop folder: an asyncssh server that jails each tenant and publishes whole uploads."""
+
+from __future__ import annotations
+
+from daemon.sftp.accounts import Account, AccountDirectory
+from daemon.sftp.credentials import generate_password, hash_password, verify_password
+from daemon.sftp.events import UploadEvent
+from daemon.sftp.hostkeys import host_key_fingerprints, load_or_create_host_keys
+from daemon.sftp.server import SftpServer
+
+__all__ = [
+    "Account",
+    "AccountDirectory",
+    "SftpServer",
+    "UploadEvent",
+    "generate_password",
+    "hash_password",
+    "host_key_fingerprints",
+    "load_or_create_host_keys",
+    "verify_password",
+]

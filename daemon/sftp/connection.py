@@ -1,0 +1,222 @@
+"""One client connection: login checks and throttling, the per-tenant session cap, idle timeout,
+and the SFTP channels it may open."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncssh
+import structlog
+from asyncssh import SSHAuthorizedKeys, SSHKey, SSHServerChannel, SSHServerConnection
+from asyncssh.constants import DISC_BY_APPLICATION, DISC_TOO_MANY_CONNECTIONS
+
+from daemon.metrics import SFTP_LOGINS, SFTP_SESSIONS
+from daemon.sftp.accounts import Account
+from daemon.sftp.credentials import dummy_hash
+from daemon.sftp.jail import Jail
+from daemon.sftp.registry import Registry
+from daemon.sftp.session import SftpSession
+from daemon.sftp.tenantfs import SessionContext, TenantSftp
+from daemon.sftp.tenants import Tenant
+
+log = structlog.get_logger(__name__)
+
+MAX_CHANNELS_PER_CONNECTION = 10  # OpenSSH's MaxSessions default
+
+
+class ClientConnection(asyncssh.SSHServer):
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._conn: SSHServerConnection | None = None
+        self._peer = "unknown"
+        self._log = log
+        self._username = ""
+        self._account: Account | None = None  # only an enabled account that was found
+        self._keys: SSHAuthorizedKeys | None = None
+        self._method = ""
+        self._key_rejections = 0
+        self._password_failures = 0
+        self._tenant: Tenant | None = None  # set once logged in and counted against the cap
+        self._channels = 0
+        self._last_activity = time.monotonic()
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connection_made(self, conn: SSHServerConnection) -> None:
+        self._conn = conn
+        peer = conn.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else "unknown"
+        self._log = log.bind(peer=self._peer)
+        if self._registry.throttle.is_banned(_address_key(self._peer)):
+            # Before key exchange: a banned address costs us one accept and one close.
+            SFTP_LOGINS.labels(result="throttled").inc()
+            self._log.warning("sftp.login.throttled", reason="address banned")
+            conn.abort()
+            return
+        self._registry.add_connection(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self._conn is not None:
+            self._registry.remove_connection(self._conn)
+        if self._tenant is not None:
+            self._tenant.sessions -= 1
+            SFTP_SESSIONS.dec()
+            self._log.info("sftp.session.closed", reason=str(exc) if exc else "closed")
+        elif self._key_rejections and not self._password_failures:
+            # A login that offered only keys, none accepted: one failure for the whole attempt,
+            # so that a client trying several keys before its password is not punished.
+            self._record_failure("publickey")
+
+    # -- authentication -------------------------------------------------------------------
+
+    async def begin_auth(self, username: str) -> bool:
+        self._username = username
+        self._account = None
+        self._keys = None
+        try:
+            account = await self._registry.lookup(username)
+        except Exception:
+            self._log.exception("sftp.login.lookup_failed", user=username)
+            account = None
+        if account is not None and not account.disabled:
+            self._account = account
+            self._keys = _parse_keys(account, self._log)
+        return True  # authentication is always required: never "none"
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        self._refuse_if_banned()
+        account = self._account
+        real_hash = account.password_hash if account is not None else None
+        # Unknown, disabled and key-only accounts verify against a dummy hash: same answer, and
+        # about the same time, as a wrong password.
+        matched = await self._registry.verify(real_hash or dummy_hash(), password)
+        if matched and real_hash:
+            self._method = "password"
+            return True
+        self._password_failures += 1
+        self._record_failure("password")
+        return False
+
+    async def validate_public_key(self, username: str, key: SSHKey) -> bool:
+        self._refuse_if_banned()
+        if self._keys is not None and self._keys.validate(key, self._peer, self._peer) is not None:
+            self._method = "publickey"
+            return True
+        self._key_rejections += 1
+        return False
+
+    def auth_completed(self) -> None:
+        assert self._conn is not None
+        assert self._account is not None
+        name = self._account.name
+        tenant = self._registry.tenant(name)
+        cap = self._registry.settings.max_sessions_per_tenant
+        if tenant.sessions >= cap:
+            SFTP_LOGINS.labels(result="throttled").inc()
+            self._log.warning("sftp.login.session_cap", tenant=name, sessions=tenant.sessions)
+            self._conn.disconnect(DISC_TOO_MANY_CONNECTIONS, f"too many sessions (at most {cap})")
+            return
+        tenant.sessions += 1
+        self._tenant = tenant
+        self._log = self._log.bind(tenant=name)
+        SFTP_SESSIONS.inc()
+        SFTP_LOGINS.labels(result="success").inc()
+        self._log.info("sftp.login.succeeded", method=self._method)
+        self.touch()
+        self._check_idle()
+
+    def _refuse_if_banned(self) -> None:
+        throttle = self._registry.throttle
+        if throttle.is_banned(_address_key(self._peer)) or throttle.is_banned(
+            _user_key(self._username)
+        ):
+            SFTP_LOGINS.labels(result="throttled").inc()
+            self._log.warning("sftp.login.throttled", user=self._username)
+            raise asyncssh.PermissionDenied("too many failed logins, try again later")
+
+    def _record_failure(self, method: str) -> None:
+        SFTP_LOGINS.labels(result="failure").inc()
+        self._log.warning("sftp.login.failed", user=self._username, method=method)
+        throttle = self._registry.throttle
+        address_banned = throttle.record_failure(_address_key(self._peer))
+        user_banned = throttle.record_failure(_user_key(self._username))
+        if address_banned or user_banned:
+            self._log.warning(
+                "sftp.login.banned",
+                user=self._username,
+                address_banned=address_banned,
+                user_banned=user_banned,
+                seconds=self._registry.settings.ban_seconds,
+            )
+
+    # -- channels -------------------------------------------------------------------------
+
+    def session_requested(self) -> SftpSession | bool:
+        if self._tenant is None or self._channels >= MAX_CHANNELS_PER_CONNECTION:
+            return False
+        self._channels += 1
+        return SftpSession(self)
+
+    def open_sftp(self, chan: SSHServerChannel[bytes]) -> TenantSftp:
+        assert self._account is not None
+        assert self._tenant is not None
+        jail = Jail(self._account.root)
+        try:
+            jail.ensure_upload_dir()
+        except OSError:
+            self._log.exception("sftp.session.no_upload_dir", root=str(jail.root))
+            raise
+        settings = self._registry.settings
+        context = SessionContext(
+            jail, self._tenant, settings.max_file_bytes, self._registry.emit, self._log
+        )
+        return TenantSftp(chan, context)
+
+    def channel_closed(self) -> None:
+        self._channels -= 1
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self._registry.handler_tasks.add(task)
+        task.add_done_callback(self._registry.handler_tasks.discard)
+
+    def touch(self) -> None:
+        self._last_activity = time.monotonic()
+
+    def _check_idle(self) -> None:
+        timeout = self._registry.settings.idle_timeout
+        if timeout <= 0 or self._conn is None:
+            return
+        remaining = self._last_activity + timeout - time.monotonic()
+        if remaining > 0:
+            self._idle_timer = asyncio.get_running_loop().call_later(remaining, self._check_idle)
+            return
+        self._log.info("sftp.session.idle_timeout", seconds=timeout)
+        self._conn.disconnect(DISC_BY_APPLICATION, "idle timeout")
+
+
+def _parse_keys(account: Account, logger: structlog.stdlib.BoundLogger) -> SSHAuthorizedKeys | None:
+    if not account.authorized_keys.strip():
+        return None
+    try:
+        return asyncssh.import_authorized_keys(account.authorized_keys)
+    except (asyncssh.KeyImportError, ValueError):
+        logger.exception("sftp.login.bad_authorized_keys", tenant=account.name)
+        return None
+
+
+def _address_key(peer: str) -> str:
+    return f"address:{peer}"
+
+
+def _user_key(username: str) -> str:
+    return f"user:{username.casefold()}"

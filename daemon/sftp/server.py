@@ -1,0 +1,153 @@
+"""The SFTP server's life: listen, report who is busy, stop accepting, drain and disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import structlog
+from asyncssh.constants import DISC_BY_APPLICATION
+
+from daemon.config import SftpSettings
+from daemon.sftp.accounts import AccountDirectory
+from daemon.sftp.connection import ClientConnection
+from daemon.sftp.credentials import dummy_hash
+from daemon.sftp.events import UploadEvent
+from daemon.sftp.hostkeys import load_or_create_host_keys
+from daemon.sftp.registry import Registry
+
+log = structlog.get_logger(__name__)
+
+# What OpenSSH, paramiko, libssh2 (curl), JSch and WinSCP all negotiate. The client's order
+# decides; these lists only leave out the weak (SHA-1 key exchange, CBC) and compression.
+KEX_ALGS = (
+    "mlkem768x25519-sha256",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "diffie-hellman-group-exchange-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group14-sha256",
+)
+ENCRYPTION_ALGS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+)
+# hmac-sha1 stays for older SIS appliances: as a MAC it is still sound.
+MAC_ALGS = (
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+    "hmac-sha1",
+)
+# Flow control: asyncssh's 2 MiB window stalls a fast sender on every round trip; a bigger
+# window and packets let the client keep data in flight, as OpenSSH's sshd does.
+WINDOW_BYTES = 8 << 20
+MAX_PACKET_BYTES = 256 << 10
+# Notice clients that vanished without closing TCP, so they stop holding session slots.
+KEEPALIVE_INTERVAL = 60.0
+KEEPALIVE_COUNT_MAX = 3
+# After disconnecting the stragglers, how long their sessions get to discard their uploads.
+CLEANUP_SECONDS = 5.0
+
+
+class SftpServer:
+    def __init__(
+        self,
+        settings: SftpSettings,
+        host_key_dir: Path,
+        accounts: AccountDirectory,
+        on_event: Callable[[UploadEvent], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._host_key_dir = host_key_dir
+        self._registry = Registry(settings, accounts, on_event)
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+
+    async def start(self) -> None:
+        if self._acceptor is not None:
+            raise RuntimeError("SftpServer already started")
+        keys = await asyncio.to_thread(load_or_create_host_keys, self._host_key_dir)
+        await asyncio.to_thread(dummy_hash)  # the first unknown-user login must not be faster
+        self._acceptor = await asyncssh.create_server(
+            functools.partial(ClientConnection, self._registry),
+            self._settings.host,
+            self._settings.port,
+            server_host_keys=keys,
+            **self._options(),
+        )
+        log.info("sftp.listening", host=self._settings.host, port=self.port)
+
+    @property
+    def port(self) -> int:
+        if self._acceptor is None:
+            raise RuntimeError("SftpServer not started")
+        port: int = self._acceptor.get_port()
+        return port
+
+    def active_uploads(self, tenant: str) -> int:
+        return self._registry.active_uploads(tenant)
+
+    def session_count(self) -> int:
+        return self._registry.session_count()
+
+    async def stop_accepting(self) -> None:
+        if self._acceptor is not None and self._acceptor.is_serving():
+            self._acceptor.close()
+            log.info("sftp.stopped_accepting")
+
+    async def close(self, timeout: float) -> None:  # noqa: ASYNC109 - the agreed interface
+        await self.stop_accepting()
+        registry = self._registry
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(registry.no_connections.wait(), timeout)
+        if registry.connections:
+            log.warning("sftp.closing_sessions", sessions=len(registry.connections))
+            for conn in list(registry.connections):
+                conn.disconnect(DISC_BY_APPLICATION, "server shutting down")
+        # Disconnected sessions discard their partial uploads in their handler tasks.
+        if registry.handler_tasks:
+            await asyncio.wait(set(registry.handler_tasks), timeout=CLEANUP_SECONDS)
+        if self._acceptor is not None:
+            await self._acceptor.wait_closed()
+        log.info("sftp.closed")
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "server_version": "rosterdrop",
+            "kex_algs": KEX_ALGS,
+            "encryption_algs": ENCRYPTION_ALGS,
+            "mac_algs": MAC_ALGS,
+            "compression_algs": ("none",),
+            "login_timeout": self._settings.login_timeout,
+            "keepalive_interval": KEEPALIVE_INTERVAL,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+            "password_auth": True,
+            "kbdint_auth": True,  # answered with the password check (WinSCP, JSch use it)
+            "public_key_auth": True,
+            "host_based_auth": False,
+            "gss_host": None,
+            "gss_kex": False,
+            "gss_auth": False,
+            "rdns_lookup": False,
+            "allow_pty": False,
+            "x11_forwarding": False,
+            "agent_forwarding": False,
+            "allow_scp": False,
+            "encoding": None,
+            "window": WINDOW_BYTES,
+            "max_pktsize": MAX_PACKET_BYTES,
+        }

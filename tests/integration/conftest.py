@@ -1,0 +1,11 @@
+"""Fixtures shared by the integration tests, each set kept in its own module and registered here."""
+
+from __future__ import annotations
+
+from sftp_fixtures import (  # noqa: F401 - registers the fixtures
+    sftp_client_key,
+    sftp_env,
+    sftp_host_keys,
+    sftp_password_hash,
+    start_sftp,
+)
