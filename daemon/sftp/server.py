@@ -144,6 +144,7 @@ class SftpServer:
             "gss_auth": False,
             "rdns_lookup": False,
             "allow_pty": False,
+            "line_editor": False,  # a PTY feature; without it every reply skips a layer
             "x11_forwarding": False,
             "agent_forwarding": False,
             "allow_scp": False,
