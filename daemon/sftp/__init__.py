@@ -6,11 +6,12 @@ from daemon.sftp.accounts import Account, AccountDirectory
 from daemon.sftp.credentials import generate_password, hash_password, verify_password
 from daemon.sftp.events import UploadEvent
 from daemon.sftp.hostkeys import host_key_fingerprints, load_or_create_host_keys
-from daemon.sftp.server import SftpServer
+from daemon.sftp.server import SftpError, SftpServer
 
 __all__ = [
     "Account",
     "AccountDirectory",
+    "SftpError",
     "SftpServer",
     "UploadEvent",
     "generate_password",

@@ -37,6 +37,8 @@ class ClientConnection(asyncssh.SSHServer):
         self._method = ""
         self._key_rejections = 0
         self._password_failures = 0
+        self._authenticated = False
+        self._directory_failed = False  # the account lookup failed: not the client's fault
         self._tenant: Tenant | None = None  # set once logged in and counted against the cap
         self._channels = 0
         self._last_activity = time.monotonic()
@@ -66,7 +68,7 @@ class ClientConnection(asyncssh.SSHServer):
             self._tenant.sessions -= 1
             SFTP_SESSIONS.dec()
             self._log.info("sftp.session.closed", reason=str(exc) if exc else "closed")
-        elif self._key_rejections and not self._password_failures:
+        elif self._key_rejections and not (self._password_failures or self._authenticated):
             # A login that offered only keys, none accepted: one failure for the whole attempt,
             # so that a client trying several keys before its password is not punished.
             self._record_failure("publickey")
@@ -77,10 +79,12 @@ class ClientConnection(asyncssh.SSHServer):
         self._username = username
         self._account = None
         self._keys = None
+        self._directory_failed = False
         try:
             account = await self._registry.lookup(username)
         except Exception:
             self._log.exception("sftp.login.lookup_failed", user=username)
+            self._directory_failed = True
             account = None
         if account is not None and not account.disabled:
             self._account = account
@@ -118,6 +122,7 @@ class ClientConnection(asyncssh.SSHServer):
     def auth_completed(self) -> None:
         assert self._conn is not None
         assert self._account is not None
+        self._authenticated = True
         name = self._account.name
         tenant = self._registry.tenant(name)
         cap = self._registry.settings.max_sessions_per_tenant
@@ -147,6 +152,8 @@ class ClientConnection(asyncssh.SSHServer):
     def _record_failure(self, method: str) -> None:
         SFTP_LOGINS.labels(result="failure").inc()
         self._log.warning("sftp.login.failed", user=self._username, method=method)
+        if self._directory_failed:
+            return  # an outage of the account directory must not ban the districts retrying
         throttle = self._registry.throttle
         address_banned = throttle.record_failure(_address_key(self._peer))
         user_banned = throttle.record_failure(_user_key(self._username))

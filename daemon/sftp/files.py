@@ -58,7 +58,7 @@ class Upload:
         self._fd = os.open(self.temp, flags, FILE_MODE)
         try:
             os.fchmod(self._fd, FILE_MODE)  # the umask may have taken bits off
-            self.size = _copy_existing(final, self._fd) if keep_existing else 0
+            self.size = _copy_existing(final, self._fd, max_bytes) if keep_existing else 0
         except BaseException:
             self.discard()
             raise
@@ -134,12 +134,11 @@ class Upload:
         self.size = end
 
     def _reject(self, reason: str) -> None:
-        """Fail this upload for good: later writes and the close report the reason."""
+        """Fail this upload for good: later writes and the close report the reason, and the
+        close (or the end of the session) deletes the file, off the event loop."""
         self.failure = reason
         self.tenant.shrink(self.size)
         self.size = 0
-        if self._fd >= 0:
-            os.ftruncate(self._fd, 0)  # give the space back now, not at close
         raise SFTPFailure(reason)
 
 
@@ -152,7 +151,7 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _copy_existing(final: Path, fd: int) -> int:
+def _copy_existing(final: Path, fd: int, max_bytes: int) -> int:
     try:
         source = os.open(final, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
@@ -160,8 +159,11 @@ def _copy_existing(final: Path, fd: int) -> int:
             return 0  # nothing there, or a symlink: an upload replaces it, never follows it
         raise
     with open(source, "rb") as src, open(fd, "wb", closefd=False) as dst:
-        if not stat.S_ISREG(os.fstat(source).st_mode):
+        info = os.fstat(source)
+        if not stat.S_ISREG(info.st_mode):
             return 0
+        if info.st_size > max_bytes:  # refuse before copying what could never be kept
+            raise SFTPFailure(f"file is larger than the {_human(max_bytes)} limit per file")
         shutil.copyfileobj(src, dst, 1 << 20)
         return dst.tell()
 

@@ -14,6 +14,7 @@ import structlog
 from asyncssh.constants import DISC_BY_APPLICATION
 
 from daemon.config import SftpSettings
+from daemon.errors import RosterdropError
 from daemon.sftp.accounts import AccountDirectory
 from daemon.sftp.connection import ClientConnection
 from daemon.sftp.credentials import dummy_hash
@@ -64,6 +65,10 @@ KEEPALIVE_COUNT_MAX = 3
 CLEANUP_SECONDS = 5.0
 
 
+class SftpError(RosterdropError):
+    """The SFTP server could not start."""
+
+
 class SftpServer:
     def __init__(
         self,
@@ -80,15 +85,22 @@ class SftpServer:
     async def start(self) -> None:
         if self._acceptor is not None:
             raise RuntimeError("SftpServer already started")
-        keys = await asyncio.to_thread(load_or_create_host_keys, self._host_key_dir)
+        try:
+            keys = await asyncio.to_thread(load_or_create_host_keys, self._host_key_dir)
+        except (OSError, asyncssh.KeyImportError) as exc:
+            raise SftpError(f"host keys in {self._host_key_dir} are unusable: {exc}") from exc
         await asyncio.to_thread(dummy_hash)  # the first unknown-user login must not be faster
-        self._acceptor = await asyncssh.create_server(
-            functools.partial(ClientConnection, self._registry),
-            self._settings.host,
-            self._settings.port,
-            server_host_keys=keys,
-            **self._options(),
-        )
+        host, port = self._settings.host, self._settings.port
+        try:
+            self._acceptor = await asyncssh.create_server(
+                functools.partial(ClientConnection, self._registry),
+                host,
+                port,
+                server_host_keys=keys,
+                **self._options(),
+            )
+        except OSError as exc:
+            raise SftpError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         log.info("sftp.listening", host=self._settings.host, port=self.port)
 
     @property

@@ -59,10 +59,11 @@ class Directory:
     """An AccountDirectory over a dict that tests may change while the server runs."""
 
     accounts: dict[str, Account] = field(default_factory=dict)
-    lookups: int = 0
+    down: bool = False  # the database behind it is unreachable
 
     def lookup(self, username: str) -> Account | None:
-        self.lookups += 1
+        if self.down:
+            raise ConnectionError("account database unreachable")
         return self.accounts.get(username)
 
 

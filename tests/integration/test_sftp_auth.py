@@ -116,6 +116,18 @@ async def test_key_only_failures_count_once_per_connection(start_sftp: ServerFac
             await login(env.port)
 
 
+async def test_directory_outage_refuses_logins_but_bans_nobody(
+    start_sftp: ServerFactory,
+) -> None:
+    async with start_sftp(max_auth_failures=2) as env:
+        env.directory.down = True
+        for _ in range(3):
+            with pytest.raises(paramiko.AuthenticationException):
+                await login(env.port)
+        env.directory.down = False
+        await login(env.port)
+
+
 async def test_session_cap_per_tenant(start_sftp: ServerFactory) -> None:
     async with start_sftp(max_sessions_per_tenant=2) as env:
         env.add_tenant("district2")

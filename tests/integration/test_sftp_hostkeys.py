@@ -8,10 +8,11 @@ from pathlib import Path
 
 import asyncssh
 import paramiko
+import pytest
 from sftp_fixtures import Directory
 
 from daemon.config import SftpSettings
-from daemon.sftp import SftpServer, host_key_fingerprints, load_or_create_host_keys
+from daemon.sftp import SftpError, SftpServer, host_key_fingerprints, load_or_create_host_keys
 
 
 def _mode(path: Path) -> int:
@@ -50,6 +51,17 @@ async def test_keys_are_created_private_and_reused_across_restarts(tmp_path: Pat
     ]
     for name in ("ssh_host_ed25519_key", "ssh_host_rsa_key"):
         assert _mode(directory / name) == 0o600
+
+
+async def test_a_port_in_use_is_a_clean_error(tmp_path: Path) -> None:
+    first = SftpServer(SftpSettings(host="127.0.0.1", port=0), tmp_path, Directory())
+    await first.start()
+    try:
+        taken = SftpSettings(host="127.0.0.1", port=first.port)
+        with pytest.raises(SftpError, match=r"cannot listen on 127\.0\.0\.1"):
+            await SftpServer(taken, tmp_path, Directory()).start()
+    finally:
+        await first.close(timeout=1)
 
 
 def test_fingerprints_name_each_key(tmp_path: Path) -> None:
