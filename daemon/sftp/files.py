@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -117,7 +118,10 @@ class Upload:
         finally:
             os.close(fd)
         os.rename(self.temp, self.final)
-        fsync_directory(self.final.parent)
+        # Published from here on: a failing directory fsync (EIO) only leaves the new name less
+        # certain to survive a crash, and reporting a failure would tell the client a lie.
+        with contextlib.suppress(OSError):
+            fsync_directory(self.final.parent)
 
     def discard(self) -> None:
         """Throw the upload away. Blocking (a big unlink takes time): run it in a thread."""

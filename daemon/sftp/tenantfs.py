@@ -276,7 +276,8 @@ class TenantSftp(SFTPServer):
 
 
 def _file(file_obj: object) -> Reader | Upload:
-    assert isinstance(file_obj, Reader | Upload)
+    if not isinstance(file_obj, Reader | Upload):
+        raise SFTPFailure("not a file handle")
     return file_obj
 
 
