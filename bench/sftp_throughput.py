@@ -208,6 +208,9 @@ def main() -> None:
             openssh_server(work / "sshd", public_key) as sshd_port,
             rosterdrop_server(work / "ours", public_key) as (our_port, pid),
         ):
+            # Memory first, in a fresh process: buffers freed after the uploads would hide
+            # what the sessions cost.
+            rss_before, rss_idle = asyncio.run(idle_sessions_rss(our_port, pid, key))
             sshd_rate, our_rate = best_rates(
                 [
                     (sshd_port, getpass.getuser(), str(work / "sshd" / "landed.bin"),
@@ -218,7 +221,6 @@ def main() -> None:
                 key,
                 local,
             )  # fmt: skip
-            rss_before, rss_idle = asyncio.run(idle_sessions_rss(our_port, pid, key))
     print(f"file: {FILE_BYTES / 1e6:.0f} MB, OpenSSH sftp client, best of {RUNS}")
     print(f"OpenSSH sshd internal-sftp: {sshd_rate:7.1f} MB/s")
     print(f"rosterdrop SftpServer:      {our_rate:7.1f} MB/s")
