@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -13,6 +15,8 @@ from daemon.clever.problems import ProblemLog
 
 # A quoted field that runs on past this many lines is almost surely a missing closing quote.
 MAX_RECORD_LINES = 50
+BATCH_ROWS = 10_000
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BOM_AS_CP1252 = "\u00ef\u00bb\u00bf"
 
 
@@ -27,8 +31,9 @@ class CsvFile:
     header: list[str]
     index: dict[str, int]  # normalised column name -> position
     extra: list[tuple[int, str]] = field(default_factory=list)
-    co_teachers: list[tuple[int, int]] = field(default_factory=list)  # (N, position)
+    co_teachers: list[tuple[int, str]] = field(default_factory=list)  # (N, column)
     header_line: int = 1
+    rows: int = 0
     blank_rows: int = 0
     first_blank_line: int | None = None
 
@@ -40,34 +45,66 @@ class CsvFile:
     def width(self) -> int:
         return len(self.header)
 
-    def records(self, problems: ProblemLog) -> Iterator[tuple[int, list[str]]]:
-        """(line, fields) of each non-blank record; a runaway quote or a csv error is fatal."""
+    def records(
+        self, problems: ProblemLog, misshapen: Callable[[int, int], None]
+    ) -> Iterator[tuple[int, list[str]]]:
+        """(line, fields) of each data row, one at a time (see `batches`)."""
+        for lines, rows in self.batches(problems, misshapen):
+            yield from zip(lines, rows, strict=True)
+
+    def batches(
+        self, problems: ProblemLog, misshapen: Callable[[int, int], None]
+    ) -> Iterator[tuple[Sequence[int], list[list[str]]]]:
+        """Data rows with as many values as the header has columns, in batches, with the line
+        each starts on.
+
+        Blank rows are skipped and counted; a row of another width goes to `misshapen(line,
+        width)`; a runaway quote or a CSV syntax error is fatal and ends the file. Work per row
+        stays in C unless a batch holds something unusual.
+        """
         reader = csv.reader(self.handle)
-        reader_line = self.header_line
+        width = self.width
+        end = self.header_line  # the physical line the previous batch ended on
         try:
-            for fields in reader:
-                line = reader_line + 1
-                reader_line = reader.line_num + self.header_line
-                if not any(fields):
-                    self.blank_rows += 1
-                    self.first_blank_line = self.first_blank_line or line
+            while batch := list(islice(reader, BATCH_ROWS)):
+                start, end = end + 1, reader.line_num + self.header_line
+                if end - start + 1 == len(batch):  # one line per record: the common case
+                    lines: Sequence[int] = range(start, end + 1)
+                else:
+                    lines = _record_lines(start, batch)
+                if all(map(width.__eq__, map(len, batch))) and all(map(any, batch)):
+                    self.rows += len(batch)
+                    yield lines, batch
                     continue
-                if reader_line - line >= MAX_RECORD_LINES and len(fields) != self.width:
-                    problems.fatal(
-                        "unbalanced_quote",
-                        f"a quoted value opened on line {line} never closes: it swallows lines"
-                        f" {line}-{reader_line}",
-                        file=self.name,
-                        line=line,
-                    )
-                    return
-                yield line, fields
+                kept_lines, kept = [], []
+                for line, fields in zip(lines, batch, strict=True):
+                    if not any(fields):
+                        self.blank_rows += 1
+                        self.first_blank_line = self.first_blank_line or line
+                        continue
+                    self.rows += 1
+                    if len(fields) == width:
+                        kept_lines.append(line)
+                        kept.append(fields)
+                    elif _line_breaks(fields) >= MAX_RECORD_LINES:
+                        problems.fatal(
+                            "unbalanced_quote",
+                            f"a quoted value opened on line {line} never closes: it swallows"
+                            f" lines {line}-{line + _line_breaks(fields)}",
+                            file=self.name,
+                            line=line,
+                        )
+                        return
+                    else:
+                        misshapen(line, len(fields))
+                if kept:
+                    yield kept_lines, kept
         except csv.Error as exc:
             problems.fatal(
                 "malformed_csv",
                 f"this line cannot be read as CSV ({exc})",
                 file=self.name,
-                line=reader_line + 1,
+                line=reader.line_num + self.header_line,
             )
 
     def close(self) -> None:
@@ -174,10 +211,11 @@ def _read_header(
     for column, position in index.items():
         match = CO_TEACHER.fullmatch(column)
         if name == "sections.csv" and match and int(match[1]) >= 2:
-            csv_file.co_teachers.append((int(match[1]), position))
+            csv_file.co_teachers.append((int(match[1]), column))
         elif not spec.known(column):
             csv_file.extra.append((position, column))
     csv_file.co_teachers.sort()
+    csv_file.extra.sort(key=lambda item: item[1])  # JSON keys in a stable order
     unnamed = [str(p + 1) for p, column in enumerate(normalised) if not column]
     if unnamed:
         problems.warning(
@@ -187,3 +225,18 @@ def _read_header(
             line=header_line,
         )
     return csv_file
+
+
+def _line_breaks(fields: list[str]) -> int:
+    """Line breaks inside quoted values: each makes its record one physical line longer."""
+    return sum(len(_LINE_BREAK.findall(value)) for value in fields)
+
+
+def _record_lines(start: int, batch: list[list[str]]) -> list[int]:
+    """The line each record of a batch starts on, when some records span several lines."""
+    lines = []
+    line = start
+    for fields in batch:
+        lines.append(line)
+        line += 1 + _line_breaks(fields)
+    return lines
