@@ -25,6 +25,10 @@ class Conflict(RosterdropError):
 class StoreError(RosterdropError):
     """The database failed."""
 
+    def __init__(self, message: str | None = None, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient  # worth trying again later (connection lost, server down)
+
 
 class SpoolError(RosterdropError):
     """Files could not be moved through the spool."""

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from daemon.sftp.accounts import Account, AccountDirectory
-from daemon.sftp.credentials import generate_password, hash_password, verify_password
+from daemon.sftp.credentials import (
+    generate_password,
+    hash_password,
+    public_key_line,
+    verify_password,
+)
 from daemon.sftp.events import UploadEvent
 from daemon.sftp.hostkeys import host_key_fingerprints, load_or_create_host_keys
 from daemon.sftp.server import SftpError, SftpServer
@@ -18,5 +23,6 @@ __all__ = [
     "hash_password",
     "host_key_fingerprints",
     "load_or_create_host_keys",
+    "public_key_line",
     "verify_password",
 ]

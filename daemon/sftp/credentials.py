@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import secrets
 
+import asyncssh
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -34,3 +35,15 @@ def generate_password() -> str:
 def dummy_hash() -> str:
     """A hash no password matches, verified for unknown users so they cost what real ones do."""
     return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def public_key_line(text: str) -> str:
+    """One OpenSSH public key line, checked; raises ValueError naming what is wrong."""
+    line = text.strip()
+    if not line or "\n" in line:
+        raise ValueError("give exactly one public key (one line of an .pub file)")
+    try:
+        asyncssh.import_authorized_keys(line)
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise ValueError(f"not an OpenSSH public key: {exc}") from None
+    return line

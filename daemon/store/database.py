@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from daemon.errors import StoreError
 
@@ -158,7 +158,11 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        raise StoreError(f"database error: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+        transient = isinstance(exc, OperationalError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        )
+        message = f"database error: {exc.__class__.__name__}: {_first_line(exc)}"
+        raise StoreError(message, transient=transient) from exc
 
 
 def _first_line(exc: BaseException) -> str:

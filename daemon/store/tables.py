@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,8 +20,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     text,
 )
+from sqlalchemy.engine import Dialect
 
 from daemon.roster.entities import ENTITIES, Entity
 
@@ -36,12 +39,32 @@ metadata = MetaData(
 # Integer ids that are BIGINT on PostgreSQL but stay INTEGER on SQLite (its rowid alias).
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on both databases (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("rosterdrop stores only timezone-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 tenants = Table(
     "tenants",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("disabled", Boolean, nullable=False, server_default=text("false")),
     Column("password_hash", Text),
     Column("authorized_keys", Text, nullable=False, server_default=""),
@@ -56,11 +79,12 @@ imports = Table(
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
     Column("state", String(32), nullable=False),
     Column("source", String(16), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("started_at", DateTime(timezone=True)),
-    Column("finished_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("spool_dir", Text),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime()),
+    Column("finished_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("files_dir", Text),  # where the upload's files are now: spool, then archive
+    Column("archived_at", UtcDateTime()),
     Column("files", JSON, nullable=False),  # name -> {"size", "sha256"}, plus other files seen
     Column("snapshot_hash", String(64)),
     Column("counts", JSON),  # entity -> EntityChanges.as_dict()
@@ -69,7 +93,7 @@ imports = Table(
     Column("problem_totals", JSON),  # severity -> count
     Column("fatal_reason", Text),
     Column("decided_by", String(128)),
-    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_at", UtcDateTime()),
     Column("superseded_by", Id),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Index(None, "tenant_id", "id"),
@@ -101,11 +125,11 @@ outbox = Table(
     Column("recipients", JSON, nullable=False),
     Column("message", LargeBinary, nullable=False),  # the complete RFC 5322 message
     Column("state", String(16), nullable=False),  # pending, sent, failed
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
     Column("last_error", Text),
-    Column("sent_at", DateTime(timezone=True)),
+    Column("sent_at", UtcDateTime()),
     Index(None, "state", "next_attempt_at"),
 )
 
@@ -118,8 +142,10 @@ def _roster_table(entity: Entity) -> Table:
     Records are never deleted: a record missing from an upload gets active = false, and
     `changed_import_id` says which import last added, changed or deactivated it.
     """
+    # No foreign key to tenants: PostgreSQL checks those with a trigger per row, which would
+    # triple the cost of a district's first import. Only rosterdrop writes these tables.
     key: list[Column[Any]] = [
-        Column("tenant_id", Id, ForeignKey("tenants.id"), primary_key=True),
+        Column("tenant_id", Id, primary_key=True),
         *(Column(name, String(255), primary_key=True) for name in entity.key),
     ]
     fields: list[Column[Any]] = [Column(name, _TYPES.get(name, Text)) for name in entity.fields]
@@ -131,8 +157,9 @@ def _roster_table(entity: Entity) -> Table:
         Column("active", Boolean, nullable=False),
         Column("created_import_id", Id, nullable=False),
         Column("changed_import_id", Id, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("changed_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("changed_at", UtcDateTime(), nullable=False),
+        sqlite_with_rowid=False,  # one b-tree keyed by the natural key, not two
     )
 
 

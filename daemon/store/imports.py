@@ -1,0 +1,193 @@
+"""The import history: one row per upload, its state, counts, thresholds and problems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from daemon.clever.problems import Problem, Severity
+from daemon.errors import NotFound
+from daemon.roster.outcome import ENDED, RESUMABLE, ImportState
+from daemon.store.tables import import_problems, imports, tenants
+
+APPLIED = (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS)
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    id: int
+    tenant_id: int
+    tenant: str
+    state: ImportState
+    source: str
+    received_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    files_dir: str | None = None
+    archived_at: datetime | None = None
+    files: dict[str, Any] = field(default_factory=dict)
+    snapshot_hash: str | None = None
+    counts: dict[str, Any] | None = None
+    file_rows: dict[str, Any] | None = None
+    tripped: list[dict[str, Any]] | None = None
+    problem_totals: dict[str, int] | None = None
+    fatal_reason: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    superseded_by: int | None = None
+    attempts: int = 0
+
+
+_COLUMNS = [c for c in imports.c if c.name != "tenant_id"]
+
+
+def _select() -> sa.Select[Any]:
+    return sa.select(*_COLUMNS, imports.c.tenant_id, tenants.c.name.label("tenant")).join(
+        tenants, tenants.c.id == imports.c.tenant_id
+    )
+
+
+def _record(row: RowMapping) -> ImportRecord:
+    data = dict(row)
+    data["state"] = ImportState(data["state"])
+    return ImportRecord(**data)
+
+
+def create(
+    conn: Connection,
+    tenant_id: int,
+    *,
+    source: str,
+    files: dict[str, Any],
+    now: datetime,
+) -> int:
+    result = conn.execute(
+        imports.insert().values(
+            tenant_id=tenant_id,
+            state=ImportState.RECEIVED,
+            source=source,
+            received_at=now,
+            updated_at=now,
+            files=files,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def get(conn: Connection, import_id: int) -> ImportRecord:
+    row = conn.execute(_select().where(imports.c.id == import_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no import #{import_id} (see `rosterdrop imports list`)")
+    return _record(row)
+
+
+def lock(conn: Connection, import_id: int) -> ImportRecord:
+    """Read an import for update (PostgreSQL locks the row; SQLite's writer lock covers it)."""
+    row = (
+        conn.execute(_select().where(imports.c.id == import_id).with_for_update(of=imports))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no import #{import_id}")
+    return _record(row)
+
+
+def list_recent(
+    conn: Connection,
+    *,
+    tenant_id: int | None = None,
+    states: Iterable[ImportState] | None = None,
+    limit: int = 50,
+) -> list[ImportRecord]:
+    query = _select().order_by(imports.c.id.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(imports.c.tenant_id == tenant_id)
+    if states is not None:
+        query = query.where(imports.c.state.in_([str(s) for s in states]))
+    return [_record(row) for row in conn.execute(query).mappings()]
+
+
+def resumable(conn: Connection) -> list[ImportRecord]:
+    """Imports a restart must carry on with, oldest first."""
+    query = _select().where(imports.c.state.in_([str(s) for s in RESUMABLE]))
+    return [_record(row) for row in conn.execute(query.order_by(imports.c.id)).mappings()]
+
+
+def unarchived(conn: Connection) -> list[ImportRecord]:
+    """Ended imports whose files still sit in the spool."""
+    query = _select().where(
+        imports.c.state.in_([str(s) for s in ENDED]),
+        imports.c.archived_at.is_(None),
+        imports.c.files_dir.is_not(None),
+    )
+    return [_record(row) for row in conn.execute(query.order_by(imports.c.id)).mappings()]
+
+
+def expired(conn: Connection, before: datetime) -> list[ImportRecord]:
+    """Archived imports whose files are past the retention period."""
+    query = _select().where(imports.c.archived_at < before, imports.c.files_dir.is_not(None))
+    return [_record(row) for row in conn.execute(query.order_by(imports.c.id)).mappings()]
+
+
+def last_applied(conn: Connection, tenant_id: int) -> ImportRecord | None:
+    row = (
+        conn.execute(
+            _select()
+            .where(imports.c.tenant_id == tenant_id, imports.c.state.in_([str(s) for s in APPLIED]))
+            .order_by(imports.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return _record(row) if row else None
+
+
+def update(conn: Connection, import_id: int, now: datetime, **values: Any) -> None:
+    if "state" in values:
+        values["state"] = str(values["state"])
+    conn.execute(imports.update().where(imports.c.id == import_id).values(updated_at=now, **values))
+
+
+def delete(conn: Connection, import_id: int) -> None:
+    conn.execute(import_problems.delete().where(import_problems.c.import_id == import_id))
+    conn.execute(imports.delete().where(imports.c.id == import_id))
+
+
+def save_problems(conn: Connection, import_id: int, problems: Sequence[Problem]) -> None:
+    conn.execute(import_problems.delete().where(import_problems.c.import_id == import_id))
+    if problems:
+        conn.execute(
+            import_problems.insert(),
+            [
+                {"import_id": import_id, "seq": seq, **p.as_dict()}
+                for seq, p in enumerate(problems, start=1)
+            ],
+        )
+
+
+def problems(conn: Connection, import_id: int) -> list[Problem]:
+    rows = conn.execute(
+        sa.select(import_problems)
+        .where(import_problems.c.import_id == import_id)
+        .order_by(import_problems.c.seq)
+    ).mappings()
+    return [
+        Problem(
+            severity=Severity(row["severity"]),
+            code=row["code"],
+            message=row["message"],
+            file=row["file"],
+            line=row["line"],
+            column=row["column"],
+            value=row["value"],
+        )
+        for row in rows
+    ]

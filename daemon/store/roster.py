@@ -1,0 +1,90 @@
+"""Reading a tenant's active roster, the way downstream applications see it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from daemon.roster.entities import ENTITIES
+from daemon.store.tables import roster_tables
+
+_HIDDEN = {
+    "tenant_id",
+    "active",
+    "created_import_id",
+    "changed_import_id",
+    "created_at",
+    "changed_at",
+}
+
+
+def active_roster(conn: Connection, tenant_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Every active record by entity, in key order; sections list their teachers in display
+    order: the primary teacher first, then the others by last name, first name."""
+    roster: dict[str, list[dict[str, Any]]] = {}
+    for entity in ENTITIES:
+        table = roster_tables[entity.name]
+        columns = [c for c in table.c if c.name not in _HIDDEN]
+        rows = conn.execute(
+            sa.select(*columns)
+            .where(table.c.tenant_id == tenant_id, table.c.active)
+            .order_by(*(table.c[k] for k in entity.key))
+        ).mappings()
+        roster[entity.name] = [_plain(dict(row)) for row in rows]
+    teachers_of = _section_teachers(conn, tenant_id)
+    for section in roster["sections"]:
+        section["teachers"] = teachers_of.get((section["school_id"], section["section_id"]), [])
+    return roster
+
+
+def _section_teachers(conn: Connection, tenant_id: int) -> dict[tuple[str, str], list[str]]:
+    links, teachers = roster_tables["section_teachers"], roster_tables["teachers"]
+    primary_first = sa.case((links.c.position == 1, 0), else_=1)
+    rows = conn.execute(
+        sa.select(links.c.school_id, links.c.section_id, links.c.teacher_id)
+        .select_from(
+            links.outerjoin(
+                teachers,
+                sa.and_(
+                    teachers.c.tenant_id == links.c.tenant_id,
+                    teachers.c.school_id == links.c.school_id,
+                    teachers.c.teacher_id == links.c.teacher_id,
+                ),
+            )
+        )
+        .where(links.c.tenant_id == tenant_id, links.c.active)
+        .order_by(
+            links.c.school_id,
+            links.c.section_id,
+            primary_first,
+            teachers.c.last_name,
+            teachers.c.first_name,
+            links.c.teacher_id,
+        )
+    )
+    result: dict[tuple[str, str], list[str]] = {}
+    for school, section, teacher in rows:
+        result.setdefault((school, section), []).append(teacher)
+    return result
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    if row.get("extra"):
+        row["extra"] = json.loads(row["extra"])
+    for key in ("term_start", "term_end"):
+        if row.get(key) is not None:
+            row[key] = row[key].isoformat()
+    return row
+
+
+def active_counts(conn: Connection, tenant_id: int) -> dict[str, int]:
+    counts = {}
+    for entity in ENTITIES:
+        table = roster_tables[entity.name]
+        counts[entity.name] = conn.execute(
+            sa.select(sa.func.count()).where(table.c.tenant_id == tenant_id, table.c.active)
+        ).scalar_one()
+    return counts

@@ -1,0 +1,272 @@
+"""Staging an upload in temporary tables, diffing it against the roster, and applying the diff.
+
+Everything happens inside the caller's transaction: the plan is computed before anything is
+written, and applying is a few set-based statements, so a crash leaves the previous roster as
+it was. One full outer join per entity finds what changes; the counts and the apply then read
+only those changed rows. PostgreSQL is fed with COPY, SQLite with batched inserts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from daemon.roster.entities import ENTITIES, Entity
+from daemon.roster.plan import EntityChanges, Plan
+from daemon.store.tables import roster_tables
+
+BATCH_ROWS = 20_000
+# Hash joins over a big district's enrollments spill to disk with PostgreSQL's default 4 MB.
+WORK_MEM = "256MB"
+ADD, UPDATE, REACTIVATE, DEACTIVATE = "add", "update", "reactivate", "deactivate"
+Row = tuple[Any, ...]
+
+
+def _temp_table(name: str, meta: sa.MetaData, *columns: sa.Column[Any]) -> sa.Table:
+    return sa.Table(name, meta, *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+
+
+def _typed(entity: Entity, names: Iterable[str]) -> list[sa.Column[Any]]:
+    live = roster_tables[entity.name]
+    return [sa.Column(name, live.c[name].type) for name in names]
+
+
+_META = sa.MetaData()
+STAGE = {
+    e.name: _temp_table(
+        f"stage_{e.name}",
+        _META,
+        *_typed(e, e.columns),
+        sa.Column("line", sa.Integer),
+        sa.Column("held", sa.Boolean),
+    )
+    for e in ENTITIES
+}
+CHANGES = {
+    e.name: _temp_table(
+        f"changes_{e.name}",
+        _META,
+        *_typed(e, e.columns),
+        sa.Column("action", sa.String(16)),
+        *(sa.Column(f"changed_{f}", sa.Boolean) for f in e.fields),
+    )
+    for e in ENTITIES
+}
+
+
+class _Writer:
+    """Buffers rows for one staging table and sends them in batches."""
+
+    def __init__(self, stage: Stage, table: sa.Table) -> None:
+        self.stage = stage
+        self.table = table
+        self.rows: list[Row] = []
+        self.written = 0
+        self.held = 0
+
+    def append(self, row: Row) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= BATCH_ROWS:
+            self.flush()
+
+    def extend(self, rows: Iterable[Row]) -> None:
+        self.rows.extend(rows)
+        if len(self.rows) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.written += len(self.rows)
+            self.held += sum(1 for row in self.rows if row[-1])
+            self.stage._send(self.table, self.rows)
+            self.rows = []
+
+
+class Stage:
+    """One upload's records in temporary tables: a SnapshotSink for the validator."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.postgres = conn.dialect.name == "postgresql"
+        self._writers = {e.name: _Writer(self, STAGE[e.name]) for e in ENTITIES}
+        self._dropped = dict.fromkeys(self._writers, 0)
+        if self.postgres:
+            conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+        for table in (*STAGE.values(), *CHANGES.values()):
+            if not self.postgres:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{table.name}"))
+            table.create(conn)
+
+    def close(self) -> None:
+        """Drop the tables (PostgreSQL drops them at commit by itself)."""
+        if not self.postgres:
+            for table in (*STAGE.values(), *CHANGES.values()):
+                self.conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{table.name}"))
+
+    # -- SnapshotSink -----------------------------------------------------------------------
+
+    def writer(self, entity: Entity) -> _Writer:
+        return self._writers[entity.name]
+
+    def duplicates(self, entity: Entity) -> list[tuple[int, int]]:
+        """Find rows repeating an earlier row's key, drop them, return (line, first line)."""
+        self.flush()
+        stage = STAGE[entity.name]
+        keys = [stage.c[k] for k in entity.key]
+        firsts = (
+            sa.select(*keys, sa.func.min(stage.c.line).label("first"))
+            .group_by(*keys)
+            .having(sa.func.count() > 1)
+            .subquery()
+        )
+        match = sa.and_(*(stage.c[k] == firsts.c[k] for k in entity.key))
+        rows = self.conn.execute(
+            sa.select(stage.c.line, firsts.c.first)
+            .join(firsts, match)
+            .where(stage.c.line > firsts.c.first)
+            .order_by(stage.c.line)
+        ).all()
+        lines = [line for line, _ in rows]
+        for start in range(0, len(lines), 1000):
+            chunk = lines[start : start + 1000]
+            self.conn.execute(stage.delete().where(stage.c.line.in_(chunk)))
+        self._dropped[entity.name] += len(lines)
+        return [(line, first) for line, first in rows]
+
+    def flush(self) -> None:
+        for writer in self._writers.values():
+            writer.flush()
+
+    def _send(self, table: sa.Table, rows: list[Row]) -> None:
+        columns = ", ".join(c.name for c in table.columns)
+        raw: Any = self.conn.connection.driver_connection
+        if self.postgres:
+            statement = f"COPY {table.name} ({columns}) FROM STDIN"
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(table.columns))
+            insert = f"INSERT INTO temp.{table.name} ({columns}) VALUES ({marks})"  # noqa: S608
+            raw.executemany(insert, rows)
+
+    # -- plan and apply ---------------------------------------------------------------------
+
+    def plan(self, tenant_id: int, *, first_import: bool) -> Plan:
+        """Diff the staged snapshot against the tenant's roster; nothing is written to it."""
+        self.flush()
+        return Plan({e.name: self._diff(e, tenant_id) for e in ENTITIES}, first_import)
+
+    def _diff(self, entity: Entity, tenant_id: int) -> EntityChanges:
+        live, changes = roster_tables[entity.name], CHANGES[entity.name]
+        for select in self._changes(entity, tenant_id):
+            self.conn.execute(changes.insert().from_select(list(changes.c.keys()), select))
+        counts = dict.fromkeys((ADD, UPDATE, REACTIVATE, DEACTIVATE), 0)
+        field_changes = dict.fromkeys(entity.fields, 0)
+        flags = [changes.c[f"changed_{f}"] for f in entity.fields]
+        summary = sa.select(
+            changes.c.action,
+            sa.func.count(),
+            *(sa.func.sum(sa.case((flag, 1), else_=0)) for flag in flags),
+        ).group_by(changes.c.action)
+        for row in self.conn.execute(summary):
+            counts[row[0]] = row[1]
+            if row[0] == UPDATE:
+                field_changes = {
+                    f: int(n or 0) for f, n in zip(entity.fields, row[2:], strict=True)
+                }
+        active_before = self.conn.execute(
+            sa.select(sa.func.count()).where(live.c.tenant_id == tenant_id, live.c.active)
+        ).scalar_one()
+        writer = self._writers[entity.name]
+        fresh = writer.written - writer.held - self._dropped[entity.name]
+        return EntityChanges(
+            active_before=active_before,
+            added=counts[ADD],
+            updated=counts[UPDATE],
+            reactivated=counts[REACTIVATE],
+            deactivated=counts[DEACTIVATE],
+            unchanged=fresh - counts[ADD] - counts[UPDATE] - counts[REACTIVATE],
+            held=writer.held,
+            field_changes={f: n for f, n in field_changes.items() if n},
+        )
+
+    def _changes(self, entity: Entity, tenant_id: int) -> list[sa.Select[Any]]:
+        """The queries that find the changed rows: records to add, update, reactivate (from
+        the stage) and to deactivate (from the roster)."""
+        live, stage = roster_tables[entity.name], STAGE[entity.name]
+        fresh = sa.not_(stage.c.held)
+        if self.postgres:
+            # One full outer hash join: a single pass over each side.
+            live = sa.select(live).where(live.c.tenant_id == tenant_id).subquery()  # type: ignore[assignment]
+            on = sa.and_(*(live.c[k] == stage.c[k] for k in entity.key))
+            source: Any = stage.join(live, on, full=True)
+        else:
+            # SQLite joins through indexes, so look each staged row up by the roster's key, then
+            # each active roster row up by the stage's (indexed here) key.
+            keys = ", ".join(entity.key)
+            index = f"CREATE INDEX IF NOT EXISTS temp.{stage.name}_key ON {stage.name} ({keys})"
+            self.conn.execute(sa.text(index))
+            on = sa.and_(
+                live.c.tenant_id == tenant_id, *(live.c[k] == stage.c[k] for k in entity.key)
+            )
+            source = stage.outerjoin(live, on)
+        missing, gone = live.c.tenant_id.is_(None), stage.c[entity.key[0]].is_(None)
+        differs = [live.c[f].is_distinct_from(stage.c[f]) for f in entity.fields]
+        upsert = ~gone & fresh & (missing | ~live.c.active | sa.or_(sa.false(), *differs))
+        action = sa.case(
+            (missing, ADD), (gone, DEACTIVATE), (~live.c.active, REACTIVATE), else_=UPDATE
+        )
+        keys_out = [sa.func.coalesce(stage.c[k], live.c[k]) for k in entity.key]
+        values = [*keys_out, *(stage.c[f] for f in entity.fields), action, *differs]
+        if self.postgres:
+            vanished = gone & live.c.active
+            return [sa.select(*values).select_from(source).where(upsert | vanished)]
+        table = roster_tables[entity.name]
+        in_stage = sa.exists().where(*(stage.c[k] == table.c[k] for k in entity.key))
+        deactivate = sa.select(
+            *(table.c[k] for k in entity.key),
+            *(sa.null() for _ in entity.fields),
+            sa.literal(DEACTIVATE),
+            *(sa.null() for _ in entity.fields),
+        ).where(table.c.tenant_id == tenant_id, table.c.active, ~in_stage)
+        return [sa.select(*values).select_from(source).where(upsert), deactivate]
+
+    def apply(self, tenant_id: int, import_id: int, now: datetime) -> None:
+        """Make the roster equal the staged snapshot (held records stay as they are)."""
+        for entity in ENTITIES:
+            self._apply(entity, tenant_id, import_id, now)
+
+    def _apply(self, entity: Entity, tenant_id: int, import_id: int, now: datetime) -> None:
+        live, changes = roster_tables[entity.name], CHANGES[entity.name]
+        stamp = {"changed_import_id": import_id, "changed_at": now}
+        same = [live.c.tenant_id == tenant_id, *(live.c[k] == changes.c[k] for k in entity.key)]
+        self.conn.execute(
+            live.update().where(*same, changes.c.action == DEACTIVATE).values(active=False, **stamp)
+        )
+        self.conn.execute(
+            live.update()
+            .where(*same, changes.c.action.in_((UPDATE, REACTIVATE)))
+            .values(active=True, **{f: changes.c[f] for f in entity.fields}, **stamp)
+        )
+        literal = {
+            "tenant_id": tenant_id,
+            "active": True,
+            "created_import_id": import_id,
+            "created_at": now,
+            **stamp,
+        }
+        columns = [*entity.columns, *literal]
+        self.conn.execute(
+            live.insert().from_select(
+                columns,
+                sa.select(
+                    *(changes.c[c] for c in entity.columns),
+                    *(sa.literal(v, live.c[k].type) for k, v in literal.items()),
+                ).where(changes.c.action == ADD),
+            )
+        )

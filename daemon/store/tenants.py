@@ -1,0 +1,114 @@
+"""Tenants: one district each, its SFTP credentials, notification addresses and import settings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from daemon.errors import ConfigError, Conflict, NotFound
+from daemon.roster.tenant import TenantSettings
+from daemon.store.tables import tenants
+
+# The name is the SFTP user name and a directory name: keep it plain.
+NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: int
+    name: str
+    created_at: datetime
+    disabled: bool
+    emails: tuple[str, ...]
+    settings: TenantSettings
+    password_hash: str | None = field(default=None, repr=False)
+    authorized_keys: str = field(default="", repr=False)
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise ConfigError(
+            f"tenant name {name!r} must be 1-63 lower-case letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def _tenant(row: RowMapping) -> Tenant:
+    return Tenant(
+        id=row["id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        disabled=row["disabled"],
+        emails=tuple(row["emails"]),
+        settings=TenantSettings.from_dict(row["settings"]),
+        password_hash=row["password_hash"],
+        authorized_keys=row["authorized_keys"] or "",
+    )
+
+
+def add(
+    conn: Connection,
+    name: str,
+    *,
+    emails: Sequence[str],
+    now: datetime,
+    password_hash: str | None = None,
+    settings: TenantSettings | None = None,
+) -> Tenant:
+    check_name(name)
+    if find(conn, name) is not None:
+        raise Conflict(f"tenant {name!r} already exists")
+    conn.execute(
+        tenants.insert().values(
+            name=name,
+            created_at=now,
+            disabled=False,
+            password_hash=password_hash,
+            authorized_keys="",
+            emails=list(emails),
+            settings=(settings or TenantSettings()).as_dict(),
+        )
+    )
+    return get(conn, name)
+
+
+def find(conn: Connection, name: str) -> Tenant | None:
+    row = conn.execute(sa.select(tenants).where(tenants.c.name == name)).mappings().first()
+    return _tenant(row) if row else None
+
+
+def get(conn: Connection, name: str) -> Tenant:
+    tenant = find(conn, name)
+    if tenant is None:
+        raise NotFound(f"no tenant named {name!r} (see `rosterdrop tenant list`)")
+    return tenant
+
+
+def by_id(conn: Connection, tenant_id: int) -> Tenant:
+    row = conn.execute(sa.select(tenants).where(tenants.c.id == tenant_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no tenant with id {tenant_id}")
+    return _tenant(row)
+
+
+def list_all(conn: Connection) -> list[Tenant]:
+    rows = conn.execute(sa.select(tenants).order_by(tenants.c.name)).mappings()
+    return [_tenant(row) for row in rows]
+
+
+def update(conn: Connection, name: str, **values: Any) -> Tenant:
+    """Change columns of a tenant: settings (a TenantSettings), emails, password_hash, …"""
+    tenant = get(conn, name)
+    if isinstance(values.get("settings"), TenantSettings):
+        values["settings"] = values["settings"].as_dict()
+    if "emails" in values:
+        values["emails"] = list(values["emails"])
+    conn.execute(tenants.update().where(tenants.c.id == tenant.id).values(**values))
+    return get(conn, name)
