@@ -32,8 +32,8 @@ IMPORT_RESULTS = "import_results"
 CHECK_YOUR_DATA = "check_your_data"
 INCOMPLETE_UPLOAD = "incomplete_upload"
 # The CLI commands an operator runs until there is a web page to link to.
-APPROVE_COMMAND = "rosterdrop import approve {import_id}"
-REJECT_COMMAND = "rosterdrop import reject {import_id}"
+APPROVE_COMMAND = "rosterdrop imports approve {import_id}"
+REJECT_COMMAND = "rosterdrop imports reject {import_id}"
 APPLIED = frozenset({ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS})
 
 

@@ -1,0 +1,503 @@
+"""One upload's life: claim → validate → plan → apply or pause → record → notify → archive.
+
+This is the one place that turns what happened into import states. The roster changes, the
+import's final state and its emails are written in one transaction, so a crash leaves either
+all of them or none (and the import is run again after a restart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+from sqlalchemy.engine import Connection
+
+from daemon import folders
+from daemon.clever.files import FoundFiles, find_files
+from daemon.clever.problems import Problem, ProblemLog
+from daemon.clever.validate import Validation, fingerprints, validate
+from daemon.config import DataPaths, SmtpSettings
+from daemon.errors import Conflict, RosterdropError, StoreError
+from daemon.metrics import IMPORT_DURATION, IMPORTS, ROWS_APPLIED
+from daemon.notify import messages
+from daemon.roster.entities import FILES
+from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
+from daemon.roster.plan import EntityChanges, Plan
+from daemon.roster.thresholds import TrippedThreshold, evaluate
+from daemon.store import imports, outbox, tenants
+from daemon.store.database import Database
+from daemon.store.imports import ImportRecord
+from daemon.store.staging import Stage
+from daemon.store.tenants import Tenant
+
+log = structlog.get_logger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Validating a district allocates millions of short-lived tuples next to large id sets;
+    cyclic GC passes over those sets would cost a third of the time. Imports run alone in
+    their process (or the CLI's), so pausing the collector is safe; refcounting still frees."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class _Stop(Exception):
+    """Leave the import transaction without applying (rolls the staging back)."""
+
+    def __init__(self, state: ImportState) -> None:
+        self.state = state
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one run of an import learned, on its way to being recorded."""
+
+    record: ImportRecord
+    tenant: Tenant
+    folder: Path
+    problems: ProblemLog
+    validation: Validation | None = None
+    plan: Plan | None = None
+    tripped: list[TrippedThreshold] = dataclasses.field(default_factory=list)
+    snapshot_hash: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """What an upload would do, computed and then rolled back (`import --dry-run`)."""
+
+    validation: Validation
+    plan: Plan | None
+    tripped: list[TrippedThreshold]
+    problems: ProblemLog
+
+
+class Pipeline:
+    def __init__(
+        self,
+        db: Database,
+        paths: DataPaths,
+        smtp: SmtpSettings,
+        *,
+        mail_queued: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.db = db
+        self.paths = paths
+        self.smtp = smtp
+        self.mail_queued = mail_queued
+        self.now = clock
+
+    # -- intake -----------------------------------------------------------------------------
+
+    def receive(
+        self,
+        tenant: Tenant,
+        found: FoundFiles,
+        *,
+        source: str,
+        move: bool,
+    ) -> int:
+        """Register an upload and claim its files into the spool; returns the import id."""
+        files = {name: {"name": path.name} for name, path in found.files.items()}
+        with self.db.write() as conn:
+            import_id = imports.create(conn, tenant.id, source=source, files=files, now=self.now())
+            folder = self.paths.spool / tenant.name / str(import_id)
+            imports.update(conn, import_id, self.now(), files_dir=str(folder))
+        manifest = folders.claim(folder, found.files, move=move, others=found.others)
+        with self.db.write() as conn:
+            imports.update(
+                conn,
+                import_id,
+                self.now(),
+                files={**manifest["files"], "others": manifest["others"]},
+            )
+        log.info("upload claimed", tenant=tenant.name, import_id=import_id, source=source)
+        return import_id
+
+    def recover(self) -> list[int]:
+        """After a restart: undo interrupted claims, archive ended imports, and return the
+        imports to run again, oldest first."""
+        with self.db.read() as conn:
+            pending = imports.resumable(conn)
+            leftovers = imports.unarchived(conn)
+        for record in pending:
+            if record.state is ImportState.RECEIVED and not folders.claimed(
+                Path(record.files_dir or "")
+            ):
+                upload = self.paths.upload_dir(record.tenant) if record.source == "sftp" else None
+                restored = folders.unclaim(Path(record.files_dir or ""), upload)
+                with self.db.write() as conn:
+                    imports.delete(conn, record.id)
+                log.warning(
+                    "interrupted claim undone",
+                    tenant=record.tenant,
+                    import_id=record.id,
+                    restored=restored,
+                )
+        for record in leftovers:
+            self._archive(record)
+        with self.db.read() as conn:
+            return [r.id for r in imports.resumable(conn)]
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, import_id: int) -> ImportReport:
+        """Carry an import as far as it can go: to an end, or to a pause for a person."""
+        with self.db.read() as conn:
+            tenant_id = imports.get(conn, import_id).tenant_id
+        with self.db.tenant_lock(tenant_id):
+            started = self._start(import_id)
+            if started is not None:
+                self._process(*started)
+        report = self.report(import_id)
+        if report.state.ended:
+            with self.db.read() as conn:
+                self._archive(imports.get(conn, import_id))
+        return report
+
+    def _start(self, import_id: int) -> tuple[ImportRecord, Tenant] | None:
+        """Mark the import as running (counting the attempt); None when there is nothing to do."""
+        with self.db.write() as conn:
+            record = imports.get(conn, import_id)
+            if record.state in ENDED or record.state is ImportState.PAUSED:
+                return None
+            tenant = tenants.by_id(conn, record.tenant_id)
+            if record.attempts >= MAX_ATTEMPTS:
+                problems = ProblemLog()
+                problems.fatal(
+                    "too_many_attempts",
+                    f"the import stopped {record.attempts} times before it could end"
+                    " (see the daemon's log); upload the files again to retry",
+                )
+                self._end(
+                    conn,
+                    _Run(record, tenant, Path(record.files_dir or ""), problems),
+                    ImportState.FAILED,
+                )
+                return None
+            approved = record.decided_by is not None
+            imports.update(
+                conn,
+                import_id,
+                self.now(),
+                state=ImportState.IMPORTING if approved else ImportState.VALIDATING,
+                started_at=record.started_at or self.now(),
+                attempts=record.attempts + 1,
+            )
+            if not approved:
+                self._supersede_older(conn, record)
+            return imports.get(conn, import_id), tenant
+
+    def _process(self, record: ImportRecord, tenant: Tenant) -> None:
+        folder = Path(record.files_dir or "")
+        with (folder / folders.PROBLEMS).open("w", encoding="utf-8", newline="") as report_file:
+            run = _Run(record, tenant, folder, ProblemLog(report_file))
+            try:
+                state = self._validate_and_apply(run)
+            except _Stop as stop:
+                state = stop.state
+            except StoreError as exc:
+                if exc.transient:
+                    raise  # the database is away: the import stays resumable and runs again
+                log.error("import failed", tenant=tenant.name, import_id=record.id, error=str(exc))
+                run.problems.fatal("internal_error", f"the import could not be completed: {exc}")
+                state = ImportState.FAILED
+            except RosterdropError as exc:
+                log.error("import failed", tenant=tenant.name, import_id=record.id, error=str(exc))
+                run.problems.fatal("internal_error", f"the import could not be completed: {exc}")
+                state = ImportState.FAILED
+            if state is not None:
+                with self.db.write() as conn:
+                    self._end(conn, run, state)
+        self.mail_queued()
+
+    def _validate_and_apply(self, run: _Run) -> ImportState | None:
+        """Validate, plan and apply in one transaction. Returns None when the apply committed
+        (its state was recorded inside), else the state to record; raises _Stop to roll back."""
+        found = find_files(run.folder)
+        found.others = [n for n in found.others if n not in folders.OWN_FILES]
+        prints = fingerprints(found)
+        settings = run.tenant.settings
+        run.snapshot_hash = _snapshot_hash(
+            {n: p.sha256 for n, p in prints.items()}, settings.as_dict()
+        )
+        approved = run.record.decided_by is not None
+        with self.db.read() as conn:
+            previous = imports.last_applied(conn, run.tenant.id)
+        if previous and previous.snapshot_hash == run.snapshot_hash:
+            return self._identical(run, previous)
+        with gc_paused(), self.db.write() as conn:
+            stage = Stage(conn)
+            run.validation = validate(found, prints, settings, run.problems, stage)
+            if run.validation.fatal:
+                raise _Stop(ImportState.FAILED)
+            run.plan = stage.plan(run.tenant.id, first_import=previous is None)
+            run.tripped = evaluate(run.plan, run.validation.error_rows, settings)
+            if approved:
+                run.tripped = _beyond_approval(run.tripped, run.record.tripped or [])
+            if run.tripped:
+                raise _Stop(ImportState.PAUSED)
+            stage.apply(run.tenant.id, run.record.id, self.now())
+            stage.close()
+            state = (
+                ImportState.IMPORTED_WITH_ERRORS
+                if run.validation.error_rows
+                else ImportState.IMPORTED
+            )
+            self._end(conn, run, state)
+        return None
+
+    def _identical(self, run: _Run, previous: ImportRecord) -> ImportState:
+        """The same five files as the last applied import: the roster already matches them."""
+        with self.db.read() as conn:
+            kept = imports.problems(conn, previous.id)
+        run.problems.extend(kept)
+        run.problems.warning(
+            "identical_upload",
+            f"the same five files as import #{previous.id}: the roster already matches them,"
+            " so nothing was changed",
+        )
+        before = {
+            name: EntityChanges.from_dict(data) for name, data in (previous.counts or {}).items()
+        }
+        run.plan = Plan(
+            {
+                name: EntityChanges(
+                    active_before=c.active_after,
+                    unchanged=c.added + c.updated + c.reactivated + c.unchanged,
+                    held=c.held,
+                )
+                for name, c in before.items()
+            },
+            first_import=False,
+        )
+        rows = previous.file_rows or {}
+        run.validation = Validation(
+            files={
+                name: FileSummary(
+                    name, **{k: v for k, v in rows.get(name, {}).items() if k != "file"}
+                )
+                for name in FILES
+            }
+        )
+        return previous.state
+
+    def preview(self, tenant: Tenant, folder: Path) -> Preview:
+        """Validate and plan an upload against the roster without recording anything."""
+        found = find_files(folder)
+        problems = ProblemLog()
+        plan, tripped = None, []
+        with self.db.read() as conn:
+            first_import = imports.last_applied(conn, tenant.id) is None
+        with gc_paused(), self.db.read() as conn:
+            stage = Stage(conn)
+            validation = validate(found, fingerprints(found), tenant.settings, problems, stage)
+            if not validation.fatal:
+                plan = stage.plan(tenant.id, first_import=first_import)
+                tripped = evaluate(plan, validation.error_rows, tenant.settings)
+            stage.close()  # the roster was only read; the staging tables go away
+        return Preview(validation, plan, tripped, problems)
+
+    # -- decisions by a person ----------------------------------------------------------------
+
+    def approve(self, import_id: int, by: str) -> ImportReport:
+        self._decide(import_id, by, ImportState.APPROVED)
+        return self.run(import_id)
+
+    def reject(self, import_id: int, by: str) -> ImportReport:
+        self._decide(import_id, by, ImportState.REJECTED)
+        with self.db.read() as conn:
+            self._archive(imports.get(conn, import_id))
+        return self.report(import_id)
+
+    def _decide(self, import_id: int, by: str, state: ImportState) -> None:
+        with self.db.read() as conn:
+            tenant_id = imports.get(conn, import_id).tenant_id
+        with self.db.tenant_lock(tenant_id), self.db.write() as conn:
+            record = imports.get(conn, import_id)
+            if record.state is not ImportState.PAUSED:
+                raise Conflict(
+                    f"import #{import_id} is {record.state.value.replace('_', ' ')}:"
+                    " only a paused import can be approved or rejected"
+                )
+            imports.update(
+                conn, import_id, self.now(), state=state, decided_by=by, decided_at=self.now()
+            )
+            log.info(f"import {state.value}", tenant=record.tenant, import_id=import_id, by=by)
+            if state is ImportState.REJECTED:
+                record = imports.get(conn, import_id)
+                tenant = tenants.by_id(conn, tenant_id)
+                self._notify(conn, self.report_of(conn, record), tenant)
+        self.mail_queued()
+
+    def _supersede_older(self, conn: Connection, record: ImportRecord) -> None:
+        """A newer snapshot makes a tenant's paused imports obsolete."""
+        paused = imports.list_recent(
+            conn, tenant_id=record.tenant_id, states=[ImportState.PAUSED], limit=1000
+        )
+        tenant = tenants.by_id(conn, record.tenant_id)
+        for older in paused:
+            if older.id < record.id:
+                imports.update(
+                    conn,
+                    older.id,
+                    self.now(),
+                    state=ImportState.SUPERSEDED,
+                    superseded_by=record.id,
+                    finished_at=self.now(),
+                )
+                self._notify(conn, self.report_of(conn, imports.get(conn, older.id)), tenant)
+                log.info(
+                    "import superseded", tenant=tenant.name, import_id=older.id, by_import=record.id
+                )
+
+    # -- recording ----------------------------------------------------------------------------
+
+    def _end(self, conn: Connection, run: _Run, state: ImportState) -> None:
+        """Record where the run ended, with its problems and emails, in `conn`'s transaction."""
+        now = self.now()
+        fatal = next(run.problems.fatals(), None)
+        values: dict[str, object] = {
+            "state": state,
+            "snapshot_hash": run.snapshot_hash,
+            "problem_totals": run.problems.totals(),
+            "fatal_reason": _sentence(fatal) if fatal else None,
+        }
+        if run.plan is not None:
+            values["counts"] = run.plan.as_dict()
+        if run.validation is not None and run.validation.files:
+            values["file_rows"] = {
+                n: dataclasses.asdict(f) for n, f in run.validation.files.items()
+            }
+        if state is ImportState.PAUSED:
+            values["tripped"] = [t.as_dict() for t in run.tripped]
+        if state in ENDED:
+            values["finished_at"] = now
+        imports.update(conn, run.record.id, now, **values)
+        imports.save_problems(conn, run.record.id, run.problems.kept)
+        record = imports.get(conn, run.record.id)
+        report = self.report_of(conn, record, run.problems.kept)
+        self._notify(conn, report, run.tenant)
+        IMPORTS.labels(state=state.value).inc()
+        if state in ENDED and record.started_at is not None:
+            IMPORT_DURATION.observe((now - record.received_at).total_seconds())
+        if state in (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS) and run.plan:
+            for name, changes in run.plan.entities.items():
+                for change in ("added", "updated", "reactivated", "deactivated"):
+                    ROWS_APPLIED.labels(entity=name, change=change).inc(getattr(changes, change))
+        log.info(
+            "import " + state.value.replace("_", " "),
+            tenant=run.tenant.name,
+            import_id=run.record.id,
+            errors=run.problems.error_count,
+            tripped=[t.describe() for t in run.tripped] or None,
+        )
+
+    def _notify(self, conn: Connection, report: ImportReport, tenant: Tenant) -> None:
+        now = self.now()
+        emails = []
+        if report.state is ImportState.PAUSED:
+            emails.append(messages.check_your_data(report, tenant.emails, self.smtp))
+        elif report.state in ENDED:
+            emails.append(messages.import_results(report, tenant.emails, self.smtp))
+        for email in emails:
+            outbox.enqueue(conn, email, tenant_id=tenant.id, import_id=report.import_id, now=now)
+
+    def report(self, import_id: int) -> ImportReport:
+        with self.db.read() as conn:
+            return self.report_of(conn, imports.get(conn, import_id))
+
+    def report_of(
+        self, conn: Connection, record: ImportRecord, problems: Sequence[Problem] | None = None
+    ) -> ImportReport:
+        if problems is None:
+            problems = imports.problems(conn, record.id)
+        csv_path = Path(record.files_dir) / folders.PROBLEMS if record.files_dir else None
+        return ImportReport(
+            import_id=record.id,
+            tenant=record.tenant,
+            state=record.state,
+            source=record.source,
+            received_at=record.received_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            files=tuple(FileSummary(**data) for data in (record.file_rows or {}).values()),
+            entities={n: EntityChanges.from_dict(d) for n, d in (record.counts or {}).items()},
+            tripped=tuple(TrippedThreshold.from_dict(t) for t in record.tripped or []),
+            problems=tuple(problems),
+            problem_totals=record.problem_totals or {},
+            fatal_reason=record.fatal_reason,
+            report_csv=csv_path if csv_path and csv_path.exists() else None,
+            superseded_by=record.superseded_by,
+            decided_by=record.decided_by,
+        )
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _archive(self, record: ImportRecord) -> None:
+        if record.files_dir is None or record.archived_at is not None:
+            return
+        target = folders.archive(Path(record.files_dir), self.paths.archive)
+        with self.db.write() as conn:
+            imports.update(
+                conn, record.id, self.now(), files_dir=str(target), archived_at=self.now()
+            )
+
+    def expire(self, retention_days: int) -> int:
+        """Remove archived files older than the retention period; returns how many imports."""
+        with self.db.read() as conn:
+            old = imports.expired(conn, self.now() - timedelta(days=retention_days))
+        for record in old:
+            folders.expire(Path(record.files_dir or ""))
+            with self.db.write() as conn:
+                imports.update(conn, record.id, self.now(), files_dir=None)
+        return len(old)
+
+
+def imports_get(db: Database, import_id: int) -> ImportRecord:
+    with db.read() as conn:
+        return imports.get(conn, import_id)
+
+
+def _snapshot_hash(files: Mapping[str, str], settings: Mapping[str, object]) -> str:
+    """Identifies what an import would do: the five files' bytes and the tenant's settings."""
+    text = json.dumps({"files": dict(sorted(files.items())), "settings": settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _beyond_approval(
+    tripped: list[TrippedThreshold], approved: list[dict[str, object]]
+) -> list[TrippedThreshold]:
+    """The thresholds a re-planned approved import trips beyond what the person approved: the
+    roster may have moved since, and an approval covers only what was shown."""
+    allowed = {(a["rule"], a["entity"]): a["count"] for a in approved}
+    return [t for t in tripped if t.count > int(str(allowed.get((t.rule, t.entity), -1)))]
+
+
+def _sentence(problem: Problem) -> str:
+    where = problem.where
+    return (
+        f"{where}: {problem.message}"
+        if where
+        else problem.message[:1].upper() + problem.message[1:]
+    )
