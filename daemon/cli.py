@@ -1,0 +1,406 @@
+"""The `rosterdrop` command: argv → settings → a command. The only place that exits the process.
+
+Exit codes: 0 success; 1 the upload was refused or failed (or a validation found errors);
+2 a usage or configuration mistake; 3 the import is paused for a person to review.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from daemon import __version__, console, logs
+from daemon.clever.files import find_files
+from daemon.clever.problems import KEEP_PROBLEMS, ProblemLog
+from daemon.clever.validate import fingerprints, validate
+from daemon.config import Settings, load_settings, redacted
+from daemon.errors import ConfigError, Conflict, NotFound, RosterdropError
+from daemon.pipeline import Pipeline
+from daemon.roster.outcome import ImportState
+from daemon.roster.tenant import TenantSettings
+from daemon.store import imports, outbox, tenants
+from daemon.store.database import Database
+from daemon.store.roster import active_roster
+from daemon.store.staging import Stage
+from daemon.tenantcli import ensure_demo_tenant, tenant_group
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_PAUSED = 1, 2, 3
+# Problems a `validate --json` keeps; the readable report shows the first ones either way.
+VALIDATE_KEEP = 100_000
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """Settings loaded once, and the database opened (and migrated) on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings.database_url, lock_dir=self.settings.paths.locks)
+            self._db.upgrade()
+        return self._db
+
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self.db, self.settings.paths, self.settings.smtp)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
+    click.echo(f"rosterdrop: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (default: $ROSTERDROP_CONFIG, else the embedded defaults).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+@click.version_option(__version__, prog_name="rosterdrop")
+@click.pass_context
+def main_group(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
+    """rosterdrop: SFTP drop folders that import Clever roster files."""
+    settings = load_settings(config_file)
+    if ctx.invoked_subcommand == "serve":
+        logs.configure(settings.log.level, settings.log.format)
+    else:
+        logs.configure("info" if verbose else "warning", settings.log.format)
+    app = App(settings)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def main() -> None:
+    """Entry point: turns rosterdrop's own errors into a message and an exit code."""
+    try:
+        main_group(standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except (NotFound, Conflict) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except RosterdropError as exc:
+        _fail(str(exc), EXIT_REFUSED)
+
+
+# -- validate and import -----------------------------------------------------------------------
+
+
+folder_argument = click.argument(
+    "folder", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (see docs/cli.md).")
+
+
+@main_group.command("validate")
+@folder_argument
+@click.option("--tenant", help="Use this tenant's rules (grade replacements, encoding).")
+@json_option
+@pass_app
+def validate_command(app: App, folder: Path, tenant: str | None, as_json: bool) -> None:
+    """Check the five files in FOLDER without touching any roster (no database needed)."""
+    settings = TenantSettings()
+    if tenant:
+        with app.db.read() as conn:
+            settings = tenants.get(conn, tenant).settings
+    found = find_files(folder)
+    problems = ProblemLog(keep=VALIDATE_KEEP if as_json else KEEP_PROBLEMS)
+    with tempfile.TemporaryDirectory(prefix="rosterdrop-validate-") as scratch:
+        db = Database(f"sqlite:///{scratch}/scratch.db")
+        try:
+            with db.read() as conn:
+                stage = Stage(conn)
+                validation = validate(found, fingerprints(found), settings, problems, stage)
+                stage.close()
+        finally:
+            db.close()
+    if as_json:
+        _echo_json(console.validation_json(validation, problems))
+    else:
+        console.print_validation(click.echo, validation, problems)
+    if validation.fatal or problems.error_count:
+        sys.exit(EXIT_REFUSED)
+
+
+@main_group.command("import")
+@folder_argument
+@click.option("--tenant", required=True, help="The tenant whose roster this is.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change and record nothing.")
+@json_option
+@pass_app
+def import_command(app: App, folder: Path, tenant: str, dry_run: bool, as_json: bool) -> None:
+    """Import the five files in FOLDER, exactly as an SFTP upload would be."""
+    pipeline = app.pipeline()
+    with app.db.read() as conn:
+        owner = tenants.get(conn, tenant)
+    if dry_run:
+        preview = pipeline.preview(owner, folder)
+        files = preview.validation.files
+        if as_json:
+            data = console.validation_json(preview.validation, preview.problems)
+            data["tenant"] = owner.name
+            data["counts"] = console.plan_json(preview.plan, files)
+            data["tripped"] = [t.as_dict() for t in preview.tripped]
+            _echo_json(data)
+        else:
+            console.print_validation(click.echo, preview.validation, preview.problems)
+            if preview.plan is not None:
+                click.echo("")
+                click.echo(f"dry run for {owner.name}: nothing was changed or recorded")
+                console.print_plan(click.echo, preview.plan, files)
+                if preview.tripped:
+                    click.echo("")
+                    click.echo("the import would be paused because it")
+                    console.print_tripped(click.echo, preview.tripped)
+        if preview.validation.fatal:
+            sys.exit(EXIT_REFUSED)
+        if preview.tripped:
+            sys.exit(EXIT_PAUSED)
+        return
+    found = find_files(folder)
+    import_id = pipeline.receive(owner, found, source="cli", move=False)
+    _show_import(pipeline.run(import_id), as_json)
+
+
+def _show_import(report: Any, as_json: bool) -> None:
+    if as_json:
+        _echo_json(console.import_json(report))
+    else:
+        console.print_import(click.echo, report)
+    if report.state is ImportState.PAUSED:
+        sys.exit(EXIT_PAUSED)
+    if report.state in (ImportState.FAILED, ImportState.REJECTED, ImportState.SUPERSEDED):
+        sys.exit(EXIT_REFUSED)
+
+
+# -- imports -------------------------------------------------------------------------------------
+
+
+@main_group.group("imports")
+def imports_group() -> None:
+    """The import history; approve or reject paused imports."""
+
+
+@imports_group.command("list")
+@click.option("--tenant", help="Only this tenant's imports.")
+@click.option("--state", type=click.Choice([s.value for s in ImportState]), help="Only this state.")
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@pass_app
+def imports_list(
+    app: App, tenant: str | None, state: str | None, limit: int, as_json: bool
+) -> None:
+    """The most recent imports, newest first."""
+    with app.db.read() as conn:
+        tenant_id = tenants.get(conn, tenant).id if tenant else None
+        states = [ImportState(state)] if state else None
+        records = imports.list_recent(conn, tenant_id=tenant_id, states=states, limit=limit)
+    if as_json:
+        _echo_json(console.imports_json(records))
+    else:
+        console.print_imports(click.echo, records)
+
+
+@imports_group.command("show")
+@click.argument("import_id", type=int)
+@json_option
+@pass_app
+def imports_show(app: App, import_id: int, as_json: bool) -> None:
+    """One import: counts, thresholds, problems."""
+    report = app.pipeline().report(import_id)
+    if as_json:
+        _echo_json(console.import_json(report))
+    else:
+        console.print_import(click.echo, report)
+
+
+def _decided_by(by: str | None) -> str:
+    import getpass
+
+    return by or f"{getpass.getuser()} (cli)"
+
+
+@imports_group.command("approve")
+@click.argument("import_id", type=int)
+@click.option("--by", help="Who approves (default: your user name).")
+@json_option
+@pass_app
+def imports_approve(app: App, import_id: int, by: str | None, as_json: bool) -> None:
+    """Apply a paused import after re-checking it against the roster as it is now."""
+    _show_import(app.pipeline().approve(import_id, _decided_by(by)), as_json)
+
+
+@imports_group.command("reject")
+@click.argument("import_id", type=int)
+@click.option("--by", help="Who rejects (default: your user name).")
+@json_option
+@pass_app
+def imports_reject(app: App, import_id: int, by: str | None, as_json: bool) -> None:
+    """Discard a paused import: nothing is applied."""
+    report = app.pipeline().reject(import_id, _decided_by(by))
+    if as_json:
+        _echo_json(console.import_json(report))
+    else:
+        console.print_import(click.echo, report)
+
+
+# -- roster --------------------------------------------------------------------------------------
+
+
+@main_group.group("roster")
+def roster_group() -> None:
+    """The imported rosters."""
+
+
+@roster_group.command("show")
+@click.option("--tenant", required=True)
+@json_option
+@pass_app
+def roster_show(app: App, tenant: str, as_json: bool) -> None:
+    """A tenant's active roster (sections list their teachers in display order)."""
+    with app.db.read() as conn:
+        roster = active_roster(conn, tenants.get(conn, tenant).id)
+    if as_json:
+        _echo_json(roster)
+    else:
+        console.print_roster(click.echo, roster)
+
+
+# -- database, outbox, config ----------------------------------------------------------------------
+
+
+@main_group.group("db")
+def db_group() -> None:
+    """The database."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Apply the schema migrations (also done automatically on first use)."""
+    app.db.upgrade()
+    click.echo("database is up to date")
+
+
+@main_group.group("outbox")
+def outbox_group() -> None:
+    """Emails waiting to be delivered."""
+
+
+@outbox_group.command("list")
+@click.option("--state", type=click.Choice([s.value for s in outbox.OutboxState]))
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@pass_app
+def outbox_list(app: App, state: str | None, limit: int, as_json: bool) -> None:
+    """The newest emails and where they are."""
+    with app.db.read() as conn:
+        messages = outbox.list_messages(conn, state=state, limit=limit)
+    if as_json:
+        _echo_json(
+            [
+                {
+                    "id": m.id,
+                    "kind": m.kind,
+                    "state": m.state.value,
+                    "subject": m.subject,
+                    "recipients": list(m.recipients),
+                    "attempts": m.attempts,
+                    "next_attempt_at": m.next_attempt_at.isoformat(),
+                    "last_error": m.last_error,
+                    "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+                }
+                for m in messages
+            ]
+        )
+        return
+    if not messages:
+        click.echo("the outbox is empty")
+    for m in messages:
+        extra = f" — {m.last_error}" if m.last_error else ""
+        click.echo(f"#{m.id} {m.state.value:8} {m.kind:18} {m.subject}{extra}")
+
+
+@outbox_group.command("retry")
+@click.argument("message_id", type=int)
+@pass_app
+def outbox_retry(app: App, message_id: int) -> None:
+    """Send a failed (or waiting) email again, now."""
+    with app.db.write() as conn:
+        outbox.retry(conn, message_id, _now())
+    click.echo(f"email #{message_id} will be sent on the sender's next pass")
+
+
+@outbox_group.command("send")
+@pass_app
+def outbox_send(app: App) -> None:
+    """Deliver every due email now (what the running daemon does by itself)."""
+    import asyncio
+
+    from daemon.notify.sender import OutboxSender
+
+    sender = OutboxSender(app.db, app.settings.smtp, app.settings.paths.outbox)
+    sent = asyncio.run(sender.deliver_due())
+    click.echo(f"{sent} email(s) delivered")
+
+
+@main_group.group("config")
+def config_group() -> None:
+    """The settings."""
+
+
+@config_group.command("check")
+@pass_app
+def config_check(app: App) -> None:
+    """Print the effective settings (secrets hidden); exit 2 if they are invalid."""
+    _echo_json(redacted(app.settings))
+
+
+# -- serve -----------------------------------------------------------------------------------------
+
+
+@main_group.command("serve")
+@click.option("--once", is_flag=True, help="Import what is waiting, deliver due emails, exit.")
+@click.option("--demo", is_flag=True, help="Create a demo tenant first if there is none.")
+@pass_app
+def serve(app: App, once: bool, demo: bool) -> None:
+    """Run the daemon: SFTP server, upload watcher, importers, mailer, health and metrics."""
+    from daemon import service
+
+    if demo:
+        ensure_demo_tenant(app.db, app.settings, click.echo)
+    sys.exit(service.run(app.settings, app.db, once=once))
+
+
+main_group.add_command(tenant_group)

@@ -1,0 +1,259 @@
+"""`rosterdrop tenant …`: adding districts, their SFTP credentials, addresses and import rules."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from daemon import console
+from daemon.config import Settings
+from daemon.errors import ConfigError
+from daemon.roster.tenant import TenantSettings
+from daemon.sftp import generate_password, hash_password, host_key_fingerprints, public_key_line
+from daemon.store import tenants
+from daemon.store.database import Database
+from daemon.store.tenants import Tenant
+
+if TYPE_CHECKING:
+    from daemon.cli import App
+
+DEMO_TENANT = "demo"
+DEMO_CREDENTIALS = "demo-credentials.txt"
+Echo = Callable[[str], None]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_password_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        raise ConfigError("the password must be at least 12 characters long")
+    return password
+
+
+def _prepare_folder(settings: Settings, name: str) -> None:
+    settings.paths.upload_dir(name).mkdir(parents=True, exist_ok=True, mode=0o750)
+
+
+def connection_info(settings: Settings, tenant: str, password: str | None, echo: Echo) -> None:
+    """What a district enters in its SIS export settings."""
+    host = settings.service.public_host or socket.getfqdn()
+    echo(f"  SFTP server:    {host}")
+    echo(f"  SFTP port:      {settings.sftp.port}")
+    echo("  SFTP directory: /upload")
+    echo(f"  username:       {tenant}")
+    if password:
+        echo(f"  password:       {password}")
+    for fingerprint in host_key_fingerprints(settings.paths.host_keys):
+        echo(f"  host key:       {fingerprint}")
+
+
+@click.group("tenant")
+def tenant_group() -> None:
+    """Districts: their SFTP login, notification addresses and import rules."""
+
+
+@tenant_group.command("add")
+@click.argument("name")
+@click.option("--email", "emails", multiple=True, help="Who gets the emails (repeatable).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--no-password", is_flag=True, help="Key login only (add keys with add-key).")
+@click.pass_obj
+def tenant_add(
+    app: App, name: str, emails: tuple[str, ...], password_stdin: bool, no_password: bool
+) -> None:
+    """Add a district; prints its SFTP settings and (once) its generated password."""
+    password = None
+    if not no_password:
+        password = _read_password_stdin() if password_stdin else generate_password()
+    with app.db.write() as conn:
+        tenants.add(
+            conn,
+            name,
+            emails=_checked_emails(emails),
+            now=_now(),
+            password_hash=hash_password(password) if password else None,
+        )
+    _prepare_folder(app.settings, name)
+    click.echo(f"tenant {name} added; give the district these SIS export settings:")
+    connection_info(app.settings, name, None if password_stdin else password, click.echo)
+    if password and not password_stdin:
+        click.echo("The password is shown only now: rosterdrop keeps just a hash of it.")
+
+
+def _checked_emails(emails: tuple[str, ...]) -> list[str]:
+    from daemon.clever.values import valid_email
+
+    bad = [e for e in emails if not valid_email(e)]
+    if bad:
+        raise ConfigError(f"not an email address: {', '.join(bad)}")
+    return [e.lower() for e in emails]
+
+
+@tenant_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def tenant_list(app: App, as_json: bool) -> None:
+    """All tenants."""
+    with app.db.read() as conn:
+        everyone = tenants.list_all(conn)
+    if as_json:
+        click.echo(_dumps([console.tenant_json(t) for t in everyone]))
+    else:
+        console.print_tenants(click.echo, everyone)
+
+
+@tenant_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def tenant_show(app: App, name: str, as_json: bool) -> None:
+    """One tenant's addresses, login methods and import settings."""
+    with app.db.read() as conn:
+        tenant = tenants.get(conn, name)
+    data = console.tenant_json(tenant)
+    if as_json:
+        click.echo(_dumps(data))
+        return
+    for key, value in data.items():
+        if key != "settings":
+            click.echo(f"{key}: {value}")
+    for key, value in data["settings"].items():
+        click.echo(f"  {key}: {value}")
+
+
+def _dumps(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+@tenant_group.command("set")
+@click.argument("name")
+@click.option("--email", "emails", multiple=True, help="Replace the addresses (repeatable).")
+@click.option("--max-deactivate-percent", type=float)
+@click.option("--max-update-percent", type=float)
+@click.option("--threshold-floor", type=int, help="Changes below this never trip a percentage.")
+@click.option("--max-row-errors", type=int, help="Row errors allowed before pausing.")
+@click.option("--grade-rule", "grade_rules", multiple=True, help="FROM=TO, e.g. K5=KG.")
+@click.option("--clear-grade-rules", is_flag=True, help="Drop this tenant's own rules first.")
+@click.option("--common-grade-rules/--no-common-grade-rules", default=None)
+@click.option("--fallback-encoding", help="e.g. windows-1252; 'none' fails non-UTF-8 files.")
+@click.option("--keep-extra-columns/--ignore-extra-columns", default=None)
+@click.pass_obj
+def tenant_set(app: App, /, name: str, emails: tuple[str, ...], **options: Any) -> None:
+    """Change a tenant's addresses, thresholds or grade replace rules."""
+    with app.db.write() as conn:
+        tenant = tenants.get(conn, name)
+        changes = _setting_changes(tenant.settings, options)
+        values: dict[str, Any] = {"settings": tenant.settings.updated(**changes)}
+        if emails:
+            values["emails"] = _checked_emails(emails)
+        tenant = tenants.update(conn, name, **values)
+    click.echo(_dumps(console.tenant_json(tenant)))
+
+
+def _setting_changes(current: TenantSettings, options: dict[str, Any]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    rules = {} if options.pop("clear_grade_rules") else dict(current.grade_rules)
+    for rule in options.pop("grade_rules"):
+        source, sep, target = rule.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ConfigError(f"--grade-rule wants FROM=TO, not {rule!r}")
+        rules[source.strip()] = target.strip()
+    if rules != dict(current.grade_rules):
+        changes["grade_rules"] = rules
+    encoding = options.pop("fallback_encoding")
+    if encoding is not None:
+        changes["fallback_encoding"] = "" if encoding.lower() == "none" else encoding
+    changes.update({k: v for k, v in options.items() if v is not None})
+    return changes
+
+
+@tenant_group.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_obj
+def tenant_passwd(app: App, name: str, password_stdin: bool) -> None:
+    """Set a new SFTP password (generated unless --password-stdin)."""
+    password = _read_password_stdin() if password_stdin else generate_password()
+    with app.db.write() as conn:
+        tenants.update(conn, name, password_hash=hash_password(password))
+    click.echo(f"password of {name} changed")
+    if not password_stdin:
+        click.echo(f"  new password: {password}  (shown only now)")
+
+
+@tenant_group.command("add-key")
+@click.argument("name")
+@click.argument("key_file", type=click.File("r"))
+@click.pass_obj
+def tenant_add_key(app: App, name: str, key_file: Any) -> None:
+    """Allow login with the OpenSSH public key in KEY_FILE ('-' reads standard input)."""
+    try:
+        line = public_key_line(key_file.read())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    with app.db.write() as conn:
+        tenant = tenants.get(conn, name)
+        keys = [k for k in tenant.authorized_keys.splitlines() if k.strip()]
+        if line not in keys:
+            keys.append(line)
+        tenants.update(conn, name, authorized_keys="\n".join(keys) + "\n")
+    click.echo(f"key added for {name} ({len(keys)} key(s) in all)")
+
+
+@tenant_group.command("disable")
+@click.argument("name")
+@click.pass_obj
+def tenant_disable(app: App, name: str) -> None:
+    """Refuse the tenant's logins (its data stays)."""
+    with app.db.write() as conn:
+        tenants.update(conn, name, disabled=True)
+    click.echo(f"{name} is disabled: its logins are refused")
+
+
+@tenant_group.command("enable")
+@click.argument("name")
+@click.pass_obj
+def tenant_enable(app: App, name: str) -> None:
+    """Accept the tenant's logins again."""
+    with app.db.write() as conn:
+        tenants.update(conn, name, disabled=False)
+    click.echo(f"{name} is enabled")
+
+
+def ensure_demo_tenant(db: Database, settings: Settings, echo: Echo) -> Tenant:
+    """For `make run`: a demo tenant whose credentials are kept (0600) in the data directory,
+    so every start can say how to connect."""
+    credentials = settings.paths.root / DEMO_CREDENTIALS
+    with db.write() as conn:
+        tenant = tenants.find(conn, DEMO_TENANT)
+        if tenant is None:
+            password = generate_password()
+            tenant = tenants.add(
+                conn, DEMO_TENANT, emails=["admin@demo.invalid"], now=_now(),
+                password_hash=hash_password(password),
+            )  # fmt: skip
+            _write_private(credentials, password)
+    _prepare_folder(settings, DEMO_TENANT)
+    saved = credentials.read_text().strip() if credentials.exists() else None
+    echo("Demo tenant ready. Connect with any SFTP client:")
+    connection_info(settings, DEMO_TENANT, saved, echo)
+    echo(f"  e.g.: sftp -P {settings.sftp.port} {DEMO_TENANT}@localhost")
+    echo(f"  emails are written to {settings.paths.outbox}/")
+    return tenant
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(text + "\n")
