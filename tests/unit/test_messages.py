@@ -328,13 +328,13 @@ def test_check_your_data_explains_thresholds_and_how_to_decide(tmp_path: Path) -
     assert "2 row errors (this district allows 0)" in text
     assert "(most changed: email 790)" in text
     assert "students.csv was not cut short" in text
-    assert "    rosterdrop import approve 12\n    rosterdrop import reject 12\n" in text
+    assert "    rosterdrop imports approve 12\n    rosterdrop imports reject 12\n" in text
     assert "Review it here: https://rd.example/imports/12" in text
     assert '<a href="https://rd.example/imports/12"' in html
     assert "120 of 1,000" in html
     assert "12.0%" in html
     assert "10%" in html
-    assert "rosterdrop import approve 12" in html
+    assert "rosterdrop imports approve 12" in html
     assert "students.csv:14:grade" in text
     assert len(attachment_rows(message)) == 3
 

@@ -1,0 +1,73 @@
+"""Shared fixtures: settings in a temporary data directory, and both databases for real.
+
+PostgreSQL runs from the machine's binaries (initdb into a temporary directory, a free port);
+each test that asks for it gets a database of its own. Where the binaries are missing the
+PostgreSQL half is skipped, except on CI, where that is an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Settings, load_settings
+from daemon.store.database import Database
+from tests.support import postgres
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    if not postgres.available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must test PostgreSQL, but {postgres.PG_BIN} has no server")
+        pytest.skip("PostgreSQL binaries not found")
+    with postgres.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'rosterdrop.db'}"
+    server: str = request.getfixturevalue("postgres_server")
+    return postgres.create_database(server, f"test_{os.getpid()}_{next(_counter)}")
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a test: a temporary data directory, quick timings, servers on port 0."""
+
+    def make(database_url: str | None = None, **env: str) -> Settings:
+        environ = {
+            "ROSTERDROP_DATA_DIR": str(tmp_path / "data"),
+            "ROSTERDROP_SFTP_HOST": "127.0.0.1",
+            "ROSTERDROP_SFTP_PORT": "0",
+            "ROSTERDROP_HTTP_PORT": "0",
+            "ROSTERDROP_SETTLE_SECONDS": "0.3",
+            "ROSTERDROP_SPOOL_RESCAN_SECONDS": "0.5",
+            **({"ROSTERDROP_DATABASE_URL": database_url} if database_url else {}),
+            **env,
+        }
+        return load_settings(None, environ)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url, lock_dir=settings.paths.locks)
+    database.upgrade()
+    yield database
+    database.close()
