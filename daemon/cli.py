@@ -400,7 +400,9 @@ def serve(app: App, once: bool, demo: bool) -> None:
 
     if demo:
         ensure_demo_tenant(app.db, app.settings, click.echo)
-    sys.exit(service.run(app.settings, app.db, once=once))
+    config_file = click.get_current_context().find_root().params.get("config_file")
+    code = service.run(app.settings, app.db, once=once, reload=lambda: load_settings(config_file))
+    sys.exit(code)
 
 
 main_group.add_command(tenant_group)

@@ -53,8 +53,10 @@ def configure(level: str = "info", fmt: str = "auto", *, stream: Any = None) -> 
         root.removeHandler(old)
     root.addHandler(handler)
     set_level(level)
-    # asyncssh logs every channel open and close at INFO: keep its detail for debugging.
-    logging.getLogger("asyncssh").setLevel(max(_LEVELS[level], logging.WARNING))
+    # asyncssh logs every channel open and close, alembic every plugin it loads, at INFO:
+    # keep their detail for debugging.
+    for chatty in ("asyncssh", "alembic"):
+        logging.getLogger(chatty).setLevel(max(_LEVELS[level], logging.WARNING))
 
 
 def set_level(level: str) -> None:

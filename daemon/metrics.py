@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+# The *_created series double every counter for no use here.
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

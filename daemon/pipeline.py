@@ -25,7 +25,6 @@ from daemon.clever.problems import Problem, ProblemLog
 from daemon.clever.validate import Validation, fingerprints, validate
 from daemon.config import DataPaths, SmtpSettings
 from daemon.errors import Conflict, RosterdropError, StoreError
-from daemon.metrics import IMPORT_DURATION, IMPORTS, ROWS_APPLIED
 from daemon.notify import messages
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
@@ -134,9 +133,9 @@ class Pipeline:
         log.info("upload claimed", tenant=tenant.name, import_id=import_id, source=source)
         return import_id
 
-    def recover(self) -> list[int]:
+    def recover(self) -> list[tuple[str, int]]:
         """After a restart: undo interrupted claims, archive ended imports, and return the
-        imports to run again, oldest first."""
+        imports to run again as (tenant, import id), oldest first."""
         with self.db.read() as conn:
             pending = imports.resumable(conn)
             leftovers = imports.unarchived(conn)
@@ -157,7 +156,7 @@ class Pipeline:
         for record in leftovers:
             self._archive(record)
         with self.db.read() as conn:
-            return [r.id for r in imports.resumable(conn)]
+            return [(r.tenant, r.id) for r in imports.resumable(conn)]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -318,6 +317,21 @@ class Pipeline:
             stage.close()  # the roster was only read; the staging tables go away
         return Preview(validation, plan, tripped, problems)
 
+    def report_incomplete(
+        self, tenant_name: str, present: Sequence[str], missing: Sequence[str], since: datetime
+    ) -> None:
+        """Tell a district that its upload has been waiting for the rest of the set."""
+        with self.db.write() as conn:
+            tenant = tenants.get(conn, tenant_name)
+            email = messages.incomplete_upload(
+                tenant.name, present, missing, since, tenant.emails, self.smtp
+            )
+            outbox.enqueue(conn, email, tenant_id=tenant.id, import_id=None, now=self.now())
+        log.warning(
+            "incomplete upload", tenant=tenant_name, present=list(present), missing=list(missing)
+        )
+        self.mail_queued()
+
     # -- decisions by a person ----------------------------------------------------------------
 
     def approve(self, import_id: int, by: str) -> ImportReport:
@@ -398,13 +412,6 @@ class Pipeline:
         record = imports.get(conn, run.record.id)
         report = self.report_of(conn, record, run.problems.kept)
         self._notify(conn, report, run.tenant)
-        IMPORTS.labels(state=state.value).inc()
-        if state in ENDED and record.started_at is not None:
-            IMPORT_DURATION.observe((now - record.received_at).total_seconds())
-        if state in (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS) and run.plan:
-            for name, changes in run.plan.entities.items():
-                for change in ("added", "updated", "reactivated", "deactivated"):
-                    ROWS_APPLIED.labels(entity=name, change=change).inc(getattr(changes, change))
         log.info(
             "import " + state.value.replace("_", " "),
             tenant=run.tenant.name,

@@ -1,0 +1,134 @@
+"""Running imports in worker processes: several tenants at once, one import per tenant, in order.
+
+Each import runs in a process of its own: its CPU-heavy validation never stalls the SFTP
+server's event loop, its memory goes back to the system when it ends, and a crash or a kill
+leaves the import resumable (the database rolls the unfinished transaction back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+
+import structlog
+
+from daemon.config import Settings
+
+log = structlog.get_logger(__name__)
+
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+def _import_in_process(settings: Settings, import_id: int) -> None:
+    """The worker process: its own logging, database connection and pipeline."""
+    from daemon import logs
+    from daemon.pipeline import Pipeline
+    from daemon.store.database import Database
+
+    logs.configure(settings.log.level, settings.log.format)
+    db = Database(settings.database_url, lock_dir=settings.paths.locks)
+    try:
+        Pipeline(db, settings.paths, settings.smtp).run(import_id)
+    finally:
+        db.close()
+
+
+@dataclass
+class ImportRunner:
+    """Queues imports per tenant and runs up to `workers` of them at a time."""
+
+    settings: Settings
+    on_done: Callable[[int], None] = lambda import_id: None
+    _queues: dict[str, deque[int]] = field(default_factory=dict)
+    _running: dict[str, tuple[int, BaseProcess]] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: bool = False
+
+    def submit(self, tenant: str, import_id: int) -> None:
+        queue = self._queues.setdefault(tenant, deque())
+        running = self._running.get(tenant)
+        if import_id in queue or (running and running[0] == import_id):
+            return
+        queue.append(import_id)
+        self._start_what_fits()
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    def pending(self) -> int:
+        return sum(len(q) for q in self._queues.values()) + len(self._running)
+
+    def _start_what_fits(self) -> None:
+        if self._closing:
+            return
+        for tenant, queue in self._queues.items():
+            if len(self._running) >= max(1, self.settings.spool.workers):
+                return
+            if queue and tenant not in self._running:
+                import_id = queue.popleft()
+                process = _SPAWN.Process(
+                    target=_import_in_process,
+                    args=(self.settings, import_id),
+                    name=f"rosterdrop-import-{import_id}",
+                )
+                process.start()
+                self._running[tenant] = (import_id, process)
+                task = asyncio.get_running_loop().create_task(
+                    self._watch(tenant, import_id, process)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                log.info("import started", tenant=tenant, import_id=import_id, pid=process.pid)
+
+    async def _watch(self, tenant: str, import_id: int, process: BaseProcess) -> None:
+        loop = asyncio.get_running_loop()
+        ended = asyncio.Event()
+        loop.add_reader(process.sentinel, ended.set)
+        try:
+            await ended.wait()
+        finally:
+            loop.remove_reader(process.sentinel)
+        process.join()
+        if process.exitcode != 0:
+            log.error(
+                "import process ended abnormally; it will be resumed",
+                tenant=tenant,
+                import_id=import_id,
+                exitcode=process.exitcode,
+            )
+        del self._running[tenant]
+        self._changed.set()
+        self.on_done(import_id)
+        self._start_what_fits()
+
+    async def idle(self) -> None:
+        """Wait until nothing is queued or running (for `serve --once` and the tests)."""
+        while self.pending():
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def stop(self, grace: float) -> None:
+        """Let running imports finish within `grace` seconds; then stop them (they resume later)."""
+        self._closing = True
+        self._queues.clear()
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle(), grace)
+        for tenant, (import_id, process) in list(self._running.items()):
+            log.warning(
+                "stopping an unfinished import; it resumes at the next start",
+                tenant=tenant,
+                import_id=import_id,
+            )
+            process.terminate()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        for _, process in list(self._running.values()):
+            process.kill()

@@ -1,0 +1,291 @@
+"""The daemon: starts and stops the SFTP server, upload watcher, importers, mailer and HTTP.
+
+Its life is startup() → main_loop() → shutdown(). Background work runs as named tasks; if
+one dies, the service stops rather than limp on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import structlog
+
+from daemon import logs
+from daemon.clever.files import find_files
+from daemon.config import Settings
+from daemon.errors import RosterdropError
+from daemon.http import HttpServer
+from daemon.metrics import IMPORT_DURATION, IMPORTS, ROWS_APPLIED
+from daemon.notify.sender import OutboxSender
+from daemon.pipeline import Pipeline
+from daemon.roster.outcome import ENDED, ImportReport, ImportState
+from daemon.runner import ImportRunner
+from daemon.sftp import Account, SftpServer, UploadEvent
+from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partials
+from daemon.store import tenants
+from daemon.store.database import Database
+from daemon.systemd import Notifier
+
+log = structlog.get_logger(__name__)
+
+HOUSEKEEPING_SECONDS = 3600.0
+
+
+class TenantAccounts:
+    """The SFTP server's view of the tenants table (called off the event loop)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.paths = settings.paths
+
+    def lookup(self, username: str) -> Account | None:
+        with self.db.read() as conn:
+            tenant = tenants.find(conn, username)
+        if tenant is None:
+            return None
+        return Account(
+            name=tenant.name,
+            root=self.paths.tenant_root(tenant.name),
+            password_hash=tenant.password_hash,
+            authorized_keys=tenant.authorized_keys,
+            disabled=tenant.disabled,
+        )
+
+
+def record_metrics(report: ImportReport) -> None:
+    IMPORTS.labels(state=report.state.value).inc()
+    if report.state in ENDED and report.finished_at is not None:
+        IMPORT_DURATION.observe((report.finished_at - report.received_at).total_seconds())
+    if report.state in (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS):
+        for name, changes in report.entities.items():
+            for change in ("added", "updated", "reactivated", "deactivated"):
+                ROWS_APPLIED.labels(entity=name, change=change).inc(getattr(changes, change))
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        notifier: Notifier | None = None,
+        reload: Callable[[], Settings] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.notifier = notifier or Notifier()
+        self.reload_settings = reload
+        self.sender = OutboxSender(db, settings.smtp, settings.paths.outbox)
+        self.pipeline = Pipeline(db, settings.paths, settings.smtp, mail_queued=self.sender.wake)
+        self.runner = ImportRunner(settings, on_done=self._import_done)
+        self.sftp = SftpServer(
+            settings.sftp, settings.paths.host_keys, TenantAccounts(db, settings), self._on_upload
+        )
+        self.spool = Spool(settings.spool, settings.paths, busy=self.sftp.active_uploads)
+        self.http = HttpServer(settings.http, self._readiness)
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.exit_code = 0
+
+    # -- life -------------------------------------------------------------------------------
+
+    async def serve(self, *, once: bool = False) -> int:
+        await self.startup(once=once)
+        try:
+            if once:
+                await self._drain()
+            else:
+                await self.main_loop()
+        finally:
+            await self.shutdown()
+        return self.exit_code
+
+    async def startup(self, *, once: bool = False) -> None:
+        paths = self.settings.paths
+        for folder in (paths.tenants, paths.spool, paths.archive, paths.outbox):
+            folder.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(remove_abandoned_partials, paths)
+        for tenant, import_id in await asyncio.to_thread(self.pipeline.recover):
+            self.runner.submit(tenant, import_id)
+        if once:
+            return
+        await self.sftp.start()
+        if self.settings.http.enabled:
+            await self.http.start()
+        self.spool.start_watching(asyncio.get_running_loop())
+        self._spawn("uploads", self._watch_uploads())
+        self._spawn("mailer", self.sender.run())
+        self._spawn("housekeeping", self._housekeeping())
+        if self.notifier.watchdog_seconds:
+            self._spawn("watchdog", self.notifier.keep_alive())
+        status = f"SFTP on port {self.sftp.port}"
+        if self.settings.http.enabled:
+            status += f", HTTP on {self.settings.http.host}:{self.http.port}"
+        self.notifier.ready(status)
+        self.ready.set()
+        log.info("rosterdrop is ready", sftp_port=self.sftp.port, http_port=self.http.port)
+
+    async def main_loop(self) -> None:
+        stop = asyncio.create_task(self._stop.wait(), name="stop")
+        done, _ = await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stop and not task.cancelled() and task.exception():
+                log.error(
+                    "a background task died; stopping",
+                    task=task.get_name(),
+                    exc_info=task.exception(),
+                )
+                self.exit_code = 1
+        stop.cancel()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        timeout = self.settings.service.shutdown_timeout
+        self.notifier.stopping()
+        log.info("rosterdrop is stopping", running_imports=self.runner.busy)
+        await self.sftp.stop_accepting()
+        for task in self._tasks:
+            if task.get_name() in ("uploads", "housekeeping", "watchdog"):
+                task.cancel()
+        self.spool.stop_watching()
+        await asyncio.gather(self.sftp.close(timeout), self.runner.stop(timeout))
+        await self.sender.stop(timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http.stop()
+        log.info("rosterdrop stopped")
+
+    async def _drain(self) -> None:
+        """`serve --once`: claim every complete set, run every import, send due emails."""
+        ready, _, _ = await asyncio.to_thread(self.spool.scan, settle=False)
+        for ready_set in ready:
+            await self._claim(ready_set)
+        await self.runner.idle()
+        await self.sender.deliver_due()
+
+    def _spawn(self, name: str, work: Awaitable[Any]) -> None:
+        self._tasks.append(asyncio.ensure_future(work))
+        self._tasks[-1].set_name(name)
+
+    # -- work -------------------------------------------------------------------------------
+
+    def _on_upload(self, event: UploadEvent) -> None:
+        self.spool.activity(event.tenant)
+
+    async def _watch_uploads(self) -> None:
+        while True:
+            ready, stuck, next_check = await asyncio.to_thread(self.spool.scan)
+            for ready_set in ready:
+                await self._claim(ready_set)
+            for incomplete in stuck:
+                await self._report_incomplete(incomplete)
+            await self.spool.wait(next_check)
+
+    async def _claim(self, ready: ReadySet) -> None:
+        def claim() -> int | None:
+            with self.db.read() as conn:
+                tenant = tenants.find(conn, ready.tenant)
+            if tenant is None or tenant.disabled:
+                return None
+            return self.pipeline.receive(tenant, find_files(ready.folder), source="sftp", move=True)
+
+        try:
+            import_id = await asyncio.to_thread(claim)
+        except RosterdropError as exc:  # e.g. the database is down: the files wait for a rescan
+            log.error("could not claim an upload", tenant=ready.tenant, error=str(exc))
+            return
+        if import_id is not None:
+            self.runner.submit(ready.tenant, import_id)
+
+    async def _report_incomplete(self, incomplete: IncompleteSet) -> None:
+        try:
+            await asyncio.to_thread(
+                self.pipeline.report_incomplete,
+                incomplete.tenant,
+                incomplete.present,
+                incomplete.missing,
+                incomplete.since,
+            )
+        except RosterdropError as exc:
+            log.error(
+                "could not report an incomplete upload", tenant=incomplete.tenant, error=str(exc)
+            )
+
+    def _import_done(self, import_id: int) -> None:
+        asyncio.get_running_loop().create_task(self._after_import(import_id))
+
+    async def _after_import(self, import_id: int) -> None:
+        with contextlib.suppress(RosterdropError):
+            record_metrics(await asyncio.to_thread(self.pipeline.report, import_id))
+        self.sender.wake()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            removed = await asyncio.to_thread(
+                self.pipeline.expire, self.settings.spool.retention_days
+            )
+            if removed:
+                log.info("expired archived uploads removed", imports=removed)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    async def _readiness(self) -> dict[str, bool]:
+        try:
+            await asyncio.to_thread(self.db.ping)
+            database = True
+        except RosterdropError:
+            database = False
+        return {"sftp": self.ready.is_set() and not self._stop.is_set(), "database": database}
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the settings that can change while running (the log level)."""
+        if self.reload_settings is None:
+            return
+        try:
+            fresh = self.reload_settings()
+        except RosterdropError as exc:
+            log.error("reload failed; keeping the running settings", error=str(exc))
+            return
+        logs.set_level(fresh.log.level)
+        log.info("settings reloaded", log_level=fresh.log.level)
+
+
+@contextlib.contextmanager
+def _signals(service: Service) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    handled = {
+        signal.SIGTERM: service.stop,
+        signal.SIGINT: service.stop,
+        signal.SIGHUP: service.reload,
+    }
+    for signum, handler in handled.items():
+        loop.add_signal_handler(signum, handler)
+    try:
+        yield
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def run(
+    settings: Settings,
+    db: Database,
+    *,
+    once: bool = False,
+    reload: Callable[[], Settings] | None = None,
+) -> int:
+    """The sync shell around the async service; returns the process exit code."""
+
+    async def main() -> int:
+        service = Service(settings, db, reload=reload)
+        with _signals(service):
+            return await service.serve(once=once)
+
+    return asyncio.run(main())

@@ -1,0 +1,55 @@
+"""The systemd notify protocol: READY, STATUS, WATCHDOG and STOPPING over $NOTIFY_SOCKET."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Mapping
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class Notifier:
+    """Sends state datagrams to systemd; does nothing when not started by systemd."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        address = env.get("NOTIFY_SOCKET", "")
+        if address.startswith("@"):  # an abstract socket
+            address = "\0" + address[1:]
+        self.address = address
+        self.watchdog_seconds = int(env.get("WATCHDOG_USEC", "0") or 0) / 1_000_000
+        watchdog_pid = env.get("WATCHDOG_PID")
+        if watchdog_pid and watchdog_pid != str(os.getpid()):
+            self.watchdog_seconds = 0.0  # the watchdog is meant for another process
+
+    def send(self, *states: str) -> None:
+        if not self.address:
+            return
+        message = "\n".join(states).encode()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.connect(self.address)
+                sock.sendall(message)
+        except OSError as exc:
+            log.warning("systemd notification failed", error=str(exc))
+
+    def ready(self, status: str) -> None:
+        self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
+
+    def status(self, status: str) -> None:
+        self.send(f"STATUS={status}")
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1", "STATUS=stopping")
+
+    async def keep_alive(self) -> None:
+        """Ping the watchdog from the event loop: a stuck loop stops the pings."""
+        if not self.address or not self.watchdog_seconds:
+            return
+        while True:
+            self.send("WATCHDOG=1")
+            await asyncio.sleep(self.watchdog_seconds / 3)
