@@ -67,12 +67,13 @@ def _extras(c: Checker, f: CsvFile, rows: list[list[str]]) -> Sequence[str | Non
 def _replacements(
     values: list[str], mapping: dict[str, str], lines: Sequence[int]
 ) -> list[tuple[str, str, int, int]]:
-    """(value, replacement, first line, count) for each value the mapping changes."""
+    """(value, replacement, first line, count) for each value of `values` the mapping changes
+    (the mapping may hold values of other columns too)."""
     changed = [v for v in mapping if mapping[v] != v and v]
     if not changed:
         return []
     counts = Counter(values)
-    return [(v, mapping[v], lines[values.index(v)], counts[v]) for v in changed]
+    return [(v, mapping[v], lines[values.index(v)], counts[v]) for v in changed if v in counts]
 
 
 def plain_people(
