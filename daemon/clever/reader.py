@@ -6,7 +6,7 @@ import csv
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +18,8 @@ MAX_RECORD_LINES = 50
 BATCH_ROWS = 10_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BOM_AS_CP1252 = "\u00ef\u00bb\u00bf"
+_EOF = "\x00end of file\n"
+_EOF_RECORD = [_EOF[:-1]]
 
 
 @dataclass
@@ -59,24 +61,41 @@ class CsvFile:
         each starts on.
 
         Blank rows are skipped and counted; a row of another width goes to `misshapen(line,
-        width)`; a runaway quote or a CSV syntax error is fatal and ends the file. Work per row
-        stays in C unless a batch holds something unusual.
+        width)` after the rows before it were yielded (problems stay in line order); a runaway
+        quote or a CSV syntax error is fatal and ends the file. Work per row stays in C unless
+        a batch holds something unusual.
         """
-        reader = csv.reader(self.handle)
+        # The sentinel line tells a quote left open at the end of the file (the csv module
+        # then ends the record silently, its last value holding the rest of the file) from
+        # a file that ends cleanly (the sentinel is a record of its own). NUL never gets here.
+        reader = csv.reader(chain(self.handle, (_EOF,)))
         width = self.width
         end = self.header_line  # the physical line the previous batch ended on
         try:
             while batch := list(islice(reader, BATCH_ROWS)):
                 start, end = end + 1, reader.line_num + self.header_line
+                if batch[-1] == _EOF_RECORD:
+                    batch.pop()
+                    end -= 1
+                    if not batch:
+                        return
+                elif batch[-1] and batch[-1][-1].endswith(_EOF):
+                    batch[-1][-1] = batch[-1][-1][: -len(_EOF)]
+                    end -= 1
+                    self._runaway(problems, start, batch, end)
+                    return
                 if end - start + 1 == len(batch):  # one line per record: the common case
                     lines: Sequence[int] = range(start, end + 1)
                 else:
                     lines = _record_lines(start, batch)
+                    if self._too_long(problems, lines, batch):
+                        return
                 if all(map(width.__eq__, map(len, batch))) and all(map(any, batch)):
                     self.rows += len(batch)
                     yield lines, batch
                     continue
-                kept_lines, kept = [], []
+                kept_lines: list[int] = []
+                kept: list[list[str]] = []
                 for line, fields in zip(lines, batch, strict=True):
                     if not any(fields):
                         self.blank_rows += 1
@@ -86,17 +105,11 @@ class CsvFile:
                     if len(fields) == width:
                         kept_lines.append(line)
                         kept.append(fields)
-                    elif _line_breaks(fields) >= MAX_RECORD_LINES:
-                        problems.fatal(
-                            "unbalanced_quote",
-                            f"a quoted value opened on line {line} never closes: it swallows"
-                            f" lines {line}-{line + _line_breaks(fields)}",
-                            file=self.name,
-                            line=line,
-                        )
-                        return
-                    else:
-                        misshapen(line, len(fields))
+                        continue
+                    if kept:
+                        yield kept_lines, kept
+                        kept_lines, kept = [], []
+                    misshapen(line, len(fields))
                 if kept:
                     yield kept_lines, kept
         except csv.Error as exc:
@@ -106,6 +119,33 @@ class CsvFile:
                 file=self.name,
                 line=reader.line_num + self.header_line,
             )
+
+    def _runaway(self, problems: ProblemLog, start: int, batch: list[list[str]], end: int) -> None:
+        """The last record of the file opened a quote that never closed."""
+        line = _record_lines(start, batch)[-1]
+        problems.fatal(
+            "unbalanced_quote",
+            f"a quoted value opened on line {line} never closes: it swallows lines"
+            f" {line}-{end}, the end of the file",
+            file=self.name,
+            line=line,
+        )
+
+    def _too_long(self, problems: ProblemLog, lines: Sequence[int], batch: list[list[str]]) -> bool:
+        """A record spanning MAX_RECORD_LINES lines is a missing closing quote, whatever its
+        width: fatal, since the rows it swallowed would silently go missing."""
+        for line, fields in zip(lines, batch, strict=True):
+            breaks = _line_breaks(fields)
+            if breaks >= MAX_RECORD_LINES:
+                problems.fatal(
+                    "unbalanced_quote",
+                    f"a quoted value opened on line {line} never closes: it swallows"
+                    f" lines {line}-{line + breaks}",
+                    file=self.name,
+                    line=line,
+                )
+                return True
+        return False
 
     def close(self) -> None:
         self.handle.close()

@@ -1,0 +1,369 @@
+"""Validating uploads shaped like real SIS exports: every problem exact, every record as stored.
+
+Each test runs both ways: the bulk path (plain batches checked in C) and the careful row-by-row
+path must agree on every record and every problem.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from daemon.roster.tenant import TenantSettings
+from tests.support.clever import FIXTURES, check_folder, minimal_files, write_upload
+
+pytestmark = pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "careful"])
+
+
+def test_a_real_sis_export_imports_with_warnings_only(bulk: bool) -> None:
+    checked = check_folder(FIXTURES / "sis_export", bulk=bulk)
+
+    assert not checked.validation.fatal
+    assert checked.validation.error_rows == 0
+    assert checked.codes() == [
+        ("warning", "schools.csv", 1, None, "extra_columns"),
+        ("warning", "teachers.csv", 1, None, "extra_columns"),
+        ("warning", "teachers.csv", 2, "teacher_email", "email_lowercased"),
+        ("warning", "students.csv", 1, None, "extra_columns"),
+        # "Mary<CRLF>Ann" spans lines 2-3, so José is on line 4, as an editor shows it.
+        ("warning", "students.csv", 2, "first_name", "whitespace_normalised"),
+        ("warning", "students.csv", 2, "grade", "grade_replaced"),
+        ("warning", "students.csv", 4, "grade", "grade_replaced"),
+        ("warning", "students.csv", 5, "grade", "grade_replaced"),
+        ("warning", "students.csv", 8, "student_email", "email_lowercased"),
+        ("warning", "students.csv", 9, None, "blank_rows"),
+        ("warning", "sections.csv", 1, None, "extra_columns"),
+        ("warning", "sections.csv", 2, "term_end", "date_normalised"),
+        ("warning", "sections.csv", 3, "term_start", "date_normalised"),
+        ("warning", "enrollments.csv", 5, None, "duplicate_row"),
+    ]
+    messages = {(p.file, p.line, p.code): p.message for p in checked.problems}
+    assert messages["students.csv", 2, "whitespace_normalised"].endswith(
+        "on 2 rows (first on line 2)"
+    )
+    assert messages["students.csv", 9, "blank_rows"] == ("3 blank row(s) ignored (first on line 9)")
+    assert messages["students.csv", 2, "grade_replaced"] == (
+        "grade 'K' replaced by 'KG' on 1 row (first on line 2)"
+    )
+    assert messages["sections.csv", 2, "date_normalised"] == (
+        "dates rewritten as YYYY-MM-DD on 2 rows (first on line 2)"
+    )
+    assert messages["schools.csv", 1, "extra_columns"] == (
+        "extra columns kept with each record: principal"
+    )
+    assert messages["enrollments.csv", 5, "duplicate_row"] == (
+        "the same enrollment as line 2; ignored"
+    )
+
+    assert checked.fresh("schools") == [
+        ("SCH1", "Lincoln Elementary, North", '{"principal": "Dr. Ruiz"}'),
+        ("SCH2", "Escuela Peña", None),
+    ]
+    assert checked.fresh("teachers") == [
+        ("SCH1", "T1", "Ada", "Lovelace, PhD", "ada@district.org", '{"title": "Ms."}'),
+        ("SCH1", "T2", "Siobhán", "O'Brien", "o'brien@district.org", None),
+        ("SCH1", "T3", "Zoë", "Müller", "zoe@district.org", None),
+        ("SCH1", "T4", "Jae", "Kim", "kim@district.org", None),
+        ("SCH1", "T5", "Abe", "Kim", "abe@district.org", None),
+        ("SCH1", "T6", "Rosa", "de la Cruz", "delacruz@district.org", None),
+        # the same teacher at a second school is a second record, not a duplicate
+        ("SCH2", "T1", "Ada", "Lovelace, PhD", "ada@district.org", None),
+    ]
+    mary = '{"dob": "2019-01-01", "gender": "F", "state_id": "ST1"}'
+    jose = '{"gender": "M", "state_id": "ST2"}'
+    assert checked.fresh("students") == [
+        ("SCH1", "S1", "Mary Ann", "Smith", "mary@x.org", "mary", "KG", mary),
+        ("SCH1", "S2", "José", "Smith, Jr.", "", "jose", "01", jose),
+        ("SCH1", "S3", "Li", "Wu", "li@x.org", "", "KG", None),
+        ("SCH2", "S1", "Mary Ann", "Smith", "mary@x.org", "mary", "01", mary),
+        ("SCH2", "S4", "Noël", "Ørsted", "noel@x.org", "", "PK", '{"gender": "X"}'),
+    ]
+    year = (date(2026, 8, 15), date(2027, 6, 10))
+    assert checked.fresh("sections") == [
+        ("SCH1", "SEC1", "T1", 'Computer Science "AP"', *year, '{"period": "1"}'),
+        ("SCH1", "SEC2", "T2", "Algebra", *year, '{"period": "2"}'),
+        ("SCH1", "SEC3", "T4", "Art, Music & Drama", None, None, '{"period": "3"}'),
+        ("SCH2", "SEC4", "T1", "Música", *year, None),
+    ]
+    assert sorted(checked.fresh("section_teachers")) == [
+        ("SCH1", "SEC1", "T1", 1),
+        ("SCH1", "SEC1", "T2", 3),
+        ("SCH1", "SEC1", "T3", 2),
+        ("SCH1", "SEC2", "T1", 2),
+        ("SCH1", "SEC2", "T2", 1),
+        ("SCH1", "SEC2", "T4", 4),
+        ("SCH1", "SEC2", "T5", 3),
+        ("SCH1", "SEC3", "T3", 3),
+        ("SCH1", "SEC3", "T4", 1),
+        ("SCH1", "SEC3", "T6", 2),
+        ("SCH2", "SEC4", "T1", 1),
+    ]
+    assert checked.fresh("enrollments") == [
+        ("SCH1", "SEC1", "S1"),
+        ("SCH1", "SEC1", "S2"),
+        ("SCH1", "SEC2", "S3"),
+        ("SCH2", "SEC4", "S1"),
+        ("SCH2", "SEC4", "S4"),
+        ("SCH1", "SEC3", "S2"),
+    ]
+    files = checked.validation.files
+    assert (files["students.csv"].rows, files["enrollments.csv"].rows) == (5, 7)
+
+
+def test_every_row_error_names_its_file_line_and_column(bulk: bool) -> None:
+    checked = check_folder(FIXTURES / "broken_rows", bulk=bulk)
+
+    assert not checked.validation.fatal
+    assert checked.codes() == [
+        ("error", "schools.csv", 3, "school_name", "missing_value"),
+        ("error", "schools.csv", 4, "school_id", "duplicate_id"),
+        ("error", "teachers.csv", 3, "teacher_email", "bad_email"),
+        ("error", "teachers.csv", 4, "school_id", "unknown_school"),
+        ("error", "teachers.csv", 5, None, "wrong_field_count"),
+        ("error", "teachers.csv", 6, None, "wrong_field_count"),
+        ("error", "students.csv", 3, "student_email", "missing_login"),
+        ("error", "students.csv", 4, "grade", "bad_grade"),
+        ("error", "students.csv", 5, "student_id", "duplicate_id"),
+        ("error", "students.csv", 6, "student_id", "missing_value"),
+        ("error", "students.csv", 8, "first_name", "missing_value"),
+        ("error", "sections.csv", 3, "teacher_id", "parent_skipped"),
+        ("error", "sections.csv", 4, "teacher_id", "unknown_teacher"),
+        ("warning", "sections.csv", 5, "teacher_2_id", "repeated_teacher"),
+        ("error", "sections.csv", 5, "term_end", "term_order"),
+        ("error", "sections.csv", 6, "term_start", "bad_date"),
+        ("error", "sections.csv", 7, "teacher_2_id", "unknown_teacher"),
+        ("error", "enrollments.csv", 4, "student_id", "parent_skipped"),
+        ("error", "enrollments.csv", 5, "section_id", "parent_skipped"),
+        ("error", "enrollments.csv", 6, "section_id", "parent_skipped"),
+        ("error", "enrollments.csv", 7, "section_id", "unknown_reference"),
+        ("error", "enrollments.csv", 8, "student_id", "unknown_reference"),
+        ("error", "enrollments.csv", 9, "school_id", "unknown_school"),
+        ("error", "enrollments.csv", 10, None, "wrong_field_count"),
+        ("warning", "enrollments.csv", 3, None, "duplicate_row"),
+    ]
+    values = {(p.file, p.line, p.code): p.value for p in checked.problems}
+    assert values["teachers.csv", 3, "bad_email"] == "not-an-email"
+    assert values["students.csv", 4, "bad_grade"] == "Z9"
+    assert values["sections.csv", 6, "bad_date"] == "2026-02-30"
+    assert values["enrollments.csv", 7, "unknown_reference"] == "SEC9"
+    messages = {(p.file, p.line, p.code): p.message for p in checked.problems}
+    assert messages["teachers.csv", 5, "wrong_field_count"] == (
+        "the row has 4 values but the header has 5 columns"
+    )
+    assert messages["students.csv", 5, "duplicate_id"] == (
+        "student_id 'S1' appears again (first on line 2, school 'SCH1'); skipped"
+    )
+    # Rows per file with at least one error (a section with two errors is one row).
+    errors = {name: f.errors for name, f in checked.validation.files.items()}
+    assert errors == {
+        "schools.csv": 2,
+        "teachers.csv": 4,
+        "students.csv": 5,
+        "sections.csv": 5,
+        "enrollments.csv": 7,
+    }
+
+
+def test_broken_rows_that_name_a_record_hold_it_and_its_dependents(bulk: bool) -> None:
+    checked = check_folder(FIXTURES / "broken_rows", bulk=bulk)
+
+    # Keys complete and school in the upload: held (kept as they are, never deactivated).
+    assert checked.held("schools") == [("SCH2", None, None)]
+    assert [r[:2] for r in checked.held("teachers")] == [("SCH1", "T2")]
+    assert [r[:2] for r in checked.held("students")] == [
+        ("SCH1", "S2"),
+        ("SCH1", "S3"),
+        ("SCH1", "S5"),
+    ]
+    assert [r[:2] for r in checked.held("sections")] == [("SCH1", f"SEC{n}") for n in range(2, 7)]
+    assert sorted(r[:3] for r in checked.held("section_teachers")) == [
+        ("SCH1", "SEC2", "T2"),
+        ("SCH1", "SEC3", "T9"),
+        ("SCH1", "SEC4", "T1"),
+        ("SCH1", "SEC5", "T1"),
+        ("SCH1", "SEC6", "T1"),
+        ("SCH1", "SEC6", "T9"),
+    ]
+    # Enrollments of a held student or section are held; those naming a section or student
+    # missing from the upload are not (they follow their deactivated parent).
+    assert checked.held("enrollments") == [
+        ("SCH1", "SEC1", "S3"),
+        ("SCH1", "SEC2", "S1"),
+        ("SCH1", "SEC3", "S1"),
+    ]
+    assert checked.fresh("enrollments") == [("SCH1", "SEC1", "S1"), ("SCH1", "SEC1", "S4")]
+    # No key, unknown school, a duplicate or a misshapen row: skipped, nothing held.
+    assert ("SCH9", "T3") not in [r[:2] for r in checked.records["teachers"]]
+    assert [r[:2] for r in checked.fresh("teachers")] == [("SCH1", "T1")]
+    assert [r[:2] for r in checked.fresh("students")] == [("SCH1", "S1"), ("SCH1", "S4")]
+
+
+def _replace(folder: Path, name: str, data: bytes) -> Path:
+    (folder / name).write_bytes(data)
+    return folder
+
+
+def test_a_windows_1252_file_is_decoded_knowingly(bulk: bool, upload: Path) -> None:
+    text = "school_id,student_id,first_name,last_name,student_email,username,grade\r\n"
+    text += "SCH1,S1,Ann,Lee,ann@students.org,ann,03\r\n"
+    text += "SCH1,S2,Ren\u00e9e,C\u00f4t\u00e9,,bob,04\r\n"
+    _replace(upload, "students.csv", text.encode("cp1252"))
+    assert b"Ren\xe9e" in (upload / "students.csv").read_bytes()
+
+    checked = check_folder(upload, bulk=bulk)
+
+    assert checked.codes() == [("warning", "students.csv", 3, None, "decoded_as_windows1252")]
+    assert "read as Windows-1252" in checked.problems[0].message
+    assert checked.fresh("students")[1][:4] == ("SCH1", "S2", "Renée", "Côté")
+
+
+def test_a_windows_1252_file_fails_when_the_tenant_wants_utf8_only(
+    bulk: bool, upload: Path
+) -> None:
+    text = "school_id,school_name\nSCH1,Lincoln\nSCH2,\u00c9cole Saint-\u00c9tienne\n"
+    _replace(upload, "schools.csv", text.encode("cp1252"))
+
+    checked = check_folder(upload, TenantSettings(fallback_encoding=""), bulk=bulk)
+
+    assert checked.validation.fatal
+    assert checked.codes() == [("fatal", "schools.csv", 3, None, "not_utf8")]
+    assert "save or export it as UTF-8" in checked.problems[0].message
+
+
+def test_bytes_that_are_neither_utf8_nor_windows_1252_fail(bulk: bool, upload: Path) -> None:
+    _replace(upload, "schools.csv", b"school_id,school_name\nSCH1,Lin\x81coln\n")
+
+    checked = check_folder(upload, bulk=bulk)
+
+    assert checked.codes() == [("fatal", "schools.csv", 2, None, "not_utf8")]
+
+
+HEADER_ONLY = b"school_id,section_id,student_id\r\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        pytest.param(
+            "students.csv",
+            b"school_id,student_id,first_name\nSCH1,S1,Ann\n",
+            ("fatal", "students.csv", 1, "last_name", "missing_column"),
+            id="required-column-missing",
+        ),
+        pytest.param(
+            "students.csv",
+            b"SCH1,S1,Ann,Lee,ann@x.org,ann,03\n",
+            ("fatal", "students.csv", 1, None, "no_header"),
+            id="no-header-row",
+        ),
+        pytest.param(
+            "enrollments.csv",
+            HEADER_ONLY,
+            ("fatal", "enrollments.csv", None, None, "empty_file"),
+            id="header-only",
+        ),
+        pytest.param(
+            "enrollments.csv",
+            b"",
+            ("fatal", "enrollments.csv", None, None, "empty_file"),
+            id="zero-bytes",
+        ),
+        pytest.param(
+            "schools.csv",
+            b"school_id,school_name,School_ID\nSCH1,L,SCH1\n",
+            ("fatal", "schools.csv", 1, "School_ID", "duplicate_column"),
+            id="duplicate-column",
+        ),
+        pytest.param(
+            "schools.csv",
+            b"school_id,school_name\nSCH1,L\x00\n",
+            ("fatal", "schools.csv", None, None, "not_text"),
+            id="nul-bytes",
+        ),
+        pytest.param(
+            # The quote opened in the last column runs to the end of the file: the csv module
+            # would silently make Washington part of Lincoln's name.
+            "schools.csv",
+            b'school_id,school_name\nSCH1,"Lincoln\nSCH2,Washington\nSCH3,Adams\n',
+            ("fatal", "schools.csv", 2, None, "unbalanced_quote"),
+            id="runaway-quote-to-end-of-file",
+        ),
+        pytest.param(
+            "teachers.csv",
+            b"school_id,teacher_id,first_name,last_name,teacher_email\n"
+            b'SCH1,T1,Ada,"Lovelace,ada@d.org\n'
+            + b"".join(b"SCH1,T%d,A,B,a%d@d.org\n" % (i, i) for i in range(2, 80))
+            + b'SCH1,T99,Z,"Z",z@d.org\n',
+            ("fatal", "teachers.csv", 2, None, "unbalanced_quote"),
+            id="runaway-quote-over-many-lines",
+        ),
+    ],
+)
+def test_fatal_problems_fail_the_upload(
+    bulk: bool, upload: Path, name: str, data: bytes, expected: tuple[object, ...]
+) -> None:
+    checked = check_folder(_replace(upload, name, data), bulk=bulk)
+
+    assert checked.validation.fatal
+    assert [c for c in checked.codes() if c[0] == "fatal"] == [expected]
+
+
+def test_a_runaway_quote_says_which_lines_it_swallowed(bulk: bool, upload: Path) -> None:
+    data = b'school_id,school_name\r\nSCH1,"Lincoln\r\nSCH2,Washington\r\nSCH3,Adams\r\n'
+
+    checked = check_folder(_replace(upload, "schools.csv", data), bulk=bulk)
+
+    assert checked.problems[0].message == (
+        "a quoted value opened on line 2 never closes: it swallows lines 2-4, the end of the file"
+    )
+
+
+def test_a_missing_file_is_fatal_and_file_names_match_in_any_case(bulk: bool, upload: Path) -> None:
+    (upload / "sections.csv").unlink()
+    (upload / "students.csv").rename(upload / "STUDENTS.CSV")
+    (upload / "notes.txt").write_text("not part of the set")
+
+    checked = check_folder(upload, bulk=bulk)
+
+    assert checked.validation.fatal
+    assert checked.codes() == [
+        ("fatal", "sections.csv", None, None, "missing_file"),
+        ("warning", None, None, None, "other_files"),
+    ]
+    assert checked.problems[1].message.endswith(": notes.txt")
+
+
+def test_misshapen_rows_are_reported_in_line_order(bulk: bool, upload: Path) -> None:
+    rows = b"".join(b"SCH1,S%d,A,B,s%d@x.org,,03\n" % (i, i) for i in range(1, 6))
+    data = (
+        b"school_id,student_id,first_name,last_name,student_email,username,grade\n"
+        + rows
+        + b"SCH1,S6,A,B,s6@x.org,,Z9\n"  # line 7: a bad grade
+        + b"SCH1,S7,A,B\n"  # line 8: too few values
+        + b"SCH1,S8,A,B,s8@x.org,,XX\n"  # line 9: a bad grade
+    )
+
+    checked = check_folder(_replace(upload, "students.csv", data), bulk=bulk)
+
+    assert [c for c in checked.codes() if c[1] == "students.csv"] == [
+        ("error", "students.csv", 7, "grade", "bad_grade"),
+        ("error", "students.csv", 8, None, "wrong_field_count"),
+        ("error", "students.csv", 9, "grade", "bad_grade"),
+    ]
+
+
+def test_extra_columns_can_be_ignored(bulk: bool) -> None:
+    checked = check_folder(
+        FIXTURES / "sis_export", TenantSettings(keep_extra_columns=False), bulk=bulk
+    )
+
+    assert {r[-1] for r in checked.fresh("students")} == {None}
+    extra = [p.message for p in checked.problems if p.code == "extra_columns"]
+    assert extra[0] == "extra columns ignored: principal"
+
+
+@pytest.fixture
+def upload(tmp_path: Path) -> Path:
+    return write_upload(tmp_path / "upload", minimal_files())
