@@ -20,7 +20,7 @@ from daemon import __version__, console, logs
 from daemon.clever.files import find_files
 from daemon.clever.problems import KEEP_PROBLEMS, ProblemLog
 from daemon.clever.validate import fingerprints, validate
-from daemon.config import Settings, load_settings, redacted
+from daemon.config import Settings, load_settings, redacted, unknown_env
 from daemon.errors import ConfigError, Conflict, NotFound, RosterdropError
 from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ImportState
@@ -381,10 +381,15 @@ def config_group() -> None:
 
 
 @config_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @pass_app
-def config_check(app: App) -> None:
-    """Print the effective settings (secrets hidden); exit 2 if they are invalid."""
-    _echo_json(redacted(app.settings))
+def config_check(app: App, file: Path | None) -> None:
+    """Print the effective settings of FILE (default: --config, $ROSTERDROP_CONFIG), secrets
+    hidden, after the environment's overrides; exit 2 naming the key if they are invalid."""
+    settings = load_settings(file) if file is not None else app.settings
+    for name in unknown_env():
+        click.echo(f"rosterdrop: warning: {name} is not a setting and is ignored", err=True)
+    _echo_json(redacted(settings))
 
 
 # -- serve -----------------------------------------------------------------------------------------
@@ -396,8 +401,12 @@ def config_check(app: App) -> None:
 @pass_app
 def serve(app: App, once: bool, demo: bool) -> None:
     """Run the daemon: SFTP server, upload watcher, importers, mailer, health and metrics."""
+    import structlog
+
     from daemon import service
 
+    for name in unknown_env():
+        structlog.get_logger(__name__).warning("not a setting; ignored", variable=name)
     if demo:
         ensure_demo_tenant(app.db, app.settings, click.echo)
     config_file = click.get_current_context().find_root().params.get("config_file")

@@ -15,7 +15,11 @@ from typing import Any, Literal, get_args, get_origin
 from daemon.errors import ConfigError
 
 CONFIG_ENV = "ROSTERDROP_CONFIG"
+PASSWORD_FILE_ENV = "ROSTERDROP_SMTP_PASSWORD_FILE"  # noqa: S105 - a name, not a secret
+# systemd's LoadCredential= puts the SMTP password in this file under $CREDENTIALS_DIRECTORY.
+SMTP_PASSWORD_CREDENTIAL = "smtp_password"  # noqa: S105 - a file name
 ENV_PREFIX = "ROSTERDROP_"
+MAX_PORT = 65535
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_SFTP_PORT = 2222
@@ -51,15 +55,20 @@ class Secret:
     __str__ = __repr__
 
 
-def _env(name: str) -> dict[str, str]:
+def _env(name: str) -> dict[str, Any]:
     """Field metadata: the environment variable that overrides this key."""
     return {"env": name}
+
+
+def _port(name: str) -> dict[str, Any]:
+    """Field metadata of a TCP port (0: any free port, for tests)."""
+    return {"env": name, "max": MAX_PORT}
 
 
 @dataclass(frozen=True)
 class SftpSettings:
     host: str = field(default="0.0.0.0", metadata=_env("ROSTERDROP_SFTP_HOST"))  # noqa: S104
-    port: int = field(default=DEFAULT_SFTP_PORT, metadata=_env("ROSTERDROP_SFTP_PORT"))
+    port: int = field(default=DEFAULT_SFTP_PORT, metadata=_port("ROSTERDROP_SFTP_PORT"))
     max_file_bytes: int = 1 << 30
     tenant_quota_bytes: int = 5 << 30
     max_sessions_per_tenant: int = 8
@@ -87,7 +96,7 @@ TlsMode = Literal["starttls", "tls", "none"]
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str = field(default="", metadata=_env("ROSTERDROP_SMTP_HOST"))
-    port: int = field(default=587, metadata=_env("ROSTERDROP_SMTP_PORT"))
+    port: int = field(default=587, metadata=_port("ROSTERDROP_SMTP_PORT"))
     from_address: str = field(
         default="rosterdrop@localhost", metadata={"env": "ROSTERDROP_SMTP_FROM", "key": "from"}
     )
@@ -104,7 +113,7 @@ class SmtpSettings:
 class HttpSettings:
     enabled: bool = True
     host: str = field(default="127.0.0.1", metadata=_env("ROSTERDROP_HTTP_HOST"))
-    port: int = field(default=DEFAULT_HTTP_PORT, metadata=_env("ROSTERDROP_HTTP_PORT"))
+    port: int = field(default=DEFAULT_HTTP_PORT, metadata=_port("ROSTERDROP_HTTP_PORT"))
 
 
 LogFormat = Literal["auto", "json", "console"]
@@ -180,6 +189,37 @@ class DataPaths:
         return self.root / "rosterdrop.db"
 
 
+@dataclass(frozen=True)
+class Key:
+    """One setting: its dotted name in the TOML file, its environment variable, its default."""
+
+    dotted: str
+    env: str
+    default: Any
+
+
+def keys(cls: type[Any] = Settings, path: str = "") -> list[Key]:
+    """Every setting, in the order the classes declare them (for documentation and checks)."""
+    hints = typing.get_type_hints(cls)
+    found: list[Key] = []
+    for f in dataclasses.fields(cls):
+        dotted = f"{path}{f.metadata.get('key', f.name)}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            found.extend(keys(typing.cast(type[Any], hints[f.name]), f"{dotted}."))
+            continue
+        factory: Any = f.default_factory
+        default = f.default if factory is dataclasses.MISSING else factory()
+        found.append(Key(dotted, _env_name(f, dotted), default))
+    return found
+
+
+def unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """ROSTERDROP_* variables that name no setting: most likely typos, and otherwise ignored."""
+    env = os.environ if environ is None else environ
+    known = {k.env for k in keys()} | {CONFIG_ENV, PASSWORD_FILE_ENV}
+    return sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)
+
+
 def load_settings(
     config_file: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -219,12 +259,22 @@ def _build(cls: type[Any], table: Mapping[str, Any], env: Mapping[str, str], pat
                 raise ConfigError(f"setting {dotted} must be a table")
             values[f.name] = _build(typing.cast(type[Any], hint), sub, env, path=f"{dotted}.")
             continue
-        env_name = f.metadata.get("env") or ENV_PREFIX + dotted.replace(".", "_").upper()
+        env_name = _env_name(f, dotted)
         if env_name in env:
-            values[f.name] = _coerce(hint, env[env_name], f"{env_name} ({dotted})", from_env=True)
+            name, raw, from_env = f"{env_name} ({dotted})", env[env_name], True
         elif key in table:
-            values[f.name] = _coerce(hint, table[key], dotted, from_env=False)
+            name, raw, from_env = dotted, table[key], False
+        else:
+            continue
+        value = _coerce(hint, raw, name, from_env=from_env)
+        if "max" in f.metadata and value > f.metadata["max"]:
+            raise ConfigError(f"setting {name} must be at most {f.metadata['max']}, not {raw!r}")
+        values[f.name] = value
     return cls(**values)
+
+
+def _env_name(f: dataclasses.Field[Any], dotted: str) -> str:
+    return str(f.metadata.get("env") or ENV_PREFIX + dotted.replace(".", "_").upper())
 
 
 def _coerce(hint: Any, raw: Any, name: str, *, from_env: bool) -> Any:
@@ -245,8 +295,11 @@ def _coerce(hint: Any, raw: Any, name: str, *, from_env: bool) -> Any:
     try:
         if hint is bool:
             return _to_bool(raw)
-        if hint is int and not isinstance(raw, bool):
-            return int(raw)
+        if hint is int and not isinstance(raw, bool | float):
+            whole = int(raw)
+            if whole < 0:
+                raise ValueError
+            return whole
         if hint is float and not isinstance(raw, bool):
             number = float(raw)
             if number < 0:
@@ -275,7 +328,7 @@ def _to_bool(raw: Any) -> bool:
 
 
 def _type_name(hint: Any) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a non-negative number"}.get(
+    return {bool: "true or false", int: "a whole number ≥ 0", float: "a non-negative number"}.get(
         hint, "a string"
     )
 
@@ -285,10 +338,10 @@ def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> Settings:
     if settings.smtp.password:
         return settings
     candidates = []
-    if env.get("ROSTERDROP_SMTP_PASSWORD_FILE"):
-        candidates.append(Path(env["ROSTERDROP_SMTP_PASSWORD_FILE"]))
+    if env.get(PASSWORD_FILE_ENV):
+        candidates.append(Path(env[PASSWORD_FILE_ENV]))
     if env.get("CREDENTIALS_DIRECTORY"):
-        candidates.append(Path(env["CREDENTIALS_DIRECTORY"]) / "smtp_password")
+        candidates.append(Path(env["CREDENTIALS_DIRECTORY"]) / SMTP_PASSWORD_CREDENTIAL)
     for candidate in candidates:
         if candidate.is_file():
             secret = Secret(candidate.read_text(encoding="utf-8").strip())
