@@ -23,7 +23,7 @@ from daemon.metrics import IMPORT_DURATION, IMPORTS, ROWS_APPLIED
 from daemon.notify.sender import OutboxSender
 from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ENDED, ImportReport, ImportState
-from daemon.runner import ImportRunner
+from daemon.runner import ImportRunner, warm_up
 from daemon.sftp import Account, SftpServer, UploadEvent
 from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partials
 from daemon.store import tenants
@@ -109,8 +109,12 @@ class Service:
         paths = self.settings.paths
         for folder in (paths.tenants, paths.spool, paths.archive, paths.outbox):
             folder.mkdir(parents=True, exist_ok=True)
+        warming = None if once else asyncio.ensure_future(asyncio.to_thread(warm_up))
         await asyncio.to_thread(remove_abandoned_partials, paths)
-        for tenant, import_id in await asyncio.to_thread(self.pipeline.recover):
+        resumable = await asyncio.to_thread(self.pipeline.recover)
+        if warming is not None:
+            await warming
+        for tenant, import_id in resumable:
             self.runner.submit(tenant, import_id)
         if once:
             return
