@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import operator
 import re
+import weakref
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain, repeat
 from json.encoder import encode_basestring as json_string
 from operator import itemgetter
@@ -204,13 +206,55 @@ def plain_sections(
     return sections, links
 
 
+@dataclass(frozen=True)
+class _IdSchools:
+    """Which school each section and student id belongs to, for ids found in one school only
+    (None marks an id used by several schools): lets a batch be checked column by column."""
+
+    sections: dict[str, str | None]
+    students: dict[str, str | None]
+    held_sections: frozenset[str]
+    held_students: frozenset[str]
+
+
+def _owners(keys: set[tuple[str, ...]]) -> dict[str, str | None]:
+    owners: dict[str, str | None] = {}
+    for school, ident in keys:
+        owners[ident] = school if owners.get(ident, school) == school else None
+    return owners
+
+
+_ID_SCHOOLS: weakref.WeakKeyDictionary[Checker, _IdSchools] = weakref.WeakKeyDictionary()
+
+
+def _id_schools(c: Checker) -> _IdSchools:
+    """Built once per upload, when sections and students are all known."""
+    if c not in _ID_SCHOOLS:
+        _ID_SCHOOLS[c] = _IdSchools(
+            _owners(c.sections),
+            _owners(c.students),
+            frozenset(ident for _, ident in c.held[SECTIONS.name]),
+            frozenset(ident for _, ident in c.held[STUDENTS.name]),
+        )
+    return _ID_SCHOOLS[c]
+
+
 def plain_enrollments(
     c: Checker, f: CsvFile, lines: Sequence[int], rows: list[list[str]]
 ) -> tuple[list[Row], list[int]]:
     """The records of the rows that pass, and the indexes of the rows that need care."""
-    i_school, i_section, i_student = (f.index[name] for name in ENROLLMENTS.key)
-    sections = list(map(itemgetter(i_school, i_section), rows))
-    students = list(map(itemgetter(i_school, i_student), rows))
+    school, section, student = (list(map(itemgetter(f.index[n]), rows)) for n in ENROLLMENTS.key)
+    ids = _id_schools(c)
+    if (
+        list(map(ids.sections.get, section)) == school
+        and list(map(ids.students.get, student)) == school
+        and ids.held_sections.isdisjoint(section)
+        and ids.held_students.isdisjoint(student)
+    ):
+        # Every section and student is known, in the row's school, and none was skipped.
+        return list(zip(school, section, student, lines, repeat(False), strict=False)), []
+    sections = list(zip(school, section, strict=True))
+    students = list(zip(school, student, strict=True))
     ok = list(
         map(
             operator.and_,
@@ -221,14 +265,7 @@ def plain_enrollments(
     for held, keys in ((c.held[SECTIONS.name], sections), (c.held[STUDENTS.name], students)):
         if held and not held.isdisjoint(keys):
             ok = list(map(operator.and_, ok, map(operator.not_, map(held.__contains__, keys))))
-    records = zip(
-        map(itemgetter(0), sections),
-        map(itemgetter(1), sections),
-        map(itemgetter(1), students),
-        lines,
-        repeat(False),
-        strict=False,
-    )
+    records = zip(school, section, student, lines, repeat(False), strict=False)
     if all(ok):
         return list(records), []
     passed = [record for record, good in zip(records, ok, strict=False) if good]

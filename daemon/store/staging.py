@@ -94,6 +94,7 @@ class Stage:
         self.postgres = conn.dialect.name == "postgresql"
         self._writers = {e.name: _Writer(self, STAGE[e.name]) for e in ENTITIES}
         self._dropped = dict.fromkeys(self._writers, 0)
+        self._empty: set[str] = set()  # entities the tenant has no rows of yet
         if self.postgres:
             conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         for table in (*STAGE.values(), *CHANGES.values()):
@@ -163,6 +164,15 @@ class Stage:
 
     def _diff(self, entity: Entity, tenant_id: int) -> EntityChanges:
         live, changes = roster_tables[entity.name], CHANGES[entity.name]
+        writer = self._writers[entity.name]
+        fresh = writer.written - writer.held - self._dropped[entity.name]
+        if not self.conn.execute(
+            sa.select(sa.literal(1)).where(live.c.tenant_id == tenant_id).limit(1)
+        ).first():
+            # Nothing of this tenant's yet (a first import): every fresh staged row is new,
+            # and applying is a plain copy from the stage.
+            self._empty.add(entity.name)
+            return EntityChanges(added=fresh, held=writer.held)
         for select in self._changes(entity, tenant_id):
             self.conn.execute(changes.insert().from_select(list(changes.c.keys()), select))
         counts = dict.fromkeys((ADD, UPDATE, REACTIVATE, DEACTIVATE), 0)
@@ -182,8 +192,6 @@ class Stage:
         active_before = self.conn.execute(
             sa.select(sa.func.count()).where(live.c.tenant_id == tenant_id, live.c.active)
         ).scalar_one()
-        writer = self._writers[entity.name]
-        fresh = writer.written - writer.held - self._dropped[entity.name]
         return EntityChanges(
             active_before=active_before,
             added=counts[ADD],
@@ -260,13 +268,17 @@ class Stage:
             "created_at": now,
             **stamp,
         }
-        columns = [*entity.columns, *literal]
+        source = STAGE[entity.name] if entity.name in self._empty else changes
+        added = sa.not_(source.c.held) if source is not changes else changes.c.action == ADD
         self.conn.execute(
             live.insert().from_select(
-                columns,
+                [*entity.columns, *literal],
                 sa.select(
-                    *(changes.c[c] for c in entity.columns),
+                    *(source.c[c] for c in entity.columns),
                     *(sa.literal(v, live.c[k].type) for k, v in literal.items()),
-                ).where(changes.c.action == ADD),
+                )
+                .where(added)
+                # In key order the primary key index grows at its end, not at random pages.
+                .order_by(*(source.c[k] for k in entity.key)),
             )
         )
