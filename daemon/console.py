@@ -9,7 +9,7 @@ from typing import Any
 from daemon.clever.problems import Problem, ProblemLog
 from daemon.clever.validate import Validation
 from daemon.roster.entities import BY_NAME, ENTITIES
-from daemon.roster.outcome import FileSummary, ImportReport
+from daemon.roster.outcome import FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.roster.thresholds import TrippedThreshold
 from daemon.store.imports import ImportRecord
@@ -160,11 +160,15 @@ def print_import(echo: Echo, report: ImportReport) -> None:
         print_plan(echo, _plan_of(report), {f.file: f for f in report.files})
     if report.tripped:
         echo("")
-        echo("paused because the import")
+        if report.state is ImportState.PAUSED:
+            echo("paused because the import")
+        else:
+            echo(f"{report.decided_by or 'someone'} decided after it paused because it")
         print_tripped(echo, report.tripped)
-        echo("")
-        echo(f"  approve: rosterdrop imports approve {report.import_id}")
-        echo(f"  reject:  rosterdrop imports reject {report.import_id}")
+        if report.state is ImportState.PAUSED:
+            echo("")
+            echo(f"  approve: rosterdrop imports approve {report.import_id}")
+            echo(f"  reject:  rosterdrop imports reject {report.import_id}")
     total = sum(report.problem_totals.values())
     if total:
         echo("")

@@ -186,6 +186,7 @@ class Pipeline:
         if report.state.ended:
             with self.db.read() as conn:
                 self._archive(imports.get(conn, import_id))
+            report = self.report(import_id)  # its files (and report CSV) now in the archive
         return report
 
     def _start(self, import_id: int) -> tuple[ImportRecord, Tenant] | None:
@@ -248,7 +249,8 @@ class Pipeline:
         """Validate, plan and apply in one transaction. Returns None when the apply committed
         (its state was recorded inside), else the state to record; raises _Stop to roll back."""
         found = find_files(run.folder)
-        found.others = [n for n in found.others if n not in folders.OWN_FILES]
+        # The spool folder holds only the set: the upload's other files are in the manifest.
+        found.others = folders.others(run.folder)
         prints = fingerprints(found)
         settings = run.tenant.settings
         run.snapshot_hash = _snapshot_hash(
