@@ -65,6 +65,15 @@ def claimed(folder: Path) -> bool:
     return (folder / MANIFEST).exists()
 
 
+def others(folder: Path) -> list[str]:
+    """The files that sat beside the set when it was claimed (they stayed where they were)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpoolError(f"cannot read the manifest in {folder}: {exc}") from exc
+    return [str(name) for name in manifest.get("others", [])]
+
+
 def unclaim(folder: Path, upload_dir: Path | None) -> list[str]:
     """Undo an interrupted claim: files go back to the upload folder, unless a newer file of
     the same name arrived there since. Returns the names put back."""
