@@ -113,9 +113,19 @@ class Stage:
     def writer(self, entity: Entity) -> _Writer:
         return self._writers[entity.name]
 
+    def _index_sqlite(self, entity: Entity) -> None:
+        """SQLite joins and groups through indexes only: without one on the stage's key, the
+        diff would be quadratic and the duplicate search a sort of every row."""
+        if not self.postgres:
+            stage, keys = STAGE[entity.name].name, ", ".join(entity.key)
+            self.conn.execute(
+                sa.text(f"CREATE INDEX IF NOT EXISTS temp.{stage}_key ON {stage} ({keys})")
+            )
+
     def duplicates(self, entity: Entity) -> list[tuple[int, int]]:
         """Find rows repeating an earlier row's key, drop them, return (line, first line)."""
         self.flush()
+        self._index_sqlite(entity)
         stage = STAGE[entity.name]
         keys = [stage.c[k] for k in entity.key]
         firsts = (
@@ -215,10 +225,8 @@ class Stage:
             source: Any = stage.join(live, on, full=True)
         else:
             # SQLite joins through indexes, so look each staged row up by the roster's key, then
-            # each active roster row up by the stage's (indexed here) key.
-            keys = ", ".join(entity.key)
-            index = f"CREATE INDEX IF NOT EXISTS temp.{stage.name}_key ON {stage.name} ({keys})"
-            self.conn.execute(sa.text(index))
+            # each active roster row up by the stage's key.
+            self._index_sqlite(entity)
             on = sa.and_(
                 live.c.tenant_id == tenant_id, *(live.c[k] == stage.c[k] for k in entity.key)
             )
