@@ -95,8 +95,10 @@ class Service:
     # -- life -------------------------------------------------------------------------------
 
     async def serve(self, *, once: bool = False) -> int:
-        await self.startup(once=once)
         try:
+            # Inside the try: a start that fails half-way (the port is taken) still stops
+            # the imports that recovery has begun.
+            await self.startup(once=once)
             if once:
                 await self._drain()
             else:

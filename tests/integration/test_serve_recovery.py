@@ -1,0 +1,81 @@
+"""Restarts: an interrupted claim is undone, and a failed start stops what it began."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from serve_fixtures import add_tenant, serving
+
+from daemon.clever.files import find_files
+from daemon.config import Settings
+from daemon.pipeline import Pipeline
+from daemon.roster.entities import FILES
+from daemon.service import Service
+from daemon.sftp import SftpError
+from daemon.store import imports
+from daemon.store.database import Database
+from tests.support import drop
+from tests.support.drop import District, roster_ids
+
+
+async def test_an_interrupted_claim_is_undone_and_claimed_again(
+    serve_settings: Settings, db: Database, sftp_password_hash: str
+) -> None:
+    paths = serve_settings.paths
+    tenant = add_tenant(db, serve_settings, "acme", sftp_password_hash)
+    district = District("acme", students=16)
+    upload = district.write(paths.upload_dir("acme"))
+    # What a kill in the middle of Pipeline.receive leaves: the import row, a spool folder
+    # holding some of the files, no manifest.
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        import_id = imports.create(conn, tenant.id, source="sftp", files={}, now=now)
+        folder = paths.spool / "acme" / str(import_id)
+        imports.update(conn, import_id, now, files_dir=str(folder))
+    folder.mkdir(parents=True)
+    for name in ("schools.csv", "students.csv"):
+        os.replace(upload / name, folder / name)
+
+    assert Pipeline(db, paths, serve_settings.smtp).recover() == []
+    assert sorted(p.name for p in upload.iterdir()) == sorted(FILES)
+    assert not folder.exists()
+    assert drop.import_rows(db) == []
+
+    async with serving(serve_settings, db, sftp_password_hash) as served:
+        [row] = await served.imports_ended("acme")
+        assert row["state"] == "imported"
+        ids = roster_ids(served.roster("acme"), "students", "student_id")
+        assert ids == set(district.student_ids())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_start_that_fails_stops_the_imports_it_began(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    db: Database,
+    sftp_host_keys: Path,
+    sftp_password_hash: str,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = make_settings(database_url, ROSTERDROP_SFTP_PORT=str(taken.getsockname()[1]))
+        shutil.copytree(sftp_host_keys, settings.paths.host_keys)
+        tenant = add_tenant(db, settings, "acme", sftp_password_hash)
+        # A set claimed before the last stop: recovery starts its import at once.
+        upload = District("acme", students=20_000).write(settings.paths.upload_dir("acme"))
+        Pipeline(db, settings.paths, settings.smtp).receive(
+            tenant, find_files(upload), source="sftp", move=True
+        )
+        service = Service(settings, db)
+        with pytest.raises(SftpError):
+            await service.serve()
+    assert service.runner.busy == 0  # not left running behind the failed start
+    [row] = drop.import_rows(db)
+    assert row["state"] == "imported"  # it was given the shutdown's grace to finish
