@@ -410,6 +410,7 @@ class Pipeline:
 
     def _end(self, conn: Connection, run: _Run, state: ImportState) -> None:
         """Record where the run ended, with its problems and emails, in `conn`'s transaction."""
+        run.problems.flush()  # the emails attach the report file, still open for writing
         now = self.now()
         fatal = next(run.problems.fatals(), None)
         values: dict[str, object] = {

@@ -67,6 +67,7 @@ class ProblemLog:
         self.by_severity: Counter[Severity] = Counter()
         self.errors_by_file: Counter[str] = Counter()
         self.warnings_by_file: Counter[str] = Counter()
+        self._report = report
         self._writer = csv.writer(report) if report is not None else None
         if self._writer is not None:
             self._writer.writerow(REPORT_COLUMNS)
@@ -92,6 +93,11 @@ class ProblemLog:
                     problem.message,
                 ]
             )
+
+    def flush(self) -> None:
+        """Make the report file whole for a reader while it is still open for writing."""
+        if self._report is not None:
+            self._report.flush()
 
     def extend(self, problems: Iterable[Problem]) -> None:
         for problem in problems:
