@@ -89,6 +89,8 @@ class Spool:
     _folders: dict[str, _Folder] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _observer: Any = None
+    _handler: Any = None
+    _watched: set[Path] = field(default_factory=set)
 
     # -- wake-ups ---------------------------------------------------------------------------
 
@@ -98,10 +100,14 @@ class Spool:
         self._wake.set()
 
     def start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Watch the tenants folder for new tenants, and each upload folder the scans find.
+
+        Not one recursive watch: watchdog's races with `mkdir -p` of a new tenant's folders
+        (it warns from its thread, which dies where warnings are errors)."""
         self.paths.tenants.mkdir(parents=True, exist_ok=True)
-        handler = _Wake(loop, self._wake)
+        self._handler = _Wake(loop, self._wake)
         observer = Observer()
-        observer.schedule(handler, str(self.paths.tenants), recursive=True)
+        observer.schedule(self._handler, str(self.paths.tenants), recursive=False)
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -113,6 +119,7 @@ class Spool:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
+            self._watched.clear()
 
     async def wait(self, seconds: float) -> None:
         """Sleep until woken or `seconds` pass."""
@@ -133,6 +140,7 @@ class Spool:
             quiet_for = self._quiet_for(tenant, upload)
             if quiet_for is None:
                 continue
+            self._watch(upload)
             found = find_files(upload)
             if not found.files:
                 continue
@@ -146,6 +154,15 @@ class Spool:
                 if incomplete is not None:
                     stuck.append(incomplete)
         return ready, stuck, next_check
+
+    def _watch(self, upload: Path) -> None:
+        if self._observer is None or upload in self._watched:
+            return
+        try:
+            self._observer.schedule(self._handler, str(upload), recursive=False)
+        except OSError as exc:  # gone since, or out of inotify watches: the rescan covers it
+            log.warning("cannot watch an upload folder", folder=str(upload), error=str(exc))
+        self._watched.add(upload)
 
     def _quiet_for(self, tenant: str, upload: Path) -> float | None:
         """Seconds since anything was written for the tenant (None: the folder is gone)."""

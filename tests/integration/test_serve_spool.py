@@ -1,0 +1,154 @@
+"""What the watcher claims, and when: settled complete sets only, never a file being written."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from serve_fixtures import Served, add_tenant, serving
+from sftp_fixtures import PASSWORD
+
+from daemon.config import Settings
+from daemon.spool import is_partial, partial_name
+from daemon.store.database import Database
+from daemon.store.tables import import_problems
+from tests.support import drop
+from tests.support.drop import District, roster_ids
+
+# What is claimed when is the watcher's business, whichever database records it.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+async def quiet_period(served: Served) -> None:
+    """Long enough for the watcher to have claimed anything it would claim."""
+    spool = served.settings.spool
+    await asyncio.sleep(3 * (spool.settle_seconds + spool.rescan_seconds))
+
+
+async def test_a_dropped_connection_publishes_nothing_and_imports_nothing(served: Served) -> None:
+    tenant = served.add_tenant("acme")
+    files = District("acme", students=2000).files()
+    enrollments = files.pop("enrollments.csv")
+
+    def upload_then_drop() -> None:
+        with drop.sftp_session(served.port, tenant, PASSWORD) as sftp:
+            drop.upload(sftp, files)
+            handle = sftp.open("/upload/enrollments.csv", "wb")
+            handle.write(enrollments[: len(enrollments) // 2])
+            handle.flush()
+            transport = sftp.get_channel().get_transport()
+            transport.sock.shutdown(socket.SHUT_RDWR)  # the SIS's network goes away mid-file
+            transport.close()
+
+    await asyncio.to_thread(upload_then_drop)
+    await served.wait(
+        lambda: not any(is_partial(p.name) for p in served.upload_dir(tenant).iterdir()) or None,
+        "the aborted upload to be discarded",
+    )
+    await quiet_period(served)
+    assert sorted(p.name for p in served.upload_dir(tenant).iterdir()) == sorted(files)
+    assert drop.import_rows(served.db, tenant) == []
+
+    # The scheduler's next run completes the set, which imports normally.
+    await asyncio.to_thread(served.upload, tenant, {"enrollments.csv": enrollments})
+    [row] = await served.imports_ended(tenant)
+    assert row["state"] == "imported"
+    assert len(served.roster(tenant)["enrollments"]) == 4000
+
+
+async def test_a_set_is_not_claimed_while_a_file_is_being_written(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    db: Database,
+    serve_settings: Settings,
+    sftp_password_hash: str,
+) -> None:
+    settings = make_settings(database_url, ROSTERDROP_SETTLE_SECONDS="1.0")
+    small, large = District("acme", students=10), District("acme", students=40)
+    async with serving(settings, db, sftp_password_hash) as served:
+        tenant = served.add_tenant("acme")
+
+        def upload_then_hold() -> tuple[float, float]:
+            with drop.sftp_session(served.port, tenant, PASSWORD) as sftp:
+                drop.upload(sftp, small.files())  # a complete set, five final names
+                students = large.files()["students.csv"]
+                # The SIS re-sends students.csv and stalls half-way for longer than the
+                # settle time: the older complete set must not be claimed meanwhile.
+                with sftp.open("/upload/students.csv", "wb") as handle:
+                    handle.write(students[:100])
+                    handle.flush()
+                    time.sleep(2 * settings.spool.settle_seconds + settings.spool.rescan_seconds)
+                    held_until = time.monotonic()
+                    claimed = len(drop.import_rows(db, tenant))
+                    handle.write(students[100:])
+                return held_until, claimed
+
+        _, claimed_while_held = await asyncio.to_thread(upload_then_hold)
+        assert claimed_while_held == 0
+        [row] = await served.imports_ended(tenant)
+        ids = roster_ids(served.roster(tenant), "students", "student_id")
+        assert ids == set(large.student_ids())
+        assert row["state"] == "imported"
+
+
+async def test_other_files_stay_in_upload_and_are_reported(served: Served) -> None:
+    tenant = served.add_tenant("acme")
+    others = {"notes.txt": b"exported by the SIS", "students_old.csv": b"school_id\r\n"}
+    await asyncio.to_thread(served.upload, tenant, {**District("acme").files(), **others})
+
+    [row] = await served.imports_ended(tenant)
+    assert row["state"] == "imported"
+    assert sorted(p.name for p in served.upload_dir(tenant).iterdir()) == sorted(others)
+    with served.db.read() as conn:
+        warnings = conn.execute(
+            sa.select(import_problems.c.code, import_problems.c.message).where(
+                import_problems.c.import_id == row["id"],
+                import_problems.c.severity == "warning",
+            )
+        ).all()
+    [(code, message)] = warnings
+    assert code == "other_files"
+    assert "notes.txt" in message
+    assert "students_old.csv" in message
+    # Left-over files alone are not a set: nothing more is claimed.
+    await quiet_period(served)
+    assert len(drop.import_rows(served.db, tenant)) == 1
+
+
+async def test_partial_uploads_left_by_a_crash_are_removed_at_startup(
+    serve_settings: Settings, db: Database, sftp_password_hash: str
+) -> None:
+    upload = serve_settings.paths.upload_dir("acme")
+    upload.mkdir(parents=True)
+    abandoned = upload / partial_name("students.csv")
+    abandoned.write_bytes(b"school_id,student_id\r\nSCH1,")
+    kept = upload / "schools.csv"
+    kept.write_bytes(b"school_id,school_name\r\n")
+    async with serving(serve_settings, db, sftp_password_hash):
+        assert not abandoned.exists()
+        assert kept.exists()
+
+
+async def test_files_put_there_without_sftp_wake_the_watcher(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    db: Database,
+    serve_settings: Settings,
+    sftp_password_hash: str,
+) -> None:
+    # The periodic rescan is an hour away: only watchdog can notice these files in time.
+    settings = make_settings(database_url, ROSTERDROP_SPOOL_RESCAN_SECONDS="3600")
+    add_tenant(db, settings, "early", sftp_password_hash)
+    async with serving(settings, db, sftp_password_hash) as served:
+        await asyncio.sleep(0.5)  # the startup scan has come and gone
+        District("early").write(served.upload_dir("early"))
+        served.add_tenant("late")  # a tenant added while the daemon runs
+        await asyncio.sleep(0.5)
+        District("late").write(served.upload_dir("late"))
+        for tenant in ("early", "late"):
+            [row] = await served.imports_ended(tenant, seconds=10)
+            assert row["state"] == "imported"
