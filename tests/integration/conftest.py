@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serve_fixtures import serve_settings, served  # noqa: F401 - registers the fixtures
+from serve_fixtures import serve_settings, serve_settings_with, served  # noqa: F401 - registers the fixtures
 from sftp_fixtures import (  # noqa: F401 - registers the fixtures
     sftp_client_key,
     sftp_env,

@@ -95,10 +95,23 @@ async def serving(settings: Settings, db: Database, password_hash: str) -> Async
 
 
 @pytest.fixture
-def serve_settings(settings: Settings, sftp_host_keys: Path) -> Settings:
-    """The test settings, with the session's host keys (RSA keys take long to generate)."""
-    shutil.copytree(sftp_host_keys, settings.paths.host_keys, dirs_exist_ok=True)
-    return settings
+def serve_settings_with(
+    make_settings: Callable[..., Settings], database_url: str, sftp_host_keys: Path
+) -> Callable[..., Settings]:
+    """Test settings changed by ROSTERDROP_* variables, with the session's host keys (RSA keys
+    take long to generate)."""
+
+    def make(**env: str) -> Settings:
+        settings: Settings = make_settings(database_url, **env)
+        shutil.copytree(sftp_host_keys, settings.paths.host_keys, dirs_exist_ok=True)
+        return settings
+
+    return make
+
+
+@pytest.fixture
+def serve_settings(serve_settings_with: Callable[..., Settings]) -> Settings:
+    return serve_settings_with()
 
 
 @pytest.fixture

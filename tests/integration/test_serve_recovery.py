@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from serve_fixtures import add_tenant, serving
@@ -56,17 +54,12 @@ async def test_an_interrupted_claim_is_undone_and_claimed_again(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_start_that_fails_stops_the_imports_it_began(
-    make_settings: Callable[..., Settings],
-    database_url: str,
-    db: Database,
-    sftp_host_keys: Path,
-    sftp_password_hash: str,
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
 ) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        settings = make_settings(database_url, ROSTERDROP_SFTP_PORT=str(taken.getsockname()[1]))
-        shutil.copytree(sftp_host_keys, settings.paths.host_keys)
+        settings = serve_settings_with(ROSTERDROP_SFTP_PORT=str(taken.getsockname()[1]))
         tenant = add_tenant(db, settings, "acme", sftp_password_hash)
         # A set claimed before the last stop: recovery starts its import at once.
         upload = District("acme", students=20_000).write(settings.paths.upload_dir("acme"))

@@ -61,13 +61,9 @@ async def test_a_dropped_connection_publishes_nothing_and_imports_nothing(served
 
 
 async def test_a_set_is_not_claimed_while_a_file_is_being_written(
-    make_settings: Callable[..., Settings],
-    database_url: str,
-    db: Database,
-    serve_settings: Settings,
-    sftp_password_hash: str,
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
 ) -> None:
-    settings = make_settings(database_url, ROSTERDROP_SETTLE_SECONDS="1.0")
+    settings = serve_settings_with(ROSTERDROP_SETTLE_SECONDS="1.0")
     small, large = District("acme", students=10), District("acme", students=40)
     async with serving(settings, db, sftp_password_hash) as served:
         tenant = served.add_tenant("acme")
@@ -134,14 +130,10 @@ async def test_partial_uploads_left_by_a_crash_are_removed_at_startup(
 
 
 async def test_files_put_there_without_sftp_wake_the_watcher(
-    make_settings: Callable[..., Settings],
-    database_url: str,
-    db: Database,
-    serve_settings: Settings,
-    sftp_password_hash: str,
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
 ) -> None:
     # The periodic rescan is an hour away: only watchdog can notice these files in time.
-    settings = make_settings(database_url, ROSTERDROP_SPOOL_RESCAN_SECONDS="3600")
+    settings = serve_settings_with(ROSTERDROP_SPOOL_RESCAN_SECONDS="3600")
     add_tenant(db, settings, "early", sftp_password_hash)
     async with serving(settings, db, sftp_password_hash) as served:
         await asyncio.sleep(0.5)  # the startup scan has come and gone
