@@ -57,6 +57,8 @@ class TenantAccounts:
 
 
 def record_metrics(report: ImportReport) -> None:
+    if report.state not in ENDED and report.state is not ImportState.PAUSED:
+        return  # stopped half-way by a shutdown: it is counted where it ends, after the restart
     IMPORTS.labels(state=report.state.value).inc()
     if report.state in ENDED and report.finished_at is not None:
         IMPORT_DURATION.observe((report.finished_at - report.received_at).total_seconds())
@@ -88,6 +90,7 @@ class Service:
         self.spool = Spool(settings.spool, settings.paths, busy=self.sftp.active_uploads)
         self.http = HttpServer(settings.http, self._readiness)
         self.ready = asyncio.Event()
+        self.status = "starting"  # what systemd shows (STATUS=)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.exit_code = 0
@@ -127,12 +130,12 @@ class Service:
         self._spawn("uploads", self._watch_uploads())
         self._spawn("mailer", self.sender.run())
         self._spawn("housekeeping", self._housekeeping())
-        if self.notifier.watchdog_seconds:
+        if self.notifier.watchdog_enabled:
             self._spawn("watchdog", self.notifier.keep_alive())
-        status = f"SFTP on port {self.sftp.port}"
+        self.status = f"SFTP on port {self.sftp.port}"
         if self.settings.http.enabled:
-            status += f", HTTP on {self.settings.http.host}:{self.http.port}"
-        self.notifier.ready(status)
+            self.status += f", HTTP on {self.settings.http.host}:{self.http.port}"
+        self.notifier.ready(self.status)
         self.ready.set()
         log.info("rosterdrop is ready", sftp_port=self.sftp.port, http_port=self.http.port)
 
@@ -140,13 +143,13 @@ class Service:
         stop = asyncio.create_task(self._stop.wait(), name="stop")
         done, _ = await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is not stop and not task.cancelled() and task.exception():
-                log.error(
-                    "a background task died; stopping",
-                    task=task.get_name(),
-                    exc_info=task.exception(),
-                )
-                self.exit_code = 1
+            if task is stop:
+                continue
+            # Background tasks run until the stop: one that ends by itself, with or without an
+            # error, leaves the daemon without it (exit 1: systemd restarts us).
+            error = None if task.cancelled() else task.exception()
+            log.error("a background task ended; stopping", task=task.get_name(), exc_info=error)
+            self.exit_code = 1
         stop.cancel()
 
     def stop(self) -> None:
@@ -254,13 +257,17 @@ class Service:
         """SIGHUP: re-read the settings that can change while running (the log level)."""
         if self.reload_settings is None:
             return
+        if self.ready.is_set():  # READY=1 ends the reload: never before the start's own
+            self.notifier.reloading()
         try:
             fresh = self.reload_settings()
         except RosterdropError as exc:
             log.error("reload failed; keeping the running settings", error=str(exc))
-            return
-        logs.set_level(fresh.log.level)
-        log.info("settings reloaded", log_level=fresh.log.level)
+        else:
+            logs.set_level(fresh.log.level)
+            log.info("settings reloaded", log_level=fresh.log.level)
+        if self.ready.is_set():
+            self.notifier.ready(self.status)
 
 
 @contextlib.contextmanager

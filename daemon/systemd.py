@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Mapping
 
 import structlog
@@ -43,12 +44,22 @@ class Notifier:
     def status(self, status: str) -> None:
         self.send(f"STATUS={status}")
 
+    def reloading(self) -> None:
+        """A reload began; ready() ends it. systemd 253+ wants the monotonic clock with it."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading settings")
+
     def stopping(self) -> None:
         self.send("STOPPING=1", "STATUS=stopping")
 
+    @property
+    def watchdog_enabled(self) -> bool:
+        """systemd expects pings: keep_alive() must run (and never ends by itself)."""
+        return bool(self.address and self.watchdog_seconds)
+
     async def keep_alive(self) -> None:
         """Ping the watchdog from the event loop: a stuck loop stops the pings."""
-        if not self.address or not self.watchdog_seconds:
+        if not self.watchdog_enabled:
             return
         while True:
             self.send("WATCHDOG=1")

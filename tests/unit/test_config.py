@@ -93,7 +93,7 @@ def test_a_bad_environment_value_names_the_variable_and_the_key(tmp_path: Path) 
 
 def test_a_broken_or_missing_file_is_named(tmp_path: Path) -> None:
     assert "rosterdrop.toml" in _error(tmp_path, "[sftp\nport = 1\n")
-    with pytest.raises(ConfigError, match="nowhere.toml does not exist"):
+    with pytest.raises(ConfigError, match=r"nowhere\.toml does not exist"):
         load_settings(tmp_path / "nowhere.toml", {})
 
 

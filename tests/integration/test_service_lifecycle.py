@@ -1,0 +1,174 @@
+"""The Service in this process: what it tells systemd, when it stops by itself, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import shutil
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Settings
+from daemon.errors import StoreError
+from daemon.metrics import REGISTRY
+from daemon.roster.outcome import ImportReport, ImportState
+from daemon.service import Service, record_metrics
+from daemon.sftp import SftpError
+from daemon.store.database import Database
+from daemon.systemd import Notifier
+from tests.support.process import NotifySocket, notify_socket
+
+STARTUP_SECONDS = 20.0
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], sftp_host_keys: Path) -> Settings:
+    """SQLite only (the database is not what these tests are about), the session's host keys."""
+    quick = make_settings()
+    shutil.copytree(sftp_host_keys, quick.paths.host_keys, dirs_exist_ok=True)
+    return quick
+
+
+@contextlib.asynccontextmanager
+async def started(service: Service) -> AsyncIterator[asyncio.Task[int]]:
+    task = asyncio.create_task(service.serve())
+    ready = asyncio.create_task(service.ready.wait())
+    await asyncio.wait([task, ready], timeout=STARTUP_SECONDS, return_when="FIRST_COMPLETED")
+    assert service.ready.is_set(), "the service did not start"
+    try:
+        yield task
+    finally:
+        service.stop()
+        await asyncio.wait_for(task, STARTUP_SECONDS)
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _drain(notify: NotifySocket) -> list[dict[str, str]]:
+    found = []
+    while (message := notify.receive(0.2)) is not None:
+        found.append(message)
+    return found
+
+
+async def test_watchdog_usec_without_a_socket_does_not_stop_the_service(
+    settings: Settings, db: Database
+) -> None:
+    """WATCHDOG_USEC inherited without NOTIFY_SOCKET used to end the daemon at once (exit 0):
+    its watchdog task returned, and the main loop took that for a stop."""
+    service = Service(settings, db, notifier=Notifier({"WATCHDOG_USEC": "30000"}))
+    async with started(service) as task:
+        await asyncio.sleep(0.3)
+        assert not task.done()
+    assert task.result() == 0
+
+
+async def test_a_background_task_that_ends_stops_the_service_with_exit_1(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = Service(settings, db)
+
+    async def housekeeping() -> None:
+        return None  # ends at once, as a broken loop would
+
+    monkeypatch.setattr(service, "_housekeeping", housekeeping)
+    task = asyncio.create_task(service.serve())
+    assert await asyncio.wait_for(task, STARTUP_SECONDS) == 1
+
+
+async def test_reload_is_announced_to_systemd_only_once_ready(
+    settings: Settings, db: Database
+) -> None:
+    with notify_socket() as notify:
+        notifier = Notifier({"NOTIFY_SOCKET": notify.path})
+        service = Service(settings, db, notifier=notifier, reload=lambda: settings)
+        service.reload()  # a SIGHUP before the start is done: no READY=1 too early
+        assert _drain(notify) == []
+        async with started(service):
+            [ready] = await asyncio.to_thread(_drain, notify)
+            assert ready["READY"] == "1"
+            assert ready["STATUS"] == service.status
+            assert f"SFTP on port {service.sftp.port}" in service.status
+            service.reload()
+            reloading, ready_again = await asyncio.to_thread(_drain, notify)
+            assert reloading["RELOADING"] == "1"
+            assert ready_again["READY"] == "1"
+            assert ready_again["STATUS"] == service.status
+        [stopping] = await asyncio.to_thread(_drain, notify)
+        assert stopping["STOPPING"] == "1"
+
+
+async def test_readyz_reports_the_database_and_the_stop(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = Service(settings, db)
+    async with started(service):
+        port = service.http.port
+        status, body = await asyncio.to_thread(_get, port, "/readyz")
+        assert (status, body) == (200, {"ready": True, "checks": {"sftp": True, "database": True}})
+
+        def down() -> None:
+            raise StoreError("database error: OperationalError: connection refused")
+
+        monkeypatch.setattr(db, "ping", down)
+        status, body = await asyncio.to_thread(_get, port, "/readyz")
+        assert (status, body["checks"]) == (503, {"sftp": True, "database": False})
+        monkeypatch.undo()
+
+        service._stop.set()  # what SIGTERM sets, before the HTTP server closes
+        status, body = await asyncio.to_thread(_get, port, "/readyz")
+        assert (status, body["checks"]) == (503, {"sftp": False, "database": True})
+
+
+async def test_a_taken_sftp_port_fails_the_start_before_ready(
+    settings: Settings, db: Database
+) -> None:
+    with socket.socket() as taken, notify_socket() as notify:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        sftp = dataclasses.replace(settings.sftp, port=taken.getsockname()[1])
+        busy = dataclasses.replace(settings, sftp=sftp)
+        service = Service(busy, db, notifier=Notifier({"NOTIFY_SOCKET": notify.path}))
+        with pytest.raises(SftpError, match="address already in use"):
+            await service.serve()
+        messages = await asyncio.to_thread(_drain, notify)
+    assert [m for m in messages if "READY" in m] == []
+    assert not service.ready.is_set()
+
+
+def _report(state: ImportState) -> ImportReport:
+    now = datetime.now(UTC)
+    return ImportReport(
+        import_id=1, tenant="acme", state=state, source="sftp", received_at=now,
+        started_at=now, finished_at=now if state.ended else None, files=(), entities={},
+        tripped=(), problems=(), problem_totals={}, fatal_reason=None, report_csv=None,
+        superseded_by=None, decided_by=None,
+    )  # fmt: skip
+
+
+def test_imports_are_counted_by_the_state_they_end_or_pause_in() -> None:
+    def count(state: ImportState) -> float:
+        return REGISTRY.get_sample_value("rosterdrop_imports_total", {"state": state.value}) or 0
+
+    before = {s: count(s) for s in ImportState}
+    record_metrics(_report(ImportState.VALIDATING))  # stopped by a shutdown: not an outcome
+    record_metrics(_report(ImportState.IMPORTING))
+    record_metrics(_report(ImportState.PAUSED))
+    record_metrics(_report(ImportState.FAILED))
+    after = {s: count(s) for s in ImportState}
+    moved = {s.value: after[s] - before[s] for s in ImportState if after[s] != before[s]}
+    assert moved == {"paused": 1, "failed": 1}
