@@ -1,0 +1,44 @@
+"""Fixtures for the acceptance tests: the real `rosterdrop` command as a subprocess."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.sftp import load_or_create_host_keys
+from tests.support import postgres
+from tests.support.site import Site
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def host_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made once: an RSA host key takes a second to generate."""
+    directory = tmp_path_factory.mktemp("hostkeys")
+    load_or_create_host_keys(directory)
+    return directory
+
+
+@pytest.fixture
+def make_site(tmp_path: Path, host_keys: Path) -> Iterator[Callable[..., Site]]:
+    """A fresh installation in this test's directory; keyword arguments are ROSTERDROP_* values."""
+    made: list[Site] = []
+
+    def make(**env: str) -> Site:
+        made.append(Site.create(tmp_path, host_keys, env))
+        return made[-1]
+
+    yield make
+    for site in made:
+        site.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh database of its own on the session's PostgreSQL server."""
+    return postgres.create_database(postgres_server, f"ops_{os.getpid()}_{next(_counter)}")
