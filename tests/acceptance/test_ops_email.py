@@ -1,0 +1,237 @@
+"""Issue 4 end to end through `rosterdrop serve`: uploads over SFTP become emails at a real SMTP
+relay (aiosmtpd on loopback) — Import Results, Check Your Data, Incomplete upload — and an
+email survives a relay outage and a daemon restart, delivered exactly once.
+
+The first test runs the docker compose configuration (Dockerfile ENV + the compose file's
+environment) with only the host names and ports swapped for this machine's servers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+
+import pytest
+import sqlalchemy as sa
+
+from daemon.config import CONFIG_ENV, keys
+from tests.support.container import (
+    compose_list,
+    compose_mapping,
+    dockerfile_env,
+    dockerfile_healthcheck,
+)
+from tests.support.drop import District, roster_ids
+from tests.support.process import Relay, environment, free_port, wait_until
+from tests.support.site import Site, upload
+
+ADMIN = "admin@acme.example.org"
+OPS = "ops@example.org"
+SCRIPT = '<script>alert("pwned")</script>'
+IMG = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    server = Relay().start()
+    yield server
+    server.stop()
+
+
+def compose_here(postgres_url: str, relay_port: int) -> dict[str, str]:
+    """The compose file's rosterdrop configuration, with this machine's hosts and ports."""
+    env = {**dockerfile_env(), **compose_mapping("rosterdrop", "environment")}
+    assert set(env) <= {k.env for k in keys()} | {CONFIG_ENV}, "each variable names a setting"
+    volume = compose_list("rosterdrop", "volumes")[0]
+    assert volume.endswith(":" + env.pop("ROSTERDROP_DATA_DIR")), "the data dir is the volume"
+    url = sa.make_url(env["ROSTERDROP_DATABASE_URL"])
+    local = sa.make_url(postgres_url)
+    assert (url.host, url.drivername) == ("postgres", local.drivername)
+    url = url.set(host=local.host, port=local.port, database=local.database)
+    assert (env["ROSTERDROP_SMTP_HOST"], env["ROSTERDROP_SMTP_PORT"]) == ("mailpit", "1025")
+    return env | {
+        "ROSTERDROP_DATABASE_URL": url.render_as_string(hide_password=False),
+        "ROSTERDROP_SMTP_HOST": "127.0.0.1",
+        "ROSTERDROP_SMTP_PORT": str(relay_port),
+        "ROSTERDROP_SFTP_HOST": "127.0.0.1",
+        "ROSTERDROP_SFTP_PORT": "0",
+        "ROSTERDROP_HTTP_HOST": "127.0.0.1",
+        "ROSTERDROP_HTTP_PORT": "0",
+    }
+
+
+def hostile(district: District) -> dict[str, bytes]:
+    """The district's files with a grade column, and two rows whose values attack the HTML and
+    the headers of the emails that quote them (both are row errors)."""
+    files = district.files()
+    rows = list(csv.reader(io.StringIO(files["students.csv"].decode())))
+    rows = [[*rows[0], "grade"], *([*row, "05"] for row in rows[1:])]
+    school = district.schools[0]
+    rows.append([school, "acme-X1", SCRIPT, "O'Brien", "x1", f"{IMG}\r\nBcc: victim@evil.example"])
+    rows.append([SCRIPT, "acme-X2", "Eve", "Evil", "x2", "05"])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return files | {"students.csv": out.getvalue().encode()}
+
+
+def parts(message: EmailMessage) -> tuple[str, str, list[tuple[str, str]]]:
+    """The plain text, the HTML and the attachments (name, text) of a delivered email."""
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    alternative = next(p for p in message.walk() if p.get_content_type() == "multipart/alternative")
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
+    attached = [(str(a.get_filename()), str(a.get_content())) for a in message.iter_attachments()]
+    return str(text.get_content()), str(html.get_content()), attached
+
+
+def assert_safe(message: EmailMessage, recipients: list[str]) -> None:
+    """No value from a CSV became a header, a recipient or markup."""
+    assert message["Bcc"] is None
+    assert "victim" not in " ".join(recipients)
+    assert message["To"] == ADMIN
+    assert message["Auto-Submitted"] == "auto-generated"
+
+
+@pytest.mark.postgres
+def test_compose_configuration_import_results_check_your_data_and_approve(
+    make_site: Callable[..., Site], postgres_url: str, relay: Relay
+) -> None:
+    site = make_site(**compose_here(postgres_url, relay.port), ROSTERDROP_SMTP_COPY_TO=OPS)
+    site.add_tenant("acme", ADMIN)
+    first, second = District("acme", students=40), District("acme", students=30)
+
+    with site.daemon() as daemon:
+        daemon.ready()
+        # The image's HEALTHCHECK command, run here against this daemon.
+        port = {"ROSTERDROP_HTTP_PORT": str(daemon.http_port)}
+        check = subprocess.run(
+            dockerfile_healthcheck(), env=environment(port), timeout=10, check=False
+        )
+        assert check.returncode == 0
+
+        # Five files → Import Results.
+        upload(daemon.sftp_port, "acme", first.files())
+        results = relay.wait_for("Import Results: acme import #1")
+        [(envelope, _)] = relay.messages()
+        assert sorted(envelope) == sorted([ADMIN, OPS]), "the operator's copy is blind"
+        assert results["Subject"] == "Import Results: acme import #1 — imported"
+        assert results["From"] == "rosterdrop@example.org"
+        assert (results["X-Rosterdrop-Tenant"], results["X-Rosterdrop-Import"]) == ("acme", "1")
+        assert_safe(results, envelope)
+        text, html, attached = parts(results)
+        assert "The import finished and the roster is up to date." in text
+        assert "students.csv" in text
+        assert "students.csv" in html
+        assert attached == []  # no problems, nothing to attach
+
+        # A quarter of the students gone, and two hostile rows → paused: Check Your Data.
+        upload(daemon.sftp_port, "acme", hostile(second))
+        paused = relay.wait_for("Check Your Data: acme import #2")
+        assert paused["Subject"] == "Check Your Data: acme import #2 is paused"
+        envelope = relay.messages()[1][0]
+        assert_safe(paused, envelope)
+        text, html, attached = parts(paused)
+        assert "rosterdrop imports approve 2" in text
+        assert "rosterdrop imports reject 2" in text
+        assert "rosterdrop imports approve 2" in html
+        assert "25.0%" in text
+        assert "10%" in text
+        assert SCRIPT not in html
+        assert IMG not in html
+        assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+        [(name, report)] = attached
+        assert name == "import-2-problems.csv"
+        assert [r["code"] for r in csv.DictReader(io.StringIO(report.lstrip("\ufeff")))] == [
+            "bad_grade", "unknown_school", "whitespace_normalised",
+        ]  # fmt: skip
+        assert len(roster_ids(site.roster("acme"), "students", "student_id")) == 40
+
+        # The operator approves it: the import is applied and Import Results follows.
+        approved = site.cli("imports", "approve", "2", "--by", "ops")
+        assert approved.returncode == 0, approved.stderr
+        results = relay.wait_for("Import Results: acme import #2", seconds=30)
+        assert results["Subject"] == "Import Results: acme import #2 — imported with errors"
+        envelope = relay.messages()[2][0]
+        assert_safe(results, envelope)
+        text, html, attached = parts(results)
+        assert SCRIPT not in html
+        assert IMG not in html
+        [(name, report)] = attached
+        assert name == "import-2-problems.csv"
+        rows = list(csv.DictReader(io.StringIO(report.lstrip("\ufeff"))))
+        assert len(rows) == 3
+        assert SCRIPT in rows[1]["value"], "the CSV keeps the raw value"
+        assert roster_ids(site.roster("acme"), "students", "student_id") == set(
+            second.student_ids()
+        )
+        assert daemon.stop() == 0
+    assert len(relay.messages()) == 3
+
+
+def test_an_outage_and_a_restart_lose_no_email_and_send_none_twice(
+    make_site: Callable[..., Site],
+) -> None:
+    """The relay is down when acme's import ends and while beta's partial upload goes stale;
+    the daemon restarts; then the relay comes up: each email arrives, once."""
+    relay = Relay(free_port())  # its port is chosen, but nothing listens there yet
+    site = make_site(
+        ROSTERDROP_SMTP_HOST="127.0.0.1", ROSTERDROP_SMTP_PORT=str(relay.port),
+        ROSTERDROP_SMTP_TLS="none", ROSTERDROP_SPOOL_STALE_HOURS="0.0003",  # about 1 s
+    )  # fmt: skip
+    site.add_tenant("acme", ADMIN)
+    site.add_tenant("beta", "admin@beta.example.org")
+    files = District("beta").files()
+    partial = {name: files[name] for name in ("schools.csv", "students.csv", "teachers.csv")}
+
+    with site.daemon("down") as daemon:
+        daemon.ready()
+        upload(daemon.sftp_port, "acme", District("acme").files())
+        upload(daemon.sftp_port, "beta", partial)
+        wait_until(lambda: len(site.emails()) == 2, 30, "the import and the stale upload")
+        wait_until(lambda: daemon.find("notify.email_deferred"), 30, "a failed delivery")
+        assert daemon.stop() == 0
+    assert {e["state"] for e in site.emails()} == {"pending"}
+
+    try:
+        with site.daemon("restarted") as daemon:
+            daemon.ready()
+            relay.start()
+            wait_until(lambda: len(relay.messages()) == 2, 30, "both deliveries")
+            wait_until(
+                lambda: {e["state"] for e in site.emails()} == {"sent"}, 10, "both marked sent"
+            )
+            time.sleep(1.5)  # rescans (0.3 s), stale periods (1 s) and a retry backoff (1 s)
+            assert daemon.stop() == 0
+    finally:
+        relay.stop()
+
+    assert [e["kind"] for e in site.emails()] == ["import_results", "incomplete_upload"]
+    (to_acme, results), (to_beta, incomplete) = sorted(relay.messages())
+    assert (to_acme, results["Subject"]) == ([ADMIN], "Import Results: acme import #1 — imported")
+    assert to_beta == ["admin@beta.example.org"]
+    assert incomplete["Subject"] == "Incomplete upload: beta — 2 files missing"
+    text, html, attached = parts(incomplete)
+    for name in ("sections.csv", "enrollments.csv", "schools.csv", "students.csv"):
+        assert name in text
+        assert name in html
+    assert attached == []
+    assert [r["tenant"] for r in site.imports()] == ["acme"]
+
+
+def test_config_check_accepts_the_container_configuration(tmp_path: object) -> None:
+    env = {**dockerfile_env(), **compose_mapping("rosterdrop", "environment")}
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "config", "check"],
+        env=environment(env), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert '"host": "mailpit"' in result.stdout
+    assert "postgresql+psycopg://rosterdrop:********@postgres:5432/rosterdrop" in result.stdout
