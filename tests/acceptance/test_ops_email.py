@@ -28,7 +28,7 @@ from tests.support.container import (
 )
 from tests.support.drop import District, roster_ids
 from tests.support.process import Relay, environment, free_port, wait_until
-from tests.support.site import Site, upload
+from tests.support.site import PASSWORD, Site, upload
 
 ADMIN = "admin@acme.example.org"
 OPS = "ops@example.org"
@@ -173,6 +173,12 @@ def test_compose_configuration_import_results_check_your_data_and_approve(
         )
         assert daemon.stop() == 0
     assert len(relay.messages()) == 3
+    # The log names tenants and imports, and never holds a password or a file's content.
+    logged = daemon.log.read_text(encoding="utf-8")
+    assert PASSWORD not in logged
+    assert "pwned" not in logged
+    assert "onerror" not in logged
+    assert all("tenant" in line for line in daemon.lines() if "import_id" in line)
 
 
 def test_an_outage_and_a_restart_lose_no_email_and_send_none_twice(
