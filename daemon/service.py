@@ -213,6 +213,7 @@ class Service:
             return
         if import_id is not None:
             self.runner.submit(ready.tenant, import_id)
+            self._show_imports()
 
     async def _report_incomplete(self, incomplete: IncompleteSet) -> None:
         try:
@@ -229,7 +230,14 @@ class Service:
             )
 
     def _import_done(self, import_id: int) -> None:
+        self._show_imports()
         asyncio.get_running_loop().create_task(self._after_import(import_id))
+
+    def _show_imports(self) -> None:
+        """STATUS= for `systemctl status`: how many imports run now."""
+        if self.ready.is_set() and not self._stop.is_set():
+            running = self.runner.busy
+            self.notifier.status(f"{self.status}; imports running: {running}")
 
     async def _after_import(self, import_id: int) -> None:
         with contextlib.suppress(RosterdropError):

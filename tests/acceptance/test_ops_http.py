@@ -10,7 +10,7 @@ import pytest
 
 from tests.support import drop
 from tests.support.drop import District
-from tests.support.process import free_port, metric, wait_until
+from tests.support.process import free_port, metric, notify_socket, wait_until
 from tests.support.site import PASSWORD, Site
 
 
@@ -24,7 +24,7 @@ def test_health_readiness_and_metrics_move_with_sessions_uploads_imports_and_the
     district = District("acme", students=12)
     files = district.files()
 
-    with site.daemon() as daemon:
+    with notify_socket() as notify, site.daemon(NOTIFY_SOCKET=notify.path) as daemon:
         daemon.ready()
         assert daemon.get("/healthz") == (200, "ok\n")
         status, body = daemon.get("/readyz")
@@ -77,4 +77,8 @@ def test_health_readiness_and_metrics_move_with_sessions_uploads_imports_and_the
         assert added == 12
         assert metric(moved, "rosterdrop_outbox_depth") == 1
         assert metric(moved, "rosterdrop_emails_total", result="retry") >= 1
+        # systemd's STATUS= line follows the imports.
+        statuses = [m["STATUS"] for m in notify.drain() if "STATUS" in m]
+        running = [s.rpartition("imports running: ")[2] for s in statuses if "imports" in s]
+        assert running == ["1", "0"]
         assert daemon.stop() == 0

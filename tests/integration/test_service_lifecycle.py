@@ -24,7 +24,7 @@ from daemon.service import Service, record_metrics
 from daemon.sftp import SftpError
 from daemon.store.database import Database
 from daemon.systemd import Notifier
-from tests.support.process import NotifySocket, notify_socket
+from tests.support.process import notify_socket
 
 STARTUP_SECONDS = 20.0
 
@@ -56,13 +56,6 @@ def _get(port: int, path: str) -> tuple[int, dict[str, object]]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def _drain(notify: NotifySocket) -> list[dict[str, str]]:
-    found = []
-    while (message := notify.receive(0.2)) is not None:
-        found.append(message)
-    return found
 
 
 async def test_watchdog_usec_without_a_socket_does_not_stop_the_service(
@@ -97,18 +90,18 @@ async def test_reload_is_announced_to_systemd_only_once_ready(
         notifier = Notifier({"NOTIFY_SOCKET": notify.path})
         service = Service(settings, db, notifier=notifier, reload=lambda: settings)
         service.reload()  # a SIGHUP before the start is done: no READY=1 too early
-        assert _drain(notify) == []
+        assert notify.drain() == []
         async with started(service):
-            [ready] = await asyncio.to_thread(_drain, notify)
+            [ready] = await asyncio.to_thread(notify.drain)
             assert ready["READY"] == "1"
             assert ready["STATUS"] == service.status
             assert f"SFTP on port {service.sftp.port}" in service.status
             service.reload()
-            reloading, ready_again = await asyncio.to_thread(_drain, notify)
+            reloading, ready_again = await asyncio.to_thread(notify.drain)
             assert reloading["RELOADING"] == "1"
             assert ready_again["READY"] == "1"
             assert ready_again["STATUS"] == service.status
-        [stopping] = await asyncio.to_thread(_drain, notify)
+        [stopping] = await asyncio.to_thread(notify.drain)
         assert stopping["STOPPING"] == "1"
 
 
@@ -145,7 +138,7 @@ async def test_a_taken_sftp_port_fails_the_start_before_ready(
         service = Service(busy, db, notifier=Notifier({"NOTIFY_SOCKET": notify.path}))
         with pytest.raises(SftpError, match="address already in use"):
             await service.serve()
-        messages = await asyncio.to_thread(_drain, notify)
+        messages = await asyncio.to_thread(notify.drain)
     assert [m for m in messages if "READY" in m] == []
     assert not service.ready.is_set()
 

@@ -224,6 +224,13 @@ class NotifySocket:
                 return message
         raise AssertionError(f"no {key} from the daemon in {seconds} s: {self.messages}")
 
+    def drain(self) -> list[dict[str, str]]:
+        """Every message waiting now (and those arriving within 0.2 s of each other)."""
+        found = []
+        while (message := self.receive(0.2)) is not None:
+            found.append(message)
+        return found
+
     def count(self, key: str) -> int:
         return sum(1 for _, m in self.messages if key in m)
 
