@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.forkserver
+import signal
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ def _import_in_process(settings: Settings, import_id: int) -> None:
     from daemon.pipeline import Pipeline
     from daemon.store.database import Database
 
+    # Ctrl-C in a terminal reaches the whole process group; the daemon, not the key, decides
+    # when an import stops (it terminates this process after service.shutdown_timeout).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.configure(settings.log.level, settings.log.format)
     db = Database(settings.database_url, lock_dir=settings.paths.locks)
     try:

@@ -103,9 +103,10 @@ class Daemon:
 
     def start(self) -> Daemon:
         with self.log.open("ab") as err:
+            # A process group of its own, as a shell gives a command: `interrupt()` is Ctrl-C.
             self.process = subprocess.Popen(
                 self.argv, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=err,
+                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
             )  # fmt: skip
         return self
 
@@ -154,6 +155,10 @@ class Daemon:
     def send(self, signum: int) -> None:
         assert self.process is not None
         self.process.send_signal(signum)
+
+    def interrupt(self) -> None:
+        """What Ctrl-C in a terminal does: SIGINT to every process of the group."""
+        os.killpg(self.pid, signal.SIGINT)
 
     def stop(self, signum: int = signal.SIGTERM, seconds: float = 30.0) -> int:
         """Signal the daemon and wait for it to exit; returns its exit code."""
