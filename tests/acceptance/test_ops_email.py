@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -229,15 +228,3 @@ def test_an_outage_and_a_restart_lose_no_email_and_send_none_twice(
         assert name in html
     assert attached == []
     assert [r["tenant"] for r in site.imports()] == ["acme"]
-
-
-def test_config_check_accepts_the_container_configuration(tmp_path: object) -> None:
-    env = {**dockerfile_env(), **compose_mapping("rosterdrop", "environment")}
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon", "config", "check"],
-        env=environment(env), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    assert '"host": "mailpit"' in result.stdout
-    assert "postgresql+psycopg://rosterdrop:********@postgres:5432/rosterdrop" in result.stdout
