@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pytest
 from serve_fixtures import add_tenant, serving
@@ -16,7 +14,6 @@ from daemon.pipeline import Pipeline
 from daemon.roster.entities import FILES
 from daemon.service import Service
 from daemon.sftp import SftpError
-from daemon.store import imports
 from daemon.store.database import Database
 from tests.support import drop
 from tests.support.drop import District, roster_ids
@@ -26,19 +23,11 @@ async def test_an_interrupted_claim_is_undone_and_claimed_again(
     serve_settings: Settings, db: Database, sftp_password_hash: str
 ) -> None:
     paths = serve_settings.paths
-    tenant = add_tenant(db, serve_settings, "acme", sftp_password_hash)
+    add_tenant(db, serve_settings, "acme", sftp_password_hash)
     district = District("acme", students=16)
     upload = district.write(paths.upload_dir("acme"))
-    # What a kill in the middle of Pipeline.receive leaves: the import row, a spool folder
-    # holding some of the files, no manifest.
-    now = datetime.now(UTC)
-    with db.write() as conn:
-        import_id = imports.create(conn, tenant.id, source="sftp", files={}, now=now)
-        folder = paths.spool / "acme" / str(import_id)
-        imports.update(conn, import_id, now, files_dir=str(folder))
-    folder.mkdir(parents=True)
-    for name in ("schools.csv", "students.csv"):
-        os.replace(upload / name, folder / name)
+    folder = drop.interrupted_claim(db, paths, "acme", ["schools.csv", "students.csv"])
+    assert [r["state"] for r in drop.import_rows(db)] == ["received"]
 
     assert Pipeline(db, paths, serve_settings.smtp).recover() == []
     assert sorted(p.name for p in upload.iterdir()) == sorted(FILES)

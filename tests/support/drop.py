@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import paramiko
 import sqlalchemy as sa
 
+from daemon.config import DataPaths
+from daemon.store import imports as import_records
+from daemon.store import tenants as tenant_records
 from daemon.store.database import Database
 from daemon.store.tables import imports, outbox
 
@@ -179,3 +184,18 @@ def emails(db: Database, kind: str | None = None) -> list[dict[str, Any]]:
         query = query.where(outbox.c.kind == kind)
     with db.read() as conn:
         return [dict(row) for row in conn.execute(query.order_by(outbox.c.id)).mappings()]
+
+
+def interrupted_claim(db: Database, paths: DataPaths, tenant: str, moved: Iterable[str]) -> Path:
+    """What a kill in the middle of Pipeline.receive leaves: the import row, a spool folder
+    holding some of the upload's files (`moved`), no manifest. Returns that folder."""
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        tenant_id = tenant_records.get(conn, tenant).id
+        import_id = import_records.create(conn, tenant_id, source="sftp", files={}, now=now)
+        folder = paths.spool / tenant / str(import_id)
+        import_records.update(conn, import_id, now, files_dir=str(folder))
+    folder.mkdir(parents=True)
+    for name in moved:
+        os.replace(paths.upload_dir(tenant) / name, folder / name)
+    return folder
