@@ -1,4 +1,4 @@
-"""The Service in this process: what it tells systemd, when it stops by itself, readiness."""
+"""The Service in this process: what it tells systemd, how it stops, readiness, metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dataclasses
 import json
 import shutil
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from serve_fixtures import add_tenant
+from sftp_fixtures import PASSWORD
 
 from daemon.config import Settings
 from daemon.errors import StoreError
@@ -24,6 +27,7 @@ from daemon.service import Service, record_metrics
 from daemon.sftp import SftpError
 from daemon.store.database import Database
 from daemon.systemd import Notifier
+from tests.support import drop
 from tests.support.process import notify_socket
 
 STARTUP_SECONDS = 20.0
@@ -141,6 +145,73 @@ async def test_a_taken_sftp_port_fails_the_start_before_ready(
         messages = await asyncio.to_thread(notify.drain)
     assert [m for m in messages if "READY" in m] == []
     assert not service.ready.is_set()
+
+
+def _with_shutdown_timeout(settings: Settings, seconds: float) -> Settings:
+    return dataclasses.replace(
+        settings, service=dataclasses.replace(settings.service, shutdown_timeout=seconds)
+    )
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def _upload_held_open(port: int, opened: threading.Event, proceed: threading.Event) -> None:
+    """Write half a file, wait for `proceed`, write the rest (blocking: run it in a thread)."""
+    with (
+        drop.sftp_session(port, "acme", PASSWORD) as sftp,
+        sftp.open("/upload/students.csv", "wb") as handle,
+    ):
+        handle.write(b"school_id,student_id")
+        handle.flush()
+        opened.set()
+        proceed.wait(10)
+        handle.write(b",first_name\n")
+
+
+async def test_a_stop_refuses_new_logins_and_lets_an_upload_in_flight_finish(
+    settings: Settings, db: Database, sftp_password_hash: str
+) -> None:
+    add_tenant(db, settings, "acme", sftp_password_hash)
+    service = Service(_with_shutdown_timeout(settings, 10), db)
+    opened, proceed = threading.Event(), threading.Event()
+    async with started(service) as task:
+        port = service.sftp.port
+        client = asyncio.create_task(asyncio.to_thread(_upload_held_open, port, opened, proceed))
+        assert await asyncio.to_thread(opened.wait, 10)
+        service.stop()
+        await asyncio.to_thread(drop.poll, lambda: _refused(port) or None, 10, "refused logins")
+        assert not task.done(), "the upload in flight is waited for"
+        proceed.set()
+        await client
+        assert await asyncio.wait_for(task, 10) == 0
+    published = settings.paths.upload_dir("acme")
+    assert [p.name for p in published.iterdir()] == ["students.csv"]
+    assert (published / "students.csv").read_bytes() == b"school_id,student_id,first_name\n"
+
+
+async def test_a_stop_aborts_an_upload_that_outlasts_the_timeout_and_leaves_nothing(
+    settings: Settings, db: Database, sftp_password_hash: str
+) -> None:
+    add_tenant(db, settings, "acme", sftp_password_hash)
+    service = Service(_with_shutdown_timeout(settings, 0.5), db)
+    opened, proceed = threading.Event(), threading.Event()
+    async with started(service) as task:
+        client = asyncio.create_task(
+            asyncio.to_thread(_upload_held_open, service.sftp.port, opened, proceed)
+        )
+        assert await asyncio.to_thread(opened.wait, 10)
+        service.stop()
+        assert await asyncio.wait_for(task, 10) == 0
+        proceed.set()
+        with contextlib.suppress(Exception):  # the server hung up on the client: expected
+            await client
+    assert list(settings.paths.upload_dir("acme").iterdir()) == []
 
 
 def _report(state: ImportState) -> ImportReport:
