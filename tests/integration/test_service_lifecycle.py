@@ -161,35 +161,55 @@ def _refused(port: int) -> bool:
     return False
 
 
-def _upload_held_open(port: int, opened: threading.Event, proceed: threading.Event) -> None:
-    """Write half a file, wait for `proceed`, write the rest (blocking: run it in a thread)."""
-    with (
-        drop.sftp_session(port, "acme", PASSWORD) as sftp,
-        sftp.open("/upload/students.csv", "wb") as handle,
-    ):
-        handle.write(b"school_id,student_id")
-        handle.flush()
-        opened.set()
-        proceed.wait(10)
-        handle.write(b",first_name\n")
+@dataclasses.dataclass
+class InFlight:
+    """A service with a district's upload half-written: `finish` lets the client go on."""
+
+    service: Service
+    serving: asyncio.Task[int]
+    client: asyncio.Task[None]
+    finish: threading.Event
+
+
+@contextlib.asynccontextmanager
+async def upload_in_flight(
+    settings: Settings, db: Database, password_hash: str, shutdown_timeout: float
+) -> AsyncIterator[InFlight]:
+    add_tenant(db, settings, "acme", password_hash)
+    service = Service(_with_shutdown_timeout(settings, shutdown_timeout), db)
+    opened, finish = threading.Event(), threading.Event()
+
+    def upload() -> None:
+        with (
+            drop.sftp_session(service.sftp.port, "acme", PASSWORD) as sftp,
+            sftp.open("/upload/students.csv", "wb") as handle,
+        ):
+            handle.write(b"school_id,student_id")
+            handle.flush()
+            opened.set()
+            finish.wait(10)
+            handle.write(b",first_name\n")
+
+    async with started(service) as serving:
+        client = asyncio.create_task(asyncio.to_thread(upload))
+        assert await asyncio.to_thread(opened.wait, 10)
+        try:
+            yield InFlight(service, serving, client, finish)
+        finally:
+            finish.set()
 
 
 async def test_a_stop_refuses_new_logins_and_lets_an_upload_in_flight_finish(
     settings: Settings, db: Database, sftp_password_hash: str
 ) -> None:
-    add_tenant(db, settings, "acme", sftp_password_hash)
-    service = Service(_with_shutdown_timeout(settings, 10), db)
-    opened, proceed = threading.Event(), threading.Event()
-    async with started(service) as task:
-        port = service.sftp.port
-        client = asyncio.create_task(asyncio.to_thread(_upload_held_open, port, opened, proceed))
-        assert await asyncio.to_thread(opened.wait, 10)
-        service.stop()
+    async with upload_in_flight(settings, db, sftp_password_hash, 10) as flight:
+        port = flight.service.sftp.port
+        flight.service.stop()
         await asyncio.to_thread(drop.poll, lambda: _refused(port) or None, 10, "refused logins")
-        assert not task.done(), "the upload in flight is waited for"
-        proceed.set()
-        await client
-        assert await asyncio.wait_for(task, 10) == 0
+        assert not flight.serving.done(), "the upload in flight is waited for"
+        flight.finish.set()
+        await flight.client
+        assert await asyncio.wait_for(flight.serving, 10) == 0
     published = settings.paths.upload_dir("acme")
     assert [p.name for p in published.iterdir()] == ["students.csv"]
     assert (published / "students.csv").read_bytes() == b"school_id,student_id,first_name\n"
@@ -198,19 +218,12 @@ async def test_a_stop_refuses_new_logins_and_lets_an_upload_in_flight_finish(
 async def test_a_stop_aborts_an_upload_that_outlasts_the_timeout_and_leaves_nothing(
     settings: Settings, db: Database, sftp_password_hash: str
 ) -> None:
-    add_tenant(db, settings, "acme", sftp_password_hash)
-    service = Service(_with_shutdown_timeout(settings, 0.5), db)
-    opened, proceed = threading.Event(), threading.Event()
-    async with started(service) as task:
-        client = asyncio.create_task(
-            asyncio.to_thread(_upload_held_open, service.sftp.port, opened, proceed)
-        )
-        assert await asyncio.to_thread(opened.wait, 10)
-        service.stop()
-        assert await asyncio.wait_for(task, 10) == 0
-        proceed.set()
+    async with upload_in_flight(settings, db, sftp_password_hash, 0.5) as flight:
+        flight.service.stop()
+        assert await asyncio.wait_for(flight.serving, 10) == 0
+        flight.finish.set()
         with contextlib.suppress(Exception):  # the server hung up on the client: expected
-            await client
+            await flight.client
     assert list(settings.paths.upload_dir("acme").iterdir()) == []
 
 
