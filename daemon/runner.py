@@ -26,6 +26,13 @@ from daemon.config import Settings
 
 log = structlog.get_logger(__name__)
 
+# A process that dies (killed for its memory, a crash, the database gone) leaves its import
+# resumable: it runs again after a pause that grows, and before anything newer of its tenant,
+# whose imports must apply in upload order. The pipeline counts the attempts and fails an
+# import that keeps dying; only an unreachable database makes the retries go on.
+RETRY_FIRST_SECONDS = 2.0
+RETRY_MAX_SECONDS = 300.0
+
 _CONTEXT = multiprocessing.get_context("forkserver")
 # What an import needs, imported once in the fork server rather than in every import process.
 PRELOAD = ["daemon.logs", "daemon.pipeline", "daemon.store.database"]
@@ -65,6 +72,8 @@ class ImportRunner:
     _running: dict[str, tuple[int, BaseProcess]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _failures: dict[str, int] = field(default_factory=dict)  # abnormal ends in a row
+    _held_until: dict[str, float] = field(default_factory=dict)  # loop time of the retry
     _closing: bool = False
 
     def submit(self, tenant: str, import_id: int) -> None:
@@ -85,10 +94,11 @@ class ImportRunner:
     def _start_what_fits(self) -> None:
         if self._closing:
             return
+        now = asyncio.get_running_loop().time()
         for tenant, queue in self._queues.items():
             if len(self._running) >= max(1, self.settings.spool.workers):
                 return
-            if queue and tenant not in self._running:
+            if queue and tenant not in self._running and self._held_until.get(tenant, 0) <= now:
                 import_id = queue.popleft()
                 process = _CONTEXT.Process(
                     target=_import_in_process,
@@ -113,17 +123,29 @@ class ImportRunner:
         finally:
             loop.remove_reader(process.sentinel)
         process.join()
-        if process.exitcode != 0:
-            log.error(
-                "import process ended abnormally; it will be resumed",
-                tenant=tenant,
-                import_id=import_id,
-                exitcode=process.exitcode,
-            )
         del self._running[tenant]
+        if process.exitcode == 0:
+            self._failures.pop(tenant, None)
+        elif not self._closing:
+            self._retry(tenant, import_id, process.exitcode)
         self._changed.set()
         self.on_done(import_id)
         self._start_what_fits()
+
+    def _retry(self, tenant: str, import_id: int, exitcode: int | None) -> None:
+        failures = self._failures[tenant] = self._failures.get(tenant, 0) + 1
+        delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 4 ** (failures - 1))
+        loop = asyncio.get_running_loop()
+        self._queues.setdefault(tenant, deque()).appendleft(import_id)
+        self._held_until[tenant] = loop.time() + delay
+        loop.call_later(delay, self._start_what_fits)
+        log.error(
+            "import process ended abnormally; it runs again",
+            tenant=tenant,
+            import_id=import_id,
+            exitcode=exitcode,
+            in_seconds=delay,
+        )
 
     async def idle(self) -> None:
         """Wait until nothing is queued or running (for `serve --once` and the tests)."""

@@ -10,15 +10,22 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support import drop
 from tests.support.drop import District, roster_ids
 from tests.support.process import Daemon, wait_until
 from tests.support.site import Site, upload
 
 BIG = District("big", students=20_000, sections=2_000)
 RESUMABLE = ("received", "validating", "approved", "importing")
+
+
+def ended(site: Site, count: int) -> list[dict[str, Any]] | None:
+    with site.db() as db:
+        return drop.ended_imports(db, "big", count)
 
 
 def running(pid: int) -> bool:
@@ -81,9 +88,7 @@ def test_kill_9_during_an_import_then_restart_imports_once(
 
     with site.daemon("second") as daemon:
         daemon.ready()
-        wait_until(
-            lambda: site.imports("big")[0]["archived_at"], 60, "the import to end after restart"
-        )
+        wait_until(lambda: ended(site, 1), 60, "the import to end after the restart")
         assert daemon.stop() == 0
 
     [row] = site.imports("big")
@@ -98,3 +103,28 @@ def test_kill_9_during_an_import_then_restart_imports_once(
     archived = site.settings.paths.archive / "big" / str(row["id"])
     assert {p.name for p in archived.iterdir()} >= set(BIG.files())
     assert not any(site.settings.paths.spool.rglob("*.csv"))
+
+
+def test_an_import_process_that_dies_runs_again_before_the_next_upload(
+    make_site: Callable[..., Site],
+) -> None:
+    site = make_site()
+    site.add_tenant("big", "admin@big.example.org")
+    newer = District("big", students=BIG.students + 10, sections=BIG.sections)
+    with site.daemon() as daemon:
+        daemon.ready()
+        upload(daemon.sftp_port, "big", BIG.files())
+        started = daemon.wait_for("import started", 30)
+        wait_until(lambda: site.imports("big")[0]["state"] == "validating", 30, "validating")
+        os.kill(int(started["pid"]), signal.SIGKILL)  # what the kernel's OOM killer does
+        upload(daemon.sftp_port, "big", newer.files())  # the next day's export arrives
+        rows = wait_until(lambda: ended(site, 2), 60, "both imports to end")
+        assert daemon.stop() == 0
+    assert daemon.find("import process ended abnormally; it runs again", exitcode=-9)
+
+    first, second = rows
+    assert (first["state"], first["attempts"]) == ("imported", 2)
+    assert (second["state"], second["attempts"]) == ("imported", 1)
+    assert first["finished_at"] <= second["started_at"]  # in upload order, the older first
+    assert roster_ids(site.roster("big"), "students", "student_id") == set(newer.student_ids())
+    assert [e["import_id"] for e in site.emails("import_results")] == [first["id"], second["id"]]
