@@ -204,11 +204,16 @@ class Service:
                 tenant = tenants.find(conn, ready.tenant)
             if tenant is None or tenant.disabled:
                 return None
-            return self.pipeline.receive(tenant, find_files(ready.folder), source="sftp", move=True)
+            found = find_files(ready.folder)
+            if found.missing:  # a file was removed or renamed since the scan: decide again
+                return None
+            return self.pipeline.receive(tenant, found, source="sftp", move=True)
 
         try:
             import_id = await asyncio.to_thread(claim)
-        except RosterdropError as exc:  # e.g. the database is down: the files wait for a rescan
+        except (RosterdropError, OSError) as exc:
+            # The database is down, or the folder changed under us: the files wait for the
+            # next scan. Either way the watcher carries on for every other tenant.
             log.error("could not claim an upload", tenant=ready.tenant, error=str(exc))
             return
         if import_id is not None:

@@ -141,18 +141,24 @@ class Spool:
             if quiet_for is None:
                 continue
             self._watch(upload)
-            found = find_files(upload)
+            try:
+                found = find_files(upload)
+            except FileNotFoundError:  # a file went while we looked; its removal wakes us again
+                continue
             if not found.files:
                 continue
-            if settle and (self.busy(tenant) or quiet_for < self.settings.settle_seconds):
+            if settle and self.busy(tenant):
+                continue  # the end of the upload (published or aborted) wakes us
+            if settle and quiet_for < self.settings.settle_seconds:
                 next_check = min(next_check, max(0.05, self.settings.settle_seconds - quiet_for))
                 continue
             if not found.missing:
                 ready.append(ReadySet(tenant, upload))
             elif quiet_for >= self.settings.stale_hours * 3600:
-                incomplete = self._stuck(tenant, upload, found.files, quiet_for)
-                if incomplete is not None:
-                    stuck.append(incomplete)
+                with contextlib.suppress(FileNotFoundError):
+                    incomplete = self._stuck(tenant, upload, found.files, quiet_for)
+                    if incomplete is not None:
+                        stuck.append(incomplete)
         return ready, stuck, next_check
 
     def _watch(self, upload: Path) -> None:

@@ -13,7 +13,7 @@ from serve_fixtures import Served, add_tenant, serving
 from sftp_fixtures import PASSWORD
 
 from daemon.config import Settings
-from daemon.spool import is_partial, partial_name
+from daemon.spool import ReadySet, Spool, is_partial, partial_name
 from daemon.store.database import Database
 from daemon.store.tables import import_problems
 from tests.support import drop
@@ -144,3 +144,19 @@ async def test_files_put_there_without_sftp_wake_the_watcher(
         for tenant in ("early", "late"):
             [row] = await served.imports_ended(tenant, seconds=10)
             assert row["state"] == "imported"
+
+
+def test_an_upload_left_open_is_not_polled_while_it_lasts(serve_settings: Settings) -> None:
+    """A client that stalls with a file open (until its session times out) is waited for on
+    the upload's end, which is an event, not by scanning every tenant twenty times a second."""
+    paths, spool_settings = serve_settings.paths, serve_settings.spool
+    District("acme").write(paths.upload_dir("acme"))
+    open_uploads = {"acme": 1}
+    spool = Spool(
+        spool_settings, paths, busy=lambda tenant: open_uploads[tenant],
+        clock=lambda: time.time() + 60,  # everything on disk is a minute old
+    )  # fmt: skip
+    assert spool.scan() == ([], [], spool_settings.rescan_seconds)
+    open_uploads["acme"] = 0
+    ready, _, _ = spool.scan()
+    assert ready == [ReadySet("acme", paths.upload_dir("acme"))]
