@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from daemon.errors import Conflict, NotFound
-from daemon.store.tables import outbox
+from daemon.store.tables import outbox, tenants
 
 NO_RECIPIENTS = "no recipients"
 
@@ -53,6 +53,7 @@ class OutboxMessage:
     next_attempt_at: datetime
     last_error: str | None
     sent_at: datetime | None
+    tenant: str | None = None  # the tenant's name, for the log lines about the message
 
 
 def enqueue(
@@ -89,10 +90,16 @@ def enqueue(
     return int(key[0])
 
 
+def _select() -> sa.Select[Any]:
+    return sa.select(outbox, tenants.c.name.label("tenant")).outerjoin(
+        tenants, tenants.c.id == outbox.c.tenant_id
+    )
+
+
 def due(conn: Connection, now: datetime, limit: int) -> list[OutboxMessage]:
     """Pending messages whose next attempt has come, oldest first."""
     rows = conn.execute(
-        outbox.select()
+        _select()
         .where(outbox.c.state == OutboxState.PENDING, outbox.c.next_attempt_at <= _to_utc(now))
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(limit)
@@ -149,7 +156,7 @@ def mark_failed(conn: Connection, message_id: int, error: str) -> None:
 
 
 def get(conn: Connection, message_id: int) -> OutboxMessage:
-    row = conn.execute(outbox.select().where(outbox.c.id == message_id)).mappings().first()
+    row = conn.execute(_select().where(outbox.c.id == message_id)).mappings().first()
     if row is None:
         raise NotFound(f"no outbox message {message_id}")
     return _message(row)
@@ -159,7 +166,7 @@ def list_messages(
     conn: Connection, state: str | None = None, limit: int = 100
 ) -> list[OutboxMessage]:
     """The newest messages first, optionally only those in one state."""
-    query = outbox.select().order_by(outbox.c.id.desc()).limit(limit)
+    query = _select().order_by(outbox.c.id.desc()).limit(limit)
     if state is not None:
         query = query.where(outbox.c.state == OutboxState(state))
     return [_message(row) for row in conn.execute(query).mappings()]
@@ -207,6 +214,7 @@ def _message(row: sa.RowMapping) -> OutboxMessage:
         next_attempt_at=_from_db(row["next_attempt_at"]),
         last_error=row["last_error"],
         sent_at=_from_db(row["sent_at"]) if row["sent_at"] is not None else None,
+        tenant=row.get("tenant"),
     )
 
 

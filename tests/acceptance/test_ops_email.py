@@ -178,6 +178,8 @@ def test_compose_configuration_import_results_check_your_data_and_approve(
     assert "pwned" not in logged
     assert "onerror" not in logged
     assert all("tenant" in line for line in daemon.lines() if "import_id" in line)
+    sent = [(line["tenant"], line["import_id"]) for line in daemon.find("notify.email_sent")]
+    assert sent == [("acme", 1), ("acme", 2), ("acme", 2)]
 
 
 def test_an_outage_and_a_restart_lose_no_email_and_send_none_twice(
