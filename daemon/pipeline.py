@@ -25,7 +25,7 @@ from daemon.clever.files import FoundFiles, find_files
 from daemon.clever.problems import Problem, ProblemLog
 from daemon.clever.validate import Validation, fingerprints, validate
 from daemon.config import DataPaths, SmtpSettings
-from daemon.errors import Conflict, RosterdropError, StoreError
+from daemon.errors import Conflict, RosterdropError, SpoolError, StoreError
 from daemon.notify import messages
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
@@ -136,7 +136,14 @@ class Pipeline:
             import_id = imports.create(conn, tenant.id, source=source, files=files, now=self.now())
             folder = self.paths.spool / tenant.name / str(import_id)
             imports.update(conn, import_id, self.now(), files_dir=str(folder))
-        manifest = folders.claim(folder, found.files, move=move, others=found.others)
+        try:
+            manifest = folders.claim(folder, found.files, move=move, others=found.others)
+        except SpoolError:
+            # Undo it now rather than at the next start: until then the files that moved
+            # would be missing from the district's folder, and the set never complete.
+            upload = next(iter(found.files.values())).parent if move else None
+            self._undo_claim(tenant.name, import_id, folder, upload)
+            raise
         with self.db.write() as conn:
             imports.update(
                 conn,
@@ -158,19 +165,20 @@ class Pipeline:
                 Path(record.files_dir or "")
             ):
                 upload = self.paths.upload_dir(record.tenant) if record.source == "sftp" else None
-                restored = folders.unclaim(Path(record.files_dir or ""), upload)
-                with self.db.write() as conn:
-                    imports.delete(conn, record.id)
-                log.warning(
-                    "interrupted claim undone",
-                    tenant=record.tenant,
-                    import_id=record.id,
-                    restored=restored,
-                )
+                self._undo_claim(record.tenant, record.id, Path(record.files_dir or ""), upload)
         for record in leftovers:
             self._archive(record)
         with self.db.read() as conn:
             return [(r.tenant, r.id) for r in imports.resumable(conn)]
+
+    def _undo_claim(self, tenant: str, import_id: int, folder: Path, upload: Path | None) -> None:
+        """Files back into `upload` (None: they were copies), and the import row gone."""
+        restored = folders.unclaim(folder, upload)
+        with self.db.write() as conn:
+            imports.delete(conn, import_id)
+        log.warning(
+            "interrupted claim undone", tenant=tenant, import_id=import_id, restored=restored
+        )
 
     # -- running ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 
@@ -61,3 +62,23 @@ async def test_a_start_that_fails_stops_the_imports_it_began(
     assert service.runner.busy == 0  # not left running behind the failed start
     [row] = drop.import_rows(db)
     assert row["state"] == "imported"  # it was given the shutdown's grace to finish
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_claim_that_fails_half_way_is_undone_at_once(
+    serve_settings: Settings, db: Database, sftp_password_hash: str
+) -> None:
+    paths = serve_settings.paths
+    district = District("acme", students=16)
+    # The first import's spool folder cannot take teachers.csv: the claim fails after moving
+    # schools.csv and students.csv, as a full disk or an I/O error would make it fail.
+    (paths.spool / "acme" / "1" / "teachers.csv").mkdir(parents=True)
+    async with serving(serve_settings, db, sftp_password_hash) as served:
+        served.add_tenant("acme")
+        await asyncio.to_thread(served.upload, "acme", district.files())
+        [row] = await served.imports_ended("acme", seconds=15)
+    assert row["state"] == "imported"  # claimed again by the next scan; the failed claim's row
+    # is gone (SQLite may even give its id to the new one)
+    assert roster_ids(served.roster("acme"), "students", "student_id") == set(
+        district.student_ids()
+    )
