@@ -299,7 +299,8 @@ class Pipeline:
         """The same five files as the last applied import: the roster already matches them."""
         with self.db.read() as conn:
             kept = imports.problems(conn, previous.id)
-        run.problems.extend(kept)
+        # The previous import may itself have been identical: one such warning, not one a day.
+        run.problems.extend(p for p in kept if p.code != "identical_upload")
         run.problems.warning(
             "identical_upload",
             f"the same five files as import #{previous.id}: the roster already matches them,"
