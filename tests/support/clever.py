@@ -166,7 +166,9 @@ class Snapshot:
     # canonical value -> how the file spells it
     raw: dict[str, str] = field(default_factory=dict)
 
-    def write(self, folder: Path, *, order: Sequence[int] | None = None) -> Path:
+    def write(
+        self, folder: Path, *, order: Sequence[int] | None = None, newline: str = "\r\n"
+    ) -> Path:
         """The five files; `order` shuffles the rows of every file (same snapshot, new bytes)."""
         folder.mkdir(parents=True, exist_ok=True)
         width = max([len(t) for t, *_ in self.sections.values()] + [1])
@@ -197,7 +199,7 @@ class Snapshot:
         for name, (header, rows) in tables.items():
             if order is not None:
                 rows = [rows[i] for i in _permutation(order, len(rows))]
-            write_csv(folder / name, header, rows)
+            write_csv(folder / name, header, rows, newline=newline)
         return folder
 
     def _raw(self, value: str) -> str:
