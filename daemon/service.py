@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -17,7 +20,7 @@ import structlog
 from daemon import logs
 from daemon.clever.files import find_files
 from daemon.config import Settings
-from daemon.errors import RosterdropError
+from daemon.errors import Conflict, RosterdropError
 from daemon.http import HttpServer
 from daemon.metrics import IMPORT_DURATION, IMPORTS, ROWS_APPLIED
 from daemon.notify.sender import OutboxSender
@@ -33,6 +36,21 @@ from daemon.systemd import Notifier
 log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 3600.0
+SERVE_LOCK = "serve.lock"
+
+
+def lock_data_dir(root: Path) -> int:
+    """One `serve` per data directory, held until its process ends: a second one (a cron job's
+    `serve --once` beside the daemon) would delete the first one's uploads in progress as
+    abandoned and undo its claims in progress as interrupted. Returns the lock's descriptor."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / SERVE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise Conflict(f"another `rosterdrop serve` is running on {root}") from None
+    return fd
 
 
 class TenantAccounts:
@@ -93,6 +111,7 @@ class Service:
         self.status = "starting"  # what systemd shows (STATUS=)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._data_lock: int | None = None
         self.exit_code = 0
 
     # -- life -------------------------------------------------------------------------------
@@ -112,6 +131,7 @@ class Service:
 
     async def startup(self, *, once: bool = False) -> None:
         paths = self.settings.paths
+        self._data_lock = lock_data_dir(paths.root)
         for folder in (paths.tenants, paths.spool, paths.archive, paths.outbox):
             folder.mkdir(parents=True, exist_ok=True)
         warming = None if once else asyncio.ensure_future(asyncio.to_thread(warm_up))
@@ -170,6 +190,9 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
+        if self._data_lock is not None:
+            os.close(self._data_lock)
+            self._data_lock = None
         log.info("rosterdrop stopped")
 
     async def _drain(self) -> None:

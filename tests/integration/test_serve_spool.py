@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -13,6 +14,8 @@ from serve_fixtures import Served, add_tenant, serving
 from sftp_fixtures import PASSWORD
 
 from daemon.config import Settings
+from daemon.errors import Conflict
+from daemon.service import Service
 from daemon.spool import ReadySet, Spool, is_partial, partial_name
 from daemon.store.database import Database
 from daemon.store.tables import import_problems
@@ -160,3 +163,35 @@ def test_an_upload_left_open_is_not_polled_while_it_lasts(serve_settings: Settin
     open_uploads["acme"] = 0
     ready, _, _ = spool.scan()
     assert ready == [ReadySet("acme", paths.upload_dir("acme"))]
+
+
+async def test_a_second_serve_on_the_same_data_leaves_the_first_ones_uploads_alone(
+    served: Served,
+) -> None:
+    tenant = served.add_tenant("acme")
+    files = District("acme").files()
+    students = files.pop("students.csv")
+    half_sent, go_on = threading.Event(), threading.Event()
+
+    def upload() -> None:
+        with drop.sftp_session(served.port, tenant, PASSWORD) as sftp:
+            drop.upload(sftp, files)
+            with sftp.open("/upload/students.csv", "wb") as handle:
+                handle.write(students[:100])
+                handle.flush()
+                half_sent.set()
+                assert go_on.wait(30)
+                handle.write(students[100:])
+
+    uploading = asyncio.create_task(asyncio.to_thread(upload))
+    assert await asyncio.to_thread(half_sent.wait, 30)
+    try:
+        # A cron job's `serve --once` beside the daemon: it would take the partial upload for
+        # one a crash abandoned, and delete it.
+        with pytest.raises(Conflict, match="another `rosterdrop serve` is running"):
+            await Service(served.settings, served.db).serve(once=True)
+    finally:
+        go_on.set()
+        await uploading
+    [row] = await served.imports_ended(tenant)
+    assert row["state"] == "imported"
