@@ -436,6 +436,7 @@ class Pipeline:
             }
         if state is ImportState.PAUSED:
             values["tripped"] = [t.as_dict() for t in run.tripped]
+            values["attempts"] = 0  # the run reached its end: a pause is not a crash
         if state in ENDED:
             values["finished_at"] = now
         imports.update(conn, run.record.id, now, **values)
