@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from daemon.roster.entities import ENTITIES, Entity
+from daemon.roster.entities import ENTITIES, SECTION_TEACHERS, SECTIONS, Entity
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.store.tables import roster_tables
 
@@ -240,7 +240,7 @@ class Stage:
         keys_out = [sa.func.coalesce(stage.c[k], live.c[k]) for k in entity.key]
         values = [*keys_out, *(stage.c[f] for f in entity.fields), action, *differs]
         if self.postgres:
-            vanished = gone & live.c.active
+            vanished = gone & live.c.active & ~_held_section(entity, live)
             return [sa.select(*values).select_from(source).where(upsert | vanished)]
         table = roster_tables[entity.name]
         in_stage = sa.exists().where(*(stage.c[k] == table.c[k] for k in entity.key))
@@ -249,7 +249,12 @@ class Stage:
             *(sa.null() for _ in entity.fields),
             sa.literal(DEACTIVATE),
             *(sa.null() for _ in entity.fields),
-        ).where(table.c.tenant_id == tenant_id, table.c.active, ~in_stage)
+        ).where(
+            table.c.tenant_id == tenant_id,
+            table.c.active,
+            ~in_stage,
+            ~_held_section(entity, table),
+        )
         return [sa.select(*values).select_from(source).where(upsert), deactivate]
 
     def apply(self, tenant_id: int, import_id: int, now: datetime) -> None:
@@ -290,3 +295,17 @@ class Stage:
                 .order_by(*(source.c[k] for k in entity.key)),
             )
         )
+
+
+def _held_section(entity: Entity, live: Any) -> sa.ColumnElement[bool]:
+    """Whether a roster row is a teacher link of a section held in the stage. A held section
+    row is not trusted in any column, its teacher columns included: the section keeps all
+    its current teachers, also those the broken row no longer names."""
+    if entity is not SECTION_TEACHERS:
+        return sa.false()
+    sections = STAGE[SECTIONS.name]
+    return sa.exists().where(
+        sections.c.held,
+        sections.c.school_id == live.c.school_id,
+        sections.c.section_id == live.c.section_id,
+    )

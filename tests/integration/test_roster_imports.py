@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from daemon.config import Settings
 from daemon.roster.outcome import ImportState
+from daemon.roster.tenant import TenantSettings
 from daemon.store.database import Database
-from tests.support.clever import FIXTURES
-from tests.support.roster import add_tenant, pipeline_for, run_import, tables
+from tests.support.clever import FIXTURES, write_upload
+from tests.support.roster import add_tenant, counts, pipeline_for, roster, run_import, tables
 
 
 def test_an_unchanged_daily_export_stays_one_identical_upload_warning(
@@ -27,3 +30,129 @@ def test_an_unchanged_daily_export_stays_one_identical_upload_warning(
         f"the same five files as import #{again.import_id - 1}"
     )
     assert tables(db, "acme") == before
+
+
+def _district() -> dict[str, list[list[str]]]:
+    """Two schools; at SCH1 two teachers, three students, two sections (C2 taught by T2)."""
+    return {
+        "schools.csv": [["SCH1", "Lincoln"], ["SCH2", "Adams"]],
+        "teachers.csv": [
+            ["SCH1", "T1", "Ada", "Lovelace", "ada@d.org"],
+            ["SCH1", "T2", "Alan", "Turing", "alan@d.org"],
+            ["SCH2", "T1", "Ada", "Lovelace", "ada@d.org"],
+        ],
+        "students.csv": [
+            ["SCH1", "S1", "Ann", "Lee", "", "ann", "03"],
+            ["SCH1", "S2", "Bob", "Kim", "", "bob", "04"],
+            ["SCH1", "S3", "Cy", "Wu", "", "cy", "05"],
+            ["SCH2", "S4", "Dee", "Ray", "", "dee", "06"],
+        ],
+        "sections.csv": [
+            ["SCH1", "C1", "T1", "Math", "", ""],
+            ["SCH1", "C2", "T2", "Art", "", ""],
+            ["SCH2", "C3", "T1", "Music", "", ""],
+        ],
+        "enrollments.csv": [
+            ["SCH1", "C1", "S1"],
+            ["SCH1", "C1", "S2"],
+            ["SCH1", "C2", "S1"],
+            ["SCH1", "C2", "S3"],
+            ["SCH2", "C3", "S4"],
+        ],
+    }
+
+
+def test_held_rows_keep_their_records_and_their_dependents(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    add_tenant(db, "acme", TenantSettings(max_row_errors=10))
+    pipeline = pipeline_for(db, settings)
+    run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
+    day1 = roster(db, "acme")
+    files = _district()
+    files["teachers.csv"][1] = ["SCH1", "T2", "Alan", "Renamed", "not-an-email"]  # held: C2 too
+    files["students.csv"][1] = ["SCH1", "S2", "Bob", "Renamed", "", "bob", "Z9"]  # held
+    del files["students.csv"][2]  # S3 left the district, and its enrollment with it
+    del files["enrollments.csv"][3]
+
+    report = run_import(pipeline, "acme", write_upload(tmp_path / "day2", files))
+
+    assert report.state is ImportState.IMPORTED_WITH_ERRORS
+    day2 = roster(db, "acme")
+    assert day2["teachers"] == day1["teachers"]  # T2 kept as it was, not renamed
+    assert day2["sections"] == day1["sections"]  # C2 held with its teachers
+    assert day2["section_teachers"] == day1["section_teachers"]
+    assert [s["student_id"] for s in day2["students"]] == ["S1", "S2", "S4"]
+    assert day2["students"][1] == day1["students"][1]  # Bob kept as he was
+    # S3 left: its enrollment in the held section C2 goes with it; the others are held.
+    enrolled = [(e["section_id"], e["student_id"]) for e in day2["enrollments"]]
+    assert enrolled == [("C1", "S1"), ("C1", "S2"), ("C2", "S1"), ("C3", "S4")]
+    c = counts(report)
+    assert (c["teachers"]["held"], c["sections"]["held"], c["students"]["held"]) == (1, 1, 1)
+    assert c["enrollments"] == {
+        "active_before": 5,
+        "added": 0,
+        "updated": 0,
+        "reactivated": 0,
+        "deactivated": 1,
+        "unchanged": 2,
+        "held": 2,
+    }
+    codes = [(p.file, p.line, p.column, p.code) for p in report.problems if p.severity == "error"]
+    assert codes == [
+        ("teachers.csv", 3, "teacher_email", "bad_email"),
+        ("students.csv", 3, "grade", "bad_grade"),
+        ("sections.csv", 3, "teacher_id", "parent_skipped"),
+        ("enrollments.csv", 3, "student_id", "parent_skipped"),
+        ("enrollments.csv", 4, "section_id", "parent_skipped"),
+    ]
+
+
+def test_rows_of_a_school_missing_from_the_upload_follow_it_out(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    add_tenant(db, "acme", TenantSettings(max_row_errors=10, max_deactivate_percent=100))
+    pipeline = pipeline_for(db, settings)
+    run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
+    files = _district()
+    files["schools.csv"] = [["SCH1", "Lincoln"]]  # SCH2 closed, its rows still exported
+
+    report = run_import(pipeline, "acme", write_upload(tmp_path / "day2", files))
+
+    assert report.state is ImportState.IMPORTED_WITH_ERRORS
+    after = roster(db, "acme")
+    for entity in ("schools", "teachers", "students", "sections", "enrollments"):
+        assert {r["school_id"] for r in after[entity]} == {"SCH1"}, entity
+    assert [p.code for p in report.problems if p.severity == "error"] == ["unknown_school"] * 4
+
+
+def test_a_held_section_keeps_all_its_teachers(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A section row with an error is not trusted in any column: its teacher list stays as it
+    was, the co-teacher the broken row no longer names included."""
+    add_tenant(db, "acme", TenantSettings(max_row_errors=10))
+    pipeline = pipeline_for(db, settings)
+    files = _district()
+    files["teachers.csv"].append(["SCH1", "T3", "Grace", "Hopper", "grace@d.org"])
+    day1 = write_upload(tmp_path / "day1", files)
+    (day1 / "sections.csv").write_text(
+        "school_id,section_id,teacher_id,teacher_2_id,course_name\r\n"
+        "SCH1,C1,T1,,Math\r\nSCH1,C2,T2,T3,Art\r\nSCH2,C3,T1,,Music\r\n"
+    )
+    run_import(pipeline, "acme", day1)
+    before = roster(db, "acme")
+    assert before["sections"][1]["teachers"] == ["T2", "T3"]
+    day2 = write_upload(tmp_path / "day2", files)
+    (day2 / "sections.csv").write_text(
+        "school_id,section_id,teacher_id,teacher_2_id,course_name,term_start\r\n"
+        "SCH1,C1,T1,,Math,\r\nSCH1,C2,T2,T1,Art,2026-02-30\r\nSCH2,C3,T1,,Music,\r\n"
+    )
+
+    report = run_import(pipeline, "acme", day2)
+
+    assert report.state is ImportState.IMPORTED_WITH_ERRORS
+    errors = [p.code for p in report.problems if p.severity == "error"]
+    assert errors == ["bad_date", "parent_skipped", "parent_skipped"]  # C2 and its pupils
+    assert roster(db, "acme") == before
+    assert counts(report)["section_teachers"]["deactivated"] == 0
