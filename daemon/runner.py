@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.forkserver
-import signal
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from multiprocessing.process import BaseProcess
 import structlog
 
 from daemon.config import Settings
+from daemon.worker import run_import
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +34,8 @@ RETRY_FIRST_SECONDS = 2.0
 RETRY_MAX_SECONDS = 300.0
 
 _CONTEXT = multiprocessing.get_context("forkserver")
-# What an import needs, imported once in the fork server rather than in every import process.
-PRELOAD = ["daemon.logs", "daemon.pipeline", "daemon.store.database"]
+# What an import needs, made ready once in the fork server rather than in every import process.
+PRELOAD = ["daemon.worker"]
 
 
 def warm_up() -> None:
@@ -43,23 +43,6 @@ def warm_up() -> None:
     Without it the first import starts the server, blocking the event loop meanwhile."""
     _CONTEXT.set_forkserver_preload(PRELOAD)
     multiprocessing.forkserver.ensure_running()
-
-
-def _import_in_process(settings: Settings, import_id: int) -> None:
-    """The worker process: its own logging, database connection and pipeline."""
-    from daemon import logs
-    from daemon.pipeline import Pipeline
-    from daemon.store.database import Database
-
-    # Ctrl-C in a terminal reaches the whole process group; the daemon, not the key, decides
-    # when an import stops (it terminates this process after service.shutdown_timeout).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logs.configure(settings.log.level, settings.log.format)
-    db = Database(settings.database_url, lock_dir=settings.paths.locks)
-    try:
-        Pipeline(db, settings.paths, settings.smtp).run(import_id)
-    finally:
-        db.close()
 
 
 @dataclass
@@ -101,7 +84,7 @@ class ImportRunner:
             if queue and tenant not in self._running and self._held_until.get(tenant, 0) <= now:
                 import_id = queue.popleft()
                 process = _CONTEXT.Process(
-                    target=_import_in_process,
+                    target=run_import,
                     args=(self.settings, import_id),
                     name=f"rosterdrop-import-{import_id}",
                 )

@@ -46,6 +46,12 @@ _ENV = jinja2.Environment(
 _ENV.filters["number"] = _number
 
 
+def compile_templates() -> None:
+    """Compile every template now, so that processes forked from this one start with them."""
+    for name in _ENV.list_templates():
+        _ENV.get_template(name)
+
+
 def render(name: str, context: Mapping[str, Any]) -> tuple[str, str]:
     """The plain-text and the HTML body of the email `name`."""
     text = _ENV.get_template(f"{name}.txt.j2").render(context)

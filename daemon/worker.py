@@ -1,0 +1,31 @@
+"""An import process: what it runs, and what the fork server makes ready for all of them.
+
+The runner's fork server imports this module once (runner.PRELOAD); every import process is
+forked from it with the pipeline imported and the email templates compiled, which a fresh
+interpreter would otherwise spend most of a small district's import on.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from daemon import logs
+from daemon.config import Settings
+from daemon.notify import render
+from daemon.pipeline import Pipeline
+from daemon.store.database import Database
+
+render.compile_templates()
+
+
+def run_import(settings: Settings, import_id: int) -> None:
+    """The import process's body: its own logging, database connection and pipeline."""
+    # Ctrl-C in a terminal reaches the whole process group; the daemon, not the key, decides
+    # when an import stops (it terminates this process after service.shutdown_timeout).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.configure(settings.log.level, settings.log.format)
+    db = Database(settings.database_url, lock_dir=settings.paths.locks)
+    try:
+        Pipeline(db, settings.paths, settings.smtp).run(import_id)
+    finally:
+        db.close()
