@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,3 +82,29 @@ def tables(db: Database, tenant: str) -> dict[str, list[tuple[Any, ...]]]:
             )
             out[entity.name] = [tuple(row) for row in conn.execute(query)]
         return out
+
+
+ROSTERDROP = Path(sys.executable).with_name("rosterdrop")
+
+
+def rosterdrop_env(settings: Settings) -> dict[str, str]:
+    """The environment an operator's shell would have: only the two documented variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTERDROP_")}
+    env["ROSTERDROP_DATA_DIR"] = str(settings.data_dir)
+    env["ROSTERDROP_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def rosterdrop(
+    env: Mapping[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed `rosterdrop` command, as a subprocess."""
+    return subprocess.run(
+        [str(ROSTERDROP), *args],
+        env=dict(env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
