@@ -83,7 +83,7 @@ def test_kill_9_during_an_import_then_restart_imports_once(
     with site.daemon("first") as daemon:
         importer = kill_during_import(site, daemon, whole_service=whole_service)
     if whole_service:
-        assert not running(importer)
+        wait_until(lambda: not running(importer), 10, "the import process to die")
         assert site.roster("big")["students"] == []  # its transaction never committed
 
     with site.daemon("second") as daemon:
