@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +24,8 @@ _HIDDEN = {
 
 def active_roster(conn: Connection, tenant_id: int) -> dict[str, list[dict[str, Any]]]:
     """Every active record by entity, in key order; sections list their teachers in display
-    order: the primary teacher first, then the others by last name, first name."""
+    order: the primary teacher first, then the others by last name, first name (ignoring case
+    and accents)."""
     roster: dict[str, list[dict[str, Any]]] = {}
     for entity in ENTITIES:
         table = roster_tables[entity.name]
@@ -42,9 +44,15 @@ def active_roster(conn: Connection, tenant_id: int) -> dict[str, list[dict[str, 
 
 def _section_teachers(conn: Connection, tenant_id: int) -> dict[tuple[str, str], list[str]]:
     links, teachers = roster_tables["section_teachers"], roster_tables["teachers"]
-    primary_first = sa.case((links.c.position == 1, 0), else_=1)
     rows = conn.execute(
-        sa.select(links.c.school_id, links.c.section_id, links.c.teacher_id)
+        sa.select(
+            links.c.school_id,
+            links.c.section_id,
+            links.c.teacher_id,
+            links.c.position,
+            teachers.c.last_name,
+            teachers.c.first_name,
+        )
         .select_from(
             links.outerjoin(
                 teachers,
@@ -56,19 +64,30 @@ def _section_teachers(conn: Connection, tenant_id: int) -> dict[tuple[str, str],
             )
         )
         .where(links.c.tenant_id == tenant_id, links.c.active)
-        .order_by(
-            links.c.school_id,
-            links.c.section_id,
-            primary_first,
-            teachers.c.last_name,
-            teachers.c.first_name,
-            links.c.teacher_id,
-        )
+    )
+    # Sorted here, not in SQL: the databases' collations disagree ("de la Cruz" after "Zhu"
+    # in SQLite, among the D's under an en_US PostgreSQL), and people expect the D's.
+    ordered = sorted(
+        rows,
+        key=lambda r: (
+            r.school_id,
+            r.section_id,
+            r.position != 1,
+            _folded(r.last_name),
+            _folded(r.first_name),
+            r.teacher_id,
+        ),
     )
     result: dict[tuple[str, str], list[str]] = {}
-    for school, section, teacher in rows:
-        result.setdefault((school, section), []).append(teacher)
+    for row in ordered:
+        result.setdefault((row.school_id, row.section_id), []).append(row.teacher_id)
     return result
+
+
+def _folded(name: str | None) -> str:
+    """A name as a person compares it: case and accents aside."""
+    decomposed = unicodedata.normalize("NFKD", name or "")
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

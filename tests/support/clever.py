@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,10 +237,15 @@ class Snapshot:
             teachers, *_ = self.sections[(school, section["section_id"])]
             others = sorted(
                 teachers[1:],
-                key=lambda t: (*self.teachers[(school, t)][1::-1], t),
+                key=lambda t: (*map(_plain, self.teachers[(school, t)][1::-1]), t),
             )
             section["teachers"] = [teachers[0], *others]
         return roster
+
+
+def _plain(name: str) -> str:
+    """How a person alphabetises a name: "de la Cruz" among the D's, "Müller" as "Muller"."""
+    return unicodedata.normalize("NFD", name).encode("ascii", "ignore").decode().lower()
 
 
 def _permutation(order: Sequence[int], n: int) -> list[int]:
