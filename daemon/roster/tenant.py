@@ -55,6 +55,7 @@ class TenantSettings:
         for name in ("threshold_floor", "max_row_errors"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
+        self._check_grade_rules()
         if self.fallback_encoding:
             import codecs
 
@@ -62,3 +63,18 @@ class TenantSettings:
                 codecs.lookup(self.fallback_encoding)
             except LookupError:
                 raise ConfigError(f"unknown encoding {self.fallback_encoding!r}") from None
+
+    def _check_grade_rules(self) -> None:
+        """A rule must lead to a CEDS code: one that does not would turn every row it matches
+        into a bad_grade error saying that no rule maps the value."""
+        from daemon.clever.values import CEDS_GRADES
+
+        codes = {code.lower() for code in CEDS_GRADES}
+        for source, target in self.grade_rules.items():
+            if not source.strip():
+                raise ConfigError("a grade rule needs a value to replace")
+            if target.strip().lower() not in codes:
+                raise ConfigError(
+                    f"grade rule {source!r} → {target!r}: {target!r} is not a CEDS grade code"
+                    f" ({', '.join(CEDS_GRADES)})"
+                )

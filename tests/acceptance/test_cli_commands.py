@@ -211,6 +211,9 @@ def test_tenant_settings_change_how_uploads_are_read(
     bad_rule = rosterdrop(env, "tenant", "set", "acme", "--grade-rule", "K5")
     assert bad_rule.returncode == 2
     assert "--grade-rule wants FROM=TO" in bad_rule.stderr
+    not_ceds = rosterdrop(env, "tenant", "set", "acme", "--grade-rule", "K4=K")
+    assert not_ceds.returncode == 2
+    assert "'K' is not a CEDS grade code" in not_ceds.stderr
 
     files = minimal_files()
     files["students.csv"][0][-1] = "K5"

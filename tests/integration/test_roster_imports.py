@@ -8,7 +8,7 @@ from daemon.config import Settings
 from daemon.roster.outcome import ImportState
 from daemon.roster.tenant import TenantSettings
 from daemon.store.database import Database
-from tests.support.clever import FIXTURES, write_upload
+from tests.support.clever import FIXTURES, HEADERS, minimal_files, write_csv, write_upload
 from tests.support.roster import add_tenant, counts, pipeline_for, roster, run_import, tables
 
 
@@ -156,3 +156,28 @@ def test_a_held_section_keeps_all_its_teachers(
     assert errors == ["bad_date", "parent_skipped", "parent_skipped"]  # C2 and its pupils
     assert roster(db, "acme") == before
     assert counts(report)["section_teachers"]["deactivated"] == 0
+
+
+ODD = ["\\N", "C:\\path\\", "emoji 🎓", "'; DROP TABLE students; --", "Ω≈ç√ 漢字", "{0} {x}"]
+
+
+def test_odd_values_survive_the_bulk_load_of_either_database(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """COPY's text format gives backslashes and \\N a meaning; JSON gives quotes one."""
+    add_tenant(db, "acme")
+    folder = write_upload(tmp_path / "upload", minimal_files())
+    rows = [
+        ["SCH1", f"S{n}", value, value, "", f"user{n}", "03", value]
+        for n, value in enumerate(ODD, start=1)
+    ]
+    header = [*HEADERS["students.csv"], 'Odd {name} "q"']
+    write_csv(folder / "students.csv", header, rows)
+    (folder / "enrollments.csv").write_text("school_id,section_id,student_id\nSCH1,SEC1,S1\n")
+
+    report = run_import(pipeline_for(db, settings), "acme", folder)
+
+    assert report.state is ImportState.IMPORTED, report.problems
+    students = roster(db, "acme")["students"]
+    assert [(s["first_name"], s["last_name"]) for s in students] == [(v, v) for v in ODD]
+    assert [s["extra"] for s in students] == [{'odd {name} "q"': v} for v in ODD]
