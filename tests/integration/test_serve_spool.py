@@ -29,7 +29,7 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def quiet_period(served: Served) -> None:
     """Long enough for the watcher to have claimed anything it would claim."""
     spool = served.settings.spool
-    await asyncio.sleep(3 * (spool.settle_seconds + spool.rescan_seconds))
+    await asyncio.sleep(2 * (spool.settle_seconds + spool.rescan_seconds))
 
 
 async def test_a_dropped_connection_publishes_nothing_and_imports_nothing(served: Served) -> None:
@@ -66,7 +66,7 @@ async def test_a_dropped_connection_publishes_nothing_and_imports_nothing(served
 async def test_a_set_is_not_claimed_while_a_file_is_being_written(
     serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
 ) -> None:
-    settings = serve_settings_with(ROSTERDROP_SETTLE_SECONDS="1.0")
+    settings = serve_settings_with(ROSTERDROP_SETTLE_SECONDS="0.6")
     small, large = District("acme", students=10), District("acme", students=40)
     async with serving(settings, db, sftp_password_hash) as served:
         tenant = served.add_tenant("acme")
