@@ -44,20 +44,55 @@ def generate(folder: Path, students: int, *, change: float = 0.0, seed: int = 7)
     teachers = []
     for i in range(n_teachers):
         last = LAST[i * 7 % len(LAST)] + ("-Ross" if changed() else "")
-        teachers.append([school[i % n_schools], f"T{i:06d}", FIRST[i % len(FIRST)], last,
-                         f"t{i}@district.example.org"])  # fmt: skip
-    write("teachers.csv", ["school_id", "teacher_id", "first_name", "last_name", "teacher_email"], teachers)  # fmt: skip
+        teachers.append(
+            [
+                school[i % n_schools],
+                f"T{i:06d}",
+                FIRST[i % len(FIRST)],
+                last,
+                f"t{i}@district.example.org",
+            ]
+        )
+    write(
+        "teachers.csv",
+        ["school_id", "teacher_id", "first_name", "last_name", "teacher_email"],
+        teachers,
+    )
 
     # Half the changed students leave; as many new ones arrive.
     leaving = {i for i in range(students) if changed() and rng.random() < 0.5}
-    enrolled = [i for i in range(students) if i not in leaving] + list(range(students, students + len(leaving)))  # fmt: skip
+    enrolled = [i for i in range(students) if i not in leaving] + list(
+        range(students, students + len(leaving))
+    )
     rows = []
     for i in enrolled:
         grade = GRADES[(i + (1 if changed() else 0)) % len(GRADES)]
-        rows.append([school[i % n_schools], f"S{i:07d}", FIRST[i * 3 % len(FIRST)], LAST[i * 5 % len(LAST)],
-                     f"s{i}@students.example.org", f"s{i}", grade, f"ST{i:09d}", "2012-01-01", "X"])  # fmt: skip
-    header = ["School_ID", "student_id", "first_name", "last_name", "student_email", "username",
-              "grade", "state_id", "dob", "gender"]  # fmt: skip
+        rows.append(
+            [
+                school[i % n_schools],
+                f"S{i:07d}",
+                FIRST[i * 3 % len(FIRST)],
+                LAST[i * 5 % len(LAST)],
+                f"s{i}@students.example.org",
+                f"s{i}",
+                grade,
+                f"ST{i:09d}",
+                "2012-01-01",
+                "X",
+            ]
+        )
+    header = [
+        "School_ID",
+        "student_id",
+        "first_name",
+        "last_name",
+        "student_email",
+        "username",
+        "grade",
+        "state_id",
+        "dob",
+        "gender",
+    ]
     write("students.csv", header, rows)
 
     by_school: dict[str, list[int]] = {}
@@ -68,9 +103,26 @@ def generate(folder: Path, students: int, *, change: float = 0.0, seed: int = 7)
         pool = by_school[school[i % n_schools]]
         co = f"T{pool[(i + 1) % len(pool)]:06d}" if i % 10 == 0 and len(pool) > 1 else ""
         end = "2027-06-11" if changed() else "2027-06-10"
-        sections.append([school[i % n_schools], f"SEC{i:06d}", f"T{pool[i % len(pool)]:06d}", co,
-                         COURSES[i % len(COURSES)], "2026-08-15", end])  # fmt: skip
-    header = ["school_id", "section_id", "teacher_id", "teacher_2_id", "course_name", "term_start", "term_end"]  # fmt: skip
+        sections.append(
+            [
+                school[i % n_schools],
+                f"SEC{i:06d}",
+                f"T{pool[i % len(pool)]:06d}",
+                co,
+                COURSES[i % len(COURSES)],
+                "2026-08-15",
+                end,
+            ]
+        )
+    header = [
+        "school_id",
+        "section_id",
+        "teacher_id",
+        "teacher_2_id",
+        "course_name",
+        "term_start",
+        "term_end",
+    ]
     write("sections.csv", header, sections)
 
     section_pool: dict[str, list[int]] = {}

@@ -149,16 +149,17 @@ def main() -> None:
 def report(floor_seconds: float, results: dict[str, dict[str, dict[str, float]]]) -> None:
     targets = {"first import": 3.0, "identical re-import": 1.0, "1% changed re-import": 2.0}
     print(f"\nfloor (csv parse + COPY into unindexed tables, best of 3): {floor_seconds:.2f} s\n")
-    print(
-        f"{'step':24} {'PostgreSQL':>12} {'x floor':>8} {'target':>7} {'SQLite':>9} {'x PG':>6} {'peak RSS':>14}"
-    )
+    columns = ("PostgreSQL", 12), ("x floor", 8), ("target", 7), ("SQLite", 9), ("x PG", 6)
+    print(f"{'step':24}" + "".join(f" {name:>{width}}" for name, width in columns) + " peak RSS")
     for step, target in targets.items():
         pg, lite = results["postgresql"][step], results["sqlite"][step]
         ratio = pg["seconds"] / floor_seconds
+        rss = max(pg["rss_mb"], lite["rss_mb"])
+        verdict = "ok" if ratio <= target else "MISSED"
         print(
-            f"{step:24} {pg['seconds']:10.2f} s {ratio:7.2f}x {target:6.1f}x {lite['seconds']:7.2f} s"
-            f" {lite['seconds'] / pg['seconds']:5.2f}x {max(pg['rss_mb'], lite['rss_mb']):10.0f} MB"
-            f"   {'ok' if ratio <= target else 'MISSED'} ({pg['outcome']}/{lite['outcome']})"
+            f"{step:24} {pg['seconds']:10.2f} s {ratio:7.2f}x {target:6.1f}x"
+            f" {lite['seconds']:7.2f} s {lite['seconds'] / pg['seconds']:5.2f}x {rss:6.0f} MB"
+            f"   {verdict} ({pg['outcome']}/{lite['outcome']})"
         )
 
 
