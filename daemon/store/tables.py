@@ -98,6 +98,8 @@ imports = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Index(None, "tenant_id", "id"),
     Index(None, "state"),
+    # An undone claim deletes its row: its id must not come back (folders are named by it).
+    sqlite_autoincrement=True,
 )
 
 import_problems = Table(

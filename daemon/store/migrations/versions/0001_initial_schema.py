@@ -233,6 +233,7 @@ def upgrade() -> None:
             ["tenant_id"], ["tenants.id"], name=op.f("fk_imports_tenant_id_tenants")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_imports")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("imports", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_imports_state"), ["state"], unique=False)
