@@ -8,7 +8,7 @@ only those changed rows. PostgreSQL is fed with COPY, SQLite with batched insert
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -122,8 +122,11 @@ class Stage:
                 sa.text(f"CREATE INDEX IF NOT EXISTS temp.{stage}_key ON {stage} ({keys})")
             )
 
-    def duplicates(self, entity: Entity) -> list[tuple[int, int]]:
-        """Find rows repeating an earlier row's key, drop them, return (line, first line)."""
+    def duplicates(self, entity: Entity) -> Iterator[tuple[int, int]]:
+        """Find rows repeating an earlier row's key: yield (line, first line) of each, then
+        drop them all. Streamed, and dropped in one statement: an SIS that writes every
+        enrollment twice doubles a district's rows, and a list (or a DELETE per thousand
+        lines, each scanning the stage) would grow with them."""
         self.flush()
         self._index_sqlite(entity)
         stage = STAGE[entity.name]
@@ -135,18 +138,17 @@ class Stage:
             .subquery()
         )
         match = sa.and_(*(stage.c[k] == firsts.c[k] for k in entity.key))
-        rows = self.conn.execute(
+        repeats = (
             sa.select(stage.c.line, firsts.c.first)
             .join(firsts, match)
             .where(stage.c.line > firsts.c.first)
-            .order_by(stage.c.line)
-        ).all()
-        lines = [line for line, _ in rows]
-        for start in range(0, len(lines), 1000):
-            chunk = lines[start : start + 1000]
-            self.conn.execute(stage.delete().where(stage.c.line.in_(chunk)))
-        self._dropped[entity.name] += len(lines)
-        return [(line, first) for line, first in rows]
+        )
+        streamed = repeats.order_by(stage.c.line).execution_options(yield_per=BATCH_ROWS)
+        found = self.conn.execute(streamed)
+        yield from ((line, first) for line, first in found)
+        lines = repeats.with_only_columns(stage.c.line).subquery()
+        drop = stage.delete().where(stage.c.line.in_(sa.select(lines.c.line)))
+        self._dropped[entity.name] += self.conn.execute(drop).rowcount
 
     def flush(self) -> None:
         for writer in self._writers.values():
