@@ -28,6 +28,8 @@ from tests.support.roster import (
 )
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+# Each command is a new process that takes a second to start: a few make a slow test.
+pytestmark = pytest.mark.slow
 PROBLEM_KEYS = {"severity", "code", "file", "line", "column", "value", "message"}
 COUNT_KEYS = {"added", "updated", "deactivated", "unchanged", "errors"}
 ENTITY_NAMES = {"schools", "teachers", "students", "sections", "section_teachers", "enrollments"}

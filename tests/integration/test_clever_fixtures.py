@@ -367,3 +367,30 @@ def test_extra_columns_can_be_ignored(bulk: bool) -> None:
 @pytest.fixture
 def upload(tmp_path: Path) -> Path:
     return write_upload(tmp_path / "upload", minimal_files())
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+@pytest.mark.parametrize("final_newline", [True, False], ids=["ended", "unended"])
+def test_line_endings_do_not_change_records_or_line_numbers(
+    bulk: bool, upload: Path, newline: str, final_newline: bool
+) -> None:
+    lines = [
+        "school_id,student_id,first_name,last_name,student_email,username,grade",
+        'SCH1,S1,"Line',
+        'Break",Lee,ann@x.org,ann,03',
+        "SCH1,S2,Bob,Kim,,bob,Z9",
+        "SCH1,S3,Cy,Wu,,cy,05",
+    ]
+    text = newline.join(lines) + (newline if final_newline else "")
+    _replace(upload, "students.csv", text.encode())
+
+    checked = check_folder(upload, bulk=bulk)
+
+    assert [c for c in checked.codes() if c[1] == "students.csv"] == [
+        ("error", "students.csv", 4, "grade", "bad_grade"),
+        ("warning", "students.csv", 2, "first_name", "whitespace_normalised"),
+    ]
+    assert [r[:3] for r in checked.fresh("students")] == [
+        ("SCH1", "S1", "Line Break"),
+        ("SCH1", "S3", "Cy"),
+    ]
