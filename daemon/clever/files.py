@@ -62,6 +62,9 @@ class FileFingerprint:
     bad_line: int | None = None
     cp1252_ok: bool = True  # false when the bytes are not Windows-1252 either
     has_nul: bool = False
+    # Also holds valid UTF-8 beyond ASCII: a file pieced together from two sources, which
+    # neither decoding reads right.
+    utf8_mixed: bool = False
 
 
 @dataclass
@@ -106,16 +109,20 @@ def fingerprint(path: Path) -> FileFingerprint:
     bad_line: int | None = None
     cp1252_ok = True
     has_nul = False
+    utf8_text = False  # valid UTF-8 beyond ASCII seen
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
             has_nul = has_nul or b"\x00" in chunk
             if bad_offset is None:
                 try:
-                    decoder.decode(chunk)
+                    utf8_text = utf8_text or _beyond_ascii(decoder.decode(chunk))
                 except UnicodeDecodeError as exc:
                     bad_offset = size + exc.start
                     bad_line = newlines + chunk.count(b"\n", 0, exc.start) + 1
+                    utf8_text = utf8_text or _beyond_ascii(chunk.decode("utf-8", "ignore"))
+            elif not utf8_text:
+                utf8_text = _beyond_ascii(chunk.decode("utf-8", "ignore"))
             if cp1252_ok:
                 cp1252_ok = not any(byte in chunk for byte in CP1252_UNDEFINED)
             newlines += chunk.count(b"\n")
@@ -133,4 +140,11 @@ def fingerprint(path: Path) -> FileFingerprint:
         bad_line=bad_line,
         cp1252_ok=cp1252_ok,
         has_nul=has_nul,
+        utf8_mixed=bad_offset is not None and utf8_text,
     )
+
+
+def _beyond_ascii(text: str) -> bool:
+    """Whether decoded text holds characters beyond ASCII other than a byte order mark (some
+    tools put one before Windows-1252 text)."""
+    return not text.isascii() and not text.replace("\ufeff", "").isascii()

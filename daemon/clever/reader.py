@@ -168,7 +168,14 @@ def open_csv(
     encoding = "utf-8-sig"
     if not fp.utf8:
         byte_hint = f"the first byte that is not UTF-8 is on line {fp.bad_line}"
-        if not fallback_encoding or (not fp.cp1252_ok and fallback_encoding == "windows-1252"):
+        if fp.utf8_mixed:
+            byte_hint = f"it mixes UTF-8 with other bytes: {byte_hint}, and either way"
+            byte_hint += " some names would be garbled"
+        if (
+            not fallback_encoding
+            or fp.utf8_mixed
+            or (not fp.cp1252_ok and fallback_encoding == "windows-1252")
+        ):
             problems.fatal(
                 "not_utf8",
                 f"the file is not UTF-8 ({byte_hint}); save or export it as UTF-8",

@@ -394,3 +394,28 @@ def test_line_endings_do_not_change_records_or_line_numbers(
         ("SCH1", "S1", "Line Break"),
         ("SCH1", "S3", "Cy"),
     ]
+
+
+def test_a_file_mixing_utf8_and_windows_1252_fails_rather_than_garble(
+    bulk: bool, upload: Path
+) -> None:
+    """Read as Windows-1252, the UTF-8 José on line 2 would become 'JosÃ©'."""
+    data = (
+        "school_id,student_id,first_name,last_name,student_email,username,grade\r\n"
+        "SCH1,S1,José,Lee,,ann,03\r\n".encode()
+        + "SCH1,S2,Renée,Kim,,bob,04\r\n".encode("cp1252")
+    )
+
+    checked = check_folder(_replace(upload, "students.csv", data), bulk=bulk)
+
+    assert checked.codes() == [("fatal", "students.csv", 3, None, "not_utf8")]
+    assert "mixes UTF-8" in checked.problems[0].message
+
+
+def test_a_byte_order_mark_before_windows_1252_text_is_not_mixing(bulk: bool, upload: Path) -> None:
+    data = b"\xef\xbb\xbfschool_id,school_name\r\nSCH1,Lyc\xe9e Saint-Jean\r\n"
+
+    checked = check_folder(_replace(upload, "schools.csv", data), bulk=bulk)
+
+    assert checked.codes() == [("warning", "schools.csv", 2, None, "decoded_as_windows1252")]
+    assert checked.fresh("schools") == [("SCH1", "Lycée Saint-Jean", None)]
