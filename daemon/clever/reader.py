@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -113,12 +114,36 @@ class CsvFile:
                 if kept:
                     yield kept_lines, kept
         except csv.Error as exc:
-            problems.fatal(
-                "malformed_csv",
-                f"this line cannot be read as CSV ({exc})",
-                file=self.name,
-                line=reader.line_num + self.header_line,
-            )
+            line = self._start_of_refused_record()
+            if "field larger than field limit" in str(exc):
+                problems.fatal(
+                    "unbalanced_quote",
+                    f"a quoted value opened on line {line} never closes: it runs on for more"
+                    f" than {csv.field_size_limit():,} characters",
+                    file=self.name,
+                    line=line,
+                )
+            else:
+                problems.fatal(
+                    "malformed_csv",
+                    f"the row on line {line} cannot be read as CSV ({exc})",
+                    file=self.name,
+                    line=line,
+                )
+
+    def _start_of_refused_record(self) -> int:
+        """The line where the record the csv module refused starts: found by reading the file
+        again (only on this error), since the error comes many lines after a runaway quote."""
+        with self.path.open(encoding=self.encoding, newline="") as handle:
+            lines = iter(handle)
+            for _ in range(self.header_line):
+                next(lines, None)
+            reader = csv.reader(lines)
+            last = 0
+            with contextlib.suppress(csv.Error):
+                for _ in reader:
+                    last = reader.line_num
+        return self.header_line + last + 1
 
     def _runaway(self, problems: ProblemLog, start: int, batch: list[list[str]], end: int) -> None:
         """The last record of the file opened a quote that never closed."""

@@ -299,6 +299,16 @@ HEADER_ONLY = b"school_id,section_id,student_id\r\n"
             ("fatal", "teachers.csv", 2, None, "unbalanced_quote"),
             id="runaway-quote-over-many-lines",
         ),
+        pytest.param(
+            # Past 128 KiB the csv module gives up, thousands of lines after the quote.
+            "teachers.csv",
+            b"school_id,teacher_id,first_name,last_name,teacher_email\n"
+            b"SCH1,T1,Ada,Lovelace,ada@d.org\n"
+            b'SCH1,T2,"Alan,Turing,alan@d.org\n'
+            + b"".join(b"SCH1,T%d,Ann,Lee,t%d@d.org\n" % (i, i) for i in range(3, 6000)),
+            ("fatal", "teachers.csv", 3, None, "unbalanced_quote"),
+            id="runaway-quote-past-the-field-limit",
+        ),
     ],
 )
 def test_fatal_problems_fail_the_upload(
