@@ -93,7 +93,8 @@ class Stage:
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
         self._writers = {e.name: _Writer(self, STAGE[e.name]) for e in ENTITIES}
-        self._dropped = dict.fromkeys(self._writers, 0)
+        self._dropped = dict.fromkeys(self._writers, 0)  # repeated rows, dropped
+        self._dropped_held = dict.fromkeys(self._writers, 0)  # of which held
         self._empty: set[str] = set()  # entities the tenant has no rows of yet
         if self.postgres:
             conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
@@ -146,7 +147,9 @@ class Stage:
         streamed = repeats.order_by(stage.c.line).execution_options(yield_per=BATCH_ROWS)
         found = self.conn.execute(streamed)
         yield from ((line, first) for line, first in found)
-        lines = repeats.with_only_columns(stage.c.line).subquery()
+        lines = repeats.with_only_columns(stage.c.line, stage.c.held).subquery()
+        held = sa.select(sa.func.count()).select_from(lines).where(lines.c.held)
+        self._dropped_held[entity.name] += self.conn.execute(held).scalar_one()
         drop = stage.delete().where(stage.c.line.in_(sa.select(lines.c.line)))
         self._dropped[entity.name] += self.conn.execute(drop).rowcount
 
@@ -177,14 +180,15 @@ class Stage:
     def _diff(self, entity: Entity, tenant_id: int) -> EntityChanges:
         live, changes = roster_tables[entity.name], CHANGES[entity.name]
         writer = self._writers[entity.name]
-        fresh = writer.written - writer.held - self._dropped[entity.name]
+        held = writer.held - self._dropped_held[entity.name]
+        fresh = writer.written - self._dropped[entity.name] - held
         if not self.conn.execute(
             sa.select(sa.literal(1)).where(live.c.tenant_id == tenant_id).limit(1)
         ).first():
             # Nothing of this tenant's yet (a first import): every fresh staged row is new,
             # and applying is a plain copy from the stage.
             self._empty.add(entity.name)
-            return EntityChanges(added=fresh, held=writer.held)
+            return EntityChanges(added=fresh, held=held)
         for select in self._changes(entity, tenant_id):
             self.conn.execute(changes.insert().from_select(list(changes.c.keys()), select))
         counts = dict.fromkeys((ADD, UPDATE, REACTIVATE, DEACTIVATE), 0)
@@ -211,7 +215,7 @@ class Stage:
             reactivated=counts[REACTIVATE],
             deactivated=counts[DEACTIVATE],
             unchanged=fresh - counts[ADD] - counts[UPDATE] - counts[REACTIVATE],
-            held=writer.held,
+            held=held,
             field_changes={f: n for f, n in field_changes.items() if n},
         )
 

@@ -181,3 +181,27 @@ def test_odd_values_survive_the_bulk_load_of_either_database(
     students = roster(db, "acme")["students"]
     assert [(s["first_name"], s["last_name"]) for s in students] == [(v, v) for v in ODD]
     assert [s["extra"] for s in students] == [{'odd {name} "q"': v} for v in ODD]
+
+
+def test_a_repeated_row_of_a_held_record_is_counted_once(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    add_tenant(db, "acme", TenantSettings(max_row_errors=10))
+    pipeline = pipeline_for(db, settings)
+    run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
+    files = _district()
+    files["students.csv"][1][-1] = "Z9"  # S2 held, and its enrollment in C1 with it
+    files["enrollments.csv"].append(["SCH1", "C1", "S2"])  # the same enrollment again
+
+    report = run_import(pipeline, "acme", write_upload(tmp_path / "day2", files))
+
+    assert report.state is ImportState.IMPORTED_WITH_ERRORS
+    assert counts(report)["enrollments"] == {
+        "active_before": 5,
+        "added": 0,
+        "updated": 0,
+        "reactivated": 0,
+        "deactivated": 0,
+        "unchanged": 4,
+        "held": 1,
+    }
