@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# Byte-compile once: with PYTHONDONTWRITEBYTECODE set, every command would recompile.
+	$(BIN)/python -m compileall -q daemon $(VENV)/lib >/dev/null || true
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -15,13 +15,21 @@ from daemon import console
 from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.roster.tenant import TenantSettings
-from daemon.sftp import generate_password, hash_password, host_key_fingerprints, public_key_line
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tenants import Tenant
 
 if TYPE_CHECKING:
     from daemon.cli import App
+
+
+def _sftp() -> Any:
+    """The SFTP package's credential helpers, loaded only by the commands that need them
+    (asyncssh takes a noticeable part of a second to import)."""
+    from daemon import sftp
+
+    return sftp
+
 
 DEMO_TENANT = "demo"
 DEMO_CREDENTIALS = "demo-credentials.txt"
@@ -52,7 +60,7 @@ def connection_info(settings: Settings, tenant: str, password: str | None, echo:
     echo(f"  username:       {tenant}")
     if password:
         echo(f"  password:       {password}")
-    for fingerprint in host_key_fingerprints(settings.paths.host_keys):
+    for fingerprint in _sftp().host_key_fingerprints(settings.paths.host_keys):
         echo(f"  host key:       {fingerprint}")
 
 
@@ -73,14 +81,14 @@ def tenant_add(
     """Add a district; prints its SFTP settings and (once) its generated password."""
     password = None
     if not no_password:
-        password = _read_password_stdin() if password_stdin else generate_password()
+        password = _read_password_stdin() if password_stdin else _sftp().generate_password()
     with app.db.write() as conn:
         tenants.add(
             conn,
             name,
             emails=_checked_emails(emails),
             now=_now(),
-            password_hash=hash_password(password) if password else None,
+            password_hash=_sftp().hash_password(password) if password else None,
         )
     _prepare_folder(app.settings, name)
     click.echo(f"tenant {name} added; give the district these SIS export settings:")
@@ -184,9 +192,9 @@ def _setting_changes(current: TenantSettings, options: dict[str, Any]) -> dict[s
 @click.pass_obj
 def tenant_passwd(app: App, name: str, password_stdin: bool) -> None:
     """Set a new SFTP password (generated unless --password-stdin)."""
-    password = _read_password_stdin() if password_stdin else generate_password()
+    password = _read_password_stdin() if password_stdin else _sftp().generate_password()
     with app.db.write() as conn:
-        tenants.update(conn, name, password_hash=hash_password(password))
+        tenants.update(conn, name, password_hash=_sftp().hash_password(password))
     click.echo(f"password of {name} changed")
     if not password_stdin:
         click.echo(f"  new password: {password}  (shown only now)")
@@ -199,7 +207,7 @@ def tenant_passwd(app: App, name: str, password_stdin: bool) -> None:
 def tenant_add_key(app: App, name: str, key_file: Any) -> None:
     """Allow login with the OpenSSH public key in KEY_FILE ('-' reads standard input)."""
     try:
-        line = public_key_line(key_file.read())
+        line = _sftp().public_key_line(key_file.read())
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     with app.db.write() as conn:
@@ -238,10 +246,10 @@ def ensure_demo_tenant(db: Database, settings: Settings, echo: Echo) -> Tenant:
     with db.write() as conn:
         tenant = tenants.find(conn, DEMO_TENANT)
         if tenant is None:
-            password = generate_password()
+            password = _sftp().generate_password()
             tenant = tenants.add(
                 conn, DEMO_TENANT, emails=["admin@demo.invalid"], now=_now(),
-                password_hash=hash_password(password),
+                password_hash=_sftp().hash_password(password),
             )  # fmt: skip
             _write_private(credentials, password)
     _prepare_folder(settings, DEMO_TENANT)
