@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -71,6 +72,8 @@ class CsvFile:
         # a file that ends cleanly (the sentinel is a record of its own). NUL never gets here.
         reader = csv.reader(chain(self.handle, (_EOF,)))
         width = self.width
+        # A required column set in every row rules out blank rows without looking at them all.
+        key = itemgetter(self.index[self.spec.required[0]])
         end = self.header_line  # the physical line the previous batch ended on
         try:
             while batch := list(islice(reader, BATCH_ROWS)):
@@ -91,7 +94,9 @@ class CsvFile:
                     lines = _record_lines(start, batch)
                     if self._too_long(problems, lines, batch):
                         return
-                if all(map(width.__eq__, map(len, batch))) and all(map(any, batch)):
+                if all(map(width.__eq__, map(len, batch))) and (
+                    all(map(key, batch)) or all(map(any, batch))  # no blank rows
+                ):
                     self.rows += len(batch)
                     yield lines, batch
                     continue
