@@ -18,7 +18,15 @@ class EntityChanges:
     deactivated: int = 0
     unchanged: int = 0
     held: int = 0
+    extra_only: int = 0  # updates that change only the extra columns a district sends along
     field_changes: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def roster_changes(self) -> int:
+        """Records whose roster data would change: what the change threshold weighs.
+        Reactivations count (an old snapshot sent again would bring many back); updates that
+        touch only extra columns don't (a district adding a column to its export)."""
+        return self.updated - self.extra_only + self.reactivated
 
     @property
     def changed(self) -> int:
@@ -37,6 +45,7 @@ class EntityChanges:
             "deactivated": self.deactivated,
             "unchanged": self.unchanged,
             "held": self.held,
+            "extra_only": self.extra_only,
             "field_changes": dict(self.field_changes),
         }
 

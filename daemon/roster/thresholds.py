@@ -60,7 +60,7 @@ def evaluate(plan: Plan, row_errors: int, settings: TenantSettings) -> list[Trip
         )
     for name, changes in plan.entities.items():
         base = changes.active_before
-        rules = [("update", changes.updated, settings.max_update_percent)]
+        rules = [("update", changes.roster_changes, settings.max_update_percent)]
         if not plan.first_import:
             rules.insert(0, ("deactivate", changes.deactivated, settings.max_deactivate_percent))
         for rule, count, limit in rules:

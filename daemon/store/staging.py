@@ -23,6 +23,7 @@ BATCH_ROWS = 20_000
 # Hash joins over a big district's enrollments spill to disk with PostgreSQL's default 4 MB.
 WORK_MEM = "256MB"
 ADD, UPDATE, REACTIVATE, DEACTIVATE = "add", "update", "reactivate", "deactivate"
+EXTRA_ONLY = "extra_only"  # updates that change nothing but the extra columns
 Row = tuple[Any, ...]
 
 
@@ -191,19 +192,23 @@ class Stage:
             return EntityChanges(added=fresh, held=held)
         for select in self._changes(entity, tenant_id):
             self.conn.execute(changes.insert().from_select(list(changes.c.keys()), select))
-        counts = dict.fromkeys((ADD, UPDATE, REACTIVATE, DEACTIVATE), 0)
+        counts = dict.fromkeys((ADD, UPDATE, REACTIVATE, DEACTIVATE, EXTRA_ONLY), 0)
         field_changes = dict.fromkeys(entity.fields, 0)
         flags = [changes.c[f"changed_{f}"] for f in entity.fields]
+        roster_flags = [changes.c[f"changed_{f}"] for f in entity.fields if f != "extra"]
+        extra_only = sa.not_(sa.or_(sa.false(), *roster_flags))
         summary = sa.select(
             changes.c.action,
             sa.func.count(),
+            sa.func.sum(sa.case((extra_only, 1), else_=0)),
             *(sa.func.sum(sa.case((flag, 1), else_=0)) for flag in flags),
         ).group_by(changes.c.action)
         for row in self.conn.execute(summary):
             counts[row[0]] = row[1]
             if row[0] == UPDATE:
+                counts[EXTRA_ONLY] = int(row[2] or 0)
                 field_changes = {
-                    f: int(n or 0) for f, n in zip(entity.fields, row[2:], strict=True)
+                    f: int(n or 0) for f, n in zip(entity.fields, row[3:], strict=True)
                 }
         active_before = self.conn.execute(
             sa.select(sa.func.count()).where(live.c.tenant_id == tenant_id, live.c.active)
@@ -214,6 +219,7 @@ class Stage:
             updated=counts[UPDATE],
             reactivated=counts[REACTIVATE],
             deactivated=counts[DEACTIVATE],
+            extra_only=counts[EXTRA_ONLY],
             unchanged=fresh - counts[ADD] - counts[UPDATE] - counts[REACTIVATE],
             held=held,
             field_changes={f: n for f, n in field_changes.items() if n},

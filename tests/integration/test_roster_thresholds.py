@@ -272,3 +272,55 @@ def test_an_import_paused_and_approved_many_times_still_imports(
 
     assert final.state is ImportState.IMPORTED, final.problems
     assert roster(db, "acme") == without(district(50), 6).roster_json()
+
+
+def _with_state_ids(folder: Path) -> Path:
+    """Add a `state_id` column to students.csv, as a district extending its export would."""
+    path = folder / "students.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [lines[0] + ",state_id"] + [f"{line},ST{n:04d}" for n, line in enumerate(lines[1:])]
+    path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    return folder
+
+
+@sqlite_only
+def test_a_new_extra_column_alone_does_not_pause(
+    pipeline: Pipeline, db: Database, upload: Upload
+) -> None:
+    imported(pipeline, upload(district(20)))
+
+    report = run_import(pipeline, "acme", _with_state_ids(upload(district(20))))
+
+    assert report.state is ImportState.IMPORTED, report.tripped
+    students = report.entities["students"]
+    assert (students.updated, students.extra_only) == (20, 20)
+    assert roster(db, "acme")["students"][0]["extra"] == {"state_id": "ST0000"}
+
+
+@sqlite_only
+def test_a_new_extra_column_does_not_hide_real_changes(pipeline: Pipeline, upload: Upload) -> None:
+    imported(pipeline, upload(district(20)))
+
+    report = run_import(pipeline, "acme", _with_state_ids(upload(renamed(district(20), 16))))
+
+    assert report.state is ImportState.PAUSED
+    assert [(t.rule, t.count) for t in report.tripped] == [("update", 16)]
+
+
+@sqlite_only
+def test_bringing_back_many_deactivated_records_pauses(
+    pipeline: Pipeline, db: Database, upload: Upload
+) -> None:
+    """An old snapshot sent again would reactivate what later uploads removed."""
+    imported(pipeline, upload(district(20)))
+    set_tenant(db, "acme", max_deactivate_percent=100)
+    imported(pipeline, upload(without(district(20), 16)))
+    set_tenant(db, "acme", max_deactivate_percent=10)
+
+    report = run_import(pipeline, "acme", upload(district(20)))
+
+    assert report.state is ImportState.PAUSED
+    assert counts(report)["students"]["reactivated"] == 16
+    assert [t.describe() for t in report.tripped] == [
+        "would change 16 of 4 active students (400.0%, limit 75%)"
+    ]
