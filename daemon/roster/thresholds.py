@@ -59,11 +59,20 @@ def evaluate(plan: Plan, row_errors: int, settings: TenantSettings) -> list[Trip
             TrippedThreshold("row_errors", "all files", row_errors, 0, settings.max_row_errors)
         )
     for name, changes in plan.entities.items():
-        base = changes.active_before
-        rules = [("update", changes.roster_changes, settings.max_update_percent)]
+        # Records coming back count among the changes and so among what they are a share of,
+        # keeping every percentage at most 100 (a limit of 100 never pauses).
+        rules = [
+            (
+                "update",
+                changes.roster_changes,
+                settings.max_update_percent,
+                changes.active_before + changes.reactivated,
+            ),
+        ]
         if not plan.first_import:
-            rules.insert(0, ("deactivate", changes.deactivated, settings.max_deactivate_percent))
-        for rule, count, limit in rules:
+            deactivate = changes.deactivated, settings.max_deactivate_percent, changes.active_before
+            rules.insert(0, ("deactivate", *deactivate))
+        for rule, count, limit, base in rules:
             if count < max(settings.threshold_floor, 1) or base == 0:
                 continue
             if 100.0 * count / base > limit:

@@ -322,5 +322,5 @@ def test_bringing_back_many_deactivated_records_pauses(
     assert report.state is ImportState.PAUSED
     assert counts(report)["students"]["reactivated"] == 16
     assert [t.describe() for t in report.tripped] == [
-        "would change 16 of 4 active students (400.0%, limit 75%)"
+        "would change 16 of 20 active students (80.0%, limit 75%)"
     ]

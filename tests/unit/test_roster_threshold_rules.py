@@ -111,3 +111,18 @@ def test_a_tripped_threshold_says_what_and_by_how_much() -> None:
     assert TrippedThreshold.from_dict(threshold.as_dict()) == threshold
     errors = TrippedThreshold("row_errors", "all files", 1, 0, 0)
     assert errors.describe() == "1 row error (this district allows 0)"
+
+
+def test_reactivations_count_as_changes_of_the_records_there_would_be() -> None:
+    students = EntityChanges(active_before=4, reactivated=16)
+
+    tripped = evaluate(plan(students=students), 0, DEFAULTS)
+
+    assert rules(tripped) == [("update", "students", 16, 20)]  # 80 % of the 20 there would be
+    assert evaluate(plan(students=students), 0, DEFAULTS.updated(max_update_percent=100)) == []
+
+
+def test_updates_of_extra_columns_alone_do_not_count() -> None:
+    students = EntityChanges(active_before=20, updated=20, extra_only=18)
+
+    assert evaluate(plan(students=students), 0, DEFAULTS) == []
