@@ -47,6 +47,13 @@ STAGE = {
     )
     for e in ENTITIES
 }
+# Keys that occur more than once in the stage, with the line they first occur on.
+REPEATED = {
+    e.name: _temp_table(
+        f"repeated_{e.name}", _META, *_typed(e, e.key), sa.Column("first", sa.Integer)
+    )
+    for e in ENTITIES
+}
 CHANGES = {
     e.name: _temp_table(
         f"changes_{e.name}",
@@ -99,7 +106,7 @@ class Stage:
         self._empty: set[str] = set()  # entities the tenant has no rows of yet
         if self.postgres:
             conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-        for table in (*STAGE.values(), *CHANGES.values()):
+        for table in (*STAGE.values(), *REPEATED.values(), *CHANGES.values()):
             if not self.postgres:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{table.name}"))
             table.create(conn)
@@ -107,7 +114,7 @@ class Stage:
     def close(self) -> None:
         """Drop the tables (PostgreSQL drops them at commit by itself)."""
         if not self.postgres:
-            for table in (*STAGE.values(), *CHANGES.values()):
+            for table in (*STAGE.values(), *REPEATED.values(), *CHANGES.values()):
                 self.conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{table.name}"))
 
     # -- SnapshotSink -----------------------------------------------------------------------
@@ -117,37 +124,45 @@ class Stage:
 
     def _index_sqlite(self, entity: Entity) -> None:
         """SQLite joins and groups through indexes only: without one on the stage's key, the
-        diff would be quadratic and the duplicate search a sort of every row."""
+        diff would be quadratic and the duplicate search a sort of every row. With `held`
+        and `line` in it, the index alone answers both for enrollments, in key order, so the
+        roster's primary key is read in order too (three times faster than in file order)."""
         if not self.postgres:
-            stage, keys = STAGE[entity.name].name, ", ".join(entity.key)
+            stage, keys = STAGE[entity.name].name, ", ".join((*entity.key, "held", "line"))
             self.conn.execute(
                 sa.text(f"CREATE INDEX IF NOT EXISTS temp.{stage}_key ON {stage} ({keys})")
             )
 
     def duplicates(self, entity: Entity) -> Iterator[tuple[int, int]]:
         """Find rows repeating an earlier row's key: yield (line, first line) of each, then
-        drop them all. Streamed, and dropped in one statement: an SIS that writes every
-        enrollment twice doubles a district's rows, and a list (or a DELETE per thousand
-        lines, each scanning the stage) would grow with them."""
+        drop them all. One pass over the stage finds the repeated keys (usually none); only
+        their rows are read again. Streamed: an SIS that writes every enrollment twice
+        doubles a district's rows, and nothing here grows with them in memory."""
         self.flush()
         self._index_sqlite(entity)
-        stage = STAGE[entity.name]
+        stage, repeated = STAGE[entity.name], REPEATED[entity.name]
         keys = [stage.c[k] for k in entity.key]
-        firsts = (
-            sa.select(*keys, sa.func.min(stage.c.line).label("first"))
-            .group_by(*keys)
-            .having(sa.func.count() > 1)
-            .subquery()
+        self.conn.execute(
+            repeated.insert().from_select(
+                [*entity.key, "first"],
+                sa.select(*keys, sa.func.min(stage.c.line))
+                .group_by(*keys)
+                .having(sa.func.count() > 1),
+            )
         )
-        match = sa.and_(*(stage.c[k] == firsts.c[k] for k in entity.key))
+        if (
+            self.conn.execute(sa.select(sa.literal(1)).select_from(repeated).limit(1)).first()
+            is None
+        ):
+            return
+        match = sa.and_(*(stage.c[k] == repeated.c[k] for k in entity.key))
         repeats = (
-            sa.select(stage.c.line, firsts.c.first)
-            .join(firsts, match)
-            .where(stage.c.line > firsts.c.first)
+            sa.select(stage.c.line, repeated.c.first)
+            .join(repeated, match)
+            .where(stage.c.line > repeated.c.first)
         )
         streamed = repeats.order_by(stage.c.line).execution_options(yield_per=BATCH_ROWS)
-        found = self.conn.execute(streamed)
-        yield from ((line, first) for line, first in found)
+        yield from ((line, first) for line, first in self.conn.execute(streamed))
         lines = repeats.with_only_columns(stage.c.line, stage.c.held).subquery()
         held = sa.select(sa.func.count()).select_from(lines).where(lines.c.held)
         self._dropped_held[entity.name] += self.conn.execute(held).scalar_one()
