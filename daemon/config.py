@@ -184,10 +184,6 @@ class DataPaths:
     def locks(self) -> Path:
         return self.root / "locks"
 
-    @property
-    def sqlite_file(self) -> Path:
-        return self.root / "rosterdrop.db"
-
 
 @dataclass(frozen=True)
 class Key:

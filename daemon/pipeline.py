@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy.engine import Connection
 
-from daemon import folders
+from daemon import folders, reports
 from daemon.clever.files import FoundFiles, find_files
 from daemon.clever.problems import Problem, ProblemLog
 from daemon.clever.validate import Validation, fingerprints, validate
@@ -391,7 +391,7 @@ class Pipeline:
             if state is ImportState.REJECTED:
                 record = imports.get(conn, import_id)
                 tenant = tenants.by_id(conn, tenant_id)
-                self._notify(conn, self.report_of(conn, record), tenant)
+                self._notify(conn, reports.report_of(conn, record), tenant)
         self.mail_queued()
 
     def _supersede_older(self, conn: Connection, record: ImportRecord) -> None:
@@ -410,7 +410,7 @@ class Pipeline:
                     superseded_by=record.id,
                     finished_at=self.now(),
                 )
-                self._notify(conn, self.report_of(conn, imports.get(conn, older.id)), tenant)
+                self._notify(conn, reports.report_of(conn, imports.get(conn, older.id)), tenant)
                 log.info(
                     "import superseded", tenant=tenant.name, import_id=older.id, by_import=record.id
                 )
@@ -442,7 +442,7 @@ class Pipeline:
         imports.update(conn, run.record.id, now, **values)
         imports.save_problems(conn, run.record.id, run.problems.kept)
         record = imports.get(conn, run.record.id)
-        report = self.report_of(conn, record, run.problems.kept)
+        report = reports.report_of(conn, record, run.problems.kept)
         self._notify(conn, report, run.tenant)
         log.info(
             "import " + state.value.replace("_", " "),
@@ -453,43 +453,11 @@ class Pipeline:
         )
 
     def _notify(self, conn: Connection, report: ImportReport, tenant: Tenant) -> None:
-        now = self.now()
-        emails = []
-        if report.state is ImportState.PAUSED:
-            emails.append(messages.check_your_data(report, tenant.emails, self.smtp))
-        elif report.state in ENDED:
-            emails.append(messages.import_results(report, tenant.emails, self.smtp))
-        for email in emails:
-            outbox.enqueue(conn, email, tenant_id=tenant.id, import_id=report.import_id, now=now)
+        reports.queue_emails(conn, report, tenant, self.smtp, self.now())
 
     def report(self, import_id: int) -> ImportReport:
         with self.db.read() as conn:
-            return self.report_of(conn, imports.get(conn, import_id))
-
-    def report_of(
-        self, conn: Connection, record: ImportRecord, problems: Sequence[Problem] | None = None
-    ) -> ImportReport:
-        if problems is None:
-            problems = imports.problems(conn, record.id)
-        csv_path = Path(record.files_dir) / folders.PROBLEMS if record.files_dir else None
-        return ImportReport(
-            import_id=record.id,
-            tenant=record.tenant,
-            state=record.state,
-            source=record.source,
-            received_at=record.received_at,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            files=tuple(FileSummary(**data) for data in (record.file_rows or {}).values()),
-            entities={n: EntityChanges.from_dict(d) for n, d in (record.counts or {}).items()},
-            tripped=tuple(TrippedThreshold.from_dict(t) for t in record.tripped or []),
-            problems=tuple(problems),
-            problem_totals=record.problem_totals or {},
-            fatal_reason=record.fatal_reason,
-            report_csv=csv_path if csv_path and csv_path.exists() else None,
-            superseded_by=record.superseded_by,
-            decided_by=record.decided_by,
-        )
+            return reports.report_of(conn, imports.get(conn, import_id))
 
     # -- files --------------------------------------------------------------------------------
 
@@ -511,11 +479,6 @@ class Pipeline:
             with self.db.write() as conn:
                 imports.update(conn, record.id, self.now(), files_dir=None)
         return len(old)
-
-
-def imports_get(db: Database, import_id: int) -> ImportRecord:
-    with db.read() as conn:
-        return imports.get(conn, import_id)
 
 
 def _snapshot_hash(files: Mapping[str, str], settings: Mapping[str, object]) -> str:

@@ -87,18 +87,6 @@ def get(conn: Connection, import_id: int) -> ImportRecord:
     return _record(row)
 
 
-def lock(conn: Connection, import_id: int) -> ImportRecord:
-    """Read an import for update (PostgreSQL locks the row; SQLite's writer lock covers it)."""
-    row = (
-        conn.execute(_select().where(imports.c.id == import_id).with_for_update(of=imports))
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise NotFound(f"no import #{import_id}")
-    return _record(row)
-
-
 def list_recent(
     conn: Connection,
     *,
