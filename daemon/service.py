@@ -196,8 +196,10 @@ class Service:
         log.info("rosterdrop stopped")
 
     async def _drain(self) -> None:
-        """`serve --once`: claim every complete set, run every import, send due emails."""
-        ready, _, _ = await asyncio.to_thread(self.spool.scan, settle=False)
+        """`serve --once`: claim every complete, settled set, run every import, send due
+        emails. Settling still counts (by the files' times): another program, say OpenSSH's
+        sshd, may be writing into the upload folders."""
+        ready, _, _ = await asyncio.to_thread(self.spool.scan)
         for ready_set in ready:
             await self._claim(ready_set)
         await self.runner.idle()

@@ -129,7 +129,7 @@ class Spool:
 
     # -- decisions --------------------------------------------------------------------------
 
-    def scan(self, *, settle: bool = True) -> tuple[list[ReadySet], list[IncompleteSet], float]:
+    def scan(self) -> tuple[list[ReadySet], list[IncompleteSet], float]:
         """The sets ready to claim, the stuck partial sets to report, and how long until a
         waiting set may settle (for the next wake-up)."""
         ready: list[ReadySet] = []
@@ -147,9 +147,9 @@ class Spool:
                 continue
             if not found.files:
                 continue
-            if settle and self.busy(tenant):
+            if self.busy(tenant):
                 continue  # the end of the upload (published or aborted) wakes us
-            if settle and quiet_for < self.settings.settle_seconds:
+            if quiet_for < self.settings.settle_seconds:
                 next_check = min(next_check, max(0.05, self.settings.settle_seconds - quiet_for))
                 continue
             if not found.missing:
