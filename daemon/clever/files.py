@@ -62,6 +62,7 @@ class FileFingerprint:
     bad_line: int | None = None
     cp1252_ok: bool = True  # false when the bytes are not Windows-1252 either
     has_nul: bool = False
+    utf16: bool = False  # starts with a UTF-16 byte order mark (Excel's "Unicode Text")
     # Also holds valid UTF-8 beyond ASCII: a file pieced together from two sources, which
     # neither decoding reads right.
     utf8_mixed: bool = False
@@ -110,8 +111,10 @@ def fingerprint(path: Path) -> FileFingerprint:
     cp1252_ok = True
     has_nul = False
     utf8_text = False  # valid UTF-8 beyond ASCII seen
+    utf16 = False
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
+            utf16 = utf16 or (size == 0 and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"))
             digest.update(chunk)
             has_nul = has_nul or b"\x00" in chunk
             if bad_offset is None:
@@ -140,6 +143,7 @@ def fingerprint(path: Path) -> FileFingerprint:
         bad_line=bad_line,
         cp1252_ok=cp1252_ok,
         has_nul=has_nul,
+        utf16=utf16,
         utf8_mixed=bad_offset is not None and utf8_text,
     )
 

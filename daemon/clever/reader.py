@@ -190,6 +190,10 @@ def open_csv(
 ) -> CsvFile | None:
     """Open `path` and check its header; None (a fatal problem is logged) when unusable."""
     name = spec.filename
+    if fp.utf16:
+        message = 'the file is UTF-16 (Excel\'s "Unicode Text"): save it as "CSV UTF-8"'
+        problems.fatal("not_utf8", message, file=name, line=1)
+        return None
     if fp.has_nul:
         problems.fatal(
             "not_text", "the file contains NUL bytes: it is not a CSV text file", file=name

@@ -283,6 +283,12 @@ HEADER_ONLY = b"school_id,section_id,student_id\r\n"
             id="nul-bytes",
         ),
         pytest.param(
+            "schools.csv",
+            "school_id,school_name\r\nSCH1,Lincoln\r\n".encode("utf-16"),
+            ("fatal", "schools.csv", 1, None, "not_utf8"),
+            id="excel-unicode-text-utf16",
+        ),
+        pytest.param(
             # The quote opened in the last column runs to the end of the file: the csv module
             # would silently make Washington part of Lincoln's name.
             "schools.csv",
