@@ -9,6 +9,17 @@ SQLite. Each step runs in a fresh process, so its peak RSS is its own.
 
 Targets (issue 2): first import <= 3x the floor, identical <= 1x, 1 % changed <= 2x on
 PostgreSQL; SQLite within 2x of PostgreSQL; peak RSS <= 300 MB.
+
+Where the time goes (see the `import validated/planned/applied` log lines): every row is
+validated in Python with exact file/line/column problems (about 4 s for this district here;
+plain batches are checked with C-level set and regex operations, unusual ones row by row),
+staged with COPY, diffed with one full join per entity, and applied with set-based
+statements. A first import's apply is bound by PostgreSQL inserting into indexed, WAL-logged
+tables (about 5 s for 875,000 rows here, against 1.2 s into an unindexed table). Two designs
+would close most of the remaining gap, at a cost in complexity: letting PostgreSQL parse
+enrollments.csv itself (COPY … FORMAT csv, references checked in SQL, falling back to Python
+for any file with anything unusual), and per-tenant partitions whose primary key is built
+after a first load.
 """
 
 from __future__ import annotations
