@@ -254,7 +254,8 @@ class Service:
                 incomplete.missing,
                 incomplete.since,
             )
-        except RosterdropError as exc:
+            await asyncio.to_thread(self.spool.reported, incomplete)
+        except (RosterdropError, OSError) as exc:
             log.error(
                 "could not report an incomplete upload", tenant=incomplete.tenant, error=str(exc)
             )

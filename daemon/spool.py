@@ -76,6 +76,7 @@ class IncompleteSet:
     present: list[str]
     missing: list[str]
     since: datetime
+    fingerprint: str  # the files' names and times: the same stuck set is reported once
 
 
 @dataclass
@@ -183,14 +184,19 @@ class Spool:
         self, tenant: str, upload: Path, files: dict[str, Path], quiet_for: float
     ) -> IncompleteSet | None:
         fingerprint = json.dumps(sorted((p.name, p.stat().st_mtime) for p in files.values()))
-        reported = self._reported()
-        if reported.get(tenant) == fingerprint:
+        if self._reported().get(tenant) == fingerprint:
             return None
-        reported[tenant] = fingerprint
-        self._save_reported(reported)
         since = datetime.fromtimestamp(self.clock() - quiet_for, UTC)
         missing = [name for name in FILES if name not in files]
-        return IncompleteSet(tenant, sorted(p.name for p in files.values()), missing, since)
+        present = sorted(p.name for p in files.values())
+        return IncompleteSet(tenant, present, missing, since, fingerprint)
+
+    def reported(self, incomplete: IncompleteSet) -> None:
+        """Remember a stuck set as reported, once its email is safely in the outbox: a
+        failure before then reports it again on the next scan."""
+        reported = self._reported()
+        reported[incomplete.tenant] = incomplete.fingerprint
+        self._save_reported(reported)
 
     def _reported(self) -> dict[str, str]:
         """Which stuck sets were already reported: kept on disk, so a restart doesn't re-send."""

@@ -165,6 +165,32 @@ def test_an_upload_left_open_is_not_polled_while_it_lasts(serve_settings: Settin
     assert ready == [ReadySet("acme", paths.upload_dir("acme"))]
 
 
+def test_a_stuck_set_stays_due_for_its_report_until_the_report_is_written(
+    serve_settings: Settings,
+) -> None:
+    """The report of a stuck set is remembered only once its email is in the outbox: if the
+    database refused it, the next scan (or the next start) offers it again."""
+    paths, spool_settings = serve_settings.paths, serve_settings.spool
+    files, upload = District("acme").files(), paths.upload_dir("acme")
+    upload.mkdir(parents=True, exist_ok=True)
+    (upload / "schools.csv").write_bytes(files["schools.csv"])
+    days_later = time.time() + spool_settings.stale_hours * 3600 + 60
+
+    def scan() -> list[str]:
+        spool = Spool(spool_settings, paths, clock=lambda: days_later)  # as after a restart
+        return [s.tenant for s in spool.scan()[1]]
+
+    assert scan() == ["acme"]
+    assert scan() == ["acme"]  # not written to the outbox yet: still due
+    spool = Spool(spool_settings, paths, clock=lambda: days_later)
+    [stuck] = spool.scan()[1]
+    spool.reported(stuck)
+    assert scan() == []
+    # A changed stuck set is a new one.
+    (upload / "students.csv").write_bytes(files["students.csv"])
+    assert scan() == ["acme"]
+
+
 async def test_a_second_serve_on_the_same_data_leaves_the_first_ones_uploads_alone(
     served: Served,
 ) -> None:
