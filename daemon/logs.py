@@ -53,11 +53,11 @@ def configure(level: str = "info", fmt: str = "auto", *, stream: Any = None) -> 
         root.removeHandler(old)
     root.addHandler(handler)
     set_level(level)
-    # asyncssh logs every channel open and close, alembic every plugin it loads, at INFO:
-    # keep their detail for debugging.
-    for chatty in ("asyncssh", "alembic"):
-        logging.getLogger(chatty).setLevel(max(_LEVELS[level], logging.WARNING))
 
 
 def set_level(level: str) -> None:
     logging.getLogger().setLevel(_LEVELS[level])
+    # asyncssh logs every channel open and close, alembic every plugin it loads, at INFO:
+    # keep their detail for debugging.
+    for chatty in ("asyncssh", "alembic"):
+        logging.getLogger(chatty).setLevel(max(_LEVELS[level], logging.WARNING))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import os
 import signal
@@ -304,6 +305,10 @@ class Service:
             log.error("reload failed; keeping the running settings", error=str(exc))
         else:
             logs.set_level(fresh.log.level)
+            # Import processes started from now on log at the new level too.
+            running = self.runner.settings
+            log_settings = dataclasses.replace(running.log, level=fresh.log.level)
+            self.runner.settings = dataclasses.replace(running, log=log_settings)
             log.info("settings reloaded", log_level=fresh.log.level)
         if self.ready.is_set():
             self.notifier.ready(self.status)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import structlog
 
 log = structlog.get_logger(__name__)
+STATE_WAIT_SECONDS = 1.0  # READY, RELOADING, STOPPING: worth a moment's wait, not a hang
 
 
 class Notifier:
@@ -27,14 +28,19 @@ class Notifier:
         if watchdog_pid and watchdog_pid != str(os.getpid()):
             self.watchdog_seconds = 0.0  # the watchdog is meant for another process
 
-    def send(self, *states: str) -> None:
+    def send(self, *states: str, wait: float = STATE_WAIT_SECONDS) -> None:
+        """Send from the event loop, so never block it for long: the socket's queue holds
+        only net.unix.max_dgram_qlen (10) messages while systemd is busy elsewhere."""
         if not self.address:
             return
         message = "\n".join(states).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(wait)  # 0: non-blocking
                 sock.connect(self.address)
                 sock.sendall(message)
+        except BlockingIOError:
+            pass  # a watchdog ping while the queue is full: systemd has the ones queued
         except OSError as exc:
             log.warning("systemd notification failed", error=str(exc))
 
@@ -62,5 +68,5 @@ class Notifier:
         if not self.watchdog_enabled:
             return
         while True:
-            self.send("WATCHDOG=1")
+            self.send("WATCHDOG=1", wait=0)
             await asyncio.sleep(self.watchdog_seconds / 3)

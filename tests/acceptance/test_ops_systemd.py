@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from daemon.config import SMTP_PASSWORD_CREDENTIAL
 from tests.support import mdwe
+from tests.support.drop import District
 from tests.support.process import (
     REPO,
     Daemon,
@@ -28,7 +30,7 @@ from tests.support.process import (
     notify_socket,
     wait_until,
 )
-from tests.support.site import Site
+from tests.support.site import Site, upload
 
 SYSTEMD = REPO / "systemd"
 UNIT = SYSTEMD / "rosterdrop.service"
@@ -167,6 +169,13 @@ def test_a_life_under_systemd_ready_watchdog_reload_stopping(
         config.write_text('[log]\nlevel = "info"\n', encoding="utf-8")
         _reload(daemon, notify)
         assert daemon.wait_for("settings reloaded")["log_level"] == "info"
+        # Import processes started since log at the new level too. Meanwhile nobody reads the
+        # notify socket (a busy PID 1): its queue fills, and the daemon drops watchdog pings
+        # rather than block its event loop.
+        site.add_tenant("acme")
+        time.sleep(1.5)  # fifteen pings, for a queue of ten
+        upload(port, "acme", District("acme").files())
+        assert daemon.wait_for("import validated")["tenant"] == "acme"
         # A mistake in the file is logged, naming the key; the running settings stay.
         config.write_text('[log]\nlevel = "loud"\n', encoding="utf-8")
         _reload(daemon, notify)
