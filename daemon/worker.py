@@ -8,14 +8,19 @@ interpreter would otherwise spend most of a small district's import on.
 from __future__ import annotations
 
 import signal
+import sys
+
+import structlog
 
 from daemon import logs
 from daemon.config import Settings
+from daemon.errors import RosterdropError
 from daemon.notify import render
 from daemon.pipeline import Pipeline
 from daemon.store.database import Database
 
 render.compile_templates()
+log = structlog.get_logger(__name__)
 
 
 def run_import(settings: Settings, import_id: int) -> None:
@@ -27,5 +32,12 @@ def run_import(settings: Settings, import_id: int) -> None:
     db = Database(settings.database_url, lock_dir=settings.paths.locks)
     try:
         Pipeline(db, settings.paths, settings.smtp).run(import_id)
+    except Exception as exc:
+        # Logged here, not left to multiprocessing's bare traceback on stderr: journald and
+        # log shippers get one JSON line naming the import. The exit code makes the daemon
+        # run it again later.
+        known = isinstance(exc, RosterdropError)  # the database went away, say: no traceback
+        log.error("import process failed", import_id=import_id, error=str(exc), exc_info=not known)
+        sys.exit(1)
     finally:
         db.close()
