@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from structlog.testing import capture_logs
 
 from daemon.config import Secret, SmtpSettings
 from daemon.metrics import REGISTRY
@@ -356,9 +357,12 @@ async def test_without_an_smtp_host_each_message_is_an_eml_file(
     outgoing = results_email(smtp)
     message_id = enqueue(db, outgoing)
 
-    assert await sender(db, smtp, tmp_path, Clock()).deliver_due() == 1
+    with capture_logs() as lines:
+        assert await sender(db, smtp, tmp_path, Clock()).deliver_due() == 1
 
     files = sorted((tmp_path / "outbox").iterdir())
+    [written] = [line for line in lines if line["event"] == "notify.eml_written"]
+    assert (written["import_id"], written["path"]) == (12, str(files[0]))
     assert [f.name for f in files] == [f"{message_id}-import_results.eml"]
     assert files[0].read_bytes() == outgoing.message
     assert files[0].stat().st_mode & 0o077 == 0  # student names: readable by the daemon only
