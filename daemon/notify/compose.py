@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid, parseaddr
 
 import structlog
@@ -67,6 +68,15 @@ def build(
             attachment.data, maintype="text", subtype="csv", filename=attachment.filename
         )
     return message.as_bytes()
+
+
+def readdress(message: bytes, to: Sequence[str]) -> bytes:
+    """The same message with another To header (all else, Message-ID included, kept)."""
+    parsed = BytesParser(policy=policy.SMTP).parsebytes(message)
+    del parsed["To"]
+    if to:
+        parsed["To"] = ", ".join(to)
+    return parsed.as_bytes()
 
 
 def _domain(sender: str) -> str:

@@ -203,16 +203,32 @@ def _email(
     attachment: Attachment | None = None,
 ) -> OutgoingEmail:
     text, html = render(kind, context)
-    to, copies = compose.addresses(recipients), compose.addresses(smtp.copy_to)
+    to, envelope = _addressing(recipients, smtp)
     message = compose.build(
         subject=subject,
         sender=smtp.from_address,
-        # The copy is blind, unless there is no district address: then it is the only reader.
-        to=to or copies,
+        to=to,
         text=text,
         html=html,
         attachment=attachment,
         headers=headers,
     )
-    envelope = compose.addresses(to, copies)
     return OutgoingEmail(kind, neutralise(subject), envelope, message)
+
+
+def readdressed(
+    message: bytes, recipients: Sequence[str], smtp: SmtpSettings
+) -> tuple[tuple[str, ...], bytes]:
+    """A stored email addressed anew, to a tenant's current addresses: an operator who fixed
+    them (`tenant set --email`) retries the emails that had nobody, or a wrong address."""
+    to, envelope = _addressing(recipients, smtp)
+    return envelope, compose.readdress(message, to)
+
+
+def _addressing(
+    recipients: Sequence[str], smtp: SmtpSettings
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The To header and the envelope. The operator's copy is blind, unless there is no
+    district address: then it is the only reader."""
+    to, copies = compose.addresses(recipients), compose.addresses(smtp.copy_to)
+    return to or copies, compose.addresses(to, copies)

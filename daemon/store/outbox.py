@@ -172,12 +172,21 @@ def list_messages(
     return [_message(row) for row in conn.execute(query).mappings()]
 
 
-def retry(conn: Connection, message_id: int, now: datetime) -> None:
-    """An operator asks for another attempt now; a message already sent stays sent."""
+def retry(
+    conn: Connection,
+    message_id: int,
+    now: datetime,
+    readdressed: tuple[Sequence[str], bytes] | None = None,
+) -> None:
+    """An operator asks for another attempt now, optionally to new recipients (the envelope
+    and the message with its To header); a message already sent stays sent."""
     message = get(conn, message_id)
     if message.state is OutboxState.SENT:
         raise Conflict(f"outbox message {message_id} was already sent at {message.sent_at}")
-    _update(conn, message_id, state=OutboxState.PENDING, next_attempt_at=_to_utc(now))
+    values: dict[str, Any] = {}
+    if readdressed is not None:
+        values = {"recipients": list(readdressed[0]), "message": readdressed[1]}
+    _update(conn, message_id, state=OutboxState.PENDING, next_attempt_at=_to_utc(now), **values)
 
 
 def depth(conn: Connection, now: datetime) -> tuple[int, float]:
