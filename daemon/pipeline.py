@@ -226,9 +226,11 @@ class Pipeline:
                 started_at=record.started_at or self.now(),
                 attempts=record.attempts + 1,
             )
-            if not approved:
-                self._supersede_older(conn, record)
-            return imports.get(conn, import_id), tenant
+            superseded = [] if approved else self._supersede_older(conn, record)
+            started = imports.get(conn, import_id), tenant
+        for older in superseded:  # ended: their files go to the archive, and expire from there
+            self._archive(older)
+        return started
 
     def _process(self, record: ImportRecord, tenant: Tenant) -> None:
         folder = Path(record.files_dir or "")
@@ -394,12 +396,13 @@ class Pipeline:
                 self._notify(conn, reports.report_of(conn, record), tenant)
         self.mail_queued()
 
-    def _supersede_older(self, conn: Connection, record: ImportRecord) -> None:
-        """A newer snapshot makes a tenant's paused imports obsolete."""
+    def _supersede_older(self, conn: Connection, record: ImportRecord) -> list[ImportRecord]:
+        """A newer snapshot makes a tenant's paused imports obsolete; returns them, ended."""
         paused = imports.list_recent(
             conn, tenant_id=record.tenant_id, states=[ImportState.PAUSED], limit=1000
         )
         tenant = tenants.by_id(conn, record.tenant_id)
+        superseded = []
         for older in paused:
             if older.id < record.id:
                 imports.update(
@@ -414,6 +417,8 @@ class Pipeline:
                 log.info(
                     "import superseded", tenant=tenant.name, import_id=older.id, by_import=record.id
                 )
+                superseded.append(imports.get(conn, older.id))
+        return superseded
 
     # -- recording ----------------------------------------------------------------------------
 
