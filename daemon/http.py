@@ -12,12 +12,14 @@ from daemon.config import HttpSettings
 from daemon.metrics import REGISTRY
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
+Refresh = Callable[[], Awaitable[None]]
 
 
 class HttpServer:
-    def __init__(self, settings: HttpSettings, readiness: Readiness) -> None:
+    def __init__(self, settings: HttpSettings, readiness: Readiness, refresh: Refresh) -> None:
         self.settings = settings
         self.readiness = readiness
+        self.refresh = refresh  # brings the metrics only the database knows up to date
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -52,6 +54,7 @@ class HttpServer:
         )
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        await self.refresh()
         response = web.Response(body=generate_latest(REGISTRY))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from daemon.roster.outcome import ENDED, ImportState
 
 # The *_created series double every counter for no use here.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -25,18 +30,41 @@ SFTP_UPLOADS = Counter(
     ["result"],
     registry=REGISTRY,
 )
-IMPORTS = Counter(
-    "rosterdrop_imports", "Imports that reached a state", ["state"], registry=REGISTRY
-)
+
+
+class ImportStates:
+    """Imports by state as the database has them, so that those ended by a CLI command
+    (approve, reject, import) or another daemon count too. The daemon refreshes the figures
+    before each scrape. Ended imports never change state again: the counts only grow."""
+
+    def __init__(self) -> None:
+        self.counts: Mapping[ImportState, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        ended = CounterMetricFamily(
+            "rosterdrop_imports", "Imports that ended, by final state", labels=["state"]
+        )
+        for state in sorted(ENDED):
+            ended.add_metric([state.value], self.counts.get(state, 0))
+        yield ended
+        yield GaugeMetricFamily(
+            "rosterdrop_imports_paused",
+            "Imports paused now, waiting for a person to approve or reject them",
+            value=self.counts.get(ImportState.PAUSED, 0),
+        )
+
+
+IMPORT_STATES = ImportStates()
+REGISTRY.register(IMPORT_STATES)
 IMPORT_DURATION = Histogram(
     "rosterdrop_import_duration_seconds",
-    "Time from claiming an upload to the end of its import",
+    "Time from claiming an upload to the end of its import, of the imports this daemon ran",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
     registry=REGISTRY,
 )
 ROWS_APPLIED = Counter(
     "rosterdrop_rows_applied",
-    "Roster rows changed by imports, by entity and change",
+    "Roster rows changed by the imports this daemon ran, by entity and change",
     ["entity", "change"],
     registry=REGISTRY,
 )

@@ -23,14 +23,14 @@ from daemon.clever.files import find_files
 from daemon.config import Settings
 from daemon.errors import Conflict, RosterdropError
 from daemon.http import HttpServer
-from daemon.metrics import IMPORT_DURATION, IMPORTS, ROWS_APPLIED
+from daemon.metrics import IMPORT_DURATION, IMPORT_STATES, ROWS_APPLIED
 from daemon.notify.sender import OutboxSender
 from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ENDED, ImportReport, ImportState
 from daemon.runner import ImportRunner, warm_up
 from daemon.sftp import Account, SftpServer, UploadEvent
 from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partials
-from daemon.store import tenants
+from daemon.store import imports, tenants
 from daemon.store.database import Database
 from daemon.systemd import Notifier
 
@@ -76,15 +76,19 @@ class TenantAccounts:
 
 
 def record_metrics(report: ImportReport) -> None:
-    if report.state not in ENDED and report.state is not ImportState.PAUSED:
-        return  # stopped half-way by a shutdown: it is counted where it ends, after the restart
-    IMPORTS.labels(state=report.state.value).inc()
-    if report.state in ENDED and report.finished_at is not None:
-        IMPORT_DURATION.observe((report.finished_at - report.received_at).total_seconds())
+    """What an import this daemon ran took and changed (imports by state: IMPORT_STATES)."""
+    if report.state not in ENDED or report.finished_at is None:
+        return  # paused, or stopped half-way by a shutdown: it is counted where it ends
+    IMPORT_DURATION.observe((report.finished_at - report.received_at).total_seconds())
     if report.state in (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS):
         for name, changes in report.entities.items():
             for change in ("added", "updated", "reactivated", "deactivated"):
                 ROWS_APPLIED.labels(entity=name, change=change).inc(getattr(changes, change))
+
+
+def import_counts(db: Database) -> dict[ImportState, int]:
+    with db.read() as conn:
+        return imports.count_by_state(conn)
 
 
 class Service:
@@ -107,7 +111,7 @@ class Service:
             settings.sftp, settings.paths.host_keys, TenantAccounts(db, settings), self._on_upload
         )
         self.spool = Spool(settings.spool, settings.paths, busy=self.sftp.active_uploads)
-        self.http = HttpServer(settings.http, self._readiness)
+        self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
         self.ready = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)
         self._stop = asyncio.Event()
@@ -284,6 +288,13 @@ class Service:
             if removed:
                 log.info("expired archived uploads removed", imports=removed)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    async def _refresh_metrics(self) -> None:
+        """Before a scrape: the figures only the database knows."""
+        try:
+            IMPORT_STATES.counts = await asyncio.to_thread(import_counts, self.db)
+        except RosterdropError as exc:  # the scrape shows the last figures; /readyz says why
+            log.warning("could not read the imports for the metrics", error=str(exc))
 
     async def _readiness(self) -> dict[str, bool]:
         try:

@@ -138,6 +138,11 @@ def last_applied(conn: Connection, tenant_id: int) -> ImportRecord | None:
     return _record(row) if row else None
 
 
+def count_by_state(conn: Connection) -> dict[ImportState, int]:
+    query = sa.select(imports.c.state, sa.func.count()).group_by(imports.c.state)
+    return {ImportState(state): count for state, count in conn.execute(query)}
+
+
 def update(conn: Connection, import_id: int, now: datetime, **values: Any) -> None:
     if "state" in values:
         values["state"] = str(values["state"])

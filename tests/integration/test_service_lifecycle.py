@@ -12,7 +12,6 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,16 @@ from sftp_fixtures import PASSWORD
 
 from daemon.config import Settings
 from daemon.errors import StoreError
-from daemon.metrics import REGISTRY
-from daemon.roster.outcome import ImportReport, ImportState
-from daemon.service import Service, record_metrics
+from daemon.metrics import IMPORT_STATES, REGISTRY
+from daemon.service import Service, import_counts
 from daemon.sftp import SftpError
 from daemon.store.database import Database
 from daemon.systemd import Notifier
 from tests.support import drop
+from tests.support.clever import FIXTURES
 from tests.support.process import notify_socket
+from tests.support.roster import add_tenant as add_roster_tenant
+from tests.support.roster import pipeline_for, run_import
 
 STARTUP_SECONDS = 20.0
 
@@ -227,25 +228,30 @@ async def test_a_stop_aborts_an_upload_that_outlasts_the_timeout_and_leaves_noth
     assert list(settings.paths.upload_dir("acme").iterdir()) == []
 
 
-def _report(state: ImportState) -> ImportReport:
-    now = datetime.now(UTC)
-    return ImportReport(
-        import_id=1, tenant="acme", state=state, source="sftp", received_at=now,
-        started_at=now, finished_at=now if state.ended else None, files=(), entities={},
-        tripped=(), problems=(), problem_totals={}, fatal_reason=None, report_csv=None,
-        superseded_by=None, decided_by=None,
-    )  # fmt: skip
+def test_imports_are_counted_by_state_whoever_ended_them(settings: Settings) -> None:
+    """An operator's `imports reject` or `rosterdrop import` runs in its own process, and
+    another daemon may share the database: the metrics count what the database holds."""
+    db = Database(settings.database_url, lock_dir=settings.paths.locks)
+    db.upgrade()
+    add_roster_tenant(db, "acme")
+    pipeline = pipeline_for(db, settings)
 
+    def scraped() -> dict[str, float]:
+        IMPORT_STATES.counts = import_counts(db)  # what the daemon does before each scrape
+        found = {
+            state: REGISTRY.get_sample_value("rosterdrop_imports_total", {"state": state})
+            for state in ("imported", "rejected", "superseded", "failed")
+        }
+        return {**found, "paused now": REGISTRY.get_sample_value("rosterdrop_imports_paused")}
 
-def test_imports_are_counted_by_the_state_they_end_or_pause_in() -> None:
-    def count(state: ImportState) -> float:
-        return REGISTRY.get_sample_value("rosterdrop_imports_total", {"state": state.value}) or 0
-
-    before = {s: count(s) for s in ImportState}
-    record_metrics(_report(ImportState.VALIDATING))  # stopped by a shutdown: not an outcome
-    record_metrics(_report(ImportState.IMPORTING))
-    record_metrics(_report(ImportState.PAUSED))
-    record_metrics(_report(ImportState.FAILED))
-    after = {s: count(s) for s in ImportState}
-    moved = {s.value: after[s] - before[s] for s in ImportState if after[s] != before[s]}
-    assert moved == {"paused": 1, "failed": 1}
+    rejected = run_import(pipeline, "acme", FIXTURES / "broken_rows")
+    pipeline.reject(rejected.import_id, by="ops")
+    run_import(pipeline, "acme", FIXTURES / "broken_rows")
+    assert scraped() == {
+        "imported": 0, "rejected": 1, "superseded": 0, "failed": 0, "paused now": 1,
+    }  # fmt: skip
+    run_import(pipeline, "acme", FIXTURES / "sis_export")  # supersedes the paused one
+    assert scraped() == {
+        "imported": 1, "rejected": 1, "superseded": 1, "failed": 0, "paused now": 0,
+    }  # fmt: skip
+    db.close()
