@@ -143,24 +143,30 @@ class OutboxSender:
             log.info("notify.sender_stopped")
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the service's contract
-        """Finish the message in flight and return; after `timeout` the caller cancels run()."""
+        """Finish the message in flight, then flush: one last pass (one attempt each) over
+        what is due, such as the email of an import that ended during the shutdown. All
+        within `timeout`; what is left waits in the outbox for the next start."""
         self._stop_requested.set()
         self.wake()
-        if not self._running:
-            return
         try:
-            await asyncio.wait_for(self._stopped.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                if self._running:
+                    await self._stopped.wait()
+                await self.deliver_due(flush=True)
         except TimeoutError:
             log.warning("notify.sender_stop_timeout", timeout=timeout)
+        except StoreError as exc:
+            log.error("notify.sender_store_error", error=str(exc))
 
-    async def deliver_due(self) -> int:
-        """One pass over the due messages; how many were delivered."""
+    async def deliver_due(self, *, flush: bool = False) -> int:
+        """One pass over the due messages; how many were delivered. A stop ends a pass early,
+        except the flush at the stop itself."""
         async with self._pass_lock:
             delivered = 0
             if not self._held():
                 due = await self._read(lambda conn: outbox.due(conn, self.clock(), self.batch))
                 for message in due:
-                    if self.stopping or self._held():
+                    if (self.stopping and not flush) or self._held():
                         break
                     if await self._deliver(message) is Outcome.SENT:
                         delivered += 1

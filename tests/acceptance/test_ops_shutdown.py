@@ -134,3 +134,5 @@ def test_ctrl_c_lets_the_running_import_finish_within_the_timeout(
     [_, second] = site.imports("acme")
     assert (second["state"], second["attempts"]) == ("imported", 1)
     assert roster_ids(site.roster("acme"), "students", "student_id") == set(AFTER.student_ids())
+    # The import that ended during the shutdown has its email sent before the exit.
+    assert [e["state"] for e in site.emails("import_results")] == ["sent", "sent"]

@@ -393,6 +393,25 @@ async def test_run_picks_up_wakeups_and_other_processes_then_stops(
     assert len(sink.received) == 3
 
 
+async def test_stopping_flushes_what_became_due_meanwhile(
+    db: Database, tmp_path: Path, port: int, sink: Sink, start_server: Any
+) -> None:
+    """The shutdown waits for the last import, whose email is then due: it goes out before
+    the daemon exits, not at its next start."""
+    start_server()
+    smtp = settings(port)
+    mailer = OutboxSender(db, smtp, tmp_path / "outbox", poll_seconds=60)
+    task = asyncio.create_task(mailer.run())
+    await asyncio.sleep(0.2)  # the first pass has found nothing; the next poll is far away
+    message_id = enqueue(db, results_email(smtp), now=datetime.now(UTC))  # no wake-up
+
+    await mailer.stop(timeout=5)
+
+    await asyncio.wait_for(task, 1)
+    assert len(sink.received) == 1
+    assert row(db, message_id).state is OutboxState.SENT
+
+
 async def wait_for(condition: Any, within: float = 5.0) -> None:
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - the sink runs in aiosmtpd's own thread
