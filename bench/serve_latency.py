@@ -5,10 +5,12 @@
 The real daemon runs as a subprocess on the embedded defaults (SQLite, .eml emails) in a
 temporary data directory. A paramiko client uploads a district's five files; the latency is
 from the moment the fifth file's close is acknowledged to the import's finished_at (the commit),
-read from the database. A first import fills the roster; then each measured upload changes
-about 1 % of the rows (a day's changes), and the median is printed. Target (issue 3): the
-settle time plus under 2 s. Then 50 tenants each open an SFTP session and leave it idle, and
-the daemon's resident memory is shown, before and with them.
+read from the database. A first import fills the roster (every row inserted); then each of the
+`--uploads` re-uploads changes about 1 % of the rows (a day's changes). Every import's latency
+is printed, then the first import's and the median of the re-uploads', each split into the
+settle time and the rest. Target (issue 3), for either: the settle time plus under 2 s. Then
+50 tenants each open an SFTP session and leave it idle, and the resident memory of the daemon's
+main process is shown, before and with them (its fork server and helpers, at idle, beside).
 """
 
 from __future__ import annotations
@@ -156,11 +158,14 @@ def measure_latency(port: int, db: Database, work: Path, args: argparse.Namespac
         latency = finished - closed
         label = "first import" if run == 0 else f"upload {run}"
         print(f"  {label:13} {state:22} {latency:6.2f} s after the last close")
-        if run:
-            latencies.append(latency)
-    median = statistics.median(latencies)
-    print(f"median of {args.uploads}: {median:.2f} s = settle {args.settle} s"
-          f" + {median - args.settle:.2f} s (target: + under 2 s)")  # fmt: skip
+        latencies.append(latency)
+    first = latencies[0]
+    print(f"first import: {first:.2f} s = settle {args.settle} s"
+          f" + {first - args.settle:.2f} s (target: + under 2 s)")  # fmt: skip
+    if args.uploads:
+        median = statistics.median(latencies[1:])
+        print(f"re-uploads, median of {args.uploads}: {median:.2f} s = settle {args.settle} s"
+              f" + {median - args.settle:.2f} s (target: + under 2 s)")  # fmt: skip
 
 
 def measure_memory(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
