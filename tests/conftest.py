@@ -8,11 +8,13 @@ PostgreSQL half is skipped, except on CI, where that is an error.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from daemon.config import Settings, load_settings
 from daemon.store.database import Database
@@ -71,3 +73,14 @@ def db(settings: Settings) -> Iterator[Database]:
     database.upgrade()
     yield database
     database.close()
+
+
+@pytest.fixture
+def own_logging() -> Iterator[None]:
+    """For a test that configures logging as a process does: undone for the other tests."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from daemon import worker
 from daemon.config import load_settings
 from tests.support.process import free_port
-
-
-@pytest.fixture
-def own_logging() -> Iterator[None]:
-    """The import process configures logging for itself: undo that for the other tests."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.mark.usefixtures("own_logging")
