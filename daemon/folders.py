@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +39,31 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def claim(
-    folder: Path, files: Mapping[str, Path], *, move: bool, others: list[str]
+    folder: Path,
+    files: Mapping[str, Path],
+    *,
+    move: bool,
+    others: list[str],
+    twins: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """Move (or copy) `files` into `folder` and write the manifest; returns the manifest."""
+    """Move (or copy) `files` into `folder` and write the manifest; returns the manifest.
+
+    `twins`, older files whose names differ from one of the five only by case, go along: kept
+    with the import (and its archive) rather than left to look like a new partial upload.
+    Their times are kept, so the spool folder picks the same file of each pair again."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        manifest: dict[str, Any] = {"files": {}, "others": sorted(others)}
-        for name, source in files.items():
-            target = folder / source.name
+        manifest: dict[str, Any] = {
+            "files": {}, "others": sorted(others), "twins": sorted(p.name for p in twins),
+        }  # fmt: skip
+        for source in (*files.values(), *twins):
             if move:
-                os.replace(source, target)
+                os.replace(source, folder / source.name)
             else:
-                shutil.copyfile(source, target)
-            manifest["files"][name] = {"name": source.name, "size": target.stat().st_size}
+                shutil.copy2(source, folder / source.name)
+        for name, source in files.items():
+            size = (folder / source.name).stat().st_size
+            manifest["files"][name] = {"name": source.name, "size": size}
         fsync_dir(folder)
         if move:
             fsync_dir(next(iter(files.values())).parent)

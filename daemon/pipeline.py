@@ -137,7 +137,10 @@ class Pipeline:
             folder = self.paths.spool / tenant.name / str(import_id)
             imports.update(conn, import_id, self.now(), files_dir=str(folder))
         try:
-            manifest = folders.claim(folder, found.files, move=move, others=found.others)
+            twins = [ignored for _, ignored in found.ignored_twins]
+            manifest = folders.claim(
+                folder, found.files, move=move, others=found.others, twins=twins
+            )
         except SpoolError:
             # Undo it now rather than at the next start: until then the files that moved
             # would be missing from the district's folder, and the set never complete.

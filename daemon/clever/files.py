@@ -75,7 +75,7 @@ class FoundFiles:
     files: dict[str, Path] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)
-    ignored_twins: list[tuple[str, str]] = field(default_factory=list)  # (used, ignored)
+    ignored_twins: list[tuple[Path, Path]] = field(default_factory=list)  # (used, ignored)
 
 
 def find_files(folder: Path) -> FoundFiles:
@@ -96,7 +96,7 @@ def find_files(folder: Path) -> FoundFiles:
             found.missing.append(name)
             continue
         found.files[name] = paths[0]
-        found.ignored_twins.extend((paths[0].name, p.name) for p in paths[1:])
+        found.ignored_twins.extend((paths[0], p) for p in paths[1:])
     return found
 
 

@@ -146,8 +146,8 @@ class _Validator:
             message = f"{name} is missing: all five files are required"
             self.problems.fatal("missing_file", message, file=name)
         for used, ignored in found.ignored_twins:
-            message = f"{ignored} was ignored: {used} has the same name and is newer"
-            self.problems.warning("ignored_file", message, file=used.lower())
+            message = f"{ignored.name} was ignored: {used.name} has the same name and is newer"
+            self.problems.warning("ignored_file", message, file=used.name.lower())
         if found.others:
             message = "files that are not part of the Clever set were left alone: "
             self.problems.warning("other_files", message + ", ".join(found.others))

@@ -15,6 +15,7 @@ from sftp_fixtures import PASSWORD
 
 from daemon.config import Settings
 from daemon.errors import Conflict
+from daemon.pipeline import Pipeline
 from daemon.service import Service
 from daemon.spool import ReadySet, Spool, is_partial, partial_name
 from daemon.store.database import Database
@@ -189,6 +190,28 @@ def test_a_stuck_set_stays_due_for_its_report_until_the_report_is_written(
     # A changed stuck set is a new one.
     (upload / "students.csv").write_bytes(files["students.csv"])
     assert scan() == ["acme"]
+
+
+async def test_an_older_case_twin_goes_with_the_set_that_replaced_it(served: Served) -> None:
+    """Students.csv from an old export beside today's students.csv: the newer is imported;
+    the older is reported and kept with the import, not left behind to look like the start
+    of a new upload (and, a day later, an Incomplete upload email)."""
+    tenant = served.add_tenant("acme")
+    old, new = District("acme", students=10).files(), District("acme", students=14).files()
+    await asyncio.to_thread(served.upload, tenant, {"Students.csv": old["students.csv"]})
+    today = {"students.csv": new.pop("students.csv"), **new}
+    await asyncio.to_thread(served.upload, tenant, today)
+
+    [row] = await served.imports_ended(tenant)
+    assert row["state"] == "imported"
+    assert list(served.upload_dir(tenant).iterdir()) == []
+    report = Pipeline(served.db, served.settings.paths, served.settings.smtp).report(row["id"])
+    [twin] = [p for p in report.problems if p.code == "ignored_file"]
+    assert twin.message == "Students.csv was ignored: students.csv has the same name and is newer"
+    archived = served.settings.paths.archive / tenant / str(row["id"])
+    assert (archived / "Students.csv").read_bytes() == old["students.csv"]
+    students = roster_ids(served.roster(tenant), "students", "student_id")
+    assert students == set(District("acme", students=14).student_ids())
 
 
 async def test_a_second_serve_on_the_same_data_leaves_the_first_ones_uploads_alone(
