@@ -189,8 +189,10 @@ class Service:
             if task.get_name() in ("uploads", "housekeeping", "watchdog"):
                 task.cancel()
         self.spool.stop_watching()
+        deadline = asyncio.get_running_loop().time() + timeout
         await asyncio.gather(self.sftp.close(timeout), self.runner.stop(timeout))
-        await self.sender.stop(timeout)
+        # The flush gets what the imports left of the one budget (TimeoutStopSec counts it).
+        await self.sender.stop(max(0.0, deadline - asyncio.get_running_loop().time()))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

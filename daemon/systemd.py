@@ -29,8 +29,9 @@ class Notifier:
             self.watchdog_seconds = 0.0  # the watchdog is meant for another process
 
     def send(self, *states: str, wait: float = STATE_WAIT_SECONDS) -> None:
-        """Send from the event loop, so never block it for long: the socket's queue holds
-        only net.unix.max_dgram_qlen (10) messages while systemd is busy elsewhere."""
+        """Send from the event loop, so never block it for long: while systemd is busy
+        elsewhere the socket queues net.unix.max_dgram_qlen messages (the kernel's default
+        is 10; systemd raises it at boot), and then a send waits."""
         if not self.address:
             return
         message = "\n".join(states).encode()
@@ -40,7 +41,7 @@ class Notifier:
                 sock.connect(self.address)
                 sock.sendall(message)
         except BlockingIOError:
-            pass  # a watchdog ping while the queue is full: systemd has the ones queued
+            pass  # a ping or status while the queue is full: the next one says it again
         except OSError as exc:
             log.warning("systemd notification failed", error=str(exc))
 
@@ -48,7 +49,7 @@ class Notifier:
         self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
 
     def status(self, status: str) -> None:
-        self.send(f"STATUS={status}")
+        self.send(f"STATUS={status}", wait=0)  # frequent, and the next one says it again
 
     def reloading(self) -> None:
         """A reload began; ready() ends it. systemd 253+ wants the monotonic clock with it."""
