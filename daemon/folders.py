@@ -107,10 +107,10 @@ def archive(folder: Path, archive_root: Path) -> Path:
     target = archive_root / folder.parent.name / folder.name
     if not folder.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():  # a previous attempt copied part of it; the spool copy is complete
-        shutil.rmtree(target)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # a previous attempt copied part of it; the spool copy is complete
+            shutil.rmtree(target)
         os.replace(folder, target)
     except OSError as exc:
         raise SpoolError(f"could not archive {folder}: {exc}") from exc

@@ -232,7 +232,10 @@ class Pipeline:
             superseded = [] if approved else self._supersede_older(conn, record)
             started = imports.get(conn, import_id), tenant
         for older in superseded:  # ended: their files go to the archive, and expire from there
-            self._archive(older)
+            try:
+                self._archive(older)
+            except SpoolError as exc:  # not this import's failure: the next start archives it
+                log.warning("superseded import not archived", import_id=older.id, error=str(exc))
         return started
 
     def _process(self, record: ImportRecord, tenant: Tenant) -> None:
@@ -262,7 +265,8 @@ class Pipeline:
         """Validate, plan and apply in one transaction. Returns None when the apply committed
         (its state was recorded inside), else the state to record; raises _Stop to roll back."""
         found = find_files(run.folder)
-        # The spool folder holds only the set: the upload's other files are in the manifest.
+        # The spool folder holds the set (and older case twins); the upload's other files
+        # stayed in /upload and are named in the manifest.
         found.others = folders.others(run.folder)
         prints = fingerprints(found)
         settings = run.tenant.settings
