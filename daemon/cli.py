@@ -362,7 +362,7 @@ def outbox_retry(app: App, message_id: int) -> None:
     with app.db.write() as conn:
         message = outbox.get(conn, message_id)
         readdressed = None
-        if message.tenant_id is not None:
+        if message.tenant_id is not None and message.state is not outbox.OutboxState.SENT:
             tenant = tenants.by_id(conn, message.tenant_id)
             readdressed = messages.readdressed(message.message, tenant.emails, app.settings.smtp)
             if not readdressed[0]:

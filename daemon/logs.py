@@ -58,6 +58,7 @@ def configure(level: str = "info", fmt: str = "auto", *, stream: Any = None) -> 
 def set_level(level: str) -> None:
     logging.getLogger().setLevel(_LEVELS[level])
     # asyncssh logs every channel open and close, alembic every plugin it loads, at INFO:
-    # keep their detail for debugging.
+    # their detail shows at debug only.
+    chatty_level = _LEVELS[level] if level == "debug" else max(_LEVELS[level], logging.WARNING)
     for chatty in ("asyncssh", "alembic"):
-        logging.getLogger(chatty).setLevel(max(_LEVELS[level], logging.WARNING))
+        logging.getLogger(chatty).setLevel(chatty_level)

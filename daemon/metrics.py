@@ -38,9 +38,12 @@ class ImportStates:
     before each scrape. Ended imports never change state again: the counts only grow."""
 
     def __init__(self) -> None:
-        self.counts: Mapping[ImportState, int] = {}
+        # None until the database answered: a 0 then the history would read as a reset.
+        self.counts: Mapping[ImportState, int] | None = None
 
     def collect(self) -> Iterator[Metric]:
+        if self.counts is None:
+            return
         ended = CounterMetricFamily(
             "rosterdrop_imports", "Imports that ended, by final state", labels=["state"]
         )

@@ -16,12 +16,6 @@ from daemon.store.outbox import OutboxMessage
 log = structlog.get_logger(__name__)
 
 
-def _about(message: OutboxMessage) -> dict[str, object]:
-    """Like every log line about an import or a tenant, this one names them."""
-    about = {"tenant": message.tenant, "import_id": message.import_id}
-    return {key: value for key, value in about.items() if value is not None}
-
-
 class EmlTransport:
     """Used when no SMTP host is configured, so a fresh install shows every email it would send."""
 
@@ -43,7 +37,7 @@ class EmlTransport:
             path=str(path),
             recipients=list(message.recipients),
             subject=message.subject,
-            **_about(message),
+            **message.about,
         )
         return None
 

@@ -184,12 +184,8 @@ class OutboxSender:
             "message_id": message.id,
             "kind": message.kind,
             "attempts": attempts,
+            **message.about,
         }
-        # Like every log line about an import or a tenant, these name them.
-        if message.tenant is not None:
-            fields["tenant"] = message.tenant
-        if message.import_id is not None:
-            fields["import_id"] = message.import_id
         if not message.recipients:
             return await self._fail(message.id, NO_RECIPIENTS, fields)
         try:

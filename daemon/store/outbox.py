@@ -55,6 +55,13 @@ class OutboxMessage:
     sent_at: datetime | None
     tenant: str | None = None  # the tenant's name, for the log lines about the message
 
+    @property
+    def about(self) -> dict[str, object]:
+        """The tenant and import, for the log lines about the message (as every line about
+        an import or a tenant names them)."""
+        about = {"tenant": self.tenant, "import_id": self.import_id}
+        return {key: value for key, value in about.items() if value is not None}
+
 
 def enqueue(
     conn: Connection,
