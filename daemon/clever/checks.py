@@ -2,8 +2,9 @@
 
 A row with an error is skipped. When it still names a record of a school in the upload, that
 key is *held*: the record keeps its current state instead of being deactivated, and the rows
-that depend on it are skipped and held too. Rows pointing at a school, section or student
-missing from the upload are not held: those parents are being deactivated, and they follow.
+that depend on it (all of a held school's) are skipped and held too. Rows pointing at a
+school, section or student missing from the upload are not held: those parents are being
+deactivated, and they follow.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class Checker:
         self.teachers: set[Key] = set()
         self.students: set[Key] = set()
         self.sections: set[Key] = set()
-        self.held: dict[str, set[Key]] = {e.name: set() for e in (TEACHERS, STUDENTS, SECTIONS)}
+        self.held: dict[str, set[Key]] = {
+            e.name: set() for e in (SCHOOLS, TEACHERS, STUDENTS, SECTIONS)
+        }
         self.seen: dict[str, dict[Key, int]] = {name: {} for name in FILES}
         self.error_rows: dict[str, int] = dict.fromkeys(FILES, 0)
         self._last_error = ("", 0)
@@ -200,6 +203,19 @@ class Checker:
         self.error(f, line, column, key[-1], "duplicate_id", message)
         return True
 
+    def school_held(self, f: CsvFile, line: int, school: str) -> bool:
+        """Whether the row's school was skipped in schools.csv: then the row is held too
+        (were the school new, its records would otherwise be imported without it)."""
+        if (school,) not in self.held[SCHOOLS.name]:
+            return False
+        what = {TEACHERS.file: "teacher", STUDENTS.file: "student", SECTIONS.file: "section"}
+        message = (
+            f"school {school!r} was skipped in schools.csv,"
+            f" so this {what.get(f.name, 'enrollment')} is too"
+        )
+        self.error(f, line, "school_id", school, "parent_skipped", message)
+        return True
+
     def school_ref(self, f: CsvFile, line: int, school: str) -> bool:
         if school in self.schools:
             return True
@@ -232,10 +248,10 @@ class Checker:
         name = self.text(f, line, fields, "school_name", required=True)
         if not school or self.duplicate(f, line, (school,), "school_id"):
             return
-        self.schools.add(school)
         if name is None:
             self.hold(SCHOOLS, write, (school,), line)
         else:
+            self.schools.add(school)
             write((school, name, self.extras_json(f, fields), line, False))
 
     def person_row(
@@ -249,7 +265,13 @@ class Checker:
         if not school or not person:
             return
         key = (school, person)
-        if self.duplicate(f, line, key, id_column) or not self.school_ref(f, line, school):
+        if self.duplicate(f, line, key, id_column):
+            return
+        if self.school_held(f, line, school):
+            self.known(entity).add(key)
+            self.hold(entity, write, key, line)
+            return
+        if not self.school_ref(f, line, school):
             return
         self.known(entity).add(key)
         first = self.text(f, line, fields, "first_name", required=True)
@@ -277,7 +299,13 @@ class Checker:
         if not school or not section:
             return
         key = (school, section)
-        if self.duplicate(f, line, key, "section_id") or not self.school_ref(f, line, school):
+        if self.duplicate(f, line, key, "section_id"):
+            return
+        if self.school_held(f, line, school):
+            self.sections.add(key)
+            self.hold(SECTIONS, write, key, line)  # its teacher links stay as they are too
+            return
+        if not self.school_ref(f, line, school):
             return
         self.sections.add(key)
         primary = self.text(f, line, fields, "teacher_id", required=True, limit=MAX_ID)
@@ -326,7 +354,12 @@ class Checker:
         school = self.text(f, line, fields, "school_id", required=True, limit=MAX_ID)
         section = self.text(f, line, fields, "section_id", required=True, limit=MAX_ID)
         student = self.text(f, line, fields, "student_id", required=True, limit=MAX_ID)
-        if not school or not section or not student or not self.school_ref(f, line, school):
+        if not school or not section or not student:
+            return
+        if self.school_held(f, line, school):
+            self.hold(ENROLLMENTS, write, (school, section, student), line)
+            return
+        if not self.school_ref(f, line, school):
             return
         held = unknown = False
         parents = (("section_id", section, SECTIONS), ("student_id", student, STUDENTS))

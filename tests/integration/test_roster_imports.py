@@ -128,6 +128,46 @@ def test_rows_of_a_school_missing_from_the_upload_follow_it_out(
     assert [p.code for p in report.problems if p.severity == "error"] == ["unknown_school"] * 4
 
 
+def test_the_rows_of_a_held_school_are_held_with_it(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A school row with an error keeps the school as it is, and the rows of that school
+    too: a new school brings nothing in (no students without their school), a known one's
+    records change nothing until its row is fixed."""
+    add_tenant(db, "acme", TenantSettings(max_row_errors=100))
+    pipeline = pipeline_for(db, settings)
+    files = _district()
+    files["schools.csv"][1] = ["SCH2", ""]  # a new school without its name
+    first = run_import(pipeline, "acme", write_upload(tmp_path / "day1", files))
+
+    assert first.state is ImportState.IMPORTED_WITH_ERRORS
+    day1 = roster(db, "acme")
+    for entity in ("schools", "teachers", "students", "sections", "enrollments"):
+        assert {r["school_id"] for r in day1[entity]} == {"SCH1"}, entity
+    errors = [(p.file, p.line, p.code) for p in first.problems if p.severity == "error"]
+    assert errors == [
+        ("schools.csv", 3, "missing_value"),
+        ("teachers.csv", 4, "parent_skipped"),
+        ("students.csv", 5, "parent_skipped"),
+        ("sections.csv", 4, "parent_skipped"),
+        ("enrollments.csv", 6, "parent_skipped"),
+    ]
+    [skipped] = [p for p in first.problems if p.file == "students.csv"]
+    assert skipped.message == "school 'SCH2' was skipped in schools.csv, so this student is too"
+
+    run_import(pipeline, "acme", write_upload(tmp_path / "day2", _district()))  # fixed
+    files = _district()
+    files["schools.csv"][1] = ["SCH2", ""]
+    files["students.csv"][3] = ["SCH2", "S4", "Dee", "Renamed", "", "dee", "06"]
+    day2 = roster(db, "acme")
+
+    third = run_import(pipeline, "acme", write_upload(tmp_path / "day3", files))
+
+    assert third.state is ImportState.IMPORTED_WITH_ERRORS
+    assert roster(db, "acme") == day2  # SCH2's records kept as they were
+    assert counts(third)["students"]["held"] == 1
+
+
 def test_a_held_section_keeps_all_its_teachers(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
