@@ -343,7 +343,8 @@ class Checker:
         if not ok or course is None or start is None or end is None:
             self.hold(SECTIONS, write, key, line)
             for _, teacher in teachers:
-                self.hold(SECTION_TEACHERS, write_link, (school, section, teacher), line)
+                if (school, teacher) in self.teachers:  # a teacher gone: their link goes
+                    self.hold(SECTION_TEACHERS, write_link, (school, section, teacher), line)
             return
         extra = self.extras_json(f, fields)
         write((school, section, primary, course, start or None, end or None, extra, line, False))

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from daemon.roster.entities import ENTITIES, SECTION_TEACHERS, SECTIONS, Entity
+from daemon.roster.entities import ENTITIES, SECTION_TEACHERS, SECTIONS, TEACHERS, Entity
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.store.tables import roster_tables
 
@@ -324,12 +324,19 @@ class Stage:
 def _held_section(entity: Entity, live: Any) -> sa.ColumnElement[bool]:
     """Whether a roster row is a teacher link of a section held in the stage. A held section
     row is not trusted in any column, its teacher columns included: the section keeps all
-    its current teachers, also those the broken row no longer names."""
+    its current teachers, also those the broken row no longer names, but not one who is
+    gone from teachers.csv (and so deactivated): no active link to an inactive teacher."""
     if entity is not SECTION_TEACHERS:
         return sa.false()
-    sections = STAGE[SECTIONS.name]
-    return sa.exists().where(
-        sections.c.held,
-        sections.c.school_id == live.c.school_id,
-        sections.c.section_id == live.c.section_id,
+    sections, teachers = STAGE[SECTIONS.name], STAGE[TEACHERS.name]
+    return sa.and_(
+        sa.exists().where(
+            sections.c.held,
+            sections.c.school_id == live.c.school_id,
+            sections.c.section_id == live.c.section_id,
+        ),
+        sa.exists().where(
+            teachers.c.school_id == live.c.school_id,
+            teachers.c.teacher_id == live.c.teacher_id,
+        ),
     )

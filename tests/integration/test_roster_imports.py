@@ -199,6 +199,21 @@ def test_a_held_section_keeps_all_its_teachers(
     assert roster(db, "acme") == before
     assert counts(report)["section_teachers"]["deactivated"] == 0
 
+    # T3 leaves the district; the section row still names them, so it is held again. It keeps
+    # its teachers, but not one who is no longer there: no active link to an inactive teacher.
+    files["teachers.csv"].pop()
+    day3 = write_upload(tmp_path / "day3", files)
+    (day3 / "sections.csv").write_text((day1 / "sections.csv").read_text())
+
+    report = run_import(pipeline, "acme", day3)
+
+    assert report.state is ImportState.IMPORTED_WITH_ERRORS
+    errors = [p.code for p in report.problems if p.severity == "error"]
+    assert errors == ["unknown_teacher", "parent_skipped", "parent_skipped"]
+    assert [t["teacher_id"] for t in roster(db, "acme")["teachers"]] == ["T1", "T2", "T1"]
+    assert counts(report)["section_teachers"]["deactivated"] == 1
+    assert roster(db, "acme")["sections"][1]["teachers"] == ["T2"]
+
 
 ODD = {
     "escapes": ["\\N", "C:\\path\\", "emoji 🎓", "'; DROP TABLE x; --", "Ω≈ç√ 漢字", "{0} {x}"],
