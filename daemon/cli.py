@@ -18,12 +18,12 @@ import click
 
 from daemon import __version__, console, logs
 from daemon.clever.files import find_files
-from daemon.clever.problems import KEEP_PROBLEMS, ProblemLog
 from daemon.clever.validate import fingerprints, validate
 from daemon.config import Settings, load_settings, redacted, unknown_env
 from daemon.errors import ConfigError, Conflict, NotFound, RosterdropError
 from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ImportState
+from daemon.roster.problems import KEEP_PROBLEMS, ProblemLog
 from daemon.roster.tenant import TenantSettings
 from daemon.store import imports, outbox, tenants
 from daemon.store.database import Database

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from daemon.clever.problems import Problem, ProblemLog
 from daemon.clever.validate import Validation
 from daemon.roster.entities import BY_NAME, ENTITIES
 from daemon.roster.outcome import FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
+from daemon.roster.problems import Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold
 from daemon.store.imports import ImportRecord
 from daemon.store.tenants import Tenant

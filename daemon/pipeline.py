@@ -22,7 +22,6 @@ from sqlalchemy.engine import Connection
 
 from daemon import folders, reports
 from daemon.clever.files import FoundFiles, find_files
-from daemon.clever.problems import Problem, ProblemLog
 from daemon.clever.validate import Validation, fingerprints, validate
 from daemon.config import DataPaths, SmtpSettings
 from daemon.errors import Conflict, RosterdropError, SpoolError, StoreError
@@ -30,6 +29,7 @@ from daemon.notify import messages
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
+from daemon.roster.problems import Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold, evaluate
 from daemon.store import imports, outbox, tenants
 from daemon.store.database import Database

@@ -9,11 +9,11 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from daemon import folders
-from daemon.clever.problems import Problem
 from daemon.config import SmtpSettings
 from daemon.notify import messages
 from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges
+from daemon.roster.problems import Problem
 from daemon.roster.thresholds import TrippedThreshold
 from daemon.store import imports, outbox
 from daemon.store.imports import ImportRecord

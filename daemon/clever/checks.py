@@ -13,7 +13,6 @@ from collections.abc import Callable
 from json.encoder import encode_basestring as json_string
 from typing import Any
 
-from daemon.clever.problems import ProblemLog
 from daemon.clever.reader import CsvFile
 from daemon.clever.values import GradeRules, clean_text, has_control, parse_date, valid_email
 from daemon.roster.entities import (
@@ -26,6 +25,7 @@ from daemon.roster.entities import (
     TEACHERS,
     Entity,
 )
+from daemon.roster.problems import ProblemLog
 from daemon.roster.tenant import TenantSettings
 
 MAX_ID = 255

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from daemon.clever.files import CO_TEACHER, FileFingerprint, FileSpec
-from daemon.clever.problems import ProblemLog
+from daemon.roster.problems import ProblemLog
 
 # A quoted field that runs on past this many lines is almost surely a missing closing quote.
 MAX_RECORD_LINES = 50

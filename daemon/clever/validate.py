@@ -14,7 +14,6 @@ from typing import Protocol
 from daemon.clever import batch
 from daemon.clever.checks import Checker, Row
 from daemon.clever.files import SPECS, FileFingerprint, FoundFiles, fingerprint
-from daemon.clever.problems import ProblemLog
 from daemon.clever.reader import CsvFile, open_csv
 from daemon.roster.entities import (
     ENROLLMENTS,
@@ -27,6 +26,7 @@ from daemon.roster.entities import (
     Entity,
 )
 from daemon.roster.outcome import FileSummary
+from daemon.roster.problems import ProblemLog
 from daemon.roster.tenant import TenantSettings
 
 

@@ -6,17 +6,8 @@ import re
 from collections.abc import Mapping
 from datetime import date
 
-CEDS_GRADES = (
-    "IT",
-    "PR",
-    "PK",
-    "TK",
-    "KG",
-    *(f"{n:02d}" for n in range(1, 14)),
-    "PS",
-    "UG",
-    "Other",
-)
+from daemon.roster.grades import CEDS_GRADES
+
 _CANONICAL = {code.lower(): code for code in CEDS_GRADES}
 
 

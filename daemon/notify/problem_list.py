@@ -10,8 +10,8 @@ from pathlib import Path
 
 import structlog
 
-from daemon.clever.problems import Problem, Severity
 from daemon.notify.figures import plural
+from daemon.roster.problems import Problem, Severity
 
 ATTACHMENT_LIMIT_BYTES = 5 * 1024 * 1024
 SHOWN_PROBLEMS = 20

@@ -8,8 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from daemon.clever.problems import Problem
 from daemon.roster.plan import EntityChanges
+from daemon.roster.problems import Problem
 from daemon.roster.thresholds import TrippedThreshold
 
 

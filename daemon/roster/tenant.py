@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.errors import ConfigError
+from daemon.roster.grades import CEDS_GRADES
 
 DEFAULT_MAX_DEACTIVATE_PERCENT = 10.0
 DEFAULT_MAX_UPDATE_PERCENT = 75.0
@@ -67,8 +68,6 @@ class TenantSettings:
     def _check_grade_rules(self) -> None:
         """A rule must lead to a CEDS code: one that does not would turn every row it matches
         into a bad_grade error saying that no rule maps the value."""
-        from daemon.clever.values import CEDS_GRADES
-
         codes = {code.lower() for code in CEDS_GRADES}
         for source, target in self.grade_rules.items():
             if not source.strip():

@@ -10,9 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from daemon.clever.problems import Problem, Severity
 from daemon.errors import NotFound
 from daemon.roster.outcome import ENDED, RESUMABLE, ImportState
+from daemon.roster.problems import Problem, Severity
 from daemon.store.tables import import_problems, imports, tenants
 
 APPLIED = (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS)

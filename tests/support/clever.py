@@ -18,9 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from daemon.clever.files import find_files
-from daemon.clever.problems import Problem, ProblemLog
 from daemon.clever.validate import Validation, fingerprints, validate
 from daemon.roster.entities import ENTITIES
+from daemon.roster.problems import Problem, ProblemLog
 from daemon.roster.tenant import TenantSettings
 from daemon.store.database import Database
 from daemon.store.staging import STAGE, Stage

@@ -7,13 +7,13 @@ from datetime import date
 import pytest
 
 from daemon.clever.values import (
-    CEDS_GRADES,
     GradeRules,
     clean_text,
     parse_date,
     valid_email,
 )
 from daemon.errors import ConfigError
+from daemon.roster.grades import CEDS_GRADES
 from daemon.roster.tenant import TenantSettings
 
 COMMON = GradeRules({}, use_common=True)

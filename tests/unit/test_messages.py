@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.clever.problems import REPORT_COLUMNS, Problem, Severity
 from daemon.config import SmtpSettings
 from daemon.notify import messages
 from daemon.notify.messages import OutgoingEmail
 from daemon.notify.problem_list import ATTACHMENT_LIMIT_BYTES
 from daemon.roster.outcome import FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges
+from daemon.roster.problems import REPORT_COLUMNS, Problem, Severity
 from daemon.roster.thresholds import TrippedThreshold
 
 SMTP = SmtpSettings(from_address="rosterdrop@example.org")

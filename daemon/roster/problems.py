@@ -1,4 +1,6 @@
-"""Problems found in an upload, and the log that counts, keeps and streams them."""
+"""Problems found in an upload, and the log that counts, keeps and streams them.
+
+The record of a problem belongs to the domain: every input format reports in these terms."""
 
 from __future__ import annotations
 
