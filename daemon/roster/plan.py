@@ -9,7 +9,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class EntityChanges:
-    """The diff of one entity. `held` rows were skipped for errors and stay as they are."""
+    """The diff of one entity.
+
+    `held`: records whose rows were skipped for an error and that stay as they are.
+    `deactivated_skipped`: of the `deactivated`, those the upload still names in a row that
+    was skipped for an error without holding them (an unknown school, say): the district
+    sent them, yet they go.
+    """
 
     active_before: int = 0
     added: int = 0
@@ -18,6 +24,7 @@ class EntityChanges:
     deactivated: int = 0
     unchanged: int = 0
     held: int = 0
+    deactivated_skipped: int = 0
     extra_only: int = 0  # updates that change only the extra columns a district sends along
     field_changes: Mapping[str, int] = field(default_factory=dict)
 
@@ -45,6 +52,7 @@ class EntityChanges:
             "deactivated": self.deactivated,
             "unchanged": self.unchanged,
             "held": self.held,
+            "deactivated_skipped": self.deactivated_skipped,
             "extra_only": self.extra_only,
             "field_changes": dict(self.field_changes),
         }
