@@ -134,7 +134,20 @@ def plain_people(
     c.known(entity).update(keys)
     logins = (email, username, grade) if student else (email,)
     extras = _extras(c, f, rows)
-    return list(zip(school, ids, first, last, *logins, extras, lines, repeat(False), strict=False))
+    return list(
+        zip(
+            school,
+            ids,
+            first,
+            last,
+            *logins,
+            extras,
+            lines,
+            repeat(False),
+            repeat(None),
+            strict=False,
+        )
+    )
 
 
 def plain_sections(
@@ -193,13 +206,16 @@ def plain_sections(
             extras,
             lines,
             repeat(False),
+            repeat(None),
             strict=False,
         )
     )
-    links = list(zip(school, section, primary, repeat(1), lines, repeat(False), strict=False))
+    links = list(
+        zip(school, section, primary, repeat(1), lines, repeat(False), repeat(None), strict=False)
+    )
     for n, column in co_teachers:
         links.extend(
-            (s, sec, t, n, line, False)
+            (s, sec, t, n, line, False, None)
             for s, sec, t, line in zip(school, section, column, lines, strict=True)
             if t
         )
@@ -252,7 +268,9 @@ def plain_enrollments(
         and ids.held_students.isdisjoint(student)
     ):
         # Every section and student is known, in the row's school, and none was skipped.
-        return list(zip(school, section, student, lines, repeat(False), strict=False)), []
+        return list(
+            zip(school, section, student, lines, repeat(False), repeat(None), strict=False)
+        ), []
     sections = list(zip(school, section, strict=True))
     students = list(zip(school, student, strict=True))
     ok = list(
@@ -263,9 +281,9 @@ def plain_enrollments(
         )
     )
     for held, keys in ((c.held[SECTIONS.name], sections), (c.held[STUDENTS.name], students)):
-        if held and not held.isdisjoint(keys):
+        if held and not held.keys().isdisjoint(keys):
             ok = list(map(operator.and_, ok, map(operator.not_, map(held.__contains__, keys))))
-    records = zip(school, section, student, lines, repeat(False), strict=False)
+    records = zip(school, section, student, lines, repeat(False), repeat(None), strict=False)
     if all(ok):
         return list(records), []
     passed = [record for record, good in zip(records, ok, strict=False) if good]

@@ -1,10 +1,12 @@
 """The careful, row-by-row rules of the five files: the authority on what a row means.
 
-A row with an error is skipped. When it still names a record of a school in the upload, that
-key is *held*: the record keeps its current state instead of being deactivated, and the rows
-that depend on it (all of a held school's) are skipped and held too. Rows pointing at a
-school, section or student missing from the upload are not held: those parents are being
-deactivated, and they follow.
+Drop the least a problem requires (School Data Sync's rule). A bad *required* value skips the
+row; when the row still names a record of a school in the upload, that key is *held*: the
+record keeps its current state instead of being deactivated, and the rows that depend on it
+are held too. A bad *optional* value drops only the value (a warning): the record is
+imported and keeps the value the roster has. A bad co-teacher costs only that link. Rows
+pointing at a school, section or student missing from the upload are not held: those parents
+are being deactivated, and they follow. docs/problems.md lists what each problem drops.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from json.encoder import encode_basestring as json_string
 from typing import Any
 
 from daemon.clever.reader import CsvFile
-from daemon.clever.values import GradeRules, clean_text, has_control, parse_date, valid_email
+from daemon.clever.values import (
+    DATE_FORMATS,
+    GradeRules,
+    clean_text,
+    grade_hint,
+    has_control,
+    parse_date,
+    valid_email,
+)
 from daemon.roster.entities import (
     ENROLLMENTS,
     FILES,
@@ -34,6 +44,16 @@ MAX_TEXT = 1000
 Row = tuple[Any, ...]
 Key = tuple[str, ...]
 Write = Callable[[Row], None]
+Skip = Callable[[Entity, Row], None]
+# What a bad value costs: the record (held when its key is whole), only the value, or a link.
+RECORD, VALUE, LINK = "record", "value", "link"
+NOUNS = {
+    SCHOOLS.file: "school",
+    TEACHERS.file: "teacher",
+    STUDENTS.file: "student",
+    SECTIONS.file: "section",
+    ENROLLMENTS.file: "enrollment",
+}
 
 
 class _Notes:
@@ -61,27 +81,52 @@ class _Notes:
 
 
 class Checker:
-    """What the files taught so far (ids, held keys) and the careful per-row checks."""
+    """What the files taught so far (ids, held and skipped keys) and the careful per-row checks."""
 
-    def __init__(self, settings: TenantSettings, problems: ProblemLog) -> None:
+    def __init__(self, settings: TenantSettings, problems: ProblemLog, skip: Skip) -> None:
         self.settings = settings
         self.problems = problems
         self.notes = _Notes()
+        self._skip = skip
         self.schools: set[str] = set()
         self.teachers: set[Key] = set()
         self.students: set[Key] = set()
         self.sections: set[Key] = set()
-        self.held: dict[str, set[Key]] = {
-            e.name: set() for e in (SCHOOLS, TEACHERS, STUDENTS, SECTIONS)
+        # key -> line of the row that was skipped but holds its record
+        self.held: dict[str, dict[Key, int]] = {
+            e.name: {} for e in (SCHOOLS, TEACHERS, STUDENTS, SECTIONS)
+        }
+        # id -> line of the first row naming it that was skipped without holding (an unknown
+        # school): what a dependent row names as its root cause
+        self.skipped: dict[str, dict[str, int]] = {
+            e.name: {} for e in (SCHOOLS, TEACHERS, STUDENTS, SECTIONS)
         }
         self.seen: dict[str, dict[Key, int]] = {name: {} for name in FILES}
         self.error_rows: dict[str, int] = dict.fromkeys(FILES, 0)
         self._last_error = ("", 0)
         self._grades = GradeRules(settings.grade_rules, use_common=settings.common_grade_rules)
         self._grade_cache: dict[str, str | None] = {}
+        self._by_id: dict[str, dict[str, str]] = {}
 
     def known(self, entity: Entity) -> set[Key]:
-        return self.teachers if entity is TEACHERS else self.students
+        return {
+            TEACHERS.name: self.teachers,
+            STUDENTS.name: self.students,
+            SECTIONS.name: self.sections,
+        }[entity.name]
+
+    def elsewhere(self, entity: Entity, ident: str) -> str | None:
+        """The (first) school whose rows list `ident`, for a row that names it under another
+        school. Built once the entity's file is read: only dependents ask."""
+        if entity.name not in self._by_id:
+            schools: dict[str, str] = {}
+            for school, other in sorted(self.known(entity)):
+                schools.setdefault(other, school)
+            self._by_id[entity.name] = schools
+        return self._by_id[entity.name].get(ident)
+
+    def line_of(self, entity: Entity, key: Key) -> int:
+        return self.seen[entity.file].get(key, 0)
 
     # -- values -----------------------------------------------------------------------------
 
@@ -93,6 +138,28 @@ class Checker:
             self._last_error = (f.name, line)
             self.error_rows[f.name] += 1
 
+    def bad(
+        self,
+        f: CsvFile,
+        line: int,
+        column: str,
+        value: str,
+        code: str,
+        message: str,
+        drop: str,
+    ) -> None:
+        """A value that cannot be imported: an error when it costs the record or a link, a
+        warning when only the value is dropped."""
+        if drop == VALUE:
+            noun = NOUNS[f.name]
+            message += (
+                f"; the value was not imported: the {noun} keeps the {column} the roster has"
+                " (none if new)"
+            )
+            self.problems.warning(code, message, file=f.name, line=line, column=column, value=value)
+        else:
+            self.error(f, line, column, value, code, message)
+
     def text(
         self,
         f: CsvFile,
@@ -102,8 +169,10 @@ class Checker:
         *,
         required: bool,
         limit: int = MAX_TEXT,
+        drop: str = RECORD,
     ) -> str | None:
-        """The cleaned value of `column`; None (with an error logged) when it is not acceptable."""
+        """The cleaned value of `column`: "" when empty and optional, None (the problem
+        logged) when it is not acceptable."""
         raw = fields[f.index[column]] if column in f.index else ""
         value = raw.strip()
         if has_control(value):
@@ -117,19 +186,19 @@ class Checker:
             return ""
         if len(value) > limit:
             message = f"{column} is {len(value)} characters long (at most {limit})"
-            self.error(f, line, column, value[:80] + "…", "too_long", message)
+            self.bad(f, line, column, value[:80] + "…", "too_long", message, drop)
             return None
         return value
 
     def email(
-        self, f: CsvFile, line: int, fields: list[str], column: str, *, required: bool
+        self, f: CsvFile, line: int, fields: list[str], column: str, *, required: bool, drop: str
     ) -> str | None:
-        value = self.text(f, line, fields, column, required=required)
+        value = self.text(f, line, fields, column, required=required, drop=drop)
         if not value:
             return value
         if not valid_email(value):
             message = f"{value!r} is not a valid email address"
-            self.error(f, line, column, value, "bad_email", message)
+            self.bad(f, line, column, value, "bad_email", message, drop)
             return None
         lowered = value.lower()
         if lowered != value:
@@ -148,16 +217,16 @@ class Checker:
         self.notes.note(f.name, "grade", "grade_replaced", detail, line, value, count)
 
     def grade(self, f: CsvFile, line: int, fields: list[str]) -> str | None:
-        value = self.text(f, line, fields, "grade", required=False, limit=MAX_ID)
+        value = self.text(f, line, fields, "grade", required=False, limit=MAX_ID, drop=VALUE)
         if not value:
             return value
         code = self.grade_code(value)
         if code is None:
             message = (
                 f"grade {value!r} is not a CEDS grade code (IT, PR, PK, TK, KG, 01-13, PS, UG,"
-                " Other) and no replace rule maps it"
+                f" Other) and no replace rule maps it{grade_hint(value)}"
             )
-            self.error(f, line, "grade", value, "bad_grade", message)
+            self.bad(f, line, "grade", value, "bad_grade", message, VALUE)
             return None
         if code != value:
             self.note_grade(f, line, value, code)
@@ -168,13 +237,13 @@ class Checker:
         self.notes.note(f.name, column, "date_normalised", detail, line, value, count)
 
     def date(self, f: CsvFile, line: int, fields: list[str], column: str) -> str | None:
-        value = self.text(f, line, fields, column, required=False, limit=MAX_ID)
+        value = self.text(f, line, fields, column, required=False, limit=MAX_ID, drop=VALUE)
         if not value:
             return value
         parsed = parse_date(value)
         if parsed is None:
-            message = f"{value!r} is not a date (use YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)"
-            self.error(f, line, column, value, "bad_date", message)
+            message = f"{value!r} is not a date (use {DATE_FORMATS})"
+            self.bad(f, line, column, value, "bad_date", message, VALUE)
             return None
         iso = parsed.isoformat()
         if iso != value:
@@ -206,12 +275,12 @@ class Checker:
     def school_held(self, f: CsvFile, line: int, school: str) -> bool:
         """Whether the row's school was skipped in schools.csv: then the row is held too
         (were the school new, its records would otherwise be imported without it)."""
-        if (school,) not in self.held[SCHOOLS.name]:
+        first = self.held[SCHOOLS.name].get((school,))
+        if first is None:
             return False
-        what = {TEACHERS.file: "teacher", STUDENTS.file: "student", SECTIONS.file: "section"}
         message = (
-            f"school {school!r} was skipped in schools.csv,"
-            f" so this {what.get(f.name, 'enrollment')} is too"
+            f"school {school!r} was skipped in schools.csv (line {first}), so this"
+            f" {NOUNS[f.name]} is held with it: it stays as it is"
         )
         self.error(f, line, "school_id", school, "parent_skipped", message)
         return True
@@ -223,23 +292,75 @@ class Checker:
         self.error(f, line, "school_id", school, "unknown_school", message)
         return False
 
-    def teacher_ref(self, f: CsvFile, line: int, column: str, school: str, teacher: str) -> bool:
-        key = (school, teacher)
-        if key in self.held[TEACHERS.name]:
-            message = f"teacher {teacher!r} was skipped in teachers.csv, so this section is too"
-            self.error(f, line, column, teacher, "parent_skipped", message)
-            return False
-        if key not in self.teachers:
-            message = f"{column} {teacher!r} is not in teachers.csv for school {school!r}"
-            self.error(f, line, column, teacher, "unknown_teacher", message)
-            return False
-        return True
+    def parent(
+        self,
+        f: CsvFile,
+        line: int,
+        column: str,
+        parent: Entity,
+        school: str,
+        ident: str,
+        *,
+        held: str,
+        missing: str,
+    ) -> str:
+        """Whether a row's parent is there ("ok"), held ("held") or missing ("skip"). A
+        problem naming the root cause and its consequence (`held`, `missing`: "so …") is
+        logged unless the parent is there. A teacher listed under another school is there."""
+        key = (school, ident)
+        other = None
+        if parent is TEACHERS and key not in self.teachers:
+            other = self.elsewhere(TEACHERS, ident)
+            key = (other, ident) if other is not None else key
+        if key in self.held[parent.name]:
+            first = self.held[parent.name][key]
+            message = f"{column} {ident!r} was skipped in {parent.file} (line {first}), so {held}"
+            self.error(f, line, column, ident, "parent_skipped", message)
+            return "held"
+        if other is not None:
+            message = (
+                f"teacher {ident!r} is listed in teachers.csv under school {other!r}"
+                f" (line {self.line_of(TEACHERS, key)}), not {school!r}:"
+                " linked to this section all the same"
+            )
+            self.problems.warning(
+                "teacher_other_school", message, file=f.name, line=line, column=column, value=ident
+            )
+            return "ok"
+        if key in self.known(parent):
+            return "ok"
+        if ident in self.skipped[parent.name]:
+            first = self.skipped[parent.name][ident]
+            message = (
+                f"{column} {ident!r} was skipped in {parent.file} (line {first}), so {missing}"
+            )
+            self.error(f, line, column, ident, "parent_skipped", message)
+            return "skip"
+        other = self.elsewhere(parent, ident)
+        where = (
+            f" (it is there under school {other!r}, line {self.line_of(parent, (other, ident))})"
+            if other is not None
+            else ""
+        )
+        code = "unknown_teacher" if parent is TEACHERS else "unknown_reference"
+        message = (
+            f"{column} {ident!r} is not in {parent.file} for school {school!r}{where}, so {missing}"
+        )
+        self.error(f, line, column, ident, code, message)
+        return "skip"
 
     def hold(self, entity: Entity, write: Write, key: Key, line: int) -> None:
         """Skip a row but keep the record its key names as it is."""
-        write((*key, *([None] * len(entity.fields)), line, True))
+        write((*key, *([None] * len(entity.fields)), line, True, None))
         if entity.name in self.held:
-            self.held[entity.name].add(key)
+            self.held[entity.name].setdefault(key, line)
+
+    def skip(self, entity: Entity, key: Key, line: int) -> None:
+        """Skip a row whose record is not held: remembered so that the plan can tell which
+        records it deactivates although the upload named them, and dependents the cause."""
+        self._skip(entity, (*key, line))
+        if entity.name in self.skipped:
+            self.skipped[entity.name].setdefault(key[-1], line)
 
     # -- one row of each file ---------------------------------------------------------------
 
@@ -252,7 +373,7 @@ class Checker:
             self.hold(SCHOOLS, write, (school,), line)
         else:
             self.schools.add(school)
-            write((school, name, self.extras_json(f, fields), line, False))
+            write((school, name, self.extras_json(f, fields), line, False, None))
 
     def person_row(
         self, f: CsvFile, entity: Entity, line: int, fields: list[str], write: Write
@@ -272,24 +393,41 @@ class Checker:
             self.hold(entity, write, key, line)
             return
         if not self.school_ref(f, line, school):
+            self.skip(entity, key, line)
             return
         self.known(entity).add(key)
         first = self.text(f, line, fields, "first_name", required=True)
         last = self.text(f, line, fields, "last_name", required=True)
-        email = self.email(f, line, fields, email_column, required=not student)
-        values: tuple[str | None, ...] = (first, last, email)
+        kept: list[str] = []
         if student:
-            username = self.text(f, line, fields, "username", required=False, limit=MAX_ID)
+            # A student's email and username are optional values, but one of them is the
+            # login: a bad email costs only the value when there is a username to log in with.
+            username = self.text(
+                f, line, fields, "username", required=False, limit=MAX_ID, drop=VALUE
+            )
+            email = self.email(
+                f, line, fields, email_column, required=False, drop=VALUE if username else RECORD
+            )
             grade = self.grade(f, line, fields)
-            if email == "" and username == "":
+            if email == "" and not username:
                 message = "a student needs a student_email or a username (both are empty)"
+                if username is None:
+                    message = "a student needs a student_email or a username that can be used"
                 self.error(f, line, email_column, "", "missing_login", message)
-                username = None
-            values = (first, last, email, username, grade)
+                email = None
+            if email is None and username:
+                email, kept = "", ["email"]
+            kept += [
+                name for name, value in (("username", username), ("grade", grade)) if value is None
+            ]
+            values: tuple[str | None, ...] = (first, last, email, username or "", grade or "")
+        else:
+            email = self.email(f, line, fields, email_column, required=True, drop=RECORD)
+            values = (first, last, email)
         if any(v is None for v in values):
             self.hold(entity, write, key, line)
         else:
-            write((*key, *values, self.extras_json(f, fields), line, False))
+            write((*key, *values, self.extras_json(f, fields), line, False, _kept(kept)))
 
     def section_row(
         self, f: CsvFile, line: int, fields: list[str], write: Write, write_link: Write
@@ -306,22 +444,20 @@ class Checker:
             self.hold(SECTIONS, write, key, line)  # its teacher links stay as they are too
             return
         if not self.school_ref(f, line, school):
+            self.skip(SECTIONS, key, line)
             return
         self.sections.add(key)
         primary = self.text(f, line, fields, "teacher_id", required=True, limit=MAX_ID)
         ok = primary is not None
-        teachers: list[tuple[int, str]] = []
+        links: list[tuple[int, str, str]] = []  # (position, teacher, "ok" | "held" | "skip")
         columns = [(1, "teacher_id", primary or "")] + [
-            (n, name, self.text(f, line, fields, name, required=False, limit=MAX_ID))
+            (n, name, self.text(f, line, fields, name, required=False, limit=MAX_ID, drop=LINK))
             for n, name in f.co_teachers
         ]
         for position, column, teacher in columns:
-            if teacher is None:
-                ok = False
             if not teacher:
                 continue
-            ok = self.teacher_ref(f, line, column, school, teacher) and ok
-            if any(t == teacher for _, t in teachers):
+            if any(t == teacher for _, t, _ in links):
                 message = f"teacher {teacher!r} is listed twice on this section"
                 self.problems.warning(
                     "repeated_teacher",
@@ -331,25 +467,86 @@ class Checker:
                     column=column,
                     value=teacher,
                 )
-            else:
-                teachers.append((position, teacher))
-        course = self.text(f, line, fields, "course_name", required=True)
+                continue
+            state = self.parent(
+                f,
+                line,
+                column,
+                TEACHERS,
+                school,
+                teacher,
+                held="their link to this section stays as it is",
+                missing=_SECTION_HELD if position == 1 else "they are not linked to this section",
+            )
+            if position == 1 and state == "skip":
+                ok = False  # no section without the teacher it is for
+            links.append((position, teacher, state))
+        course = self.text(f, line, fields, "course_name", required=False)
+        kept: list[str] = []
+        if course == "":
+            course = self._course_from_name(f, line, fields)
+        if course is None:
+            kept.append("course_name")
         start = self.date(f, line, fields, "term_start")
         end = self.date(f, line, fields, "term_end")
         if start and end and start > end:
-            message = f"term_end {end} is before term_start {start}"
-            self.error(f, line, "term_end", end, "term_order", message)
-            ok = False
-        if not ok or course is None or start is None or end is None:
+            message = (
+                f"term_end {end} is before term_start {start}; neither date was imported: the"
+                " section keeps the term the roster has (none if new)"
+            )
+            self.problems.warning(
+                "term_order", message, file=f.name, line=line, column="term_end", value=end
+            )
+            start = end = None
+        kept += [
+            name for name, value in (("term_start", start), ("term_end", end)) if value is None
+        ]
+        if not ok:
             self.hold(SECTIONS, write, key, line)
-            for _, teacher in teachers:
-                if (school, teacher) in self.teachers:  # a teacher gone: their link goes
+            for _, teacher, state in links:
+                if state != "skip":  # a teacher gone: their link goes
                     self.hold(SECTION_TEACHERS, write_link, (school, section, teacher), line)
             return
         extra = self.extras_json(f, fields)
-        write((school, section, primary, course, start or None, end or None, extra, line, False))
-        for position, teacher in teachers:
-            write_link((school, section, teacher, position, line, False))
+        write(
+            (
+                school,
+                section,
+                primary,
+                course,
+                start or None,
+                end or None,
+                extra,
+                line,
+                False,
+                _kept(kept),
+            )
+        )
+        for position, teacher, state in links:
+            link = (school, section, teacher)
+            if state == "ok":
+                write_link((*link, position, line, False, None))
+            elif state == "held":
+                self.hold(SECTION_TEACHERS, write_link, link, line)
+            else:
+                self.skip(SECTION_TEACHERS, link, line)
+
+    def _course_from_name(self, f: CsvFile, line: int, fields: list[str]) -> str | None:
+        """Clever names a section after its Name when course_name is empty: so do we."""
+        name = self.text(f, line, fields, "name", required=False) if "name" in f.index else ""
+        if name:
+            detail = "course_name empty: the section's Name used instead"
+            self.notes.note(f.name, "course_name", "course_name_from_name", detail, line, name)
+            return name
+        if name == "":
+            message = (
+                "the section has neither a course_name nor a Name; it was imported without"
+                " one: the section keeps the course name the roster has (none if new)"
+            )
+            self.problems.warning(
+                "missing_course_name", message, file=f.name, line=line, column="course_name"
+            )
+        return None
 
     def enrollment_row(self, f: CsvFile, line: int, fields: list[str], write: Write) -> None:
         school = self.text(f, line, fields, "school_id", required=True, limit=MAX_ID)
@@ -357,27 +554,30 @@ class Checker:
         student = self.text(f, line, fields, "student_id", required=True, limit=MAX_ID)
         if not school or not section or not student:
             return
+        key = (school, section, student)
         if self.school_held(f, line, school):
-            self.hold(ENROLLMENTS, write, (school, section, student), line)
+            self.hold(ENROLLMENTS, write, key, line)
             return
         if not self.school_ref(f, line, school):
+            self.skip(ENROLLMENTS, key, line)
             return
-        held = unknown = False
-        parents = (("section_id", section, SECTIONS), ("student_id", student, STUDENTS))
-        for column, ref, parent in parents:
-            if (school, ref) in self.held[parent.name]:
-                message = (
-                    f"{column} {ref!r} was skipped in {parent.file}, so this enrollment is too"
-                )
-                self.error(f, line, column, ref, "parent_skipped", message)
-                held = True
-            elif (school, ref) not in (self.sections if parent is SECTIONS else self.students):
-                message = f"{column} {ref!r} is not in {parent.file} for school {school!r}"
-                self.error(f, line, column, ref, "unknown_reference", message)
-                unknown = True
-        if unknown:
-            return
-        if held:
-            self.hold(ENROLLMENTS, write, (school, section, student), line)
+        notes = {"held": _ENROLLMENT_HELD, "missing": "this enrollment is skipped too"}
+        states = [
+            self.parent(f, line, "section_id", SECTIONS, school, section, **notes),
+            self.parent(f, line, "student_id", STUDENTS, school, student, **notes),
+        ]
+        if "skip" in states:
+            self.skip(ENROLLMENTS, key, line)
+        elif "held" in states:
+            self.hold(ENROLLMENTS, write, key, line)
         else:
-            write((school, section, student, line, False))
+            write((*key, line, False, None))
+
+
+_SECTION_HELD = "this section is held: it stays as it is"
+_ENROLLMENT_HELD = "this enrollment is held too: it stays as it is"
+
+
+def _kept(fields: list[str]) -> str | None:
+    """The staged `kept` column: the fields whose roster value stays, as ",a,b," (or None)."""
+    return f",{','.join(fields)}," if fields else None

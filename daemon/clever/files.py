@@ -43,8 +43,8 @@ SPECS: dict[str, FileSpec] = {
         ),
         FileSpec(
             "sections.csv",
-            ("school_id", "section_id", "teacher_id", "course_name"),
-            ("term_start", "term_end"),
+            ("school_id", "section_id", "teacher_id"),
+            ("course_name", "term_start", "term_end"),
         ),
         FileSpec("enrollments.csv", ("school_id", "section_id", "student_id")),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from daemon.clever.files import CO_TEACHER, FileFingerprint, FileSpec
+from daemon.clever.values import is_secret
 from daemon.roster.problems import ProblemLog
 
 # A quoted field that runs on past this many lines is almost surely a missing closing quote.
@@ -36,6 +37,7 @@ class CsvFile:
     index: dict[str, int]  # normalised column name -> position
     extra: list[tuple[int, str]] = field(default_factory=list)
     co_teachers: list[tuple[int, str]] = field(default_factory=list)  # (N, column)
+    secret: list[str] = field(default_factory=list)  # columns never read (as the header has them)
     header_line: int = 1
     rows: int = 0
     blank_rows: int = 0
@@ -187,6 +189,7 @@ def open_csv(
     fp: FileFingerprint,
     fallback_encoding: str,
     problems: ProblemLog,
+    secret_words: tuple[str, ...] = (),
 ) -> CsvFile | None:
     """Open `path` and check its header; None (a fatal problem is logged) when unusable."""
     name = spec.filename
@@ -226,14 +229,19 @@ def open_csv(
             line=fp.bad_line,
         )
     handle = path.open(encoding=encoding, newline="")
-    csv_file = _read_header(spec, path, encoding, handle, problems)
+    csv_file = _read_header(spec, path, encoding, handle, problems, secret_words)
     if csv_file is None:
         handle.close()
     return csv_file
 
 
 def _read_header(
-    spec: FileSpec, path: Path, encoding: str, handle: IO[str], problems: ProblemLog
+    spec: FileSpec,
+    path: Path,
+    encoding: str,
+    handle: IO[str],
+    problems: ProblemLog,
+    secret_words: tuple[str, ...],
 ) -> CsvFile | None:
     name = spec.filename
     reader = csv.reader(handle)
@@ -251,6 +259,8 @@ def _read_header(
     if header and header[0].startswith(_BOM_AS_CP1252):
         header[0] = header[0][len(_BOM_AS_CP1252) :]
     normalised = [cell.strip().lower() for cell in header]
+    if _other_format(spec, header, normalised, header_line, problems):
+        return None
     if not any(col in normalised for col in spec.required):
         problems.fatal(
             "no_header",
@@ -293,9 +303,37 @@ def _read_header(
         match = CO_TEACHER.fullmatch(column)
         if name == "sections.csv" and match and int(match[1]) >= 2:
             csv_file.co_teachers.append((int(match[1]), column))
-        elif not spec.known(column):
+        elif spec.known(column):
+            continue
+        elif is_secret(column, secret_words):
+            csv_file.secret.append(header[position].strip())
+        else:
             csv_file.extra.append((position, column))
     csv_file.co_teachers.sort()
+    for column in csv_file.secret:
+        problems.warning(
+            "secret_column",
+            f"column {column} was not kept: rosterdrop never reads or stores passwords and"
+            " other secrets (the file as sent stays in this import's archive until retention"
+            " removes it)",
+            file=name,
+            line=header_line,
+            column=column,
+        )
+    absent = [column for column in spec.optional if column not in index]
+    if absent:
+        fallback = (
+            " (each section's Name is used as its course name)"
+            if "course_name" in absent and "name" in index
+            else ""
+        )
+        problems.warning(
+            "absent_column",
+            f"optional column{'s' if len(absent) > 1 else ''} {', '.join(absent)}"
+            f" {'are' if len(absent) > 1 else 'is'} not in the header: read as empty{fallback}",
+            file=name,
+            line=header_line,
+        )
     csv_file.extra.sort(key=lambda item: item[1])  # JSON keys in a stable order
     unnamed = [str(p + 1) for p, column in enumerate(normalised) if not column]
     if unnamed:
@@ -306,6 +344,29 @@ def _read_header(
             line=header_line,
         )
     return csv_file
+
+
+# Columns that only a OneRoster CSV has: its files share three of Clever's five names.
+_ONEROSTER = ("sourcedid", "classsourcedid", "usersourcedid", "orgsourcedid", "schoolsourcedid")
+
+
+def _other_format(
+    spec: FileSpec, header: list[str], normalised: list[str], line: int, problems: ProblemLog
+) -> bool:
+    """A file that is recognisably another roster format is named as such (fatal), rather
+    than reported as a header that lacks Clever's columns."""
+    marks = [header[i].strip() for i, column in enumerate(normalised) if column in _ONEROSTER]
+    if not marks or any(column in normalised for column in spec.required[:2]):
+        return False
+    problems.fatal(
+        "other_format",
+        f"this is a OneRoster file (it has the column{'s' if len(marks) > 1 else ''}"
+        f" {', '.join(marks)}), not a Clever one: set the SIS export to the Clever format"
+        f" ({spec.filename} needs {', '.join(spec.required)})",
+        file=spec.filename,
+        line=line,
+    )
+    return True
 
 
 def _line_breaks(fields: list[str]) -> int:

@@ -31,7 +31,8 @@ from daemon.roster.tenant import TenantSettings
 
 
 class RowWriter(Protocol):
-    """Takes `entity.stage_columns` tuples: the record's fields, its line, whether held."""
+    """Takes `entity.stage_columns` tuples: the record's fields, its line, whether held, and
+    which fields keep their roster value (",grade," or None)."""
 
     def append(self, row: Row) -> None: ...
 
@@ -42,6 +43,10 @@ class SnapshotSink(Protocol):
     """Where valid (and held) records go. Implemented by the store's staging tables."""
 
     def writer(self, entity: Entity) -> RowWriter: ...
+
+    def skipped(self, entity: Entity) -> RowWriter:
+        """Takes (*key, line) of rows skipped without holding their record."""
+        ...
 
     def duplicates(self, entity: Entity) -> Iterable[tuple[int, int]]:
         """(line, first line) of rows whose key repeats an earlier row's; they are dropped."""
@@ -88,7 +93,7 @@ class _Validator:
         self.problems = problems
         self.sink = sink
         self.bulk = bulk
-        self.c = Checker(settings, problems)
+        self.c = Checker(settings, problems, lambda entity, row: sink.skipped(entity).append(row))
 
     def run(self, found: FoundFiles, prints: dict[str, FileFingerprint]) -> Validation:
         result = Validation()
@@ -97,7 +102,12 @@ class _Validator:
         try:
             for name, path in found.files.items():
                 csv_file = open_csv(
-                    SPECS[name], path, prints[name], self.settings.fallback_encoding, self.problems
+                    SPECS[name],
+                    path,
+                    prints[name],
+                    self.settings.fallback_encoding,
+                    self.problems,
+                    self.settings.secret_columns,
                 )
                 if csv_file is not None:
                     opened[name] = csv_file

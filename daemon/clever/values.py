@@ -23,10 +23,18 @@ def _common_grade_rules() -> dict[str, str]:
             "PK",
         )
     )
-    rules.update(dict.fromkeys(("tk", "transitional kindergarten"), "TK"))
+    rules.update(
+        dict.fromkeys(("tk", "transitional kindergarten", "transitionalkindergarten"), "TK")
+    )
     rules.update(dict.fromkeys(("preschool", "pre-school", "ps3", "ps4"), "PR"))
-    rules.update(dict.fromkeys(("infant", "toddler", "infant/toddler"), "IT"))
+    rules.update(
+        dict.fromkeys(
+            ("infant", "toddler", "infant/toddler", "infanttoddler", "infant toddler"), "IT"
+        )
+    )
     rules.update(dict.fromkeys(("ungraded", "ug", "u"), "UG"))
+    # Clever's own spelling for students past grade 12; CEDS calls them postsecondary.
+    rules.update(dict.fromkeys(("postgraduate", "post graduate", "post-graduate"), "PS"))
     suffixes = {1: "st", 2: "nd", 3: "rd"}
     for n in range(1, 14):
         code = f"{n:02d}"
@@ -57,18 +65,39 @@ class GradeRules:
         return _CANONICAL.get(value.lower())
 
 
+# Excel turns a grade range typed as "6-8" into a date and shows it as "8-Jun".
+_EXCEL_DATE = re.compile(r"\d{1,2}-[A-Za-z]{3}|[A-Za-z]{3}-\d{1,2}")
+
+
+def grade_hint(value: str) -> str:
+    """Why a grade value is not a grade, when we can tell."""
+    if _EXCEL_DATE.fullmatch(value.strip()):
+        return (
+            "; it looks like a spreadsheet turned a grade range into a date: format the column"
+            " as text before saving"
+        )
+    return ""
+
+
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-_US = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_US = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})")
 _COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
+# Two-digit years as Clever's own sample district writes them (8/1/15): 00-69 are 2000-2069,
+# 70-99 are 1970-1999, as POSIX strptime's %y reads them.
+TWO_DIGIT_YEAR_PIVOT = 70
+DATE_FORMATS = "YYYY-MM-DD, M/D/YYYY, M/D/YY or YYYYMMDD"
 
 
 def parse_date(value: str) -> date | None:
-    """YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD; None when it is none of them or no real day."""
+    """YYYY-M-D, M/D/YYYY, M/D/YY or YYYYMMDD; None when it is none of them or no real day."""
     try:
         if m := _ISO.fullmatch(value):
             return date(int(m[1]), int(m[2]), int(m[3]))
         if m := _US.fullmatch(value):
-            return date(int(m[3]), int(m[1]), int(m[2]))
+            year = int(m[3])
+            if len(m[3]) == 2:
+                year += 1900 if year >= TWO_DIGIT_YEAR_PIVOT else 2000
+            return date(year, int(m[1]), int(m[2]))
         if m := _COMPACT.fullmatch(value):
             return date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
@@ -110,3 +139,12 @@ def clean_text(value: str) -> str:
 
 def has_control(value: str) -> bool:
     return _CONTROL.search(value) is not None
+
+
+_WORDS = re.compile(r"[^a-z0-9]+")
+
+
+def is_secret(column: str, words: tuple[str, ...]) -> bool:
+    """Whether a column's name says it holds a secret: one of its words (split at `_`, `-`,
+    spaces) is one of `words`, as in `Password`, `student_pwd`, `PIN code`."""
+    return not set(_WORDS.split(column.lower())).isdisjoint(words)

@@ -11,6 +11,8 @@ class Entity:
     file: str
     key: tuple[str, ...]
     fields: tuple[str, ...]
+    # Optional values: when one is bad, only it is dropped and the record keeps its own.
+    keepable: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -18,8 +20,9 @@ class Entity:
 
     @property
     def stage_columns(self) -> tuple[str, ...]:
-        """A staged row: the record, the line it came from, and whether it is held as it is."""
-        return (*self.columns, "line", "held")
+        """A staged row: the record, the line it came from, whether it is held as it is, and
+        the fields that keep their roster value (a bad optional value was dropped)."""
+        return (*self.columns, "line", "held", "kept")
 
 
 SCHOOLS = Entity("schools", "schools.csv", ("school_id",), ("name", "extra"))
@@ -28,6 +31,7 @@ STUDENTS = Entity(
     "students.csv",
     ("school_id", "student_id"),
     ("first_name", "last_name", "email", "username", "grade", "extra"),
+    ("email", "username", "grade"),
 )
 TEACHERS = Entity(
     "teachers",
@@ -40,6 +44,7 @@ SECTIONS = Entity(
     "sections.csv",
     ("school_id", "section_id"),
     ("teacher_id", "course_name", "term_start", "term_end", "extra"),
+    ("course_name", "term_start", "term_end"),
 )
 # position 1 is the section's primary teacher (teacher_id), N the teacher_N_id column.
 SECTION_TEACHERS = Entity(

@@ -15,6 +15,9 @@ DEFAULT_MAX_UPDATE_PERCENT = 75.0
 DEFAULT_THRESHOLD_FLOOR = 5
 DEFAULT_MAX_ROW_ERRORS = 0
 DEFAULT_FALLBACK_ENCODING = "windows-1252"
+# Words that mark a column as holding a secret (full Clever exports carry plain-text
+# passwords): such a column is never read, stored or reported.
+DEFAULT_SECRET_COLUMNS = ("password", "passwd", "pwd", "pin", "passcode", "secret")
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,12 @@ class TenantSettings:
     # A file that is not UTF-8 is decoded with this (and a warning), or fails when "".
     fallback_encoding: str = DEFAULT_FALLBACK_ENCODING
     keep_extra_columns: bool = True
+    secret_columns: tuple[str, ...] = DEFAULT_SECRET_COLUMNS
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["grade_rules"] = dict(self.grade_rules)
+        data["secret_columns"] = list(self.secret_columns)
         return data
 
     @classmethod
@@ -41,6 +46,8 @@ class TenantSettings:
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown tenant setting(s): {', '.join(sorted(unknown))}")
+        if "secret_columns" in data:
+            data = {**data, "secret_columns": tuple(data["secret_columns"])}
         return cls(**data)
 
     def updated(self, **changes: Any) -> TenantSettings:
@@ -57,6 +64,11 @@ class TenantSettings:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         self._check_grade_rules()
+        for word in self.secret_columns:
+            if not word.isalnum() or word != word.lower():
+                raise ConfigError(
+                    f"secret column word {word!r}: use one lower-case word (letters, digits)"
+                )
         if self.fallback_encoding:
             import codecs
 

@@ -24,6 +24,7 @@ BATCH_ROWS = 20_000
 WORK_MEM = "256MB"
 ADD, UPDATE, REACTIVATE, DEACTIVATE = "add", "update", "reactivate", "deactivate"
 EXTRA_ONLY = "extra_only"  # updates that change nothing but the extra columns
+DEACTIVATED_SKIPPED = "deactivated_skipped"
 Row = tuple[Any, ...]
 
 
@@ -44,6 +45,15 @@ STAGE = {
         *_typed(e, e.columns),
         sa.Column("line", sa.Integer),
         sa.Column("held", sa.Boolean),
+        sa.Column("kept", sa.Text),  # ",grade," : fields whose roster value stays
+    )
+    for e in ENTITIES
+}
+# Rows skipped without holding their record (an unknown school, a missing parent): the plan
+# counts the records it deactivates although the upload named them.
+SKIPPED = {
+    e.name: _temp_table(
+        f"skipped_{e.name}", _META, *_typed(e, e.key), sa.Column("line", sa.Integer)
     )
     for e in ENTITIES
 }
@@ -64,6 +74,8 @@ CHANGES = {
     )
     for e in ENTITIES
 }
+
+_TABLES = (*STAGE.values(), *SKIPPED.values(), *REPEATED.values(), *CHANGES.values())
 
 
 class _Writer:
@@ -89,7 +101,7 @@ class _Writer:
     def flush(self) -> None:
         if self.rows:
             self.written += len(self.rows)
-            self.held += sum(1 for row in self.rows if row[-1])
+            self.held += sum(1 for row in self.rows if row[-2])
             self.stage._send(self.table, self.rows)
             self.rows = []
 
@@ -101,12 +113,13 @@ class Stage:
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
         self._writers = {e.name: _Writer(self, STAGE[e.name]) for e in ENTITIES}
+        self._skipped = {e.name: _Writer(self, SKIPPED[e.name]) for e in ENTITIES}
         self._dropped = dict.fromkeys(self._writers, 0)  # repeated rows, dropped
         self._dropped_held = dict.fromkeys(self._writers, 0)  # of which held
         self._empty: set[str] = set()  # entities the tenant has no rows of yet
         if self.postgres:
             conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-        for table in (*STAGE.values(), *REPEATED.values(), *CHANGES.values()):
+        for table in _TABLES:
             if not self.postgres:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{table.name}"))
             table.create(conn)
@@ -114,13 +127,16 @@ class Stage:
     def close(self) -> None:
         """Drop the tables (PostgreSQL drops them at commit by itself)."""
         if not self.postgres:
-            for table in (*STAGE.values(), *REPEATED.values(), *CHANGES.values()):
+            for table in _TABLES:
                 self.conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{table.name}"))
 
     # -- SnapshotSink -----------------------------------------------------------------------
 
     def writer(self, entity: Entity) -> _Writer:
         return self._writers[entity.name]
+
+    def skipped(self, entity: Entity) -> _Writer:
+        return self._skipped[entity.name]
 
     def _index_sqlite(self, entity: Entity) -> None:
         """SQLite joins and groups through indexes only: without one on the stage's key, the
@@ -170,7 +186,7 @@ class Stage:
         self._dropped[entity.name] += self.conn.execute(drop).rowcount
 
     def flush(self) -> None:
-        for writer in self._writers.values():
+        for writer in (*self._writers.values(), *self._skipped.values()):
             writer.flush()
 
     def _send(self, table: sa.Table, rows: list[Row]) -> None:
@@ -207,7 +223,9 @@ class Stage:
             return EntityChanges(added=fresh, held=held)
         for select in self._changes(entity, tenant_id):
             self.conn.execute(changes.insert().from_select(list(changes.c.keys()), select))
-        counts = dict.fromkeys((ADD, UPDATE, REACTIVATE, DEACTIVATE, EXTRA_ONLY), 0)
+        counts = dict.fromkeys(
+            (ADD, UPDATE, REACTIVATE, DEACTIVATE, EXTRA_ONLY, DEACTIVATED_SKIPPED), 0
+        )
         field_changes = dict.fromkeys(entity.fields, 0)
         flags = [changes.c[f"changed_{f}"] for f in entity.fields]
         roster_flags = [changes.c[f"changed_{f}"] for f in entity.fields if f != "extra"]
@@ -225,6 +243,8 @@ class Stage:
                 field_changes = {
                     f: int(n or 0) for f, n in zip(entity.fields, row[3:], strict=True)
                 }
+        if counts[DEACTIVATE] and self._skipped[entity.name].written:
+            counts[DEACTIVATED_SKIPPED] = self._named_by_skipped(entity)
         active_before = self.conn.execute(
             sa.select(sa.func.count()).where(live.c.tenant_id == tenant_id, live.c.active)
         ).scalar_one()
@@ -234,11 +254,29 @@ class Stage:
             updated=counts[UPDATE],
             reactivated=counts[REACTIVATE],
             deactivated=counts[DEACTIVATE],
+            deactivated_skipped=counts[DEACTIVATED_SKIPPED],
             extra_only=counts[EXTRA_ONLY],
             unchanged=fresh - counts[ADD] - counts[UPDATE] - counts[REACTIVATE],
             held=held,
             field_changes={f: n for f, n in field_changes.items() if n},
         )
+
+    def _named_by_skipped(self, entity: Entity) -> int:
+        """How many records to deactivate a skipped row names: by id alone, without the
+        school, since a student whose row names an unknown school is still that student."""
+        changes, skipped = CHANGES[entity.name], SKIPPED[entity.name]
+        ids = entity.key[1:] or entity.key
+        if not self.postgres:
+            columns = ", ".join(ids)
+            self.conn.execute(
+                sa.text(
+                    f"CREATE INDEX IF NOT EXISTS temp.{skipped.name}_ids"
+                    f" ON {skipped.name} ({columns})"
+                )
+            )
+        named = sa.exists().where(*(skipped.c[k] == changes.c[k] for k in ids))
+        query = sa.select(sa.func.count()).where(changes.c.action == DEACTIVATE, named)
+        return int(self.conn.execute(query).scalar_one())
 
     def _changes(self, entity: Entity, tenant_id: int) -> list[sa.Select[Any]]:
         """The queries that find the changed rows: records to add, update, reactivate (from
@@ -259,13 +297,20 @@ class Stage:
             )
             source = stage.outerjoin(live, on)
         missing, gone = live.c.tenant_id.is_(None), stage.c[entity.key[0]].is_(None)
-        differs = [live.c[f].is_distinct_from(stage.c[f]) for f in entity.fields]
+        # A dropped optional value leaves the roster's own in place.
+        staged = {
+            f: sa.case((stage.c.kept.contains(f",{f},"), live.c[f]), else_=stage.c[f])
+            if f in entity.keepable
+            else stage.c[f]
+            for f in entity.fields
+        }
+        differs = [live.c[f].is_distinct_from(staged[f]) for f in entity.fields]
         upsert = ~gone & fresh & (missing | ~live.c.active | sa.or_(sa.false(), *differs))
         action = sa.case(
             (missing, ADD), (gone, DEACTIVATE), (~live.c.active, REACTIVATE), else_=UPDATE
         )
         keys_out = [sa.func.coalesce(stage.c[k], live.c[k]) for k in entity.key]
-        values = [*keys_out, *(stage.c[f] for f in entity.fields), action, *differs]
+        values = [*keys_out, *staged.values(), action, *differs]
         if self.postgres:
             vanished = gone & live.c.active & ~_held_section(entity, live)
             return [sa.select(*values).select_from(source).where(upsert | vanished)]
@@ -335,8 +380,6 @@ def _held_section(entity: Entity, live: Any) -> sa.ColumnElement[bool]:
             sections.c.school_id == live.c.school_id,
             sections.c.section_id == live.c.section_id,
         ),
-        sa.exists().where(
-            teachers.c.school_id == live.c.school_id,
-            teachers.c.teacher_id == live.c.teacher_id,
-        ),
+        # in teachers.csv under any school: a section may have a teacher from another
+        sa.exists().where(teachers.c.teacher_id == live.c.teacher_id),
     )

@@ -124,18 +124,19 @@ def test_every_row_error_names_its_file_line_and_column(bulk: bool) -> None:
         ("error", "teachers.csv", 5, None, "wrong_field_count"),
         ("error", "teachers.csv", 6, None, "wrong_field_count"),
         ("error", "students.csv", 3, "student_email", "missing_login"),
-        ("error", "students.csv", 4, "grade", "bad_grade"),
+        # a bad optional value costs only the value
+        ("warning", "students.csv", 4, "grade", "bad_grade"),
         ("error", "students.csv", 5, "student_id", "duplicate_id"),
         ("error", "students.csv", 6, "student_id", "missing_value"),
         ("error", "students.csv", 8, "first_name", "missing_value"),
+        # T2 was skipped: SEC2 is imported, its link to T2 stays as it is
         ("error", "sections.csv", 3, "teacher_id", "parent_skipped"),
         ("error", "sections.csv", 4, "teacher_id", "unknown_teacher"),
         ("warning", "sections.csv", 5, "teacher_2_id", "repeated_teacher"),
-        ("error", "sections.csv", 5, "term_end", "term_order"),
-        ("error", "sections.csv", 6, "term_start", "bad_date"),
+        ("warning", "sections.csv", 5, "term_end", "term_order"),
+        ("warning", "sections.csv", 6, "term_start", "bad_date"),
+        # an unknown co-teacher costs only that link
         ("error", "sections.csv", 7, "teacher_2_id", "unknown_teacher"),
-        ("error", "enrollments.csv", 4, "student_id", "parent_skipped"),
-        ("error", "enrollments.csv", 5, "section_id", "parent_skipped"),
         ("error", "enrollments.csv", 6, "section_id", "parent_skipped"),
         ("error", "enrollments.csv", 7, "section_id", "unknown_reference"),
         ("error", "enrollments.csv", 8, "student_id", "unknown_reference"),
@@ -155,49 +156,73 @@ def test_every_row_error_names_its_file_line_and_column(bulk: bool) -> None:
     assert messages["students.csv", 5, "duplicate_id"] == (
         "student_id 'S1' appears again (first on line 2, school 'SCH1'); skipped"
     )
-    # Rows per file with at least one error (a section with two errors is one row).
+    assert messages["students.csv", 4, "bad_grade"].endswith(
+        "; the value was not imported: the student keeps the grade the roster has (none if new)"
+    )
+    assert messages["sections.csv", 3, "parent_skipped"] == (
+        "teacher_id 'T2' was skipped in teachers.csv (line 3), so their link to this section"
+        " stays as it is"
+    )
+    assert messages["sections.csv", 7, "unknown_teacher"] == (
+        "teacher_2_id 'T9' is not in teachers.csv for school 'SCH1', so they are not linked to"
+        " this section"
+    )
+    assert messages["enrollments.csv", 6, "parent_skipped"] == (
+        "section_id 'SEC3' was skipped in sections.csv (line 4), so this enrollment is held too:"
+        " it stays as it is"
+    )
+    # Rows per file with at least one error (warnings are not errors).
     errors = {name: f.errors for name, f in checked.validation.files.items()}
     assert errors == {
         "schools.csv": 2,
         "teachers.csv": 4,
-        "students.csv": 5,
-        "sections.csv": 5,
-        "enrollments.csv": 7,
+        "students.csv": 4,
+        "sections.csv": 3,
+        "enrollments.csv": 5,
     }
 
 
-def test_broken_rows_that_name_a_record_hold_it_and_its_dependents(bulk: bool) -> None:
+def test_broken_rows_drop_the_least_their_problem_requires(bulk: bool) -> None:
     checked = check_folder(FIXTURES / "broken_rows", bulk=bulk)
 
-    # Keys complete and school in the upload: held (kept as they are, never deactivated).
+    # A bad required value with the key complete and the school in the upload: the record
+    # is held (kept as it is, never deactivated).
     assert checked.held("schools") == [("SCH2", None, None)]
     assert [r[:2] for r in checked.held("teachers")] == [("SCH1", "T2")]
-    assert [r[:2] for r in checked.held("students")] == [
-        ("SCH1", "S2"),
-        ("SCH1", "S3"),
-        ("SCH1", "S5"),
-    ]
-    assert [r[:2] for r in checked.held("sections")] == [("SCH1", f"SEC{n}") for n in range(2, 7)]
-    # A held section's links are held, but not to T9, who is not in teachers.csv: a link to
-    # a teacher who is gone goes with them.
-    assert sorted(r[:3] for r in checked.held("section_teachers")) == [
-        ("SCH1", "SEC2", "T2"),
+    assert [r[:2] for r in checked.held("students")] == [("SCH1", "S2"), ("SCH1", "S5")]
+    # Only SEC3 lost something required (its teacher is in no file).
+    assert [r[:2] for r in checked.held("sections")] == [("SCH1", "SEC3")]
+    # A bad optional value: the record is imported and keeps the roster's value.
+    assert checked.kept("students") == {("SCH1", "S3"): ",grade,"}
+    assert checked.kept("sections") == {
+        ("SCH1", "SEC4"): ",term_start,term_end,",
+        ("SCH1", "SEC5"): ",term_start,",
+    }
+    # The link to a held teacher is held; the link to T9, in no file, is not made.
+    assert sorted(r[:3] for r in checked.held("section_teachers")) == [("SCH1", "SEC2", "T2")]
+    assert sorted(r[:3] for r in checked.fresh("section_teachers")) == [
+        ("SCH1", "SEC1", "T1"),
         ("SCH1", "SEC4", "T1"),
         ("SCH1", "SEC5", "T1"),
         ("SCH1", "SEC6", "T1"),
     ]
-    # Enrollments of a held student or section are held; those naming a section or student
-    # missing from the upload are not (they follow their deactivated parent).
-    assert checked.held("enrollments") == [
+    # Enrollments of a held section are held; those naming a section or student missing
+    # from the upload are not (they follow their deactivated parent).
+    assert checked.held("enrollments") == [("SCH1", "SEC3", "S1")]
+    assert checked.fresh("enrollments") == [
+        ("SCH1", "SEC1", "S1"),
         ("SCH1", "SEC1", "S3"),
         ("SCH1", "SEC2", "S1"),
-        ("SCH1", "SEC3", "S1"),
+        ("SCH1", "SEC1", "S4"),
     ]
-    assert checked.fresh("enrollments") == [("SCH1", "SEC1", "S1"), ("SCH1", "SEC1", "S4")]
     # No key, unknown school, a duplicate or a misshapen row: skipped, nothing held.
     assert ("SCH9", "T3") not in [r[:2] for r in checked.records["teachers"]]
     assert [r[:2] for r in checked.fresh("teachers")] == [("SCH1", "T1")]
-    assert [r[:2] for r in checked.fresh("students")] == [("SCH1", "S1"), ("SCH1", "S4")]
+    assert [r[:2] for r in checked.fresh("students")] == [
+        ("SCH1", "S1"),
+        ("SCH1", "S3"),
+        ("SCH1", "S4"),
+    ]
 
 
 def _replace(folder: Path, name: str, data: bytes) -> Path:
@@ -364,9 +389,9 @@ def test_misshapen_rows_are_reported_in_line_order(bulk: bool, upload: Path) -> 
     checked = check_folder(_replace(upload, "students.csv", data), bulk=bulk)
 
     assert [c for c in checked.codes() if c[1] == "students.csv"] == [
-        ("error", "students.csv", 7, "grade", "bad_grade"),
+        ("warning", "students.csv", 7, "grade", "bad_grade"),
         ("error", "students.csv", 8, None, "wrong_field_count"),
-        ("error", "students.csv", 9, "grade", "bad_grade"),
+        ("warning", "students.csv", 9, "grade", "bad_grade"),
     ]
 
 
@@ -403,11 +428,12 @@ def test_line_endings_do_not_change_records_or_line_numbers(
     checked = check_folder(upload, bulk=bulk)
 
     assert [c for c in checked.codes() if c[1] == "students.csv"] == [
-        ("error", "students.csv", 4, "grade", "bad_grade"),
+        ("warning", "students.csv", 4, "grade", "bad_grade"),
         ("warning", "students.csv", 2, "first_name", "whitespace_normalised"),
     ]
     assert [r[:3] for r in checked.fresh("students")] == [
         ("SCH1", "S1", "Line Break"),
+        ("SCH1", "S2", "Bob"),
         ("SCH1", "S3", "Cy"),
     ]
 

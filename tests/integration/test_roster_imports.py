@@ -64,7 +64,7 @@ def _district() -> dict[str, list[list[str]]]:
     }
 
 
-def test_held_rows_keep_their_records_and_their_dependents(
+def test_a_problem_drops_the_least_it_requires_and_holds_the_rest(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     add_tenant(db, "acme", TenantSettings(max_row_errors=10))
@@ -72,8 +72,9 @@ def test_held_rows_keep_their_records_and_their_dependents(
     run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
     day1 = roster(db, "acme")
     files = _district()
-    files["teachers.csv"][1] = ["SCH1", "T2", "Alan", "Renamed", "not-an-email"]  # held: C2 too
-    files["students.csv"][1] = ["SCH1", "S2", "Bob", "Renamed", "", "bob", "Z9"]  # held
+    files["teachers.csv"][1] = ["SCH1", "T2", "Alan", "Renamed", "not-an-email"]  # held
+    files["students.csv"][0] = ["SCH1", "S1", "Ann", "Lee-Smith", "", "ann", "Z9"]  # bad grade
+    files["students.csv"][1] = ["SCH1", "S2", "", "Renamed", "", "bob", "04"]  # held
     del files["students.csv"][2]  # S3 left the district, and its enrollment with it
     del files["enrollments.csv"][3]
 
@@ -82,31 +83,35 @@ def test_held_rows_keep_their_records_and_their_dependents(
     assert report.state is ImportState.IMPORTED_WITH_ERRORS
     day2 = roster(db, "acme")
     assert day2["teachers"] == day1["teachers"]  # T2 kept as it was, not renamed
-    assert day2["sections"] == day1["sections"]  # C2 held with its teachers
+    # C2 is still taught by T2: the section imports, its link to the held teacher stays.
+    assert day2["sections"] == day1["sections"]
     assert day2["section_teachers"] == day1["section_teachers"]
     assert [s["student_id"] for s in day2["students"]] == ["S1", "S2", "S4"]
+    # Ann's bad grade costs only the grade: her new name is in, her grade is the old one.
+    assert day2["students"][0] == {**day1["students"][0], "last_name": "Lee-Smith"}
     assert day2["students"][1] == day1["students"][1]  # Bob kept as he was
-    # S3 left: its enrollment in the held section C2 goes with it; the others are held.
+    # S3 left: its enrollment goes with it; Bob's is held with him.
     enrolled = [(e["section_id"], e["student_id"]) for e in day2["enrollments"]]
     assert enrolled == [("C1", "S1"), ("C1", "S2"), ("C2", "S1"), ("C3", "S4")]
     c = counts(report)
-    assert (c["teachers"]["held"], c["sections"]["held"], c["students"]["held"]) == (1, 1, 1)
+    assert (c["teachers"]["held"], c["sections"]["held"], c["students"]["held"]) == (1, 0, 1)
+    assert (c["students"]["updated"], c["students"]["deactivated"]) == (1, 1)
     assert c["enrollments"] == {
         "active_before": 5,
         "added": 0,
         "updated": 0,
         "reactivated": 0,
         "deactivated": 1,
-        "unchanged": 2,
-        "held": 2,
+        "unchanged": 3,
+        "held": 1,
     }
-    codes = [(p.file, p.line, p.column, p.code) for p in report.problems if p.severity == "error"]
-    assert codes == [
-        ("teachers.csv", 3, "teacher_email", "bad_email"),
-        ("students.csv", 3, "grade", "bad_grade"),
-        ("sections.csv", 3, "teacher_id", "parent_skipped"),
-        ("enrollments.csv", 3, "student_id", "parent_skipped"),
-        ("enrollments.csv", 4, "section_id", "parent_skipped"),
+    codes = [(p.severity.value, p.file, p.line, p.column, p.code) for p in report.problems]
+    assert [c for c in codes if c[0] != "warning" or c[4] == "bad_grade"] == [
+        ("error", "teachers.csv", 3, "teacher_email", "bad_email"),
+        ("warning", "students.csv", 2, "grade", "bad_grade"),
+        ("error", "students.csv", 3, "first_name", "missing_value"),
+        ("error", "sections.csv", 3, "teacher_id", "parent_skipped"),
+        ("error", "enrollments.csv", 3, "student_id", "parent_skipped"),
     ]
 
 
@@ -153,7 +158,10 @@ def test_the_rows_of_a_held_school_are_held_with_it(
         ("enrollments.csv", 6, "parent_skipped"),
     ]
     [skipped] = [p for p in first.problems if p.file == "students.csv"]
-    assert skipped.message == "school 'SCH2' was skipped in schools.csv, so this student is too"
+    assert skipped.message == (
+        "school 'SCH2' was skipped in schools.csv (line 3), so this student is held with it:"
+        " it stays as it is"
+    )
 
     run_import(pipeline, "acme", write_upload(tmp_path / "day2", _district()))  # fixed
     files = _district()
@@ -188,19 +196,19 @@ def test_a_held_section_keeps_all_its_teachers(
     day2 = write_upload(tmp_path / "day2", files)
     (day2 / "sections.csv").write_text(
         "school_id,section_id,teacher_id,teacher_2_id,course_name,term_start\r\n"
-        "SCH1,C1,T1,,Math,\r\nSCH1,C2,T2,T1,Art,2026-02-30\r\nSCH2,C3,T1,,Music,\r\n"
+        "SCH1,C1,T1,,Math,\r\nSCH1,C2,,T1,Art,\r\nSCH2,C3,T1,,Music,\r\n"
     )
 
     report = run_import(pipeline, "acme", day2)
 
     assert report.state is ImportState.IMPORTED_WITH_ERRORS
     errors = [p.code for p in report.problems if p.severity == "error"]
-    assert errors == ["bad_date", "parent_skipped", "parent_skipped"]  # C2 and its pupils
+    assert errors == ["missing_value", "parent_skipped", "parent_skipped"]  # C2 and its pupils
     assert roster(db, "acme") == before
     assert counts(report)["section_teachers"]["deactivated"] == 0
 
-    # T3 leaves the district; the section row still names them, so it is held again. It keeps
-    # its teachers, but not one who is no longer there: no active link to an inactive teacher.
+    # T3 leaves the district; the section row still names them as its co-teacher: that costs
+    # only the link, deactivated with T3 (no active link to an inactive teacher).
     files["teachers.csv"].pop()
     day3 = write_upload(tmp_path / "day3", files)
     (day3 / "sections.csv").write_text((day1 / "sections.csv").read_text())
@@ -209,7 +217,7 @@ def test_a_held_section_keeps_all_its_teachers(
 
     assert report.state is ImportState.IMPORTED_WITH_ERRORS
     errors = [p.code for p in report.problems if p.severity == "error"]
-    assert errors == ["unknown_teacher", "parent_skipped", "parent_skipped"]
+    assert errors == ["unknown_teacher"]
     assert [t["teacher_id"] for t in roster(db, "acme")["teachers"]] == ["T1", "T2", "T1"]
     assert counts(report)["section_teachers"]["deactivated"] == 1
     assert roster(db, "acme")["sections"][1]["teachers"] == ["T2"]
@@ -257,7 +265,7 @@ def test_a_repeated_row_of_a_held_record_is_counted_once(
     pipeline = pipeline_for(db, settings)
     run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
     files = _district()
-    files["students.csv"][1][-1] = "Z9"  # S2 held, and its enrollment in C1 with it
+    files["students.csv"][1][2] = ""  # S2 held, and its enrollment in C1 with it
     files["enrollments.csv"].append(["SCH1", "C1", "S2"])  # the same enrollment again
 
     report = run_import(pipeline, "acme", write_upload(tmp_path / "day2", files))

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from daemon.clever.files import find_files
 from daemon.clever.validate import Validation, fingerprints, validate
-from daemon.roster.entities import ENTITIES
+from daemon.roster.entities import BY_NAME, ENTITIES
 from daemon.roster.problems import Problem, ProblemLog
 from daemon.roster.tenant import TenantSettings
 from daemon.store.database import Database
@@ -112,11 +112,16 @@ class Checked:
         return [(p.severity.value, p.file, p.line, p.column, p.code) for p in self.problems]
 
     def fresh(self, entity: str) -> list[tuple[Any, ...]]:
-        """Staged records that will be applied (not held), without line and held flag."""
-        return [r[:-2] for r in self.records[entity] if not r[-1]]
+        """Staged records that will be applied (not held), without line, held and kept."""
+        return [r[:-3] for r in self.records[entity] if not r[-2]]
 
     def held(self, entity: str) -> list[tuple[Any, ...]]:
-        return [r[:-2] for r in self.records[entity] if r[-1]]
+        return [r[:-3] for r in self.records[entity] if r[-2]]
+
+    def kept(self, entity: str) -> dict[tuple[Any, ...], str]:
+        """key -> the fields whose roster value stays (",grade,"), for records that have any."""
+        width = len(BY_NAME[entity].key)
+        return {r[:width]: r[-1] for r in self.records[entity] if r[-1]}
 
 
 def check_folder(

@@ -62,16 +62,18 @@ class District:
                 ),
             ],
             "students.csv": [
-                ["school_id", "student_id", "first_name", "last_name", "username"],
+                ["school_id", "student_id", "first_name", "last_name", "username"]
+                + ["student_email", "grade"],
                 *(
-                    [schools[i % 2], f"{tag}-S{i:06d}", "Zoë", f"O'Brien {i}", f"u{i}"]
+                    [schools[i % 2], f"{tag}-S{i:06d}", "Zoë", f"O'Brien {i}", f"u{i}", "", ""]
                     for i in range(self.students)
                 ),
             ],
             "sections.csv": [
-                ["school_id", "section_id", "teacher_id", "course_name"],
+                ["school_id", "section_id", "teacher_id", "course_name", "term_start", "term_end"],
                 *(
                     [schools[i % 2], f"{tag}-C{i:05d}", f"{tag}-T{i % teachers:05d}", f"Course {i}"]
+                    + ["", ""]
                     for i in range(sections)
                 ),
             ],

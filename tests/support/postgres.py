@@ -48,8 +48,19 @@ def postgres_server(*, fsync: bool = False) -> Iterator[str]:
     log = root / "server.log"
     subprocess.run(
         _as_server_user(
-            [str(PG_BIN / "initdb"), "-D", str(data), "-U", "rosterdrop", "-A", "trust",
-             "-E", "UTF8", "--no-locale", "--no-sync"]
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "rosterdrop",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
         ),
         check=True,
         stdout=subprocess.DEVNULL,
