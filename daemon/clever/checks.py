@@ -288,7 +288,7 @@ class Checker:
     def school_ref(self, f: CsvFile, line: int, school: str) -> bool:
         if school in self.schools:
             return True
-        message = f"school_id {school!r} is not in schools.csv"
+        message = f"school_id {school!r} is not in schools.csv, so this {NOUNS[f.name]} is skipped"
         self.error(f, line, "school_id", school, "unknown_school", message)
         return False
 

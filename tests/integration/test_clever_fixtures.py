@@ -461,3 +461,181 @@ def test_a_byte_order_mark_before_windows_1252_text_is_not_mixing(bulk: bool, up
 
     assert checked.codes() == [("warning", "schools.csv", 2, None, "decoded_as_windows1252")]
     assert checked.fresh("schools") == [("SCH1", "Lycée Saint-Jean", None)]
+
+
+SAMPLE_SCHOOLS = (
+    "58da8a43cc70ab00017a1a87",
+    "58da8a43cc70ab00017a1a88",
+    "58da8a43cc70ab00017a1a89",
+)
+
+
+def test_a_full_clever_export_imports_whole(bulk: bool) -> None:
+    """Shaped like Clever's own sample district: Clever's columns and grade spellings, M/D/YY
+    terms, plain-text passwords, empty course names, a teacher listed under another school,
+    CR-only line ends (schools.csv), lower-case alphabetical headers (teachers.csv), no final
+    line break (enrollments.csv). Only the co-teacher who is in no file is an error."""
+    checked = check_folder(FIXTURES / "clever_sample", bulk=bulk)
+
+    assert not checked.validation.fatal
+    rows = {name: (f.rows, f.errors) for name, f in checked.validation.files.items()}
+    assert rows == {
+        "schools.csv": (3, 0),
+        "teachers.csv": (5, 0),
+        "students.csv": (14, 0),
+        "sections.csv": (6, 1),
+        "enrollments.csv": (34, 0),
+    }
+    records = {e: len(checked.fresh(e)) for e in checked.records}
+    assert records == {
+        "schools": 3,
+        "teachers": 5,
+        "students": 14,
+        "sections": 6,
+        "section_teachers": 9,
+        "enrollments": 34,
+    }
+    assert all(not checked.held(e) for e in checked.records)
+    [error] = [p for p in checked.problems if p.severity == "error"]
+    assert (error.file, error.line, error.column, error.code) == (
+        "sections.csv",
+        6,
+        "teacher_2_id",
+        "unknown_teacher",
+    )
+    codes = {(p.file, p.code) for p in checked.problems if p.severity == "warning"}
+    assert {
+        ("students.csv", "secret_column"),
+        ("teachers.csv", "secret_column"),
+        ("students.csv", "bad_grade"),  # 8-Jun: Excel's date for a range; the value dropped
+        ("sections.csv", "course_name_from_name"),
+        ("sections.csv", "missing_course_name"),
+        ("sections.csv", "teacher_other_school"),
+        ("sections.csv", "repeated_teacher"),
+        ("sections.csv", "date_normalised"),
+    } <= codes
+    secrets = [(p.file, p.column) for p in checked.problems if p.code == "secret_column"]
+    assert secrets == [("students.csv", "Password"), ("teachers.csv", "password")]
+    messages = {p.code: p.message for p in checked.problems}
+    assert "turned a grade range into a date" in messages["bad_grade"]
+    assert messages["teacher_other_school"] == (
+        "teacher '58da8c6b894273be680001ff' is listed in teachers.csv under school"
+        f" '{SAMPLE_SCHOOLS[1]}' (line 5), not '{SAMPLE_SCHOOLS[2]}': linked to this section"
+        " all the same"
+    )
+    # Clever's grade spellings, each to its CEDS code.
+    grades = [s[6] for s in checked.fresh("students")]
+    assert grades == [
+        *("KG", "01", "05", "PK", "IT", "TK", "PR", "PS", "UG", "Other", "12", "13", "PK"),
+        "",  # 8-Jun: not imported
+    ]
+    assert checked.kept("students") == {(SAMPLE_SCHOOLS[1], "58da8c6a894273be6800010d"): ",grade,"}
+    sections = {s[1][-3:]: s[3:6] for s in checked.fresh("sections")}
+    year = (date(2015, 8, 1), date(2016, 6, 1))
+    assert sections == {
+        "300": ("Kindergarten - Greenholt", *year),  # course_name empty: the section's Name
+        "301": ("Reading", *year),
+        "302": ("Algebra I", date(2015, 8, 1), date(2015, 12, 18)),
+        "303": (None, date(2016, 1, 4), date(2016, 6, 1)),  # no name at all: none imported
+        "304": ("Science 7", *year),
+        "305": ("Math 5", *year),
+    }
+    # The teacher listed under the middle school teaches the high school's Algebra I.
+    links = {(s[1][-3:], s[2][-3:], s[3]) for s in checked.fresh("section_teachers")}
+    assert ("302", "1ff", 2) in links
+    assert not any(t == "999" for _, t, _ in links)  # the unknown co-teacher: no link
+    assert ("304", "1fe", 1) in links  # …but the section keeps its teacher and its pupils
+    # No password reaches a record, a problem or a kept column.
+    stored = repr(checked.records) + repr(checked.problems)
+    for password in [f"pw{n}secret" for n in range(14)] + ["fa1Teiph", "Ahm4ohwi", "xo1Wae9o"]:
+        assert password not in stored
+
+
+def test_a_oneroster_file_is_named_as_such(bulk: bool, upload: Path) -> None:
+    data = (
+        b"sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role\r\n"
+        b"e1,active,2026-08-01,c1,s1,u1,student\r\n"
+    )
+
+    checked = check_folder(_replace(upload, "enrollments.csv", data), bulk=bulk)
+
+    assert checked.codes() == [("fatal", "enrollments.csv", 1, None, "other_format")]
+    assert checked.problems[0].message == (
+        "this is a OneRoster file (it has the columns sourcedId, classSourcedId,"
+        " schoolSourcedId, userSourcedId), not a Clever one: set the SIS export to the Clever"
+        " format (enrollments.csv needs school_id, section_id, student_id)"
+    )
+
+
+def test_optional_columns_missing_from_the_header_are_read_as_empty(
+    bulk: bool, upload: Path
+) -> None:
+    (upload / "students.csv").write_text(
+        "school_id,student_id,first_name,last_name,username\nSCH1,S1,Ann,Lee,ann\n"
+    )
+    (upload / "sections.csv").write_text(
+        "school_id,section_id,teacher_id,name\nSCH1,SEC1,T1,Math 3 - Lovelace\n"
+    )
+    (upload / "enrollments.csv").write_text("school_id,section_id,student_id\nSCH1,SEC1,S1\n")
+
+    checked = check_folder(upload, bulk=bulk)
+
+    absent = {p.file: p.message for p in checked.problems if p.code == "absent_column"}
+    assert absent == {
+        "students.csv": "optional columns student_email, grade are not in the header: read as"
+        " empty",
+        "sections.csv": "optional columns course_name, term_start, term_end are not in the"
+        " header: read as empty (each section's Name is used as its course name)",
+    }
+    assert checked.fresh("students") == [("SCH1", "S1", "Ann", "Lee", "", "ann", "", None)]
+    assert [s[3] for s in checked.fresh("sections")] == ["Math 3 - Lovelace"]
+    assert checked.validation.error_rows == 0
+
+
+def test_a_dependent_row_names_the_root_cause(bulk: bool, upload: Path) -> None:
+    (upload / "students.csv").write_text(
+        "school_id,student_id,first_name,last_name,student_email,username,grade\n"
+        "SCH1,S1,Ann,Lee,,ann,03\n"
+        "SCH7,S2,Bob,Kim,,bob,04\n"  # moved to a school that is not in schools.csv
+    )
+    (upload / "schools.csv").write_text("school_id,school_name\nSCH1,Lincoln\nSCH2,Adams\n")
+    (upload / "teachers.csv").write_text(
+        "school_id,teacher_id,first_name,last_name,teacher_email\n"
+        "SCH1,T1,Ada,Lovelace,ada@d.org\nSCH2,T2,Alan,Turing,alan@d.org\n"
+    )
+    (upload / "sections.csv").write_text(
+        "school_id,section_id,teacher_id,course_name\nSCH1,SEC1,T1,Math\nSCH2,SEC2,T2,Art\n"
+    )
+    (upload / "enrollments.csv").write_text(
+        "school_id,section_id,student_id\n"
+        + "SCH1,SEC1,S2\n" * 1
+        + "SCH1,SEC2,S1\n"  # SEC2 is a section of SCH2
+    )
+
+    checked = check_folder(upload, bulk=bulk)
+
+    messages = [
+        (p.file, p.line, p.code, p.message) for p in checked.problems if p.severity == "error"
+    ]
+    assert messages == [
+        (
+            "students.csv",
+            3,
+            "unknown_school",
+            "school_id 'SCH7' is not in schools.csv, so this student is skipped",
+        ),
+        (
+            "enrollments.csv",
+            2,
+            "parent_skipped",
+            "student_id 'S2' was skipped in students.csv (line 3), so this enrollment is"
+            " skipped too",
+        ),
+        (
+            "enrollments.csv",
+            3,
+            "unknown_reference",
+            "section_id 'SEC2' is not in sections.csv for school 'SCH1' (it is there under"
+            " school 'SCH2', line 3), so this enrollment is skipped too",
+        ),
+    ]

@@ -280,3 +280,33 @@ def test_a_repeated_row_of_a_held_record_is_counted_once(
         "unchanged": 4,
         "held": 1,
     }
+
+
+def test_records_deactivated_although_a_skipped_row_named_them_are_counted_apart(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A student whose row names an unknown school cannot be held (which record would it
+    be?): they and their enrollments are deactivated, and the plan says that the upload
+    named them, so no email can call them "left as they are"."""
+    add_tenant(db, "acme", TenantSettings(max_row_errors=10))
+    pipeline = pipeline_for(db, settings)
+    run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
+    files = _district()
+    files["students.csv"][2] = ["SCH7", "S3", "Cy", "Wu", "", "cy", "05"]  # unknown school
+    files["students.csv"][1] = ["SCH1", "S2", "", "Kim", "", "bob", "04"]  # held
+
+    report = run_import(pipeline, "acme", write_upload(tmp_path / "day2", files))
+
+    c = report.entities
+    assert (c["students"].deactivated, c["students"].deactivated_skipped) == (1, 1)
+    assert c["students"].held == 1
+    # S3's enrollment in C2 is still in enrollments.csv: skipped with its student, and gone.
+    assert (c["enrollments"].deactivated, c["enrollments"].deactivated_skipped) == (1, 1)
+    assert c["enrollments"].held == 1  # Bob's in C1
+    assert [s["student_id"] for s in roster(db, "acme")["students"]] == ["S1", "S2", "S4"]
+    # Leaving the upload altogether is a plain deactivation, named by no row.
+    del files["students.csv"][3]
+    del files["enrollments.csv"][4]
+    report = run_import(pipeline, "acme", write_upload(tmp_path / "day3", files))
+    students = report.entities["students"]
+    assert (students.deactivated, students.deactivated_skipped) == (1, 0)
