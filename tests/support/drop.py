@@ -30,6 +30,10 @@ from daemon.store.tables import imports, outbox
 T = TypeVar("T")
 ENDED = ("imported", "imported_with_errors", "failed", "rejected", "superseded")
 
+STUDENT_COLUMNS = ["school_id", "student_id", "first_name", "last_name", "username"]
+STUDENT_COLUMNS += ["student_email", "grade"]
+SECTION_COLUMNS = ["school_id", "section_id", "teacher_id", "course_name", "term_start", "term_end"]
+
 
 @dataclass(frozen=True)
 class District:
@@ -62,18 +66,23 @@ class District:
                 ),
             ],
             "students.csv": [
-                ["school_id", "student_id", "first_name", "last_name", "username"]
-                + ["student_email", "grade"],
+                STUDENT_COLUMNS,
                 *(
                     [schools[i % 2], f"{tag}-S{i:06d}", "Zoë", f"O'Brien {i}", f"u{i}", "", ""]
                     for i in range(self.students)
                 ),
             ],
             "sections.csv": [
-                ["school_id", "section_id", "teacher_id", "course_name", "term_start", "term_end"],
+                SECTION_COLUMNS,
                 *(
-                    [schools[i % 2], f"{tag}-C{i:05d}", f"{tag}-T{i % teachers:05d}", f"Course {i}"]
-                    + ["", ""]
+                    [
+                        schools[i % 2],
+                        f"{tag}-C{i:05d}",
+                        f"{tag}-T{i % teachers:05d}",
+                        f"Course {i}",
+                        "",
+                        "",
+                    ]
                     for i in range(sections)
                 ),
             ],
