@@ -30,8 +30,10 @@ from daemon.store.tables import imports, outbox
 T = TypeVar("T")
 ENDED = ("imported", "imported_with_errors", "failed", "rejected", "superseded")
 
-STUDENT_COLUMNS = ["school_id", "student_id", "first_name", "last_name", "username"]
-STUDENT_COLUMNS += ["student_email", "grade"]
+STUDENT_COLUMNS = [
+    *("school_id", "student_id", "first_name", "last_name"),
+    *("username", "student_email", "grade"),
+]
 SECTION_COLUMNS = ["school_id", "section_id", "teacher_id", "course_name", "term_start", "term_end"]
 
 
