@@ -65,14 +65,17 @@ def compose_here(postgres_url: str, relay_port: int) -> dict[str, str]:
 
 
 def hostile(district: District) -> dict[str, bytes]:
-    """The district's files with a grade column, and two rows whose values attack the HTML and
-    the headers of the emails that quote them (both are row errors)."""
+    """The district's files with grades, and two rows whose values attack the HTML and the
+    headers of the emails that quote them (both are row errors: the first student's only
+    login is that email)."""
     files = district.files()
     rows = list(csv.reader(io.StringIO(files["students.csv"].decode())))
-    rows = [[*rows[0], "grade"], *([*row, "05"] for row in rows[1:])]
+    assert rows[0][-3:] == ["username", "student_email", "grade"]
+    rows = [rows[0], *([*row[:-1], "05"] for row in rows[1:])]
     school = district.schools[0]
-    rows.append([school, "acme-X1", SCRIPT, "O'Brien", "x1", f"{IMG}\r\nBcc: victim@evil.example"])
-    rows.append([SCRIPT, "acme-X2", "Eve", "Evil", "x2", "05"])
+    email = f"{IMG}\r\nBcc: victim@evil.example"
+    rows.append([school, "acme-X1", SCRIPT, "O'Brien", "", email, "05"])
+    rows.append([SCRIPT, "acme-X2", "Eve", "Evil", "x2", "", "05"])
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerows(rows)
     return files | {"students.csv": out.getvalue().encode()}
@@ -148,7 +151,7 @@ def test_compose_configuration_import_results_check_your_data_and_approve(
         [(name, report)] = attached
         assert name == "import-2-problems.csv"
         assert [r["code"] for r in csv.DictReader(io.StringIO(report.lstrip("\ufeff")))] == [
-            "bad_grade", "unknown_school", "whitespace_normalised",
+            "bad_email", "unknown_school", "whitespace_normalised",
         ]  # fmt: skip
         assert len(roster_ids(site.roster("acme"), "students", "student_id")) == 40
 
