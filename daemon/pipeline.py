@@ -29,7 +29,7 @@ from daemon.notify import messages
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
-from daemon.roster.problems import Problem, ProblemLog
+from daemon.roster.problems import IDENTICAL_UPLOAD, Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold, evaluate
 from daemon.store import imports, outbox, tenants
 from daemon.store.database import Database
@@ -308,10 +308,10 @@ class Pipeline:
         """The same five files as the last applied import: the roster already matches them."""
         with self.db.read() as conn:
             kept = imports.problems(conn, previous.id)
-        # The previous import may itself have been identical: one such warning, not one a day.
-        run.problems.extend(p for p in kept if p.code != "identical_upload")
+        report = Path(previous.files_dir) / folders.PROBLEMS if previous.files_dir else None
+        run.problems.repeat(kept, previous.problem_totals or {}, report)
         run.problems.warning(
-            "identical_upload",
+            IDENTICAL_UPLOAD,
             f"the same five files as import #{previous.id}: the roster already matches them,"
             " so nothing was changed",
         )

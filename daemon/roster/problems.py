@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import IO, Any
 
 KEEP_PROBLEMS = 1000
+IDENTICAL_UPLOAD = "identical_upload"
 REPORT_COLUMNS = ("severity", "code", "file", "line", "column", "value", "message")
 
 
@@ -81,8 +83,16 @@ class ProblemLog:
                 self.errors_by_file[problem.file] += 1
             elif problem.severity is Severity.WARNING:
                 self.warnings_by_file[problem.file] += 1
-        if len(self.kept) < self.keep or problem.severity is Severity.FATAL:
+        # A fatal problem and the identical-upload note explain the whole import: always kept.
+        if (
+            len(self.kept) < self.keep
+            or problem.severity is Severity.FATAL
+            or problem.code == IDENTICAL_UPLOAD
+        ):
             self.kept.append(problem)
+        self._write(problem)
+
+    def _write(self, problem: Problem) -> None:
         if self._writer is not None:
             self._writer.writerow(
                 [
@@ -100,6 +110,37 @@ class ProblemLog:
         """Make the report file whole for a reader while it is still open for writing."""
         if self._report is not None:
             self._report.flush()
+
+    def repeat(
+        self, kept: Sequence[Problem], totals: Mapping[str, int], report: Path | None
+    ) -> None:
+        """Log again everything an earlier import found, exactly: its totals, the problems it
+        kept, and its whole report copied as text (never parsed back, so no reader limit can
+        refuse what the writer wrote). A repeated `identical_upload` is left out: one such
+        warning, not one a day."""
+        repeated = Counter({Severity(s): n for s, n in totals.items()})
+        for problem in kept:
+            if problem.code == IDENTICAL_UPLOAD:
+                repeated[problem.severity] -= 1
+            elif len(self.kept) < self.keep:
+                self.kept.append(problem)
+        self.by_severity.update(repeated)
+        if self._report is None:
+            return
+        if report is None or not report.exists():  # expired from the archive: what was kept
+            for problem in kept:
+                if problem.code != IDENTICAL_UPLOAD:
+                    self._write(problem)
+            return
+        self._report.flush()
+        with report.open(encoding="utf-8", newline="") as source:
+            source.readline()  # the header
+            held_back = ""
+            for line in source:
+                self._report.write(held_back)
+                held_back = line
+            if not held_back.startswith(f"{Severity.WARNING},{IDENTICAL_UPLOAD},"):
+                self._report.write(held_back)
 
     def extend(self, problems: Iterable[Problem]) -> None:
         for problem in problems:

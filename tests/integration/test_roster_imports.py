@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 
 from daemon.config import Settings
-from daemon.roster.outcome import ImportState
+from daemon.roster.outcome import ImportReport, ImportState
+from daemon.roster.problems import KEEP_PROBLEMS
 from daemon.roster.tenant import TenantSettings
 from daemon.store.database import Database
 from tests.support.clever import FIXTURES, HEADERS, minimal_files, write_csv, write_upload
@@ -310,3 +312,35 @@ def test_records_deactivated_although_a_skipped_row_named_them_are_counted_apart
     report = run_import(pipeline, "acme", write_upload(tmp_path / "day3", files))
     students = report.entities["students"]
     assert (students.deactivated, students.deactivated_skipped) == (1, 0)
+
+
+def test_an_identical_upload_reports_every_problem_of_the_import_it_matches(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """More problems than the database keeps: the totals and the report CSV stay exact."""
+    add_tenant(db, "acme")
+    pipeline = pipeline_for(db, settings)
+    files = minimal_files()
+    files["students.csv"] = [
+        ["SCH1", f"S{n}", "Ann", "Lee", "", f"u{n}", f"Z{n}"] for n in range(KEEP_PROBLEMS + 200)
+    ]
+    files["enrollments.csv"] = [["SCH1", "SEC1", "S1"]]
+    folder = write_upload(tmp_path / "upload", files)
+    first = run_import(pipeline, "acme", folder)
+    assert first.problem_totals["warning"] > KEEP_PROBLEMS
+
+    for _day in range(2):
+        again = run_import(pipeline, "acme", folder)
+
+    assert again.state is ImportState.IMPORTED
+    expected = {**first.problem_totals, "warning": first.problem_totals["warning"] + 1}
+    assert again.problem_totals == expected
+    assert [p.code for p in again.problems[-2:]] == ["bad_grade", "identical_upload"]
+
+    def report_rows(report: ImportReport) -> list[list[str]]:
+        assert report.report_csv is not None
+        with report.report_csv.open(encoding="utf-8", newline="") as handle:
+            return list(csv.reader(handle))
+
+    assert report_rows(again) == [*report_rows(first), report_rows(again)[-1]]
+    assert report_rows(again)[-1][1] == "identical_upload"
