@@ -55,12 +55,14 @@ def _new_keys(c: Checker, f: CsvFile, keys: list[tuple[str, str]]) -> bool:
     return len(set(keys)) == len(keys) and c.seen[f.name].keys().isdisjoint(keys)
 
 
-def _extras(c: Checker, f: CsvFile, rows: list[list[str]]) -> Sequence[str | None]:
+def _extras(
+    c: Checker, f: CsvFile, lines: Sequence[int], rows: list[list[str]]
+) -> Sequence[str | None]:
     if not f.extra or not c.settings.keep_extra_columns:
         return [None] * len(rows)
     columns = [list(map(itemgetter(pos), rows)) for pos, _ in f.extra]
     if not all(map(all, columns)):
-        return [c.extras_json(f, fields) for fields in rows]
+        return [c.extras_json(f, line, fields) for line, fields in zip(lines, rows, strict=True)]
     names = (json_string(name).replace("{", "{{").replace("}", "}}") for _, name in f.extra)
     template = "{{" + ", ".join(f"{name}: {{}}" for name in names) + "}}"
     return list(map(template.format, *(map(json_string, column) for column in columns)))
@@ -133,7 +135,7 @@ def plain_people(
     c.seen[f.name].update(zip(keys, lines, strict=True))
     c.known(entity).update(keys)
     logins = (email, username, grade) if student else (email,)
-    extras = _extras(c, f, rows)
+    extras = _extras(c, f, lines, rows)
     return list(
         zip(
             school,
@@ -194,7 +196,7 @@ def plain_sections(
             c.note_date(f, name, line, value, count)
     c.seen[f.name].update(zip(keys, lines, strict=True))
     c.sections.update(keys)
-    extras = _extras(c, f, rows)
+    extras = _extras(c, f, lines, rows)
     sections = list(
         zip(
             school,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring as json_string
 from typing import Any
 
-from daemon.clever.reader import CsvFile
+from daemon.clever.reader import CsvFile, line_breaks
 from daemon.clever.values import (
     DATE_FORMATS,
     GradeRules,
@@ -35,7 +35,7 @@ from daemon.roster.entities import (
     TEACHERS,
     Entity,
 )
-from daemon.roster.problems import ProblemLog
+from daemon.roster.problems import ProblemLog, clip
 from daemon.roster.tenant import TenantSettings
 
 MAX_ID = 255
@@ -74,7 +74,7 @@ class _Notes:
         for (file, column, code, detail), (line, count, value) in sorted(
             self._seen.items(), key=lambda item: item[1][0]
         ):
-            rows = f"{count} row{'s' if count != 1 else ''}"
+            rows = f"{count:,} row{'s' if count != 1 else ''}"
             message = f"{detail} on {rows} (first on line {line})"
             problems.warning(code, message, file=file, line=line, column=column, value=value)
         self._seen.clear()
@@ -175,6 +175,16 @@ class Checker:
         logged) when it is not acceptable."""
         raw = fields[f.index[column]] if column in f.index else ""
         value = raw.strip()
+        if "\n" in value or "\r" in value:
+            # No Clever value spans lines: this one most likely took in the rows after it,
+            # its quote closed only there (a stray quote before "Smith, Jr." nine lines on).
+            end = line + line_breaks(fields)
+            message = (
+                f"{column} runs over lines {line}-{end}: a value with a line break in it; if a"
+                " quote was left open there, the rows in between were read as part of it"
+            )
+            self.bad(f, line, column, clip(value, 80), "line_break_in_value", message, drop)
+            return None
         if has_control(value):
             value = clean_text(value)
             detail = "line breaks or tabs inside the value replaced by spaces"
@@ -250,15 +260,19 @@ class Checker:
             self.note_date(f, column, line, value)
         return iso
 
-    def extras_json(self, f: CsvFile, fields: list[str]) -> str | None:
+    def extras_json(self, f: CsvFile, line: int, fields: list[str]) -> str | None:
         """Extra columns as a JSON object (keys sorted, so the same row gives the same text)."""
         if not f.extra or not self.settings.keep_extra_columns:
             return None
-        pairs = [
-            f"{json_string(name)}: {json_string(clean_text(fields[pos]))}"
-            for pos, name in f.extra
-            if fields[pos].strip()
-        ]
+        pairs = []
+        for pos, name in f.extra:
+            value = fields[pos]
+            if not value.strip():
+                continue
+            if has_control(value):
+                detail = "line breaks or tabs inside the value replaced by spaces"
+                self.notes.note(f.name, name, "whitespace_normalised", detail, line, value)
+            pairs.append(f"{json_string(name)}: {json_string(clean_text(value))}")
         return "{" + ", ".join(pairs) + "}" if pairs else None
 
     # -- references -------------------------------------------------------------------------
@@ -373,7 +387,7 @@ class Checker:
             self.hold(SCHOOLS, write, (school,), line)
         else:
             self.schools.add(school)
-            write((school, name, self.extras_json(f, fields), line, False, None))
+            write((school, name, self.extras_json(f, line, fields), line, False, None))
 
     def person_row(
         self, f: CsvFile, entity: Entity, line: int, fields: list[str], write: Write
@@ -427,7 +441,7 @@ class Checker:
         if any(v is None for v in values):
             self.hold(entity, write, key, line)
         else:
-            write((*key, *values, self.extras_json(f, fields), line, False, _kept(kept)))
+            write((*key, *values, self.extras_json(f, line, fields), line, False, _kept(kept)))
 
     def section_row(
         self, f: CsvFile, line: int, fields: list[str], write: Write, write_link: Write
@@ -507,7 +521,7 @@ class Checker:
                 if state != "skip":  # a teacher gone: their link goes
                     self.hold(SECTION_TEACHERS, write_link, (school, section, teacher), line)
             return
-        extra = self.extras_json(f, fields)
+        extra = self.extras_json(f, line, fields)
         write(
             (
                 school,

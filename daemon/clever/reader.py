@@ -18,6 +18,9 @@ from daemon.roster.problems import ProblemLog
 
 # A quoted field that runs on past this many lines is almost surely a missing closing quote.
 MAX_RECORD_LINES = 50
+# Clever's fullest export has about 30 columns: a header far wider is not a roster file, and
+# reading its rows would cost memory in proportion.
+MAX_COLUMNS = 1000
 BATCH_ROWS = 10_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BOM_AS_CP1252 = "\u00ef\u00bb\u00bf"
@@ -167,7 +170,7 @@ class CsvFile:
         """A record spanning MAX_RECORD_LINES lines is a missing closing quote, whatever its
         width: fatal, since the rows it swallowed would silently go missing."""
         for line, fields in zip(lines, batch, strict=True):
-            breaks = _line_breaks(fields)
+            breaks = line_breaks(fields)
             if breaks >= MAX_RECORD_LINES:
                 problems.fatal(
                     "unbalanced_quote",
@@ -258,6 +261,15 @@ def _read_header(
     header_line = reader.line_num
     if header and header[0].startswith(_BOM_AS_CP1252):
         header[0] = header[0][len(_BOM_AS_CP1252) :]
+    if len(header) > MAX_COLUMNS:
+        problems.fatal(
+            "too_many_columns",
+            f"the header has {len(header):,} columns (at most {MAX_COLUMNS:,}): this is not a"
+            " roster file",
+            file=name,
+            line=header_line,
+        )
+        return None
     normalised = [cell.strip().lower() for cell in header]
     if _other_format(spec, header, normalised, header_line, problems):
         return None
@@ -271,21 +283,26 @@ def _read_header(
         )
         return None
     index: dict[str, int] = {}
-    fatal = False
+    repeats: dict[str, list[int]] = {}
     for position, column in enumerate(normalised):
         if not column:
             continue
         if column in index:
-            problems.fatal(
-                "duplicate_column",
-                f"column {column!r} appears twice in the header (columns {index[column] + 1}"
-                f" and {position + 1})",
-                file=name,
-                line=header_line,
-                column=header[position].strip(),
-            )
-            fatal = True
+            repeats.setdefault(column, [index[column] + 1]).append(position + 1)
         index[column] = position
+    fatal = bool(repeats)
+    if repeats:  # one problem for the whole header, however many names repeat
+        shown = [f"{c!r} ({_positions(at)})" for c, at in list(repeats.items())[:5]]
+        more = f" and {len(repeats) - 5:,} more" if len(repeats) > 5 else ""
+        first = next(iter(repeats))
+        problems.fatal(
+            "duplicate_column",
+            f"the header names {'a column' if len(repeats) == 1 else 'columns'} more than once:"
+            f" {', '.join(shown)}{more}",
+            file=name,
+            line=header_line,
+            column=header[repeats[first][1] - 1].strip(),
+        )
     for column in spec.required:
         if column not in index:
             problems.fatal(
@@ -346,6 +363,14 @@ def _read_header(
     return csv_file
 
 
+def _positions(at: list[int]) -> str:
+    """Where a repeated name is: "columns 2 and 9", or "columns 2, 9, 12, … (900 times)"."""
+    if len(at) == 2:
+        return f"columns {at[0]} and {at[1]}"
+    listed = ", ".join(map(str, at[:3]))
+    return f"columns {listed}, … ({len(at):,} times)" if len(at) > 3 else f"columns {listed}"
+
+
 # Columns that only a OneRoster CSV has: its files share three of Clever's five names.
 _ONEROSTER = ("sourcedid", "classsourcedid", "usersourcedid", "orgsourcedid", "schoolsourcedid")
 
@@ -369,7 +394,7 @@ def _other_format(
     return True
 
 
-def _line_breaks(fields: list[str]) -> int:
+def line_breaks(fields: list[str]) -> int:
     """Line breaks inside quoted values: each makes its record one physical line longer."""
     return sum(len(_LINE_BREAK.findall(value)) for value in fields)
 
@@ -380,5 +405,5 @@ def _record_lines(start: int, batch: list[list[str]]) -> list[int]:
     line = start
     for fields in batch:
         lines.append(line)
-        line += 1 + _line_breaks(fields)
+        line += 1 + line_breaks(fields)
     return lines

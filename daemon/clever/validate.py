@@ -173,7 +173,8 @@ class _Validator:
     def _end_of_file(self, f: CsvFile) -> None:
         self.c.notes.flush(self.problems)
         if f.blank_rows:
-            message = f"{f.blank_rows} blank row(s) ignored (first on line {f.first_blank_line})"
+            rows = f"{f.blank_rows:,} blank row{'s' if f.blank_rows != 1 else ''}"
+            message = f"{rows} ignored (first on line {f.first_blank_line})"
             self.problems.warning("blank_rows", message, file=f.name, line=f.first_blank_line)
         if f.rows == 0 and not self.problems.has_fatal():
             self.problems.fatal("empty_file", "the file has a header but no data rows", file=f.name)

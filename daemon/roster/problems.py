@@ -7,12 +7,16 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
 KEEP_PROBLEMS = 1000
+# What one problem may hold: a header of 700,000 names must not make a message that every
+# later reader (the report CSV, the emails, the database) chokes on.
+MAX_MESSAGE_CHARS = 1000
+MAX_VALUE_CHARS = 1000
 IDENTICAL_UPLOAD = "identical_upload"
 REPORT_COLUMNS = ("severity", "code", "file", "line", "column", "value", "message")
 
@@ -77,16 +81,18 @@ class ProblemLog:
             self._writer.writerow(REPORT_COLUMNS)
 
     def add(self, problem: Problem) -> None:
+        problem = _bounded(problem)
         self.by_severity[problem.severity] += 1
         if problem.file:
             if problem.severity is Severity.ERROR:
                 self.errors_by_file[problem.file] += 1
             elif problem.severity is Severity.WARNING:
                 self.warnings_by_file[problem.file] += 1
-        # A fatal problem and the identical-upload note explain the whole import: always kept.
+        # The first fatal problem and the identical-upload note explain the whole import:
+        # kept past the cap. Nothing else is, however many fatal problems a file has.
         if (
             len(self.kept) < self.keep
-            or problem.severity is Severity.FATAL
+            or (problem.severity is Severity.FATAL and self.by_severity[Severity.FATAL] == 1)
             or problem.code == IDENTICAL_UPLOAD
         ):
             self.kept.append(problem)
@@ -171,3 +177,21 @@ class ProblemLog:
 
     def totals(self) -> dict[str, int]:
         return {str(s): self.by_severity[s] for s in Severity}
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def _bounded(problem: Problem) -> Problem:
+    message, value = problem.message, problem.value
+    if len(message) <= MAX_MESSAGE_CHARS and (value is None or len(value) <= MAX_VALUE_CHARS):
+        return problem
+    return replace(
+        problem,
+        message=clip(message, MAX_MESSAGE_CHARS),
+        value=None if value is None else clip(value, MAX_VALUE_CHARS),
+    )

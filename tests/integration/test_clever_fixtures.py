@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.clever.reader import MAX_COLUMNS
+from daemon.roster.problems import MAX_MESSAGE_CHARS
 from daemon.roster.tenant import TenantSettings
 from tests.support.clever import FIXTURES, check_folder, minimal_files, write_upload
 
@@ -27,9 +29,9 @@ def test_a_real_sis_export_imports_with_warnings_only(bulk: bool) -> None:
         ("warning", "teachers.csv", 1, None, "extra_columns"),
         ("warning", "teachers.csv", 2, "teacher_email", "email_lowercased"),
         ("warning", "students.csv", 1, None, "extra_columns"),
-        # "Mary<CRLF>Ann" spans lines 2-3, so José is on line 4, as an editor shows it.
-        ("warning", "students.csv", 2, "first_name", "whitespace_normalised"),
         ("warning", "students.csv", 2, "grade", "grade_replaced"),
+        # Mary's two-line address spans lines 2-3, so José is on line 4, as an editor shows it.
+        ("warning", "students.csv", 2, "student_street", "whitespace_normalised"),
         ("warning", "students.csv", 4, "grade", "grade_replaced"),
         ("warning", "students.csv", 5, "grade", "grade_replaced"),
         ("warning", "students.csv", 8, "student_email", "email_lowercased"),
@@ -43,7 +45,7 @@ def test_a_real_sis_export_imports_with_warnings_only(bulk: bool) -> None:
     assert messages["students.csv", 2, "whitespace_normalised"].endswith(
         "on 2 rows (first on line 2)"
     )
-    assert messages["students.csv", 9, "blank_rows"] == ("3 blank row(s) ignored (first on line 9)")
+    assert messages["students.csv", 9, "blank_rows"] == "3 blank rows ignored (first on line 9)"
     assert messages["students.csv", 2, "grade_replaced"] == (
         "grade 'K' replaced by 'KG' on 1 row (first on line 2)"
     )
@@ -71,7 +73,8 @@ def test_a_real_sis_export_imports_with_warnings_only(bulk: bool) -> None:
         # the same teacher at a second school is a second record, not a duplicate
         ("SCH2", "T1", "Ada", "Lovelace, PhD", "ada@district.org", None),
     ]
-    mary = '{"dob": "2019-01-01", "gender": "F", "state_id": "ST1"}'
+    mary = '{"dob": "2019-01-01", "gender": "F", "state_id": "ST1", '
+    mary += '"student_street": "12 Elm St Apt 3"}'
     jose = '{"gender": "M", "state_id": "ST2"}'
     assert checked.fresh("students") == [
         ("SCH1", "S1", "Mary Ann", "Smith", "mary@x.org", "mary", "KG", mary),
@@ -428,14 +431,14 @@ def test_line_endings_do_not_change_records_or_line_numbers(
     checked = check_folder(upload, bulk=bulk)
 
     assert [c for c in checked.codes() if c[1] == "students.csv"] == [
+        ("error", "students.csv", 2, "first_name", "line_break_in_value"),
         ("warning", "students.csv", 4, "grade", "bad_grade"),
-        ("warning", "students.csv", 2, "first_name", "whitespace_normalised"),
     ]
     assert [r[:3] for r in checked.fresh("students")] == [
-        ("SCH1", "S1", "Line Break"),
         ("SCH1", "S2", "Bob"),
         ("SCH1", "S3", "Cy"),
     ]
+    assert [r[:2] for r in checked.held("students")] == [("SCH1", "S1")]
 
 
 def test_a_file_mixing_utf8_and_windows_1252_fails_rather_than_garble(
@@ -639,3 +642,65 @@ def test_a_dependent_row_names_the_root_cause(bulk: bool, upload: Path) -> None:
             " school 'SCH2', line 3), so this enrollment is skipped too",
         ),
     ]
+
+
+def test_a_header_wider_than_any_roster_is_one_fatal_problem(bulk: bool, upload: Path) -> None:
+    required = "school_id,school_name"
+    widest = ",".join([required, *(f"c{n}" for n in range(MAX_COLUMNS - 2))])
+    (upload / "schools.csv").write_text(f"{widest}\nSCH1,Lincoln{',' * (MAX_COLUMNS - 2)}\n")
+
+    at_the_limit = check_folder(upload, bulk=bulk)
+
+    assert not at_the_limit.validation.fatal
+    [extra] = [p for p in at_the_limit.problems if p.code == "extra_columns"]
+    assert len(extra.message) < MAX_MESSAGE_CHARS + 40
+    assert extra.message.endswith("more characters)")  # cut, and says how much
+    (upload / "schools.csv").write_text(f"{widest},one_more\nSCH1,Lincoln{',' * MAX_COLUMNS}\n")
+
+    past_it = check_folder(upload, bulk=bulk)
+
+    assert past_it.codes() == [("fatal", "schools.csv", 1, None, "too_many_columns")]
+
+
+def test_a_header_repeating_names_is_one_fatal_problem(bulk: bool, upload: Path) -> None:
+    header = ",".join(["school_id", "school_name", *(["x"] * 900), "y", "y"])
+    (upload / "schools.csv").write_text(f"{header}\nSCH1,Lincoln\n")
+
+    checked = check_folder(upload, bulk=bulk)
+
+    assert checked.codes() == [("fatal", "schools.csv", 1, "x", "duplicate_column")]
+    assert checked.problems[0].message == (
+        "the header names columns more than once: 'x' (columns 3, 4, 5, … (900 times)),"
+        " 'y' (columns 903 and 904)"
+    )
+
+
+def test_a_stray_quote_that_swallows_rows_is_an_error_naming_them(bulk: bool, upload: Path) -> None:
+    """The quote opened by mistake before Bob closes at "Smith, Jr." eight lines on: the csv
+    module reads those lines as Bob's first name."""
+    rows = [f"SCH1,S{n},Al{n},Lee,,al{n},05" for n in range(3, 10)]
+    data = "\n".join(
+        [
+            "school_id,student_id,first_name,last_name,student_email,username,grade",
+            "SCH1,S1,Ann,Lee,,ann,03",
+            'SCH1,S2,"Bob,Kim,,bob,04',
+            *rows,
+            'SCH1,S10,Cy,"Smith, Jr.",,cy,05',
+            "SCH1,S11,Dee,Ray,,dee,05",
+            "",
+        ]
+    )
+    (upload / "students.csv").write_text(data)
+
+    checked = check_folder(upload, bulk=bulk)
+
+    [problem] = [p for p in checked.problems if p.file == "students.csv"]
+    assert (problem.severity.value, problem.line, problem.column, problem.code) == (
+        "error",
+        3,
+        "first_name",
+        "line_break_in_value",
+    )
+    assert problem.message.startswith("first_name runs over lines 3-11:")
+    assert [r[1] for r in checked.fresh("students")] == ["S1", "S11"]
+    assert [r[1] for r in checked.held("students")] == ["S2"]
