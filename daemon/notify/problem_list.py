@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 
 from daemon.notify.figures import plural
-from daemon.roster.problems import Problem, Severity
+from daemon.roster.problems import Problem, Severity, formula_safe
 
 ATTACHMENT_LIMIT_BYTES = 5 * 1024 * 1024
 SHOWN_PROBLEMS = 20
@@ -35,7 +35,7 @@ class ProblemLine:
 class Attachment:
     filename: str
     data: bytes
-    rows: int | None  # data rows, counted only when the list had to be cut
+    rows: int  # data rows (problems) it holds
     complete: bool
 
 
@@ -65,7 +65,7 @@ def problem_section(
     elif attachment.complete:
         note = f"The complete list of problems is attached as {filename}."
     else:
-        kept = plural(attachment.rows or 0, "problem")
+        kept = plural(attachment.rows, "problem")
         note = (
             f"The attached {filename} holds only the first {kept} of {total:,}:"
             f" the whole list is larger than {limit / 1024 / 1024:g} MB. "
@@ -105,18 +105,16 @@ def _attachment(path: Path | None, filename: str, limit: int) -> Attachment | No
     if path is None:
         return None
     try:
-        if path.stat().st_size + len(UTF8_BOM) <= limit:
-            raw = path.read_bytes()
-            data = raw if raw.startswith(UTF8_BOM) else UTF8_BOM + raw
-            return Attachment(filename, data, None, complete=True)
-        return _cut(path, filename, limit)
+        return _rewrite(path, filename, limit)
     except OSError as exc:
         log.warning("notify.problem_list_unreadable", path=str(path), error=str(exc))
         return None
 
 
-def _cut(path: Path, filename: str, limit: int) -> Attachment:
-    """The header and as many whole rows as fit: parsed, so a quoted line break never splits."""
+def _rewrite(path: Path, filename: str, limit: int) -> Attachment:
+    """The header and as many whole rows as fit: parsed, so a quoted line break never splits,
+    and every cell made formula-safe again, so a report written before that rule (an archived
+    import's) is no more dangerous to open than a new one."""
     line = io.StringIO()
     writer = csv.writer(line)
     chunks = [UTF8_BOM]
@@ -125,7 +123,7 @@ def _cut(path: Path, filename: str, limit: int) -> Attachment:
         for row in csv.reader(source):
             line.seek(0)
             line.truncate()
-            writer.writerow(row)
+            writer.writerow(map(formula_safe, row))
             encoded = line.getvalue().encode()
             if size + len(encoded) > limit and rows >= 0:
                 complete = False
