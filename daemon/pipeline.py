@@ -288,7 +288,12 @@ class Pipeline:
                 raise _Stop(ImportState.FAILED)
             run.plan = stage.plan(run.tenant.id, first_import=previous is None)
             timer.lap("planned")
-            run.tripped = evaluate(run.plan, run.validation.error_rows, settings)
+            run.tripped = evaluate(
+                run.plan,
+                run.validation.error_rows,
+                sum(f.rows for f in run.validation.files.values()),
+                settings,
+            )
             if approved:
                 run.tripped = _beyond_approval(run.tripped, run.record.tripped or [])
             if run.tripped:
@@ -352,7 +357,12 @@ class Pipeline:
             validation = validate(found, fingerprints(found), tenant.settings, problems, stage)
             if not validation.fatal:
                 plan = stage.plan(tenant.id, first_import=first_import)
-                tripped = evaluate(plan, validation.error_rows, tenant.settings)
+                tripped = evaluate(
+                    plan,
+                    validation.error_rows,
+                    sum(f.rows for f in validation.files.values()),
+                    tenant.settings,
+                )
             stage.close()  # the roster was only read; the staging tables go away
         return Preview(validation, plan, tripped, problems)
 

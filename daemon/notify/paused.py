@@ -25,19 +25,20 @@ class ThresholdLine:
 
 def threshold_line(tripped: TrippedThreshold) -> ThresholdLine:
     if tripped.rule == "row_errors":
+        known = tripped.total > 0  # a pause recorded before the rows read were kept has none
         return ThresholdLine(
             entity="all files",
-            change="rows with errors",
-            count=f"{tripped.count:,}",
-            percent="",
-            limit=f"{plural(int(tripped.limit), 'error')} allowed",
+            change="skipped: rows with errors",
+            count=f"{tripped.count:,} of {tripped.total:,} read" if known else f"{tripped.count:,}",
+            percent=tripped.share if known else "",
+            limit=f"{plural(int(tripped.limit), 'row')} allowed",
             sentence=tripped.describe(),
         )
     return ThresholdLine(
         entity=_label(tripped.entity),
         change="deactivated" if tripped.rule == "deactivate" else "changed",
         count=f"{tripped.count:,} of {tripped.total:,}",
-        percent=f"{tripped.percent:.1f}%",
+        percent=tripped.share,
         limit=f"{tripped.limit:g}%",
         sentence=tripped.describe(),
     )

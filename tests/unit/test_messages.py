@@ -310,7 +310,7 @@ def test_check_your_data_explains_thresholds_and_how_to_decide(tmp_path: Path) -
         tripped=(
             TrippedThreshold("deactivate", "students", 120, 1000, 10.0),
             TrippedThreshold("update", "students", 800, 1000, 75.0),
-            TrippedThreshold("row_errors", "all files", 2, 0, 0),
+            TrippedThreshold("row_errors", "all files", 2, 2084, 0),
         ),
         entities={"students": EntityChanges(active_before=1000, field_changes={"email": 790})},
     )
@@ -323,15 +323,17 @@ def test_check_your_data_explains_thresholds_and_how_to_decide(tmp_path: Path) -
     assert outgoing.kind == "check_your_data"
     assert message["Subject"] == "Check Your Data: springfield import #12 is paused"
     assert text.startswith("Import #12 for springfield is paused")
-    assert "would deactivate 120 of 1000 active students (12.0%, limit 10%)" in text
-    assert "would change 800 of 1000 active students (80.0%, limit 75%)" in text
-    assert "2 row errors (this district allows 0)" in text
+    assert "would deactivate 120 of 1,000 active students (12.0%, limit 10%)" in text
+    assert "would change 800 of 1,000 active students (80.0%, limit 75%)" in text
+    assert "2 rows with errors of 2,084 read (<0.1%; this district allows 0)" in text
     assert "(most changed: email 790)" in text
     assert "students.csv was not cut short" in text
     assert "    rosterdrop imports approve 12\n    rosterdrop imports reject 12\n" in text
     assert "Review it here: https://rd.example/imports/12" in text
     assert '<a href="https://rd.example/imports/12"' in html
     assert "120 of 1,000" in html
+    assert "2 of 2,084 read" in html
+    assert "0 rows allowed" in html
     assert "12.0%" in html
     assert "10%" in html
     assert "rosterdrop imports approve 12" in html
