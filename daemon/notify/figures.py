@@ -20,7 +20,8 @@ ENTITY_LABELS = {
     LINK_ENTITY: "section teacher assignments",
     "enrollments": "enrollments",
 }
-COLUMNS = ("added", "reactivated", "updated", "deactivated", "unchanged", "errors")
+# Held: records whose rows were skipped for an error, kept as they were.
+COLUMNS = ("added", "reactivated", "updated", "deactivated", "unchanged", "held", "errors")
 PERCENT_NOTE = (
     "Percentages are of the rows read from each file, except Deactivated: "
     "of the records that were active before this import."
@@ -79,6 +80,7 @@ def file_figures(
         if LINK_ENTITY in planned:
             links = entities[LINK_ENTITY]
             in_upload = links.added + links.reactivated + links.updated + links.unchanged
+            in_upload += links.held
             lines.append(
                 FileFigures(
                     f"{summary.file} ({ENTITY_LABELS[LINK_ENTITY]})",
@@ -106,6 +108,7 @@ def _change_cells(changes: EntityChanges, rows: int) -> tuple[Cell, ...]:
         Cell("updated", changes.updated, rows),
         Cell("deactivated", changes.deactivated, changes.active_before),
         Cell("unchanged", changes.unchanged, rows),
+        Cell("held", changes.held, rows),
     )
 
 

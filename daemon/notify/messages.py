@@ -25,6 +25,7 @@ from daemon.notify.problem_list import (
     problem_section,
 )
 from daemon.notify.render import neutralise, render
+from daemon.notify.skipped import rows_with_errors, what_skipping_does
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ImportReport, ImportState
 
@@ -35,6 +36,7 @@ INCOMPLETE_UPLOAD = "incomplete_upload"
 APPROVE_COMMAND = "rosterdrop imports approve {import_id}"
 REJECT_COMMAND = "rosterdrop imports reject {import_id}"
 APPLIED = frozenset({ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS})
+_THE_REST = "Everything else is in the roster."
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def check_your_data(
     context = {
         **_report_context(report, subject, problems),
         "thresholds": [threshold_line(t) for t in report.tripped],
-        "checks": [what_to_check(t, report.entities) for t in report.tripped],
+        "checks": _checks(report),
         "approve_command": APPROVE_COMMAND.format(import_id=report.import_id),
         "reject_command": REJECT_COMMAND.format(import_id=report.import_id),
         "review_url": review_url,
@@ -115,6 +117,15 @@ def incomplete_upload(
     return _email(INCOMPLETE_UPLOAD, subject, context, recipients, smtp, headers=headers)
 
 
+def _checks(report: ImportReport) -> list[str]:
+    checks = [what_to_check(t, report.entities) for t in report.tripped]
+    rows = rows_with_errors(report.files, report.problem_totals)
+    if rows and not any(t.rule == "row_errors" for t in report.tripped):
+        # Within what the district allows, yet approving skips them: say what that does.
+        checks.append(" ".join(what_skipping_does(rows, report.entities, applied=False)))
+    return checks
+
+
 def state_label(state: ImportState) -> str:
     return state.value.replace("_", " ")
 
@@ -133,13 +144,9 @@ def _outcome(report: ImportReport) -> tuple[str, str]:
         case ImportState.IMPORTED:
             return "The import finished and the roster is up to date.", ""
         case ImportState.IMPORTED_WITH_ERRORS:
-            errors = report.problem_totals.get("error", 0)
-            skipped = f"{plural(errors, 'row')} with errors" if errors else "Rows with errors"
-            return (
-                "The import finished with errors.",
-                f"{skipped} were skipped and the records they describe left as they are;"
-                " everything else is in the roster.",
-            )
+            rows = rows_with_errors(report.files, report.problem_totals)
+            told = what_skipping_does(rows, report.entities, applied=True)
+            return "The import finished with errors.", " ".join([*told, _THE_REST])
         case ImportState.FAILED:
             reason = " ".join((report.fatal_reason or "The import failed.").split())
             return reason, unchanged

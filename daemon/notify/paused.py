@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from daemon.notify.figures import ENTITY_LABELS, plural
+from daemon.notify.skipped import what_skipping_does
 from daemon.roster.entities import BY_NAME
 from daemon.roster.plan import EntityChanges
 from daemon.roster.thresholds import TrippedThreshold
@@ -62,10 +63,13 @@ def what_to_check(tripped: TrippedThreshold, entities: Mapping[str, EntityChange
             " once usually mean the SIS changed how it writes a column: compare a few of them"
             " with the SIS before approving."
         )
-    return (
-        f"{plural(tripped.count, 'row')} with errors would be skipped, and the records they"
-        " describe left as they are. The first ones are listed below and all of them are in the"
-        " attached CSV: fix them in the SIS and export again, or approve to import the rest now."
+    told = what_skipping_does(tripped.count, entities, applied=False)
+    return " ".join(
+        [
+            *told,
+            "The first problems are listed below and all of them are in the attached CSV:"
+            " fix them in the SIS and export again, or approve to import the rest now.",
+        ]
     )
 
 

@@ -387,3 +387,98 @@ def test_without_any_address_the_envelope_is_empty(tmp_path: Path) -> None:
 
     assert outgoing.recipients == ()
     assert parse(outgoing)["To"] is None
+
+
+def skipped_a_moved_student(tmp_path: Path, **changes: object) -> ImportReport:
+    """Nine rows skipped: two students with a bad grade (held as they were) and one whose
+    school is unknown, whom the plan deactivates with their six enrollments."""
+    defaults: dict[str, object] = dict(
+        files=(
+            FileSummary("schools.csv", 4),
+            FileSummary("students.csv", 2000, errors=3),
+            FileSummary("sections.csv", 80),
+            FileSummary("enrollments.csv", 4000, errors=6),
+        ),
+        entities={
+            "schools": EntityChanges(active_before=4, unchanged=4),
+            "students": EntityChanges(
+                active_before=2000, deactivated=1, unchanged=1997, held=2, deactivated_skipped=1
+            ),
+            "sections": EntityChanges(active_before=80, unchanged=80),
+            "enrollments": EntityChanges(
+                active_before=4000, deactivated=6, unchanged=3994, deactivated_skipped=6
+            ),
+        },
+        problem_totals={"error": 9},
+    )
+    return report(tmp_path, **(defaults | changes))
+
+
+def test_import_results_say_which_records_were_held_and_which_deactivated(tmp_path: Path) -> None:
+    text, html = bodies(
+        parse(messages.import_results(skipped_a_moved_student(tmp_path), ["a@x.example"], SMTP))
+    )
+
+    detail = text.splitlines()[1]
+    assert detail == (
+        "9 rows with errors were skipped. 2 students were held: kept as they were."
+        " 1 student and 6 enrollments were deactivated although the files still listed them:"
+        " their rows were skipped. Everything else is in the roster."
+    )
+    assert "left as they are" not in text
+    assert detail in html
+    students = text.split("students.csv: 2,000 rows read", 1)[1].split("\n\n", 1)[0]
+    assert re.search(r"held\s+2\s+0\.1%", students)
+    assert re.search(r"deactivated\s+1\s+<0\.1%", students)
+    assert ">Held</th>" in html
+
+
+def test_check_your_data_says_what_skipping_the_rows_would_do(tmp_path: Path) -> None:
+    paused = skipped_a_moved_student(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        tripped=(TrippedThreshold("row_errors", "all files", 9, 6084, 0),),
+    )
+    text, html = bodies(parse(messages.check_your_data(paused, ["a@x.example"], SMTP)))
+
+    check = text.split("WHAT TO CHECK\n", 1)[1].split("\n", 1)[0]
+    assert check == (
+        "- 9 rows with errors would be skipped. 2 students would be held: kept as they are."
+        " 1 student and 6 enrollments would be deactivated although the files list them:"
+        " their rows would be skipped. The first problems are listed below and all of them"
+        " are in the attached CSV: fix them in the SIS and export again, or approve to import"
+        " the rest now."
+    )
+    assert "left as they are" not in text
+    assert "2 students would be held" in html
+
+
+def test_a_count_of_zero_is_not_claimed_and_one_is_singular(tmp_path: Path) -> None:
+    one = skipped_a_moved_student(
+        tmp_path,
+        files=(FileSummary("students.csv", 2000, errors=1),),
+        entities={"students": EntityChanges(active_before=2000, unchanged=1999, held=1)},
+        problem_totals={"error": 1},
+    )
+    text, _ = bodies(parse(messages.import_results(one, ["a@x.example"], SMTP)))
+
+    assert text.splitlines()[1] == (
+        "1 row with errors was skipped. 1 student was held: kept as it was."
+        " Everything else is in the roster."
+    )
+    assert "deactivated although" not in text
+
+
+def test_a_pause_for_another_reason_still_says_what_the_allowed_errors_do(tmp_path: Path) -> None:
+    paused = skipped_a_moved_student(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        tripped=(TrippedThreshold("update", "students", 1600, 2000, 75.0),),
+    )
+    text, _ = bodies(parse(messages.check_your_data(paused, ["a@x.example"], SMTP)))
+
+    checks = text.split("WHAT TO CHECK\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(checks) == 2
+    assert checks[1].startswith("- 9 rows with errors would be skipped. 2 students would be held")
