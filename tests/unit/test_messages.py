@@ -43,7 +43,7 @@ def write_report_csv(path: Path, problems: list[Problem]) -> Path:
 
 
 def report(tmp_path: Path, **changes: object) -> ImportReport:
-    problems = [problem(14, HOSTILE), problem(15, "Kinder")]
+    problems = [problem(14, HOSTILE), problem(15, "Kinder", "is not a grade: try KG")]
     base = ImportReport(
         import_id=12,
         tenant="springfield",
@@ -137,8 +137,8 @@ def test_import_results_headers_parts_and_attachment(tmp_path: Path) -> None:
     assert rows[0] == list(REPORT_COLUMNS)
     assert rows[1:] == [
         ["error", "bad_grade", "students.csv", "14", "grade", HOSTILE, "is not a CEDS grade"],
-        ["error", "bad_grade", "students.csv", "15", "grade", "Kinder", "is not a CEDS grade"],
-    ]
+        ["error", "bad_grade", "students.csv", "15", "grade", "Kinder", "is not a grade: try KG"],
+    ]  # fmt: skip
     part = next(message.iter_attachments())
     assert part.get_filename() == "import-12-problems.csv"
 
@@ -260,21 +260,89 @@ def test_each_ended_state_has_its_headline(
     assert (planned_note in text) is (state is not ImportState.IMPORTED)
 
 
-def test_only_the_first_twenty_problems_are_listed(tmp_path: Path) -> None:
-    many = [problem(line) for line in range(2, 40)]
+def skipped_student(line: int) -> Problem:
+    return Problem(
+        Severity.ERROR,
+        "parent_skipped",
+        "student_id 'S0000000' was skipped in students.csv (line 6), so this enrollment is too",
+        "enrollments.csv",
+        line,
+        "student_id",
+        "S0000000",
+    )
+
+
+def listed(text: str) -> list[str]:
+    return [line for line in text.split("PROBLEMS:", 1)[1].splitlines() if line.startswith("- ")]
+
+
+def test_repeated_problems_share_one_line_that_names_how_many_and_where(tmp_path: Path) -> None:
+    grades = [problem(6, "K5"), problem(7, "Kinder", "is not a grade: try KG")]
+    repeated = [skipped_student(n) for n in (10, 11, 14, 15, 16, 20, 21)]
+    spread = [problem(n, value) for n, value in [(30, "X1"), (31, "X2"), (32, "X3"), (33, "X4")]]
+    found = [*grades[:1], *repeated, grades[1], *spread]
     busy = report(
         tmp_path,
-        problems=tuple(many),
-        problem_totals={"error": 38},
-        report_csv=write_report_csv(tmp_path / "many.csv", many),
+        problems=tuple(found),
+        problem_totals={"error": len(found)},
+        report_csv=write_report_csv(tmp_path / "busy.csv", found),
     )
     message = parse(messages.import_results(busy, ["a@x.example"], SMTP))
-    text, _ = bodies(message)
+    text, html = bodies(message)
 
-    assert "The first 20 of 38:" in text
-    assert "students.csv:21:grade" in text
-    assert "students.csv:22:grade" not in text
-    assert len(attachment_rows(message)) == 39
+    assert listed(text) == [
+        "- students.csv:grade: error: 5 rows, lines 6, 30, 31 and 2 more: is not a CEDS grade"
+        ' (values: "K5", "X1", "X2" and 2 more)',
+        "- enrollments.csv:student_id: error: 7 rows, lines 10, 11, 14 and 4 more: student_id"
+        " 'S0000000' was skipped in students.csv (line 6), so this enrollment is too"
+        ' (value: "S0000000")',
+        '- students.csv:7:grade: error: is not a grade: try KG (value: "Kinder")',
+    ]
+    assert "Problems that repeat on several rows are shown once, with their lines." in text
+    assert "Not shown here" not in text
+    assert "<b>7 rows, lines 10, 11, 14 and 4 more</b>: student_id" in html
+    assert "(values: &ldquo;K5&rdquo;, &ldquo;X1&rdquo;, &ldquo;X2&rdquo; and 2 more)" in html
+    # The attached report keeps one row per problem.
+    assert len(attachment_rows(message)) == 1 + len(found)
+
+
+def test_the_first_twenty_lines_are_shown_and_the_rest_is_counted(tmp_path: Path) -> None:
+    distinct = [problem(n, message=f"is not a CEDS grade ({n})") for n in range(2, 40)]
+    found = [*distinct[:5], *(skipped_student(n) for n in range(100, 110)), *distinct[5:]]
+    busy = report(
+        tmp_path,
+        problems=tuple(found),
+        problem_totals={"error": len(found)},
+        report_csv=write_report_csv(tmp_path / "many.csv", found),
+    )
+    message = parse(messages.import_results(busy, ["a@x.example"], SMTP))
+    text, html = bodies(message)
+
+    lines = listed(text)
+    assert len(lines) == 20  # 5 single problems, the group of 10, then 14 single ones
+    assert lines[5].startswith("- enrollments.csv:student_id: error: 10 rows, lines 100,")
+    assert lines[-1].startswith("- students.csv:20:grade")
+    # 48 problems: 5 + 10 + 14 shown, 19 not, each on a line of its own.
+    assert "Not shown here: 19 more problems, in 19 more lines." in text
+    assert "Not shown here: 19 more problems, in 19 more lines." in html
+    assert len(attachment_rows(message)) == 49
+
+
+def test_groups_of_a_cut_problem_list_say_what_they_were_counted_among(tmp_path: Path) -> None:
+    kept = [skipped_student(n) for n in range(2, 1002)]
+    busy = report(
+        tmp_path,
+        problems=tuple(kept),
+        problem_totals={"error": 9784},
+        report_csv=write_report_csv(tmp_path / "kept.csv", kept),
+    )
+    text, _ = bodies(parse(messages.import_results(busy, ["a@x.example"], SMTP)))
+
+    assert listed(text)[0].startswith(
+        "- enrollments.csv:student_id: error: 1,000 rows, lines 2, 3, 4 and 997 more:"
+    )
+    assert "They are counted among the first 1,000 of the 9,784 problems." in text
+    assert "Not shown here: 8,784 more problems." in text
 
 
 def test_huge_problem_list_is_cut_to_whole_rows_under_the_cap(tmp_path: Path) -> None:
