@@ -150,7 +150,7 @@ def _line(group: _Group) -> ProblemLine:
 
 
 def _repeats(group: _Group) -> str:
-    """"7 rows, lines 10, 11, 14 and 4 more", or "3 times" for problems without a line."""
+    """A group's size and lines ("7 rows, lines 10, 11, 14 and 4 more"), or "3 times"."""
     if len(group.lines) != group.count:
         return f"{group.count:,} times"
     named = [f"{n:,}" for n in group.lines[:SHOWN_LINE_NUMBERS]]
