@@ -461,6 +461,7 @@ class Pipeline:
             values["attempts"] = 0  # the run reached its end: a pause is not a crash
         if state in ENDED:
             values["finished_at"] = now
+        values["work_seconds"] = reports.work_seconds(run.record, now)  # notify: "took N s"
         imports.update(conn, run.record.id, now, **values)
         imports.save_problems(conn, run.record.id, run.problems.kept)
         record = imports.get(conn, run.record.id)

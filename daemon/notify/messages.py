@@ -140,19 +140,21 @@ def _problems(report: ImportReport, limit: int) -> ProblemSection:
 def _outcome(report: ImportReport) -> tuple[str, str]:
     """The sentence at the top of Import Results, and the one after it."""
     unchanged = "Nothing in the roster was changed."
+    who = report.decided_by or "An administrator"
+    decided = f" on {when(report.decided_at)}" if report.decided_at else ""
+    approved = [f"{who} approved it{decided}, after it paused."] if report.decided_by else []
     match report.state:
         case ImportState.IMPORTED:
-            return "The import finished and the roster is up to date.", ""
+            return "The import finished and the roster is up to date.", " ".join(approved)
         case ImportState.IMPORTED_WITH_ERRORS:
             rows = rows_with_errors(report.files, report.problem_totals)
             told = what_skipping_does(rows, report.entities, applied=True)
-            return "The import finished with errors.", " ".join([*told, _THE_REST])
+            return "The import finished with errors.", " ".join([*approved, *told, _THE_REST])
         case ImportState.FAILED:
             reason = " ".join((report.fatal_reason or "The import failed.").split())
             return reason, unchanged
         case ImportState.REJECTED:
-            who = report.decided_by or "An administrator"
-            return f"{who} rejected this import.", unchanged
+            return f"{who} rejected this import{decided}.", unchanged
         case ImportState.SUPERSEDED:
             newer = f" (import #{report.superseded_by})" if report.superseded_by else ""
             return f"A newer upload{newer} replaced this one before it was applied.", unchanged
@@ -172,6 +174,8 @@ def _report_context(report: ImportReport, subject: str, problems: ProblemSection
         "started": when(report.started_at),
         "finished": when(report.finished_at),
         "duration": duration(report.duration_seconds),
+        "waited": duration(_waited(report)),
+        "decision": _decision(report),
         "files": files,
         "columns": [cell.name for cell in files[0].cells] if files else [],
         "percent_note": PERCENT_NOTE if report.entities else "",
@@ -179,6 +183,24 @@ def _report_context(report: ImportReport, subject: str, problems: ProblemSection
         "problems": problems,
         "footer": f"rosterdrop · {report.tenant} · import #{report.import_id}",
     }
+
+
+def _decision(report: ImportReport) -> str:
+    """Who decided about a paused import, and when: "approved by ops, 2024-05-02 15:10 UTC"."""
+    if not report.decided_by:
+        return ""
+    verb = "rejected" if report.state is ImportState.REJECTED else "approved"
+    at = f", {when(report.decided_at)}" if report.decided_at else ""
+    return f"{verb} by {report.decided_by}{at}"
+
+
+def _waited(report: ImportReport) -> float | None:
+    """The time an approved import spent waiting between its start and its finish: not work."""
+    if not report.decided_by or report.work_seconds is None or report.finished_at is None:
+        return None
+    elapsed = (report.finished_at - (report.started_at or report.received_at)).total_seconds()
+    waited = elapsed - report.work_seconds
+    return waited if waited >= 1 else None
 
 
 def _report_email(
