@@ -108,6 +108,9 @@ def incomplete_upload(
         "tenant": tenant,
         "present": list(present),
         "missing": list(missing),
+        "missing_arrive": "the missing file arrives"
+        if len(missing) == 1
+        else "the missing files arrive",
         "expected": FILES,
         "since": when(since),
         "waited": duration(waited),

@@ -50,10 +50,18 @@ def what_to_check(tripped: TrippedThreshold, entities: Mapping[str, EntityChange
     label = _label(tripped.entity)
     file = BY_NAME[tripped.entity].file if tripped.entity in BY_NAME else "the files"
     if tripped.rule == "deactivate":
+        changes = entities.get(tripped.entity)
+        named = min(changes.deactivated_skipped, tripped.count) if changes else 0
+        absent = tripped.count - named
+        share = f"{tripped.count:,} of {tripped.total:,} active {label} would be deactivated"
+        why = [f"{absent:,} {'is' if absent == 1 else 'are'} not in {file}"] if absent else []
+        if named:  # the file lists them, on rows skipped for an error
+            where = "is in it on a row" if named == 1 else "are in it on rows"
+            why.append(f"{named:,} {where} skipped for an error (see the problems below)")
         return (
-            f"{tripped.count:,} of {tripped.total:,} active {label} are not in {file} and would be"
-            " deactivated. That usually means the export left something out: check that the SIS"
-            f" export selects every school and grade, and that {file} was not cut short."
+            f"{share}: {' and '.join(why)}. That usually means the export left something out:"
+            f" check that the SIS export selects every school and grade, and that {file} was"
+            " not cut short."
         )
     if tripped.rule == "update":
         fields = _most_changed(entities.get(tripped.entity))

@@ -153,7 +153,7 @@ def _repeats(group: _Group) -> str:
     """A group's size and lines ("7 rows, lines 10, 11, 14 and 4 more"), or "3 times"."""
     if len(group.lines) != group.count:
         return f"{group.count:,} times"
-    named = [f"{n:,}" for n in group.lines[:SHOWN_LINE_NUMBERS]]
+    named = [str(n) for n in group.lines[:SHOWN_LINE_NUMBERS]]  # a line number is no count
     more = group.count - len(named)
     listed = ", ".join(named) + f" and {more:,} more" if more else _and(named)
     return f"{plural(group.count, 'row')}, lines {listed}"

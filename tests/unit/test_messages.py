@@ -550,3 +550,96 @@ def test_a_pause_for_another_reason_still_says_what_the_allowed_errors_do(tmp_pa
     checks = text.split("WHAT TO CHECK\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert len(checks) == 2
     assert checks[1].startswith("- 9 rows with errors would be skipped. 2 students would be held")
+
+
+def test_every_count_is_written_one_way_and_every_noun_agrees(tmp_path: Path) -> None:
+    """A large district's figures: each count has its thousands separator, none says row(s)."""
+    repeated = [skipped_student(n) for n in range(10, 1210)]
+    big = report(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        files=(
+            FileSummary("schools.csv", 1),
+            FileSummary("students.csv", 12_345, errors=1),
+            FileSummary("sections.csv", 1_500),
+            FileSummary("enrollments.csv", 48_000, errors=1_200),
+        ),
+        entities={
+            "schools": EntityChanges(active_before=1, unchanged=1),
+            "students": EntityChanges(
+                active_before=12_000,
+                added=1_344,
+                deactivated=1_200,
+                unchanged=11_000,
+                held=1,
+                deactivated_skipped=1,
+            ),
+            "sections": EntityChanges(active_before=1_500, unchanged=1_500),
+            "section_teachers": EntityChanges(active_before=1, unchanged=1),
+            "enrollments": EntityChanges(
+                active_before=48_000,
+                deactivated=1_200,
+                unchanged=46_800,
+                deactivated_skipped=1_200,
+            ),
+        },
+        tripped=(
+            TrippedThreshold("deactivate", "students", 1_200, 12_000, 5.0),
+            TrippedThreshold("row_errors", "all files", 1_201, 61_846, 1_000),
+        ),
+        problems=tuple(repeated),
+        problem_totals={"error": 1_201},
+        report_csv=write_report_csv(tmp_path / "big.csv", repeated),
+    )
+    paused = bodies(parse(messages.check_your_data(big, ["a@x.example"], SMTP)))
+    ended = bodies(
+        parse(
+            messages.import_results(
+                dataclasses.replace(big, state=ImportState.IMPORTED_WITH_ERRORS),
+                ["a@x.example"],
+                SMTP,
+            )
+        )
+    )
+
+    for body in (*paused, *ended):
+        # Four digits or more in a row, other than a year (2024-05-02): an unformatted count.
+        assert re.findall(r"(?<![\w,.#-])\d{4,}(?![\d-])", body) == []
+        assert "(s)" not in body
+    text = paused[0]
+    assert "schools.csv: 1 row read" in text
+    assert "sections.csv (section teacher assignments): 1 teacher link" in text
+    assert "would deactivate 1,200 of 12,000 active students (10.0%, limit 5%)" in text
+    assert "1,201 rows with errors of 61,846 read (1.9%; this district allows 1,000)" in text
+    assert (
+        "1,200 of 12,000 active students would be deactivated: 1,199 are not in students.csv"
+        " and 1 is in it on a row skipped for an error (see the problems below)."
+    ) in text
+    assert "1 student would be held: kept as it is." in text
+    assert "1 student and 1,200 enrollments would be deactivated although" in text
+    assert "1,200 rows, lines 10, 11, 12 and 1197 more" not in text
+    assert "1,200 rows, lines 10, 11, 12 and 1,197 more" in text
+    assert "Not shown here: 1 more problem." in text
+
+
+def test_incomplete_upload_with_one_file_missing_speaks_of_one() -> None:
+    since = datetime.now(UTC) - timedelta(hours=3)
+    files = ["schools.csv", "students.csv", "teachers.csv", "sections.csv"]
+    outgoing = messages.incomplete_upload(
+        "springfield", files, ["enrollments.csv"], since, ["a@x.example"], SMTP
+    )
+    text, html = bodies(parse(outgoing))
+
+    assert outgoing.subject == "Incomplete upload: springfield — 1 file missing"
+    first, second = text.splitlines()[:2]
+    assert first.startswith(
+        "The upload folder of springfield holds only 4 of the 5 files of a roster upload,"
+        " and nothing has arrived in it since "
+    )
+    assert second == (
+        "rosterdrop imports only a complete set, so nothing of this upload has been imported"
+        " yet. What has arrived stays in the folder: as soon as the missing file arrives, the"
+        " whole set is imported."
+    )
+    assert "as soon as the missing file arrives" in html
