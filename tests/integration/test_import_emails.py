@@ -1,10 +1,12 @@
-"""A district administrator decides about a paused import hours after it paused: the email that
-follows says who decided and when, and how long the import worked, not how long it waited."""
+"""The emails a district reads after real imports through the pipeline and the database: what a
+skipped row did to its record, and, when an administrator decides about a paused import hours
+later, who decided and when, and how long the import worked rather than how long it waited."""
 
 from __future__ import annotations
 
 import copy
 import email
+import re
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -18,7 +20,7 @@ from daemon.roster.outcome import ImportState
 from daemon.store.database import Database
 from daemon.store.tables import outbox
 from tests.support.clever import Snapshot
-from tests.support.roster import add_tenant, run_import
+from tests.support.roster import add_tenant, run_import, set_tenant
 
 MONDAY = datetime(2026, 9, 7, 6, 0, tzinfo=UTC)
 
@@ -41,6 +43,47 @@ def district(students: int) -> Snapshot:
         snap.students[("SCH1", f"S{n:02d}")] = ("Kid", f"No{n}", "", f"s{n}", "03")
     snap.enrollments.add(("SCH1", "C1", "S01"))
     return snap
+
+
+def with_bad_grade(snap: Snapshot) -> Snapshot:
+    """The same district with its last student (not enrolled) on a grade no rule maps."""
+    out = copy.deepcopy(snap)
+    key = list(out.students)[-1]
+    out.students[key] = (*out.students[key][:4], "Z9")
+    return out
+
+
+def test_a_skipped_row_of_a_known_student_is_reported_held_not_left_vaguely(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    add_tenant(db, "acme")
+    pipeline = Pipeline(db, settings.paths, settings.smtp, clock=Clock(MONDAY))
+    run_import(pipeline, "acme", district(10).write(tmp_path / "first"))
+
+    paused = run_import(pipeline, "acme", with_bad_grade(district(10)).write(tmp_path / "second"))
+
+    assert paused.state is ImportState.PAUSED
+    text, _ = last_email(db, paused.import_id)
+    assert "- all files: 1 row with errors of 14 read (7.1%; this district allows 0)" in text
+    assert (
+        "- 1 row with errors would be skipped. 1 student would be held: kept as it is."
+        " The first problems are listed below"
+    ) in text
+    assert "left as they are" not in text
+
+    set_tenant(db, "acme", max_row_errors=1)
+    ended = run_import(pipeline, "acme", with_bad_grade(district(10)).write(tmp_path / "third"))
+
+    assert ended.state is ImportState.IMPORTED_WITH_ERRORS
+    text, html = last_email(db, ended.import_id)
+    assert text.splitlines()[1] == (
+        "1 row with errors was skipped. 1 student was held: kept as it was."
+        " Everything else is in the roster."
+    )
+    students = text.split("students.csv: 10 rows read", 1)[1].split("\n\n", 1)[0]
+    assert re.search(r"held\s+1\s+10\.0%", students)
+    assert re.search(r"errors\s+1\s+10\.0%", students)
+    assert ">Held</th>" in html
 
 
 def paused_import(db: Database, settings: Settings, tmp_path: Path) -> tuple[Pipeline, Clock, int]:
