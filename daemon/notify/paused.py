@@ -50,19 +50,7 @@ def what_to_check(tripped: TrippedThreshold, entities: Mapping[str, EntityChange
     label = _label(tripped.entity)
     file = BY_NAME[tripped.entity].file if tripped.entity in BY_NAME else "the files"
     if tripped.rule == "deactivate":
-        changes = entities.get(tripped.entity)
-        named = min(changes.deactivated_skipped, tripped.count) if changes else 0
-        absent = tripped.count - named
-        share = f"{tripped.count:,} of {tripped.total:,} active {label} would be deactivated"
-        why = [f"{absent:,} {'is' if absent == 1 else 'are'} not in {file}"] if absent else []
-        if named:  # the file lists them, on rows skipped for an error
-            where = "is in it on a row" if named == 1 else "are in it on rows"
-            why.append(f"{named:,} {where} skipped for an error (see the problems below)")
-        return (
-            f"{share}: {' and '.join(why)}. That usually means the export left something out:"
-            f" check that the SIS export selects every school and grade, and that {file} was"
-            " not cut short."
-        )
+        return _deactivations(tripped, entities.get(tripped.entity), label, file)
     if tripped.rule == "update":
         fields = _most_changed(entities.get(tripped.entity))
         most = f" (most changed: {fields})" if fields else ""
@@ -79,6 +67,35 @@ def what_to_check(tripped: TrippedThreshold, entities: Mapping[str, EntityChange
             " fix them in the SIS and export again, or approve to import the rest now.",
         ]
     )
+
+
+def _deactivations(
+    tripped: TrippedThreshold, changes: EntityChanges | None, label: str, file: str
+) -> str:
+    """Why records would go: missing from their file, or listed on rows skipped for errors
+    (the plan's `deactivated_skipped`), with the advice each cause calls for."""
+    named = min(changes.deactivated_skipped, tripped.count) if changes else 0
+    absent = tripped.count - named
+    why, advice = [], []
+    if absent:
+        why.append(f"{absent:,} {'is' if absent == 1 else 'are'} not in {file}")
+        advice.append(
+            "That usually means the export left something out: check that the SIS export"
+            f" selects every school and grade, and that {file} was not cut short."
+        )
+    if named:  # the file lists them, on rows skipped for an error
+        one = named == 1
+        rows = f"is in {file} on a row" if one else f"are in {file} on rows"
+        why.append(f"{named:,} {rows} skipped for an error")
+        advice.append(
+            "That row is among the problems below: fixed in the SIS and exported again, it"
+            " keeps its record."
+            if one
+            else "Those rows are among the problems below: fixed in the SIS and exported"
+            " again, they keep their records."
+        )
+    share = f"{tripped.count:,} of {tripped.total:,} active {label} would be deactivated"
+    return f"{share}: {' and '.join(why)}. {' '.join(advice)}"
 
 
 def _label(entity: str) -> str:

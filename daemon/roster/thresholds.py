@@ -31,9 +31,17 @@ class TrippedThreshold:
     def share(self) -> str:
         """The percentage as people read it: a few rows are never rounded away to 0.0%."""
         percent = self.percent
-        if 0 < percent < 0.1:
-            return "<0.1%"
-        return ">99.9%" if 99.9 < percent < 100 else f"{percent:.1f}%"
+        if 99.9 < percent < 100:
+            return ">99.9%"
+        if self.rule != "row_errors":
+            # A share the rule found above its limit never reads as the limit itself
+            # (0.15% against 0.1% is not "0.1%"): as many decimals as that takes.
+            for digits in (1, 2, 3):
+                text = f"{percent:.{digits}f}"
+                if float(text) > self.limit:
+                    break
+            return f"{text}%"
+        return "<0.1%" if 0 < percent < 0.1 else f"{percent:.1f}%"
 
     def describe(self) -> str:
         if self.rule == "row_errors":

@@ -614,13 +614,35 @@ def test_every_count_is_written_one_way_and_every_noun_agrees(tmp_path: Path) ->
     assert "1,201 rows with errors of 61,846 read (1.9%; this district allows 1,000)" in text
     assert (
         "1,200 of 12,000 active students would be deactivated: 1,199 are not in students.csv"
-        " and 1 is in it on a row skipped for an error (see the problems below)."
+        " and 1 is in students.csv on a row skipped for an error. That usually means the export"
+        " left something out: check that the SIS export selects every school and grade, and"
+        " that students.csv was not cut short. That row is among the problems below: fixed in"
+        " the SIS and exported again, it keeps its record."
     ) in text
     assert "1 student would be held: kept as it is." in text
     assert "1 student and 1,200 enrollments would be deactivated although" in text
     assert "1,200 rows, lines 10, 11, 12 and 1197 more" not in text
     assert "1,200 rows, lines 10, 11, 12 and 1,197 more" in text
     assert "Not shown here: 1 more problem." in text
+
+
+def test_deactivations_all_on_skipped_rows_are_not_blamed_on_the_export(tmp_path: Path) -> None:
+    paused = skipped_a_moved_student(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        tripped=(TrippedThreshold("deactivate", "enrollments", 6, 4000, 0.1),),
+    )
+    text, _ = bodies(parse(messages.check_your_data(paused, ["a@x.example"], SMTP)))
+
+    assert (
+        "- 6 of 4,000 active enrollments would be deactivated: 6 are in enrollments.csv on rows"
+        " skipped for an error. Those rows are among the problems below: fixed in the SIS and"
+        " exported again, they keep their records.\n"
+    ) in text
+    assert "left something out" not in text
+    # 0.15% tripped a limit of 0.1%: it is not shown rounded down to the limit.
+    assert "would deactivate 6 of 4,000 active enrollments (0.15%, limit 0.1%)" in text
 
 
 def test_incomplete_upload_with_one_file_missing_speaks_of_one() -> None:
