@@ -288,7 +288,9 @@ class Pipeline:
                 raise _Stop(ImportState.FAILED)
             run.plan = stage.plan(run.tenant.id, first_import=previous is None)
             timer.lap("planned")
-            run.tripped = evaluate(run.plan, run.validation.error_rows, settings)
+            run.tripped = evaluate(
+                run.plan, run.validation.error_rows, run.validation.rows_read, settings
+            )
             if approved:
                 run.tripped = _beyond_approval(run.tripped, run.record.tripped or [])
             if run.tripped:
@@ -352,7 +354,9 @@ class Pipeline:
             validation = validate(found, fingerprints(found), tenant.settings, problems, stage)
             if not validation.fatal:
                 plan = stage.plan(tenant.id, first_import=first_import)
-                tripped = evaluate(plan, validation.error_rows, tenant.settings)
+                tripped = evaluate(
+                    plan, validation.error_rows, validation.rows_read, tenant.settings
+                )
             stage.close()  # the roster was only read; the staging tables go away
         return Preview(validation, plan, tripped, problems)
 
@@ -451,6 +455,7 @@ class Pipeline:
             values["attempts"] = 0  # the run reached its end: a pause is not a crash
         if state in ENDED:
             values["finished_at"] = now
+        values["work_seconds"] = reports.work_seconds(run.record, now)  # notify: "took N s"
         imports.update(conn, run.record.id, now, **values)
         imports.save_problems(conn, run.record.id, run.problems.kept)
         record = imports.get(conn, run.record.id)

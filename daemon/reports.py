@@ -44,7 +44,19 @@ def report_of(
         report_csv=csv_path if csv_path and csv_path.exists() else None,
         superseded_by=record.superseded_by,
         decided_by=record.decided_by,
+        decided_at=record.decided_at,
+        work_seconds=record.work_seconds,
     )
+
+
+def work_seconds(record: ImportRecord, now: datetime) -> float:
+    """The seconds `record` has worked by `now`, when a run of it ends (or pauses).
+
+    A run after an approval (only a paused import is decided) began when the person decided,
+    and adds to what the runs before the pause did: the time the import waited for that
+    person is no work of its own."""
+    began = record.decided_at or record.started_at or record.received_at
+    return (record.work_seconds or 0.0) + max(0.0, (now - began).total_seconds())
 
 
 def queue_emails(

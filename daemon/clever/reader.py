@@ -356,7 +356,9 @@ def _read_header(
     if unnamed:
         problems.warning(
             "unnamed_column",
-            f"column(s) {', '.join(unnamed)} have no name in the header and are ignored",
+            f"column{'s' if len(unnamed) > 1 else ''} {', '.join(unnamed)}"
+            f" {'have' if len(unnamed) > 1 else 'has'} no name in the header and"
+            f" {'are' if len(unnamed) > 1 else 'is'} ignored",
             file=name,
             line=header_line,
         )

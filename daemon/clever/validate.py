@@ -64,6 +64,10 @@ class Validation:
     def error_rows(self) -> int:
         return sum(f.errors for f in self.files.values())
 
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows for f in self.files.values())
+
 
 def fingerprints(found: FoundFiles) -> dict[str, FileFingerprint]:
     return {name: fingerprint(path) for name, path in found.files.items()}

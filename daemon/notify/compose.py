@@ -64,8 +64,13 @@ def build(
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     if attachment is not None:
+        # The charset says how to read names like Zoë or Ｘ; without it a client may guess ASCII.
         message.add_attachment(
-            attachment.data, maintype="text", subtype="csv", filename=attachment.filename
+            attachment.data,
+            maintype="text",
+            subtype="csv",
+            filename=attachment.filename,
+            params={"charset": "utf-8"},
         )
     return message.as_bytes()
 

@@ -20,7 +20,10 @@ ENTITY_LABELS = {
     LINK_ENTITY: "section teacher assignments",
     "enrollments": "enrollments",
 }
-COLUMNS = ("added", "reactivated", "updated", "deactivated", "unchanged", "errors")
+# Held: records whose rows were skipped for an error, kept as they were.
+COLUMNS = ("added", "reactivated", "updated", "deactivated", "unchanged", "held", "errors")
+ROWS_READ = ("row read", "rows read")
+TEACHER_LINKS = ("teacher link", "teacher links")
 PERCENT_NOTE = (
     "Percentages are of the rows read from each file, except Deactivated: "
     "of the records that were active before this import."
@@ -58,8 +61,13 @@ class FileFigures:
 
     label: str
     rows: int
-    rows_noun: str
+    rows_noun: tuple[str, str]  # singular and plural: ("row read", "rows read")
     cells: tuple[Cell, ...]
+
+    @property
+    def read(self) -> str:
+        """What was read, counted: "1 row read", "2,000 rows read"."""
+        return plural(self.rows, *self.rows_noun)
 
 
 def file_figures(
@@ -73,17 +81,18 @@ def file_figures(
         changes = entities[main] if main else None
         lines.append(
             FileFigures(
-                summary.file, summary.rows, "rows read", _cells(summary, changes, bool(entities))
+                summary.file, summary.rows, ROWS_READ, _cells(summary, changes, bool(entities))
             )
         )
         if LINK_ENTITY in planned:
             links = entities[LINK_ENTITY]
             in_upload = links.added + links.reactivated + links.updated + links.unchanged
+            in_upload += links.held
             lines.append(
                 FileFigures(
                     f"{summary.file} ({ENTITY_LABELS[LINK_ENTITY]})",
                     in_upload,
-                    "teacher links",
+                    TEACHER_LINKS,
                     (*_change_cells(links, in_upload), Cell("errors", None, 0)),
                 )
             )
@@ -106,6 +115,7 @@ def _change_cells(changes: EntityChanges, rows: int) -> tuple[Cell, ...]:
         Cell("updated", changes.updated, rows),
         Cell("deactivated", changes.deactivated, changes.active_before),
         Cell("unchanged", changes.unchanged, rows),
+        Cell("held", changes.held, rows),
     )
 
 

@@ -25,6 +25,7 @@ from daemon.notify.problem_list import (
     problem_section,
 )
 from daemon.notify.render import neutralise, render
+from daemon.notify.skipped import rows_with_errors, what_skipping_does
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ImportReport, ImportState
 
@@ -35,6 +36,7 @@ INCOMPLETE_UPLOAD = "incomplete_upload"
 APPROVE_COMMAND = "rosterdrop imports approve {import_id}"
 REJECT_COMMAND = "rosterdrop imports reject {import_id}"
 APPLIED = frozenset({ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS})
+_THE_REST = "Everything else is in the roster."
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def check_your_data(
     context = {
         **_report_context(report, subject, problems),
         "thresholds": [threshold_line(t) for t in report.tripped],
-        "checks": [what_to_check(t, report.entities) for t in report.tripped],
+        "checks": _checks(report),
         "approve_command": APPROVE_COMMAND.format(import_id=report.import_id),
         "reject_command": REJECT_COMMAND.format(import_id=report.import_id),
         "review_url": review_url,
@@ -106,6 +108,9 @@ def incomplete_upload(
         "tenant": tenant,
         "present": list(present),
         "missing": list(missing),
+        "missing_arrive": "the missing file arrives"
+        if len(missing) == 1
+        else "the missing files arrive",
         "expected": FILES,
         "since": when(since),
         "waited": duration(waited),
@@ -113,6 +118,15 @@ def incomplete_upload(
     }
     headers = [("X-Rosterdrop-Tenant", tenant)]
     return _email(INCOMPLETE_UPLOAD, subject, context, recipients, smtp, headers=headers)
+
+
+def _checks(report: ImportReport) -> list[str]:
+    checks = [what_to_check(t, report.entities) for t in report.tripped]
+    rows = rows_with_errors(report.files, report.problem_totals)
+    if rows and not any(t.rule == "row_errors" for t in report.tripped):
+        # Within what the district allows, yet approving skips them: say what that does.
+        checks.append(" ".join(what_skipping_does(rows, report.entities, applied=False)))
+    return checks
 
 
 def state_label(state: ImportState) -> str:
@@ -129,23 +143,21 @@ def _problems(report: ImportReport, limit: int) -> ProblemSection:
 def _outcome(report: ImportReport) -> tuple[str, str]:
     """The sentence at the top of Import Results, and the one after it."""
     unchanged = "Nothing in the roster was changed."
+    who = report.decided_by or "An administrator"
+    decided = f" on {when(report.decided_at)}" if report.decided_at else ""
+    approved = [f"{who} approved it{decided}, after it paused."] if report.decided_by else []
     match report.state:
         case ImportState.IMPORTED:
-            return "The import finished and the roster is up to date.", ""
+            return "The import finished and the roster is up to date.", " ".join(approved)
         case ImportState.IMPORTED_WITH_ERRORS:
-            errors = report.problem_totals.get("error", 0)
-            skipped = f"{plural(errors, 'row')} with errors" if errors else "Rows with errors"
-            return (
-                "The import finished with errors.",
-                f"{skipped} were skipped and the records they describe left as they are;"
-                " everything else is in the roster.",
-            )
+            rows = rows_with_errors(report.files, report.problem_totals)
+            told = what_skipping_does(rows, report.entities, applied=True)
+            return "The import finished with errors.", " ".join([*approved, *told, _THE_REST])
         case ImportState.FAILED:
             reason = " ".join((report.fatal_reason or "The import failed.").split())
             return reason, unchanged
         case ImportState.REJECTED:
-            who = report.decided_by or "An administrator"
-            return f"{who} rejected this import.", unchanged
+            return f"{who} rejected this import{decided}.", unchanged
         case ImportState.SUPERSEDED:
             newer = f" (import #{report.superseded_by})" if report.superseded_by else ""
             return f"A newer upload{newer} replaced this one before it was applied.", unchanged
@@ -165,6 +177,8 @@ def _report_context(report: ImportReport, subject: str, problems: ProblemSection
         "started": when(report.started_at),
         "finished": when(report.finished_at),
         "duration": duration(report.duration_seconds),
+        "waited": duration(_waited(report)),
+        "decision": _decision(report),
         "files": files,
         "columns": [cell.name for cell in files[0].cells] if files else [],
         "percent_note": PERCENT_NOTE if report.entities else "",
@@ -172,6 +186,24 @@ def _report_context(report: ImportReport, subject: str, problems: ProblemSection
         "problems": problems,
         "footer": f"rosterdrop · {report.tenant} · import #{report.import_id}",
     }
+
+
+def _decision(report: ImportReport) -> str:
+    """Who decided about a paused import, and when: "approved by ops, 2024-05-02 15:10 UTC"."""
+    if not report.decided_by:
+        return ""
+    verb = "rejected" if report.state is ImportState.REJECTED else "approved"
+    at = f", {when(report.decided_at)}" if report.decided_at else ""
+    return f"{verb} by {report.decided_by}{at}"
+
+
+def _waited(report: ImportReport) -> float | None:
+    """The time an approved import spent waiting between its start and its finish: not work."""
+    if not report.decided_by or report.work_seconds is None or report.finished_at is None:
+        return None
+    elapsed = (report.finished_at - (report.started_at or report.received_at)).total_seconds()
+    waited = elapsed - report.work_seconds
+    return waited if waited >= 1 else None
 
 
 def _report_email(

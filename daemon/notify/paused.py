@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from daemon.notify.figures import ENTITY_LABELS, plural
+from daemon.notify.skipped import what_skipping_does
 from daemon.roster.entities import BY_NAME
 from daemon.roster.plan import EntityChanges
 from daemon.roster.thresholds import TrippedThreshold
@@ -25,19 +26,20 @@ class ThresholdLine:
 
 def threshold_line(tripped: TrippedThreshold) -> ThresholdLine:
     if tripped.rule == "row_errors":
+        known = tripped.total > 0  # a pause recorded before the rows read were kept has none
         return ThresholdLine(
             entity="all files",
-            change="rows with errors",
-            count=f"{tripped.count:,}",
-            percent="",
-            limit=f"{plural(int(tripped.limit), 'error')} allowed",
+            change="skipped (rows with errors)",
+            count=f"{tripped.count:,} of {tripped.total:,} read" if known else f"{tripped.count:,}",
+            percent=tripped.share if known else "",
+            limit=f"{plural(int(tripped.limit), 'row')} allowed",
             sentence=tripped.describe(),
         )
     return ThresholdLine(
         entity=_label(tripped.entity),
         change="deactivated" if tripped.rule == "deactivate" else "changed",
         count=f"{tripped.count:,} of {tripped.total:,}",
-        percent=f"{tripped.percent:.1f}%",
+        percent=tripped.share,
         limit=f"{tripped.limit:g}%",
         sentence=tripped.describe(),
     )
@@ -48,11 +50,7 @@ def what_to_check(tripped: TrippedThreshold, entities: Mapping[str, EntityChange
     label = _label(tripped.entity)
     file = BY_NAME[tripped.entity].file if tripped.entity in BY_NAME else "the files"
     if tripped.rule == "deactivate":
-        return (
-            f"{tripped.count:,} of {tripped.total:,} active {label} are not in {file} and would be"
-            " deactivated. That usually means the export left something out: check that the SIS"
-            f" export selects every school and grade, and that {file} was not cut short."
-        )
+        return _deactivations(tripped, entities.get(tripped.entity), label, file)
     if tripped.rule == "update":
         fields = _most_changed(entities.get(tripped.entity))
         most = f" (most changed: {fields})" if fields else ""
@@ -61,11 +59,43 @@ def what_to_check(tripped: TrippedThreshold, entities: Mapping[str, EntityChange
             " once usually mean the SIS changed how it writes a column: compare a few of them"
             " with the SIS before approving."
         )
-    return (
-        f"{plural(tripped.count, 'row')} with errors would be skipped, and the records they"
-        " describe left as they are. The first ones are listed below and all of them are in the"
-        " attached CSV: fix them in the SIS and export again, or approve to import the rest now."
+    told = what_skipping_does(tripped.count, entities, applied=False)
+    return " ".join(
+        [
+            *told,
+            "The first problems are listed below and all of them are in the attached CSV:"
+            " fix them in the SIS and export again, or approve to import the rest now.",
+        ]
     )
+
+
+def _deactivations(
+    tripped: TrippedThreshold, changes: EntityChanges | None, label: str, file: str
+) -> str:
+    """Why records would go: missing from their file, or listed on rows skipped for errors
+    (the plan's `deactivated_skipped`), with the advice each cause calls for."""
+    named = min(changes.deactivated_skipped, tripped.count) if changes else 0
+    absent = tripped.count - named
+    why, advice = [], []
+    if absent:
+        why.append(f"{absent:,} {'is' if absent == 1 else 'are'} not in {file}")
+        advice.append(
+            "That usually means the export left something out: check that the SIS export"
+            f" selects every school and grade, and that {file} was not cut short."
+        )
+    if named:  # the file lists them, on rows skipped for an error
+        one = named == 1
+        rows = f"is in {file} on a row" if one else f"are in {file} on rows"
+        why.append(f"{named:,} {rows} skipped for an error")
+        advice.append(
+            "That row is among the problems below: fixed in the SIS and exported again, it"
+            " keeps its record."
+            if one
+            else "Those rows are among the problems below: fixed in the SIS and exported"
+            " again, they keep their records."
+        )
+    share = f"{tripped.count:,} of {tripped.total:,} active {label} would be deactivated"
+    return f"{share}: {' and '.join(why)}. {' '.join(advice)}"
 
 
 def _label(entity: str) -> str:

@@ -1,4 +1,7 @@
-"""The problems an email lists: the first few as lines, all of them as a size-capped CSV."""
+"""The problems an email lists: the first few as lines, all of them as a size-capped CSV.
+
+Problems that differ only in their line (seven enrollments of one skipped student) share a
+line in the email, so its first screen shows different problems; the CSV keeps one row each."""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ from pathlib import Path
 import structlog
 
 from daemon.notify.figures import plural
-from daemon.roster.problems import Problem, Severity
+from daemon.roster.problems import Problem, Severity, formula_safe
 
 ATTACHMENT_LIMIT_BYTES = 5 * 1024 * 1024
-SHOWN_PROBLEMS = 20
+SHOWN_PROBLEMS = 20  # lines in the email: single problems or groups of repeated ones
+SHOWN_LINE_NUMBERS = 3  # of a group's lines, the first few are named
+SHOWN_VALUES = 3
 VALUE_CHARS = 80
 MESSAGE_CHARS = 300
 # Excel, which most district staff open a CSV with, reads UTF-8 names correctly only with a BOM.
@@ -25,17 +30,20 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class ProblemLine:
-    location: str  # file:line:column, as much of it as is known
+    location: str  # file:line:column, as much of it as is known (a group's has no line)
     severity: str
     message: str
-    value: str | None
+    value: str | None  # the value, when every problem of the line has the same one
+    repeats: str = ""  # a group's "7 rows, lines 10, 11, 14 and 4 more"
+    values: tuple[str, ...] = ()  # a group's first different values, when they differ
+    more_values: int = 0  # how many different values there are beyond `values`
 
 
 @dataclass(frozen=True)
 class Attachment:
     filename: str
     data: bytes
-    rows: int | None  # data rows, counted only when the list had to be cut
+    rows: int  # data rows (problems) it holds
     complete: bool
 
 
@@ -46,6 +54,8 @@ class ProblemSection:
     summary: str  # "3 errors, 1 warning"
     attachment: Attachment | None
     note: str  # what the attachment holds, or why there is none
+    heading: str = ""  # how the lines are grouped, said before them
+    rest: str = ""  # what the lines leave out, said after them
 
 
 def problem_section(
@@ -56,7 +66,10 @@ def problem_section(
     limit: int = ATTACHMENT_LIMIT_BYTES,
 ) -> ProblemSection:
     total = max(sum(totals.values()), len(problems))
-    lines = tuple(_line(p) for p in problems[:SHOWN_PROBLEMS])
+    groups = _groups(problems)
+    shown = groups[:SHOWN_PROBLEMS]
+    lines = tuple(_line(group) for group in shown)
+    heading, rest = _framing(groups, len(problems), total)
     attachment = _attachment(report_csv, filename, limit) if total else None
     if not total:
         note = ""
@@ -65,31 +78,106 @@ def problem_section(
     elif attachment.complete:
         note = f"The complete list of problems is attached as {filename}."
     else:
-        kept = plural(attachment.rows or 0, "problem")
+        kept = plural(attachment.rows, "problem")
         note = (
             f"The attached {filename} holds only the first {kept} of {total:,}:"
             f" the whole list is larger than {limit / 1024 / 1024:g} MB. "
             f"The complete list is on the rosterdrop server at {report_csv}; "
             "your rosterdrop operator can send it to you."
         )
-    return ProblemSection(lines, total, _summary(totals), attachment, note)
+    return ProblemSection(lines, total, _summary(totals), attachment, note, heading, rest)
 
 
-def location(problem: Problem) -> str:
+def location(problem: Problem, *, with_line: bool = True) -> str:
+    """file:line:column; a group's is file:column, its lines said apart."""
+    if not with_line:
+        return ":".join(p for p in (problem.file, problem.column) if p) or "the upload"
     parts = [problem.file or "", str(problem.line) if problem.line else "", problem.column or ""]
     while parts and not parts[-1]:
         parts.pop()
     return ":".join(parts) or "the upload"
 
 
-def _line(problem: Problem) -> ProblemLine:
-    value = problem.value
+class _Group:
+    """Problems alike in all but line and value, in the order the first of them was found."""
+
+    def __init__(self, first: Problem) -> None:
+        self.first = first
+        self.count = 0
+        self.lines: list[int] = []  # distinct, as found
+        self.values: list[str] = []  # distinct, as found
+        self._seen_lines: set[int] = set()
+        self._seen_values: set[str] = set()
+
+    def add(self, problem: Problem) -> None:
+        self.count += 1
+        if problem.line and problem.line not in self._seen_lines:
+            self._seen_lines.add(problem.line)
+            self.lines.append(problem.line)
+        value = problem.value or ""
+        if value not in self._seen_values:
+            self._seen_values.add(value)
+            self.values.append(value)
+
+
+def _groups(problems: Sequence[Problem]) -> list[_Group]:
+    groups: dict[tuple[object, ...], _Group] = {}
+    for p in problems:
+        key = (p.severity, p.code, p.file, p.column, p.message)
+        groups.setdefault(key, _Group(p)).add(p)
+    return list(groups.values())
+
+
+def _line(group: _Group) -> ProblemLine:
+    first = group.first
+    message = _clip(first.message, MESSAGE_CHARS)
+    if group.count == 1:
+        value = first.value
+        return ProblemLine(
+            location(first), str(first.severity), message, _clip(value, VALUE_CHARS) or None
+        )
+    one_value = group.values[0] if len(group.values) == 1 else None
+    values = [] if one_value is not None else [v for v in group.values if v]
     return ProblemLine(
-        location=location(problem),
-        severity=str(problem.severity),
-        message=_clip(problem.message, MESSAGE_CHARS),
-        value=_clip(value, VALUE_CHARS) if value else None,
+        location=location(first, with_line=False),
+        severity=str(first.severity),
+        message=message,
+        value=_clip(one_value, VALUE_CHARS) or None,
+        repeats=_repeats(group),
+        values=tuple(_clip(v, VALUE_CHARS) for v in values[:SHOWN_VALUES]),
+        more_values=max(0, len(values) - SHOWN_VALUES),
     )
+
+
+def _repeats(group: _Group) -> str:
+    """A group's size and lines ("7 rows, lines 10, 11, 14 and 4 more"), or "3 times"."""
+    if len(group.lines) != group.count:
+        return f"{group.count:,} times"
+    named = [str(n) for n in group.lines[:SHOWN_LINE_NUMBERS]]  # a line number is no count
+    more = group.count - len(named)
+    listed = ", ".join(named) + f" and {more:,} more" if more else _and(named)
+    return f"{plural(group.count, 'row')}, lines {listed}"
+
+
+def _framing(groups: Sequence[_Group], kept: int, total: int) -> tuple[str, str]:
+    """What to say before the lines (how they were grouped) and after them (what is left)."""
+    heading = ""
+    if any(g.count > 1 for g in groups):
+        heading = "Problems that repeat on several rows are shown once, with their lines."
+        if kept < total:  # only the first problems were kept: later repeats are not counted
+            heading += f" They are counted among the first {kept:,} of the {total:,} problems."
+    shown = groups[:SHOWN_PROBLEMS]
+    left = total - sum(g.count for g in shown)
+    if not left:
+        return heading, ""
+    rest = f"Not shown here: {plural(left, 'more problem')}"
+    if kept >= total:  # every problem is at hand, so the groups left out are known
+        rest += f", in {plural(len(groups) - len(shown), 'more line')}"
+    return heading, rest + "."
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _summary(totals: Mapping[str, int]) -> str:
@@ -97,7 +185,8 @@ def _summary(totals: Mapping[str, int]) -> str:
     return ", ".join(parts)
 
 
-def _clip(text: str, limit: int) -> str:
+def _clip(text: str | None, limit: int) -> str:
+    text = text or ""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -105,18 +194,16 @@ def _attachment(path: Path | None, filename: str, limit: int) -> Attachment | No
     if path is None:
         return None
     try:
-        if path.stat().st_size + len(UTF8_BOM) <= limit:
-            raw = path.read_bytes()
-            data = raw if raw.startswith(UTF8_BOM) else UTF8_BOM + raw
-            return Attachment(filename, data, None, complete=True)
-        return _cut(path, filename, limit)
+        return _rewrite(path, filename, limit)
     except OSError as exc:
         log.warning("notify.problem_list_unreadable", path=str(path), error=str(exc))
         return None
 
 
-def _cut(path: Path, filename: str, limit: int) -> Attachment:
-    """The header and as many whole rows as fit: parsed, so a quoted line break never splits."""
+def _rewrite(path: Path, filename: str, limit: int) -> Attachment:
+    """The header and as many whole rows as fit: parsed, so a quoted line break never splits,
+    and every cell made formula-safe again, so a report written before that rule (an archived
+    import's) is no more dangerous to open than a new one."""
     line = io.StringIO()
     writer = csv.writer(line)
     chunks = [UTF8_BOM]
@@ -125,7 +212,7 @@ def _cut(path: Path, filename: str, limit: int) -> Attachment:
         for row in csv.reader(source):
             line.seek(0)
             line.truncate()
-            writer.writerow(row)
+            writer.writerow(map(formula_safe, row))
             encoded = line.getvalue().encode()
             if size + len(encoded) > limit and rows >= 0:
                 complete = False

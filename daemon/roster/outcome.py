@@ -75,10 +75,16 @@ class ImportReport:
     report_csv: Path | None = None
     superseded_by: int | None = None
     decided_by: str | None = None
+    decided_at: datetime | None = None
+    work_seconds: float | None = None  # the time it worked, not the time it waited for a person
 
     @property
     def duration_seconds(self) -> float | None:
+        """How long the import took: its work, once it ended (an older record without that
+        figure: from its start to its finish)."""
         if self.finished_at is None:
             return None
+        if self.work_seconds is not None:
+            return self.work_seconds
         start = self.started_at or self.received_at
         return max(0.0, (self.finished_at - start).total_seconds())

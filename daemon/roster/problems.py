@@ -19,6 +19,9 @@ MAX_MESSAGE_CHARS = 1000
 MAX_VALUE_CHARS = 1000
 IDENTICAL_UPLOAD = "identical_upload"
 REPORT_COLUMNS = ("severity", "code", "file", "line", "column", "value", "message")
+# What makes Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's CSV
+# injection list), with the full-width forms that Excel treats as the same characters.
+FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 
 
 class Severity(StrEnum):
@@ -63,6 +66,16 @@ class Problem:
         return cls(**{**data, "severity": Severity(data["severity"])})
 
 
+def formula_safe(cell: object) -> str:
+    """A CSV cell that no spreadsheet evaluates: one that would start a formula gets a
+    leading single quote. Spreadsheets trim leading spaces before they look, so a trigger
+    after whitespace counts too (`" =1"`, `"\\t=2+2"`)."""
+    text = "" if cell is None else str(cell)
+    if text[:1] in FORMULA_TRIGGERS or text.lstrip()[:1] in FORMULA_TRIGGERS:
+        return "'" + text
+    return text
+
+
 class ProblemLog:
     """Counts every problem, keeps the first few, and streams all of them to a CSV report.
 
@@ -101,15 +114,18 @@ class ProblemLog:
     def _write(self, problem: Problem) -> None:
         if self._writer is not None:
             self._writer.writerow(
-                [
-                    problem.severity,
-                    problem.code,
-                    problem.file or "",
-                    problem.line or "",
-                    problem.column or "",
-                    problem.value or "",
-                    problem.message,
-                ]
+                map(
+                    formula_safe,
+                    [
+                        problem.severity,
+                        problem.code,
+                        problem.file or "",
+                        problem.line or "",
+                        problem.column or "",
+                        problem.value or "",
+                        problem.message,
+                    ],
+                )
             )
 
     def flush(self) -> None:

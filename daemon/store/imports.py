@@ -42,6 +42,7 @@ class ImportRecord:
     decided_at: datetime | None = None
     superseded_by: int | None = None
     attempts: int = 0
+    work_seconds: float | None = None  # None: recorded before it was kept
 
 
 _COLUMNS = [c for c in imports.c if c.name != "tenant_id"]

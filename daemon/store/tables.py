@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -96,6 +97,8 @@ imports = Table(
     Column("decided_at", UtcDateTime()),
     Column("superseded_by", Id),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # Seconds of work so far: validating before a pause, plus the run after an approval.
+    Column("work_seconds", Float),
     Index(None, "tenant_id", "id"),
     Index(None, "state"),
     # An undone claim deletes its row: its id must not come back (folders are named by it).

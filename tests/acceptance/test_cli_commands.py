@@ -122,7 +122,10 @@ def test_paused_imports_are_approved_or_rejected(
 
     paused = run_json(env, "import", broken, "--tenant", "acme", code=3)
     assert paused["state"] == "paused"
-    assert paused["tripped"][0]["message"] == "18 row errors (this district allows 0)"
+    assert paused["tripped"][0] == {
+        "rule": "row_errors", "entity": "all files", "count": 18, "total": 31, "percent": 58.06,
+        "limit": 0, "message": "18 rows with errors of 31 read (58.1%; this district allows 0)",
+    }  # fmt: skip
     assert {p["code"] for p in paused["problems"]} >= {"bad_email", "parent_skipped"}
     rejected = run_json(env, "imports", "reject", str(paused["id"]), "--by", "ops")
     assert (rejected["state"], rejected["decided_by"]) == ("rejected", "ops")

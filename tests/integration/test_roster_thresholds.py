@@ -153,7 +153,9 @@ def test_any_row_error_pauses_by_default(pipeline: Pipeline, db: Database, uploa
     report = run_import(pipeline, "acme", _without_first_names(upload(district(10)), 1))
 
     assert report.state is ImportState.PAUSED
-    assert [t.describe() for t in report.tripped] == ["1 row error (this district allows 0)"]
+    assert [t.describe() for t in report.tripped] == [
+        "1 row with errors of 15 read (6.7%; this district allows 0)"
+    ]
     assert roster(db, "acme")["students"] == []
 
 

@@ -43,7 +43,7 @@ def write_report_csv(path: Path, problems: list[Problem]) -> Path:
 
 
 def report(tmp_path: Path, **changes: object) -> ImportReport:
-    problems = [problem(14, HOSTILE), problem(15, "Kinder")]
+    problems = [problem(14, HOSTILE), problem(15, "Kinder", "is not a grade: try KG")]
     base = ImportReport(
         import_id=12,
         tenant="springfield",
@@ -137,8 +137,8 @@ def test_import_results_headers_parts_and_attachment(tmp_path: Path) -> None:
     assert rows[0] == list(REPORT_COLUMNS)
     assert rows[1:] == [
         ["error", "bad_grade", "students.csv", "14", "grade", HOSTILE, "is not a CEDS grade"],
-        ["error", "bad_grade", "students.csv", "15", "grade", "Kinder", "is not a CEDS grade"],
-    ]
+        ["error", "bad_grade", "students.csv", "15", "grade", "Kinder", "is not a grade: try KG"],
+    ]  # fmt: skip
     part = next(message.iter_attachments())
     assert part.get_filename() == "import-12-problems.csv"
 
@@ -260,21 +260,89 @@ def test_each_ended_state_has_its_headline(
     assert (planned_note in text) is (state is not ImportState.IMPORTED)
 
 
-def test_only_the_first_twenty_problems_are_listed(tmp_path: Path) -> None:
-    many = [problem(line) for line in range(2, 40)]
+def skipped_student(line: int) -> Problem:
+    return Problem(
+        Severity.ERROR,
+        "parent_skipped",
+        "student_id 'S0000000' was skipped in students.csv (line 6), so this enrollment is too",
+        "enrollments.csv",
+        line,
+        "student_id",
+        "S0000000",
+    )
+
+
+def listed(text: str) -> list[str]:
+    return [line for line in text.split("PROBLEMS:", 1)[1].splitlines() if line.startswith("- ")]
+
+
+def test_repeated_problems_share_one_line_that_names_how_many_and_where(tmp_path: Path) -> None:
+    grades = [problem(6, "K5"), problem(7, "Kinder", "is not a grade: try KG")]
+    repeated = [skipped_student(n) for n in (10, 11, 14, 15, 16, 20, 21)]
+    spread = [problem(n, value) for n, value in [(30, "X1"), (31, "X2"), (32, "X3"), (33, "X4")]]
+    found = [*grades[:1], *repeated, grades[1], *spread]
     busy = report(
         tmp_path,
-        problems=tuple(many),
-        problem_totals={"error": 38},
-        report_csv=write_report_csv(tmp_path / "many.csv", many),
+        problems=tuple(found),
+        problem_totals={"error": len(found)},
+        report_csv=write_report_csv(tmp_path / "busy.csv", found),
     )
     message = parse(messages.import_results(busy, ["a@x.example"], SMTP))
-    text, _ = bodies(message)
+    text, html = bodies(message)
 
-    assert "The first 20 of 38:" in text
-    assert "students.csv:21:grade" in text
-    assert "students.csv:22:grade" not in text
-    assert len(attachment_rows(message)) == 39
+    assert listed(text) == [
+        "- students.csv:grade: error: 5 rows, lines 6, 30, 31 and 2 more: is not a CEDS grade"
+        ' (values: "K5", "X1", "X2" and 2 more)',
+        "- enrollments.csv:student_id: error: 7 rows, lines 10, 11, 14 and 4 more: student_id"
+        " 'S0000000' was skipped in students.csv (line 6), so this enrollment is too"
+        ' (value: "S0000000")',
+        '- students.csv:7:grade: error: is not a grade: try KG (value: "Kinder")',
+    ]
+    assert "Problems that repeat on several rows are shown once, with their lines." in text
+    assert "Not shown here" not in text
+    assert "<b>7 rows, lines 10, 11, 14 and 4 more</b>: student_id" in html
+    assert "(values: &ldquo;K5&rdquo;, &ldquo;X1&rdquo;, &ldquo;X2&rdquo; and 2 more)" in html
+    # The attached report keeps one row per problem.
+    assert len(attachment_rows(message)) == 1 + len(found)
+
+
+def test_the_first_twenty_lines_are_shown_and_the_rest_is_counted(tmp_path: Path) -> None:
+    distinct = [problem(n, message=f"is not a CEDS grade ({n})") for n in range(2, 40)]
+    found = [*distinct[:5], *(skipped_student(n) for n in range(100, 110)), *distinct[5:]]
+    busy = report(
+        tmp_path,
+        problems=tuple(found),
+        problem_totals={"error": len(found)},
+        report_csv=write_report_csv(tmp_path / "many.csv", found),
+    )
+    message = parse(messages.import_results(busy, ["a@x.example"], SMTP))
+    text, html = bodies(message)
+
+    lines = listed(text)
+    assert len(lines) == 20  # 5 single problems, the group of 10, then 14 single ones
+    assert lines[5].startswith("- enrollments.csv:student_id: error: 10 rows, lines 100,")
+    assert lines[-1].startswith("- students.csv:20:grade")
+    # 48 problems: 5 + 10 + 14 shown, 19 not, each on a line of its own.
+    assert "Not shown here: 19 more problems, in 19 more lines." in text
+    assert "Not shown here: 19 more problems, in 19 more lines." in html
+    assert len(attachment_rows(message)) == 49
+
+
+def test_groups_of_a_cut_problem_list_say_what_they_were_counted_among(tmp_path: Path) -> None:
+    kept = [skipped_student(n) for n in range(2, 1002)]
+    busy = report(
+        tmp_path,
+        problems=tuple(kept),
+        problem_totals={"error": 9784},
+        report_csv=write_report_csv(tmp_path / "kept.csv", kept),
+    )
+    text, _ = bodies(parse(messages.import_results(busy, ["a@x.example"], SMTP)))
+
+    assert listed(text)[0].startswith(
+        "- enrollments.csv:student_id: error: 1,000 rows, lines 2, 3, 4 and 997 more:"
+    )
+    assert "They are counted among the first 1,000 of the 9,784 problems." in text
+    assert "Not shown here: 8,784 more problems." in text
 
 
 def test_huge_problem_list_is_cut_to_whole_rows_under_the_cap(tmp_path: Path) -> None:
@@ -310,7 +378,7 @@ def test_check_your_data_explains_thresholds_and_how_to_decide(tmp_path: Path) -
         tripped=(
             TrippedThreshold("deactivate", "students", 120, 1000, 10.0),
             TrippedThreshold("update", "students", 800, 1000, 75.0),
-            TrippedThreshold("row_errors", "all files", 2, 0, 0),
+            TrippedThreshold("row_errors", "all files", 2, 2084, 0),
         ),
         entities={"students": EntityChanges(active_before=1000, field_changes={"email": 790})},
     )
@@ -323,15 +391,17 @@ def test_check_your_data_explains_thresholds_and_how_to_decide(tmp_path: Path) -
     assert outgoing.kind == "check_your_data"
     assert message["Subject"] == "Check Your Data: springfield import #12 is paused"
     assert text.startswith("Import #12 for springfield is paused")
-    assert "would deactivate 120 of 1000 active students (12.0%, limit 10%)" in text
-    assert "would change 800 of 1000 active students (80.0%, limit 75%)" in text
-    assert "2 row errors (this district allows 0)" in text
+    assert "would deactivate 120 of 1,000 active students (12.0%, limit 10%)" in text
+    assert "would change 800 of 1,000 active students (80.0%, limit 75%)" in text
+    assert "2 rows with errors of 2,084 read (<0.1%; this district allows 0)" in text
     assert "(most changed: email 790)" in text
     assert "students.csv was not cut short" in text
     assert "    rosterdrop imports approve 12\n    rosterdrop imports reject 12\n" in text
     assert "Review it here: https://rd.example/imports/12" in text
     assert '<a href="https://rd.example/imports/12"' in html
     assert "120 of 1,000" in html
+    assert "2 of 2,084 read" in html
+    assert "0 rows allowed" in html
     assert "12.0%" in html
     assert "10%" in html
     assert "rosterdrop imports approve 12" in html
@@ -385,3 +455,213 @@ def test_without_any_address_the_envelope_is_empty(tmp_path: Path) -> None:
 
     assert outgoing.recipients == ()
     assert parse(outgoing)["To"] is None
+
+
+def skipped_a_moved_student(tmp_path: Path, **changes: object) -> ImportReport:
+    """Nine rows skipped: two students with a bad grade (held as they were) and one whose
+    school is unknown, whom the plan deactivates with their six enrollments."""
+    defaults: dict[str, object] = dict(
+        files=(
+            FileSummary("schools.csv", 4),
+            FileSummary("students.csv", 2000, errors=3),
+            FileSummary("sections.csv", 80),
+            FileSummary("enrollments.csv", 4000, errors=6),
+        ),
+        entities={
+            "schools": EntityChanges(active_before=4, unchanged=4),
+            "students": EntityChanges(
+                active_before=2000, deactivated=1, unchanged=1997, held=2, deactivated_skipped=1
+            ),
+            "sections": EntityChanges(active_before=80, unchanged=80),
+            "enrollments": EntityChanges(
+                active_before=4000, deactivated=6, unchanged=3994, deactivated_skipped=6
+            ),
+        },
+        problem_totals={"error": 9},
+    )
+    return report(tmp_path, **(defaults | changes))
+
+
+def test_import_results_say_which_records_were_held_and_which_deactivated(tmp_path: Path) -> None:
+    text, html = bodies(
+        parse(messages.import_results(skipped_a_moved_student(tmp_path), ["a@x.example"], SMTP))
+    )
+
+    detail = text.splitlines()[1]
+    assert detail == (
+        "9 rows with errors were skipped. 2 students were held: kept as they were."
+        " 1 student and 6 enrollments were deactivated although the files still listed them:"
+        " their rows were skipped. Everything else is in the roster."
+    )
+    assert "left as they are" not in text
+    assert detail in html
+    students = text.split("students.csv: 2,000 rows read", 1)[1].split("\n\n", 1)[0]
+    assert re.search(r"held\s+2\s+0\.1%", students)
+    assert re.search(r"deactivated\s+1\s+<0\.1%", students)
+    assert ">Held</th>" in html
+
+
+def test_check_your_data_says_what_skipping_the_rows_would_do(tmp_path: Path) -> None:
+    paused = skipped_a_moved_student(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        tripped=(TrippedThreshold("row_errors", "all files", 9, 6084, 0),),
+    )
+    text, html = bodies(parse(messages.check_your_data(paused, ["a@x.example"], SMTP)))
+
+    check = text.split("WHAT TO CHECK\n", 1)[1].split("\n", 1)[0]
+    assert check == (
+        "- 9 rows with errors would be skipped. 2 students would be held: kept as they are."
+        " 1 student and 6 enrollments would be deactivated although the files list them:"
+        " their rows would be skipped. The first problems are listed below and all of them"
+        " are in the attached CSV: fix them in the SIS and export again, or approve to import"
+        " the rest now."
+    )
+    assert "left as they are" not in text
+    assert "2 students would be held" in html
+
+
+def test_a_count_of_zero_is_not_claimed_and_one_is_singular(tmp_path: Path) -> None:
+    one = skipped_a_moved_student(
+        tmp_path,
+        files=(FileSummary("students.csv", 2000, errors=1),),
+        entities={"students": EntityChanges(active_before=2000, unchanged=1999, held=1)},
+        problem_totals={"error": 1},
+    )
+    text, _ = bodies(parse(messages.import_results(one, ["a@x.example"], SMTP)))
+
+    assert text.splitlines()[1] == (
+        "1 row with errors was skipped. 1 student was held: kept as it was."
+        " Everything else is in the roster."
+    )
+    assert "deactivated although" not in text
+
+
+def test_a_pause_for_another_reason_still_says_what_the_allowed_errors_do(tmp_path: Path) -> None:
+    paused = skipped_a_moved_student(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        tripped=(TrippedThreshold("update", "students", 1600, 2000, 75.0),),
+    )
+    text, _ = bodies(parse(messages.check_your_data(paused, ["a@x.example"], SMTP)))
+
+    checks = text.split("WHAT TO CHECK\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(checks) == 2
+    assert checks[1].startswith("- 9 rows with errors would be skipped. 2 students would be held")
+
+
+def test_every_count_is_written_one_way_and_every_noun_agrees(tmp_path: Path) -> None:
+    """A large district's figures: each count has its thousands separator, none says row(s)."""
+    repeated = [skipped_student(n) for n in range(10, 1210)]
+    big = report(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        files=(
+            FileSummary("schools.csv", 1),
+            FileSummary("students.csv", 12_345, errors=1),
+            FileSummary("sections.csv", 1_500),
+            FileSummary("enrollments.csv", 48_000, errors=1_200),
+        ),
+        entities={
+            "schools": EntityChanges(active_before=1, unchanged=1),
+            "students": EntityChanges(
+                active_before=12_000,
+                added=1_344,
+                deactivated=1_200,
+                unchanged=11_000,
+                held=1,
+                deactivated_skipped=1,
+            ),
+            "sections": EntityChanges(active_before=1_500, unchanged=1_500),
+            "section_teachers": EntityChanges(active_before=1, unchanged=1),
+            "enrollments": EntityChanges(
+                active_before=48_000,
+                deactivated=1_200,
+                unchanged=46_800,
+                deactivated_skipped=1_200,
+            ),
+        },
+        tripped=(
+            TrippedThreshold("deactivate", "students", 1_200, 12_000, 5.0),
+            TrippedThreshold("row_errors", "all files", 1_201, 61_846, 1_000),
+        ),
+        problems=tuple(repeated),
+        problem_totals={"error": 1_201},
+        report_csv=write_report_csv(tmp_path / "big.csv", repeated),
+    )
+    paused = bodies(parse(messages.check_your_data(big, ["a@x.example"], SMTP)))
+    ended = bodies(
+        parse(
+            messages.import_results(
+                dataclasses.replace(big, state=ImportState.IMPORTED_WITH_ERRORS),
+                ["a@x.example"],
+                SMTP,
+            )
+        )
+    )
+
+    for body in (*paused, *ended):
+        # Four digits or more in a row, other than a year (2024-05-02): an unformatted count.
+        assert re.findall(r"(?<![\w,.#-])\d{4,}(?![\d-])", body) == []
+        assert "(s)" not in body
+    text = paused[0]
+    assert "schools.csv: 1 row read" in text
+    assert "sections.csv (section teacher assignments): 1 teacher link" in text
+    assert "would deactivate 1,200 of 12,000 active students (10.0%, limit 5%)" in text
+    assert "1,201 rows with errors of 61,846 read (1.9%; this district allows 1,000)" in text
+    assert (
+        "1,200 of 12,000 active students would be deactivated: 1,199 are not in students.csv"
+        " and 1 is in students.csv on a row skipped for an error. That usually means the export"
+        " left something out: check that the SIS export selects every school and grade, and"
+        " that students.csv was not cut short. That row is among the problems below: fixed in"
+        " the SIS and exported again, it keeps its record."
+    ) in text
+    assert "1 student would be held: kept as it is." in text
+    assert "1 student and 1,200 enrollments would be deactivated although" in text
+    assert "1,200 rows, lines 10, 11, 12 and 1197 more" not in text
+    assert "1,200 rows, lines 10, 11, 12 and 1,197 more" in text
+    assert "Not shown here: 1 more problem." in text
+
+
+def test_deactivations_all_on_skipped_rows_are_not_blamed_on_the_export(tmp_path: Path) -> None:
+    paused = skipped_a_moved_student(
+        tmp_path,
+        state=ImportState.PAUSED,
+        finished_at=None,
+        tripped=(TrippedThreshold("deactivate", "enrollments", 6, 4000, 0.1),),
+    )
+    text, _ = bodies(parse(messages.check_your_data(paused, ["a@x.example"], SMTP)))
+
+    assert (
+        "- 6 of 4,000 active enrollments would be deactivated: 6 are in enrollments.csv on rows"
+        " skipped for an error. Those rows are among the problems below: fixed in the SIS and"
+        " exported again, they keep their records.\n"
+    ) in text
+    assert "left something out" not in text
+    # 0.15% tripped a limit of 0.1%: it is not shown rounded down to the limit.
+    assert "would deactivate 6 of 4,000 active enrollments (0.15%, limit 0.1%)" in text
+
+
+def test_incomplete_upload_with_one_file_missing_speaks_of_one() -> None:
+    since = datetime.now(UTC) - timedelta(hours=3)
+    files = ["schools.csv", "students.csv", "teachers.csv", "sections.csv"]
+    outgoing = messages.incomplete_upload(
+        "springfield", files, ["enrollments.csv"], since, ["a@x.example"], SMTP
+    )
+    text, html = bodies(parse(outgoing))
+
+    assert outgoing.subject == "Incomplete upload: springfield — 1 file missing"
+    first, second = text.splitlines()[:2]
+    assert first.startswith(
+        "The upload folder of springfield holds only 4 of the 5 files of a roster upload,"
+        " and nothing has arrived in it since "
+    )
+    assert second == (
+        "rosterdrop imports only a complete set, so nothing of this upload has been imported"
+        " yet. What has arrived stays in the folder: as soon as the missing file arrives, the"
+        " whole set is imported."
+    )
+    assert "as soon as the missing file arrives" in html

@@ -9,6 +9,7 @@ from daemon.roster.tenant import TenantSettings
 from daemon.roster.thresholds import TrippedThreshold, evaluate
 
 DEFAULTS = TenantSettings()
+ROWS = 4200  # rows read in all five files
 
 
 def plan(*, first_import: bool = False, **changes: EntityChanges) -> Plan:
@@ -36,7 +37,7 @@ def test_deactivations_trip_above_ten_percent_from_the_floor_up(
 ) -> None:
     students = EntityChanges(active_before=active, deactivated=deactivated)
 
-    tripped = evaluate(plan(students=students), 0, DEFAULTS)
+    tripped = evaluate(plan(students=students), 0, ROWS, DEFAULTS)
 
     expected = [("deactivate", "students", deactivated, active)] if trips else []
     assert rules(tripped) == expected
@@ -49,7 +50,7 @@ def test_deactivations_trip_above_ten_percent_from_the_floor_up(
 def test_updates_trip_above_seventy_five_percent(active: int, updated: int, trips: bool) -> None:
     teachers = EntityChanges(active_before=active, updated=updated)
 
-    tripped = evaluate(plan(teachers=teachers), 0, DEFAULTS)
+    tripped = evaluate(plan(teachers=teachers), 0, ROWS, DEFAULTS)
 
     assert rules(tripped) == ([("update", "teachers", updated, active)] if trips else [])
 
@@ -57,13 +58,13 @@ def test_updates_trip_above_seventy_five_percent(active: int, updated: int, trip
 def test_a_first_import_never_trips_deactivations_but_still_trips_updates() -> None:
     students = EntityChanges(active_before=10, deactivated=10, updated=10)
 
-    tripped = evaluate(plan(first_import=True, students=students), 0, DEFAULTS)
+    tripped = evaluate(plan(first_import=True, students=students), 0, ROWS, DEFAULTS)
 
     assert rules(tripped) == [("update", "students", 10, 10)]
 
 
 def test_nothing_active_before_trips_nothing() -> None:
-    assert evaluate(plan(students=EntityChanges(added=5000)), 0, DEFAULTS) == []
+    assert evaluate(plan(students=EntityChanges(added=5000)), 0, ROWS, DEFAULTS) == []
 
 
 @pytest.mark.parametrize(
@@ -74,9 +75,9 @@ def test_row_errors_pause_beyond_what_the_tenant_allows(
 ) -> None:
     settings = TenantSettings(max_row_errors=allowed)
 
-    tripped = evaluate(plan(), errors, settings)
+    tripped = evaluate(plan(), errors, ROWS, settings)
 
-    assert rules(tripped) == ([("row_errors", "all files", errors, 0)] if trips else [])
+    assert rules(tripped) == ([("row_errors", "all files", errors, ROWS)] if trips else [])
 
 
 def test_each_entity_and_rule_is_reported_on_its_own() -> None:
@@ -86,10 +87,10 @@ def test_each_entity_and_rule_is_reported_on_its_own() -> None:
         "teachers": EntityChanges(active_before=10, deactivated=1),
     }
 
-    tripped = evaluate(plan(**changes), 2, DEFAULTS)
+    tripped = evaluate(plan(**changes), 2, ROWS, DEFAULTS)
 
     assert rules(tripped) == [
-        ("row_errors", "all files", 2, 0),
+        ("row_errors", "all files", 2, ROWS),
         ("deactivate", "students", 6, 50),
         ("update", "students", 40, 50),
         ("deactivate", "enrollments", 11, 100),
@@ -100,7 +101,9 @@ def test_a_tenant_can_tighten_the_floor_and_the_limits() -> None:
     settings = TenantSettings(max_deactivate_percent=0, threshold_floor=0)
     one = EntityChanges(active_before=1000, deactivated=1)
 
-    assert rules(evaluate(plan(schools=one), 0, settings)) == [("deactivate", "schools", 1, 1000)]
+    assert rules(evaluate(plan(schools=one), 0, ROWS, settings)) == [
+        ("deactivate", "schools", 1, 1000)
+    ]
 
 
 def test_a_tripped_threshold_says_what_and_by_how_much() -> None:
@@ -109,20 +112,37 @@ def test_a_tripped_threshold_says_what_and_by_how_much() -> None:
     assert threshold.describe() == "would deactivate 6 of 50 active students (12.0%, limit 10%)"
     assert threshold.as_dict()["percent"] == 12.0
     assert TrippedThreshold.from_dict(threshold.as_dict()) == threshold
-    errors = TrippedThreshold("row_errors", "all files", 1, 0, 0)
-    assert errors.describe() == "1 row error (this district allows 0)"
+    many = TrippedThreshold("deactivate", "students", 1200, 12000, 5.0)
+    assert many.describe() == "would deactivate 1,200 of 12,000 active students (10.0%, limit 5%)"
+
+
+def test_rows_with_errors_are_a_share_of_the_rows_read() -> None:
+    [errors] = evaluate(plan(), 8, ROWS, DEFAULTS)
+
+    assert errors.describe() == "8 rows with errors of 4,200 read (0.2%; this district allows 0)"
+    assert errors.as_dict() == {
+        **errors.as_dict(), "count": 8, "total": 4200, "percent": 0.19, "limit": 0,
+    }  # fmt: skip
+    assert TrippedThreshold.from_dict(errors.as_dict()) == errors
+    one = TrippedThreshold("row_errors", "all files", 1, 120_000, 0)
+    assert one.describe() == "1 row with errors of 120,000 read (<0.1%; this district allows 0)"
+    # A pause recorded before the rows read were kept with it still reads true.
+    older = TrippedThreshold("row_errors", "all files", 1, 0, 0)
+    assert older.describe() == "1 row with errors (this district allows 0)"
 
 
 def test_reactivations_count_as_changes_of_the_records_there_would_be() -> None:
     students = EntityChanges(active_before=4, reactivated=16)
 
-    tripped = evaluate(plan(students=students), 0, DEFAULTS)
+    tripped = evaluate(plan(students=students), 0, ROWS, DEFAULTS)
 
     assert rules(tripped) == [("update", "students", 16, 20)]  # 80 % of the 20 there would be
-    assert evaluate(plan(students=students), 0, DEFAULTS.updated(max_update_percent=100)) == []
+    assert (
+        evaluate(plan(students=students), 0, ROWS, DEFAULTS.updated(max_update_percent=100)) == []
+    )
 
 
 def test_updates_of_extra_columns_alone_do_not_count() -> None:
     students = EntityChanges(active_before=20, updated=20, extra_only=18)
 
-    assert evaluate(plan(students=students), 0, DEFAULTS) == []
+    assert evaluate(plan(students=students), 0, ROWS, DEFAULTS) == []
