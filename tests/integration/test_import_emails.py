@@ -45,11 +45,11 @@ def district(students: int) -> Snapshot:
     return snap
 
 
-def with_bad_grade(snap: Snapshot) -> Snapshot:
-    """The same district with its last student (not enrolled) on a grade no rule maps."""
+def with_nameless_student(snap: Snapshot) -> Snapshot:
+    """The same district with its last student (not enrolled) without a first name."""
     out = copy.deepcopy(snap)
     key = list(out.students)[-1]
-    out.students[key] = (*out.students[key][:4], "Z9")
+    out.students[key] = ("", *out.students[key][1:])
     return out
 
 
@@ -60,7 +60,9 @@ def test_a_skipped_row_of_a_known_student_is_reported_held_not_left_vaguely(
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=Clock(MONDAY))
     run_import(pipeline, "acme", district(10).write(tmp_path / "first"))
 
-    paused = run_import(pipeline, "acme", with_bad_grade(district(10)).write(tmp_path / "second"))
+    paused = run_import(
+        pipeline, "acme", with_nameless_student(district(10)).write(tmp_path / "second")
+    )
 
     assert paused.state is ImportState.PAUSED
     text, _ = last_email(db, paused.import_id)
@@ -72,7 +74,9 @@ def test_a_skipped_row_of_a_known_student_is_reported_held_not_left_vaguely(
     assert "left as they are" not in text
 
     set_tenant(db, "acme", max_row_errors=1)
-    ended = run_import(pipeline, "acme", with_bad_grade(district(10)).write(tmp_path / "third"))
+    ended = run_import(
+        pipeline, "acme", with_nameless_student(district(10)).write(tmp_path / "third")
+    )
 
     assert ended.state is ImportState.IMPORTED_WITH_ERRORS
     text, html = last_email(db, ended.import_id)
