@@ -77,6 +77,11 @@ class SftpSettings:
     max_auth_failures: int = 5
     auth_failure_window: float = 300.0
     ban_seconds: float = 600.0
+    # Login throttling past the first ban: see docs/logins.md for what each bound costs whom.
+    ban_growth: float = 2.0
+    max_ban_seconds: float = 86400.0
+    user_delay_seconds: float = 5.0
+    user_max_wait_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
