@@ -209,7 +209,7 @@ def _show_import(report: Any, as_json: bool) -> None:
 
 @main_group.group("imports")
 def imports_group() -> None:
-    """The import history; approve or reject paused imports."""
+    """The import history; approve or reject paused imports, end stuck ones."""
 
 
 @imports_group.command("list")
@@ -269,6 +269,22 @@ def imports_approve(app: App, import_id: int, by: str | None, as_json: bool) -> 
 def imports_reject(app: App, import_id: int, by: str | None, as_json: bool) -> None:
     """Discard a paused import: nothing is applied."""
     report = app.pipeline().reject(import_id, _decided_by(by))
+    if as_json:
+        _echo_json(console.import_json(report))
+    else:
+        console.print_import(click.echo, report)
+
+
+@imports_group.command("fail")
+@click.argument("import_id", type=int)
+@click.option("--reason", default="stuck", show_default=True, help="Said in the email.")
+@click.option("--by", help="Who ends it (default: your user name).")
+@json_option
+@pass_app
+def imports_fail(app: App, import_id: int, reason: str, by: str | None, as_json: bool) -> None:
+    """End an unfinished import that cannot end by itself (one that crashes on every attempt):
+    nothing is applied, the district is emailed, the files are archived."""
+    report = app.pipeline().fail(import_id, _decided_by(by), reason)
     if as_json:
         _echo_json(console.import_json(report))
     else:

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from daemon.errors import StoreError
+from daemon.errors import Conflict, StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -67,19 +67,25 @@ class Database:
             conn.execute(sa.text("SELECT 1"))
 
     @contextlib.contextmanager
-    def tenant_lock(self, tenant_id: int) -> Iterator[None]:
+    def tenant_lock(self, tenant_id: int, *, wait: bool = True) -> Iterator[None]:
         """Hold the one-import-at-a-time lock of a tenant, across processes and hosts.
+        `wait=False`: raise Conflict at once if an import of the tenant is running.
 
         PostgreSQL: a session advisory lock, so several daemons can share the database.
         SQLite: an flock beside the database file (all users are on this machine).
         """
+        busy = Conflict("an import of this tenant is running right now: try again once it ends")
         if self.is_postgres:
             with _translated(), self.engine.connect() as conn:
-                conn.execute(
-                    sa.text("SELECT pg_advisory_lock(:c, :t)"),
+                taken = conn.execute(
+                    sa.text(
+                        f"SELECT {'pg_advisory_lock' if wait else 'pg_try_advisory_lock'}(:c, :t)"
+                    ),
                     {"c": _ADVISORY_LOCK_CLASS, "t": tenant_id},
-                )
+                ).scalar()
                 conn.commit()
+                if taken is False:
+                    raise busy
                 try:
                     yield
                 finally:
@@ -92,7 +98,10 @@ class Database:
             self._lock_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._lock_dir / f"tenant-{tenant_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    raise busy from None
                 yield
             finally:
                 os.close(fd)  # closing releases the lock
