@@ -29,7 +29,12 @@ def run_import(settings: Settings, import_id: int) -> None:
     # when an import stops (it terminates this process after service.shutdown_timeout).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.configure(settings.log.level, settings.log.format)
-    db = Database(settings.database_url, lock_dir=settings.paths.locks)
+    try:
+        # Never create the database: the daemon did, and a missing one was lost, not new.
+        db = Database(settings.database_url, lock_dir=settings.paths.locks, create=False)
+    except RosterdropError as exc:
+        log.error("import process failed", import_id=import_id, error=str(exc))
+        sys.exit(1)
     try:
         Pipeline(db, settings.paths, settings.smtp).run(import_id)
     except Exception as exc:

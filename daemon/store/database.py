@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -21,6 +23,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 HEAD_REVISION = "0002"  # the newest migration; a test keeps it equal to Alembic's head
 _ADVISORY_LOCK_CLASS = 0x524F5354  # "ROST": keeps our advisory locks apart from others'
 
+log = structlog.get_logger(__name__)
+
 
 def normalize_url(url: str) -> str:
     """Accept plain `postgresql://` URLs and use the psycopg 3 driver for them."""
@@ -30,11 +34,43 @@ def normalize_url(url: str) -> str:
     return url
 
 
-class Database:
-    """One engine plus the few things that differ between SQLite and PostgreSQL."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL (None: another database, or in memory)."""
+    parsed = sa.make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database or "").absolute()
 
-    def __init__(self, url: str, *, lock_dir: Path | None = None) -> None:
+
+FileIdentity = tuple[int, int]  # (st_dev, st_ino)
+
+
+def _identity(path: Path) -> FileIdentity | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+class Database:
+    """One engine plus the few things that differ between SQLite and PostgreSQL.
+
+    A SQLite file is known by its identity (device and inode) from the moment it is opened or
+    created: if it is deleted or replaced under a running process, every transaction fails
+    (transiently: imports stay resumable) instead of going on in a ghost of the old file or
+    in a new empty one; and no connection ever creates the file again. `create=False` refuses
+    to create it even at the start (import processes).
+    """
+
+    def __init__(self, url: str, *, lock_dir: Path | None = None, create: bool = True) -> None:
         self.url = normalize_url(url)
+        self.file = sqlite_file(self.url)
+        self._identity = _identity(self.file) if self.file else None
+        self._create = create
+        self._reported = False
+        if self.file is not None and self._identity is None and not create:
+            raise StoreError(f"the database {self.file} does not exist", transient=True)
         try:
             self.engine: Engine = _create_engine(self.url)
         except (SQLAlchemyError, ImportError) as exc:
@@ -44,12 +80,41 @@ class Database:
         if self.is_sqlite:
             db_file = self.engine.url.database or ""
             self._lock_dir = lock_dir or Path(f"{db_file}.locks")
+        if self.file is not None:
+            event.listen(self.engine, "do_connect", self._open_sqlite)
+
+    def _open_sqlite(self, _dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> None:
+        # mode=rw: a connection made after the file was deleted fails instead of creating it.
+        mode = "rwc" if self._identity is None and self._create else "rw"
+        cargs[:] = [f"file:{urllib.parse.quote(str(self.file))}?mode={mode}"]
+        cparams["uri"] = True
+
+    def check_file(self) -> None:
+        """Raise StoreError if the SQLite file is no longer the one this process opened."""
+        if self.file is None:
+            return
+        now = _identity(self.file)
+        if self._identity is None:
+            self._identity = now  # created by this process's first connection
+            return
+        if now == self._identity:
+            return
+        what = "deleted" if now is None else "replaced by another file"
+        message = (
+            f"the database {self.file} was {what} while rosterdrop ran: restore it"
+            " (from a backup) and restart rosterdrop"
+        )
+        if not self._reported:
+            self._reported = True
+            log.error("database file lost", path=str(self.file), what=what)
+        raise StoreError(message, transient=True)
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
+        self.check_file()
         with _translated(), self.engine.connect() as conn, conn.begin():
             yield conn
 
@@ -57,6 +122,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A transaction that writes; on SQLite it takes the write lock up front (no upgrade
         deadlocks between two writers)."""
+        self.check_file()
         with _translated(), self.engine.connect() as conn:
             conn = conn.execution_options(rosterdrop_immediate=True)
             with conn.begin():
@@ -108,6 +174,7 @@ class Database:
 
     def schema_version(self) -> str | None:
         """The migration the database is at (None for an empty database)."""
+        self.check_file()
         with _translated(), self.engine.connect() as conn:
             if not sa.inspect(conn).has_table("alembic_version"):
                 return None
@@ -133,6 +200,7 @@ class Database:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
                 conn.commit()
+                self.check_file()  # a file just created is known from now on
             finally:
                 if self.is_postgres:
                     conn.execute(
