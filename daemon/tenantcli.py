@@ -7,20 +7,18 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from daemon import console
+from daemon.app import App
 from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.roster.tenant import TenantSettings
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tenants import Tenant
-
-if TYPE_CHECKING:
-    from daemon.cli import App
 
 
 def _sftp() -> Any:
