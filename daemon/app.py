@@ -42,7 +42,8 @@ def open_database(settings: Settings) -> Database:
     paths = settings.paths
     file = sqlite_file(settings.database_url)
     marker = paths.root / DATABASE_MARKER
-    if file is not None and not file.exists():
+    creating = file is not None and not file.exists()
+    if creating:
         had = marker.is_file() and marker.read_text(encoding="utf-8").strip() == str(file)
         if had or any(paths.tenants.glob("*/upload")):
             raise ConfigError(
@@ -53,7 +54,7 @@ def open_database(settings: Settings) -> Database:
         click.echo(f"rosterdrop: creating a new database at {file}", err=True)
     db = Database(settings.database_url, lock_dir=paths.locks)
     db.upgrade()
-    if file is not None and not marker.exists():
+    if creating:  # only then: an open must not need a byte of disk space
         paths.root.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{file}\n", encoding="utf-8")
     return db

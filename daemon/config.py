@@ -93,6 +93,8 @@ class SpoolSettings:
     stale_hours: float = DEFAULT_STALE_HOURS
     retention_days: int = DEFAULT_RETENTION_DAYS
     workers: int = 2
+    # An import stopped by a full disk waits this long, then tries again (not counted).
+    no_space_retry_seconds: float = 30.0
 
 
 TlsMode = Literal["starttls", "tls", "none"]

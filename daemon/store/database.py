@@ -252,7 +252,20 @@ def _translated() -> Iterator[None]:
             isinstance(exc, DBAPIError) and exc.connection_invalidated
         )
         message = f"database error: {exc.__class__.__name__}: {_first_line(exc)}"
-        raise StoreError(message, transient=transient) from exc
+        no_space = _disk_full(exc)
+        raise StoreError(message, transient=transient or no_space, no_space=no_space) from exc
+
+
+# SQLite's SQLITE_FULL; PostgreSQL's disk_full (53100) and ENOSPC, EDQUOT in its message.
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def _disk_full(exc: SQLAlchemyError) -> bool:
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL:
+        return True
+    return getattr(orig, "sqlstate", None) == _PG_DISK_FULL
 
 
 def _first_line(exc: BaseException) -> str:
