@@ -211,10 +211,13 @@ class Service:
     async def _drain(self) -> None:
         """`serve --once`: claim every complete, settled set, run every import, send due
         emails. Settling still counts (by the files' times): another program, say OpenSSH's
-        sshd, may be writing into the upload folders."""
-        ready, _, _ = await asyncio.to_thread(self.spool.scan)
+        sshd, may be writing into the upload folders. Stale incomplete sets are reported as the
+        daemon would: a cron-driven setup must warn its districts too."""
+        ready, stuck, _ = await asyncio.to_thread(self.spool.scan)
         for ready_set in ready:
             await self._claim(ready_set)
+        for incomplete in stuck:
+            await self._report_incomplete(incomplete)
         await self.runner.idle()
         await self.sender.deliver_due()
 
