@@ -21,12 +21,19 @@ from daemon.app import App
 from daemon.clever.files import find_files
 from daemon.clever.problems import KEEP_PROBLEMS, ProblemLog
 from daemon.clever.validate import fingerprints, validate
-from daemon.config import load_settings, redacted, unknown_env
+from daemon.config import (
+    Settings,
+    config_file_in_use,
+    load_settings,
+    redact_url,
+    redacted,
+    unknown_env,
+)
 from daemon.errors import ConfigError, Conflict, NotFound, RosterdropError
 from daemon.roster.outcome import ImportState
 from daemon.roster.tenant import TenantSettings
 from daemon.store import imports, outbox, tenants
-from daemon.store.database import Database
+from daemon.store.database import Database, sqlite_file
 from daemon.store.roster import active_roster
 from daemon.store.staging import Stage
 from daemon.tenantcli import ensure_demo_tenant, tenant_group
@@ -58,7 +65,10 @@ def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (default: $ROSTERDROP_CONFIG, else the embedded defaults).",
+    help=(
+        "TOML settings file (default: $ROSTERDROP_CONFIG, else /etc/rosterdrop/rosterdrop.toml"
+        " when it exists, else the embedded defaults)."
+    ),
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
 @click.version_option(__version__, prog_name="rosterdrop")
@@ -70,9 +80,22 @@ def main_group(ctx: click.Context, config_file: Path | None, verbose: bool) -> N
         logs.configure(settings.log.level, settings.log.format)
     else:
         logs.configure("info" if verbose else "warning", settings.log.format)
+    if verbose:
+        click.echo(f"rosterdrop: {_in_use(settings, config_file)}", err=True)
     app = App(settings)
     ctx.obj = app
     ctx.call_on_close(app.close)
+
+
+def _in_use(settings: Settings, config_file: Path | None) -> str:
+    """Which settings file, data directory and database this command uses (for -v)."""
+    found = config_file_in_use(config_file)
+    source = f"settings from {found}" if found else "no settings file (embedded defaults)"
+    database = redact_url(settings.database_url)
+    db_file = sqlite_file(settings.database_url)
+    if db_file is not None and not db_file.exists():
+        database += " (does not exist yet)"
+    return f"{source}; data directory {settings.data_dir}; database {database}"
 
 
 def main() -> None:
@@ -396,7 +419,10 @@ def config_check(app: App, file: Path | None) -> None:
     settings = load_settings(file) if file is not None else app.settings
     for name in unknown_env():
         click.echo(f"rosterdrop: warning: {name} is not a setting and is ignored", err=True)
-    _echo_json(redacted(settings))
+    root = click.get_current_context().find_root().params.get("config_file")
+    found = config_file_in_use(file or root)
+    # Not a setting: which file these came from (data_dir and database_url say the rest).
+    _echo_json({"config_file": str(found) if found else None, **redacted(settings)})
 
 
 # -- serve -----------------------------------------------------------------------------------------
