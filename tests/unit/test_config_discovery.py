@@ -20,4 +20,4 @@ def test_the_lookup_order(tmp_path: Path) -> None:
     assert config_file_in_use(None, env, packaged) == named
     assert config_file_in_use(given, env, packaged) == given
     assert load_settings(None, {}, packaged).data_dir == Path("/srv/roster")
-    assert DEFAULT_CONFIG_FILE == Path("/etc/rosterdrop/rosterdrop.toml")
+    assert Path("/etc/rosterdrop/rosterdrop.toml") == DEFAULT_CONFIG_FILE
