@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
 from collections.abc import Callable
@@ -255,9 +256,10 @@ def tenant_unban(app: App, name: str | None, addresses: tuple[str, ...], by: str
         if name:
             subjects.append(f"user:{tenants.get(conn, name).name}")
         for address in addresses:
-            if len(_checked_networks(address)) != 1:
-                raise ConfigError(f"--address wants one address, not {address!r}")
-            subjects.append(f"address:{address.strip()}")
+            try:
+                subjects.append(f"address:{ipaddress.ip_address(address.strip())}")
+            except ValueError:
+                raise ConfigError(f"--address wants one IP address, not {address!r}") from None
         tenants.lift_bans(conn, subjects, now=_now(), by=by or f"{getpass.getuser()} (cli)")
     click.echo(f"lifting login bans of {', '.join(subjects)} (from the next attempt on)")
 

@@ -143,7 +143,12 @@ def test_allow_from_refuses_logins_from_elsewhere_and_strangers_cannot_slow_the_
     assert len(daemon.find("sftp.login.outside_allow_from", user="acme")) == 17
 
 
-def test_allow_from_refuses_what_is_not_a_network(site: Site) -> None:
+def test_allow_from_and_unban_refuse_what_is_not_an_address(site: Site) -> None:
     result = site.cli("tenant", "set", "acme", "--allow-from", "10.0.0.0/8,intranet")
     assert result.returncode == 2
     assert "'intranet'" in result.stderr
+    result = site.cli("tenant", "unban", "--address", "10.0.0.0/8")
+    assert result.returncode == 2
+    assert "one IP address" in result.stderr
+    result = site.cli("tenant", "unban")
+    assert result.returncode == 2
