@@ -43,7 +43,9 @@ def crash_looping_import(db: Database, settings: Settings, tmp_path: Path) -> in
             started_at=record.received_at,
             attempts=MAX_ATTEMPTS,
         )
-    poison = "x" * (csv.field_size_limit() + 1)
+    # Longer than the email's attachment (5 MiB: so it is parsed to be cut) and than the CSV
+    # reader's field limit (so parsing it raises).
+    poison = "x" * max(6 << 20, csv.field_size_limit() + 1)
     (Path(record.files_dir or "") / folders.PROBLEMS).write_text(
         f"severity,code,file,line,column,value,message\r\nwarning,extra_column,students.csv,1,,,{poison}"
     )
@@ -76,6 +78,9 @@ def test_an_operator_fails_an_import_stuck_in_validating(
     assert archived.is_relative_to(settings.paths.archive)
     assert {"students.csv", folders.PROBLEMS} <= {p.name for p in archived.iterdir()}
     assert [e["kind"] for e in emails(db) if e["import_id"] == stuck] == ["import_results"]
+    sent = rosterdrop(env, "outbox", "send")  # it goes out: the report attached is sound
+    assert sent.returncode == 0, sent.stderr
+    assert [e["state"] for e in emails(db) if e["import_id"] == stuck] == ["sent"]
     assert roster(db, "acme")["students"] == []  # nothing was applied
 
     again = rosterdrop(env, "imports", "fail", str(stuck))
