@@ -26,6 +26,7 @@ import structlog
 from daemon.config import Settings
 from daemon.diskspace import EXIT_NO_SPACE
 from daemon.metrics import IMPORT_NO_SPACE, IMPORTS_WAITING_FOR_SPACE
+from daemon.store.database import sqlite_file
 from daemon.worker import run_import
 
 log = structlog.get_logger(__name__)
@@ -62,6 +63,16 @@ class ImportRunner:
     _failures: dict[str, int] = field(default_factory=dict)  # abnormal ends in a row
     _held_until: dict[str, float] = field(default_factory=dict)  # loop time of the retry
     _no_space: set[int] = field(default_factory=set)  # imports waiting for disk space
+    # The SQLite file the daemon opened: an import process must find that one, not another.
+    _db_identity: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        file = sqlite_file(self.settings.database_url)
+        with contextlib.suppress(OSError):
+            if file is not None:
+                stat = file.stat()
+                self._db_identity = (stat.st_dev, stat.st_ino)
+
     _closing: bool = False
 
     def submit(self, tenant: str, import_id: int) -> None:
@@ -90,7 +101,12 @@ class ImportRunner:
                 import_id = queue.popleft()
                 process = _CONTEXT.Process(
                     target=run_import,
-                    args=(self.settings, import_id, import_id in self._no_space),
+                    args=(
+                        self.settings,
+                        import_id,
+                        import_id in self._no_space,
+                        self._db_identity,
+                    ),
                     name=f"rosterdrop-import-{import_id}",
                 )
                 process.start()

@@ -25,17 +25,25 @@ render.compile_templates()
 log = structlog.get_logger(__name__)
 
 
-def run_import(settings: Settings, import_id: int, refund: bool = False) -> None:
+def run_import(
+    settings: Settings,
+    import_id: int,
+    refund: bool = False,
+    db_identity: tuple[int, int] | None = None,
+) -> None:
     """The import process's body: its own logging, database connection and pipeline.
     `refund`: the previous run stopped for want of disk space; it does not count as an
-    attempt (the attempt is given back before this one is counted)."""
+    attempt (the attempt is given back before this one is counted). `db_identity`: the SQLite
+    file the daemon opened; another file at its path is refused, never imported into."""
     # Ctrl-C in a terminal reaches the whole process group; the daemon, not the key, decides
     # when an import stops (it terminates this process after service.shutdown_timeout).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.configure(settings.log.level, settings.log.format)
     try:
         # Never create the database: the daemon did, and a missing one was lost, not new.
-        db = Database(settings.database_url, lock_dir=settings.paths.locks, create=False)
+        db = Database(
+            settings.database_url, lock_dir=settings.paths.locks, create=False, expect=db_identity
+        )
     except RosterdropError as exc:
         log.error("import process failed", import_id=import_id, error=str(exc))
         sys.exit(1)

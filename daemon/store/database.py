@@ -63,7 +63,15 @@ class Database:
     to create it even at the start (import processes).
     """
 
-    def __init__(self, url: str, *, lock_dir: Path | None = None, create: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock_dir: Path | None = None,
+        create: bool = True,
+        expect: FileIdentity | None = None,
+    ) -> None:
+        """`expect`: the identity the SQLite file must have (the one the daemon opened)."""
         self.url = normalize_url(url)
         self.file = sqlite_file(self.url)
         self._identity = _identity(self.file) if self.file else None
@@ -71,6 +79,11 @@ class Database:
         self._reported = False
         if self.file is not None and self._identity is None and not create:
             raise StoreError(f"the database {self.file} does not exist", transient=True)
+        if self.file is not None and expect is not None and self._identity != expect:
+            raise StoreError(
+                f"the database {self.file} is not the file the daemon opened (replaced?)",
+                transient=True,
+            )
         try:
             self.engine: Engine = _create_engine(self.url)
         except (SQLAlchemyError, ImportError) as exc:
@@ -88,6 +101,11 @@ class Database:
         mode = "rwc" if self._identity is None and self._create else "rw"
         cargs[:] = [f"file:{urllib.parse.quote(str(self.file))}?mode={mode}"]
         cparams["uri"] = True
+
+    @property
+    def identity(self) -> FileIdentity | None:
+        """The SQLite file's (st_dev, st_ino) as this process knows it; None for PostgreSQL."""
+        return self._identity
 
     def check_file(self) -> None:
         """Raise StoreError if the SQLite file is no longer the one this process opened."""

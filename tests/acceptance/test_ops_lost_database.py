@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.errors import StoreError
+from daemon.store.database import Database
 from tests.support.process import Daemon, wait_until
 from tests.support.site import Site
 
@@ -76,3 +78,22 @@ def test_a_brand_new_database_is_announced(tmp_path: Path) -> None:
     assert f"creating a new database at {tmp_path / 'fresh' / 'rosterdrop.db'}" in result.stderr
     again = site.cli("tenant", "list")
     assert "creating" not in again.stderr
+
+
+def test_an_import_process_refuses_a_file_that_is_not_the_daemons(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'rosterdrop.db'}"
+    daemons = Database(url)
+    daemons.upgrade()
+    opened = daemons.identity
+    daemons.close()
+    assert Database(url, create=False, expect=opened).identity == opened
+    os.replace(
+        shutil.copy(tmp_path / "rosterdrop.db", tmp_path / "restored.db"),
+        tmp_path / "rosterdrop.db",
+    )
+    with pytest.raises(StoreError, match="not the file the daemon opened"):
+        Database(url, create=False, expect=opened)
+    (tmp_path / "rosterdrop.db").unlink()
+    with pytest.raises(StoreError, match="does not exist"):
+        Database(url, create=False)
+    assert not (tmp_path / "rosterdrop.db").exists()
