@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Generate a realistic Clever export of a district of any size, and a changed copy of it.
 
 Ratios follow a mid-size district: ~1,500 students a school, a teacher per 18 students, a

@@ -17,16 +17,23 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from daemon import __version__, console, logs
+from daemon.app import App
 from daemon.clever.files import find_files
 from daemon.clever.validate import fingerprints, validate
-from daemon.config import Settings, load_settings, redacted, unknown_env
+from daemon.config import (
+    Settings,
+    config_file_in_use,
+    load_settings,
+    redact_url,
+    redacted,
+    unknown_env,
+)
 from daemon.errors import ConfigError, Conflict, NotFound, RosterdropError
-from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ImportState
 from daemon.roster.problems import KEEP_PROBLEMS, ProblemLog
 from daemon.roster.tenant import TenantSettings
 from daemon.store import imports, outbox, tenants
-from daemon.store.database import Database
+from daemon.store.database import Database, sqlite_file
 from daemon.store.roster import active_roster
 from daemon.store.staging import Stage
 from daemon.tenantcli import ensure_demo_tenant, tenant_group
@@ -35,28 +42,6 @@ EXIT_REFUSED, EXIT_USAGE, EXIT_PAUSED = 1, 2, 3
 # Problems a `validate --json` keeps; the readable report shows the first ones either way.
 VALIDATE_KEEP = 100_000
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class App:
-    """Settings loaded once, and the database opened (and migrated) on first use."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._db: Database | None = None
-
-    @property
-    def db(self) -> Database:
-        if self._db is None:
-            self._db = Database(self.settings.database_url, lock_dir=self.settings.paths.locks)
-            self._db.upgrade()
-        return self._db
-
-    def pipeline(self) -> Pipeline:
-        return Pipeline(self.db, self.settings.paths, self.settings.smtp)
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
 
 
 pass_app = click.make_pass_decorator(App)
@@ -80,7 +65,10 @@ def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (default: $ROSTERDROP_CONFIG, else the embedded defaults).",
+    help=(
+        "TOML settings file (default: $ROSTERDROP_CONFIG, else /etc/rosterdrop/rosterdrop.toml"
+        " when it exists, else the embedded defaults)."
+    ),
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
 @click.version_option(__version__, prog_name="rosterdrop")
@@ -92,9 +80,22 @@ def main_group(ctx: click.Context, config_file: Path | None, verbose: bool) -> N
         logs.configure(settings.log.level, settings.log.format)
     else:
         logs.configure("info" if verbose else "warning", settings.log.format)
+    if verbose:
+        click.echo(f"rosterdrop: {_in_use(settings, config_file)}", err=True)
     app = App(settings)
     ctx.obj = app
     ctx.call_on_close(app.close)
+
+
+def _in_use(settings: Settings, config_file: Path | None) -> str:
+    """Which settings file, data directory and database this command uses (for -v)."""
+    found = config_file_in_use(config_file)
+    source = f"settings from {found}" if found else "no settings file (embedded defaults)"
+    database = redact_url(settings.database_url)
+    db_file = sqlite_file(settings.database_url)
+    if db_file is not None and not db_file.exists():
+        database += " (does not exist yet)"
+    return f"{source}; data directory {settings.data_dir}; database {database}"
 
 
 def main() -> None:
@@ -209,7 +210,7 @@ def _show_import(report: Any, as_json: bool) -> None:
 
 @main_group.group("imports")
 def imports_group() -> None:
-    """The import history; approve or reject paused imports."""
+    """The import history; approve or reject paused imports, end stuck ones."""
 
 
 @imports_group.command("list")
@@ -269,6 +270,22 @@ def imports_approve(app: App, import_id: int, by: str | None, as_json: bool) -> 
 def imports_reject(app: App, import_id: int, by: str | None, as_json: bool) -> None:
     """Discard a paused import: nothing is applied."""
     report = app.pipeline().reject(import_id, _decided_by(by))
+    if as_json:
+        _echo_json(console.import_json(report))
+    else:
+        console.print_import(click.echo, report)
+
+
+@imports_group.command("fail")
+@click.argument("import_id", type=int)
+@click.option("--reason", default="stuck", show_default=True, help="Said in the email.")
+@click.option("--by", help="Who ends it (default: your user name).")
+@json_option
+@pass_app
+def imports_fail(app: App, import_id: int, reason: str, by: str | None, as_json: bool) -> None:
+    """End an unfinished import that cannot end by itself (one that crashes on every attempt):
+    nothing is applied, the district is emailed, the files are archived."""
+    report = app.pipeline().fail(import_id, _decided_by(by), reason)
     if as_json:
         _echo_json(console.import_json(report))
     else:
@@ -402,7 +419,10 @@ def config_check(app: App, file: Path | None) -> None:
     settings = load_settings(file) if file is not None else app.settings
     for name in unknown_env():
         click.echo(f"rosterdrop: warning: {name} is not a setting and is ignored", err=True)
-    _echo_json(redacted(settings))
+    root = click.get_current_context().find_root().params.get("config_file")
+    found = config_file_in_use(file or root)
+    # Not a setting: which file these came from (data_dir and database_url say the rest).
+    _echo_json({"config_file": str(found) if found else None, **redacted(settings)})
 
 
 # -- serve -----------------------------------------------------------------------------------------

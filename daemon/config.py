@@ -15,6 +15,9 @@ from typing import Any, Literal, get_args, get_origin
 from daemon.errors import ConfigError
 
 CONFIG_ENV = "ROSTERDROP_CONFIG"
+# Where the packaged install keeps its settings: used when neither --config nor
+# ROSTERDROP_CONFIG names a file, so an operator's command sees what the daemon sees.
+DEFAULT_CONFIG_FILE = Path("/etc/rosterdrop/rosterdrop.toml")
 PASSWORD_FILE_ENV = "ROSTERDROP_SMTP_PASSWORD_FILE"  # noqa: S105 - a name, not a secret
 # systemd's LoadCredential= puts the SMTP password in this file under $CREDENTIALS_DIRECTORY.
 SMTP_PASSWORD_CREDENTIAL = "smtp_password"  # noqa: S105 - a file name
@@ -77,6 +80,11 @@ class SftpSettings:
     max_auth_failures: int = 5
     auth_failure_window: float = 300.0
     ban_seconds: float = 600.0
+    # Login throttling past the first ban: see docs/logins.md for what each bound costs whom.
+    ban_growth: float = 2.0
+    max_ban_seconds: float = 86400.0
+    user_delay_seconds: float = 5.0
+    user_max_wait_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class SpoolSettings:
     stale_hours: float = DEFAULT_STALE_HOURS
     retention_days: int = DEFAULT_RETENTION_DAYS
     workers: int = 2
+    # An import stopped by a full disk waits this long, then tries again (not counted).
+    no_space_retry_seconds: float = 30.0
 
 
 TlsMode = Literal["starttls", "tls", "none"]
@@ -216,13 +226,28 @@ def unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)
 
 
+def config_file_in_use(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    default: Path = DEFAULT_CONFIG_FILE,
+) -> Path | None:
+    """--config, else $ROSTERDROP_CONFIG, else DEFAULT_CONFIG_FILE when it exists."""
+    env = os.environ if environ is None else environ
+    if config_file is not None:
+        return config_file
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return default if default.is_file() else None
+
+
 def load_settings(
-    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    default_file: Path = DEFAULT_CONFIG_FILE,
 ) -> Settings:
     """Build the settings once: defaults, the TOML file, then the environment."""
     env = os.environ if environ is None else environ
-    if config_file is None and env.get(CONFIG_ENV):
-        config_file = Path(env[CONFIG_ENV])
+    config_file = config_file_in_use(config_file, env, default_file)
     data: dict[str, Any] = {}
     if config_file is not None:
         try:

@@ -228,6 +228,7 @@ def tenant_json(tenant: Tenant) -> dict[str, Any]:
         "emails": list(tenant.emails),
         "password_login": tenant.password_hash is not None,
         "public_keys": len([k for k in tenant.authorized_keys.splitlines() if k.strip()]),
+        "allow_from": list(tenant.allow_from),
         "settings": tenant.settings.as_dict(),
     }
 

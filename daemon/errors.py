@@ -25,9 +25,12 @@ class Conflict(RosterdropError):
 class StoreError(RosterdropError):
     """The database failed."""
 
-    def __init__(self, message: str | None = None, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str | None = None, *, transient: bool = False, no_space: bool = False
+    ) -> None:
         super().__init__(message)
         self.transient = transient  # worth trying again later (connection lost, server down)
+        self.no_space = no_space  # the database's disk is full: wait for space (transient too)
 
 
 class SpoolError(RosterdropError):

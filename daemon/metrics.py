@@ -83,3 +83,13 @@ EMAILS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+IMPORTS_WAITING_FOR_SPACE = Gauge(
+    "rosterdrop_imports_waiting_for_space",
+    "Imports stopped by a full disk (or quota), waiting for space to run again",
+    registry=REGISTRY,
+)
+IMPORT_NO_SPACE = Counter(
+    "rosterdrop_import_no_space",
+    "Import runs stopped by a full disk (or quota); they run again, not counted as attempts",
+    registry=REGISTRY,
+)

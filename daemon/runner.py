@@ -14,14 +14,19 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.forkserver
+import shutil
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 import structlog
 
 from daemon.config import Settings
+from daemon.diskspace import EXIT_NO_SPACE
+from daemon.metrics import IMPORT_NO_SPACE, IMPORTS_WAITING_FOR_SPACE
+from daemon.store.database import sqlite_file
 from daemon.worker import run_import
 
 log = structlog.get_logger(__name__)
@@ -57,6 +62,17 @@ class ImportRunner:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _failures: dict[str, int] = field(default_factory=dict)  # abnormal ends in a row
     _held_until: dict[str, float] = field(default_factory=dict)  # loop time of the retry
+    _no_space: set[int] = field(default_factory=set)  # imports waiting for disk space
+    # The SQLite file the daemon opened: an import process must find that one, not another.
+    _db_identity: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        file = sqlite_file(self.settings.database_url)
+        with contextlib.suppress(OSError):
+            if file is not None:
+                stat = file.stat()
+                self._db_identity = (stat.st_dev, stat.st_ino)
+
     _closing: bool = False
 
     def submit(self, tenant: str, import_id: int) -> None:
@@ -85,7 +101,12 @@ class ImportRunner:
                 import_id = queue.popleft()
                 process = _CONTEXT.Process(
                     target=run_import,
-                    args=(self.settings, import_id),
+                    args=(
+                        self.settings,
+                        import_id,
+                        import_id in self._no_space,
+                        self._db_identity,
+                    ),
                     name=f"rosterdrop-import-{import_id}",
                 )
                 process.start()
@@ -107,10 +128,16 @@ class ImportRunner:
             loop.remove_reader(process.sentinel)
         process.join()
         del self._running[tenant]
-        if process.exitcode == 0:
-            self._failures.pop(tenant, None)
-        elif not self._closing:
-            self._retry(tenant, import_id, process.exitcode)
+        if process.exitcode == EXIT_NO_SPACE and not self._closing:
+            self._wait_for_space(tenant, import_id)
+        else:
+            if import_id in self._no_space:
+                self._no_space.discard(import_id)
+                IMPORTS_WAITING_FOR_SPACE.dec()
+            if process.exitcode == 0:
+                self._failures.pop(tenant, None)
+            elif not self._closing:
+                self._retry(tenant, import_id, process.exitcode)
         self._changed.set()
         self.on_done(import_id)
         self._start_what_fits()
@@ -127,6 +154,26 @@ class ImportRunner:
             tenant=tenant,
             import_id=import_id,
             exitcode=exitcode,
+            in_seconds=delay,
+        )
+
+    def _wait_for_space(self, tenant: str, import_id: int) -> None:
+        """A full disk is the machine's condition, not the import's: try again every
+        no_space_retry_seconds for as long as it lasts, without counting attempts."""
+        if import_id not in self._no_space:
+            IMPORTS_WAITING_FOR_SPACE.inc()
+        self._no_space.add(import_id)
+        IMPORT_NO_SPACE.inc()
+        delay = self.settings.spool.no_space_retry_seconds
+        loop = asyncio.get_running_loop()
+        self._queues.setdefault(tenant, deque()).appendleft(import_id)
+        self._held_until[tenant] = loop.time() + delay
+        loop.call_later(delay, self._start_what_fits)
+        log.error(
+            "import waits for disk space",
+            tenant=tenant,
+            import_id=import_id,
+            data_dir_free_bytes=_free_bytes(self.settings.paths.root),
             in_seconds=delay,
         )
 
@@ -154,3 +201,10 @@ class ImportRunner:
             await asyncio.wait(self._tasks, timeout=10)
         for _, process in list(self._running.values()):
             process.kill()
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None

@@ -29,6 +29,7 @@ from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ENDED, ImportReport, ImportState
 from daemon.runner import ImportRunner, warm_up
 from daemon.sftp import Account, SftpServer, UploadEvent
+from daemon.sftp.accounts import parse_networks
 from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partials
 from daemon.store import imports, tenants
 from daemon.store.database import Database
@@ -72,7 +73,12 @@ class TenantAccounts:
             password_hash=tenant.password_hash,
             authorized_keys=tenant.authorized_keys,
             disabled=tenant.disabled,
+            allow_from=parse_networks(",".join(tenant.allow_from)),
         )
+
+    def lifts_after(self, cursor: int | None) -> tuple[int, list[str]]:
+        with self.db.read() as conn:
+            return tenants.lifts_after(conn, cursor)
 
 
 def record_metrics(report: ImportReport) -> None:
@@ -205,10 +211,13 @@ class Service:
     async def _drain(self) -> None:
         """`serve --once`: claim every complete, settled set, run every import, send due
         emails. Settling still counts (by the files' times): another program, say OpenSSH's
-        sshd, may be writing into the upload folders."""
-        ready, _, _ = await asyncio.to_thread(self.spool.scan)
+        sshd, may be writing into the upload folders. Stale incomplete sets are reported as the
+        daemon would: a cron-driven setup must warn its districts too."""
+        ready, stuck, _ = await asyncio.to_thread(self.spool.scan)
         for ready_set in ready:
             await self._claim(ready_set)
+        for incomplete in stuck:
+            await self._report_incomplete(incomplete)
         await self.runner.idle()
         await self.sender.deliver_due()
 

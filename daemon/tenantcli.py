@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from daemon import console
+from daemon.app import App
 from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.roster.tenant import TenantSettings
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tenants import Tenant
-
-if TYPE_CHECKING:
-    from daemon.cli import App
 
 
 def _sftp() -> Any:
@@ -156,17 +155,38 @@ def _dumps(data: Any) -> str:
 @click.option("--common-grade-rules/--no-common-grade-rules", default=None)
 @click.option("--fallback-encoding", help="e.g. windows-1252; 'none' fails non-UTF-8 files.")
 @click.option("--keep-extra-columns/--ignore-extra-columns", default=None)
+@click.option(
+    "--allow-from",
+    metavar="CIDR[,CIDR…]",
+    help="Accept its logins only from these networks; 'any' accepts them from anywhere.",
+)
 @click.pass_obj
-def tenant_set(app: App, /, name: str, emails: tuple[str, ...], **options: Any) -> None:
-    """Change a tenant's addresses, thresholds or grade replace rules."""
+def tenant_set(
+    app: App, /, name: str, emails: tuple[str, ...], allow_from: str | None, **options: Any
+) -> None:
+    """Change a tenant's addresses, thresholds, grade replace rules or login networks."""
     with app.db.write() as conn:
         tenant = tenants.get(conn, name)
         changes = _setting_changes(tenant.settings, options)
         values: dict[str, Any] = {"settings": tenant.settings.updated(**changes)}
         if emails:
             values["emails"] = _checked_emails(emails)
+        if allow_from is not None:
+            values["allow_from"] = _checked_networks(allow_from)
         tenant = tenants.update(conn, name, **values)
     click.echo(_dumps(console.tenant_json(tenant)))
+
+
+def _checked_networks(text: str) -> list[str]:
+    if text.strip().lower() == "any":
+        return []
+    try:
+        networks = _sftp().parse_networks(text)
+    except ValueError as exc:
+        raise ConfigError(f"--allow-from: {exc}") from None
+    if not networks:
+        raise ConfigError("--allow-from wants CIDR[,CIDR…], or 'any'")
+    return [str(n) for n in networks]
 
 
 def _setting_changes(current: TenantSettings, options: dict[str, Any]) -> dict[str, Any]:
@@ -217,6 +237,31 @@ def tenant_add_key(app: App, name: str, key_file: Any) -> None:
             keys.append(line)
         tenants.update(conn, name, authorized_keys="\n".join(keys) + "\n")
     click.echo(f"key added for {name} ({len(keys)} key(s) in all)")
+
+
+@tenant_group.command("unban")
+@click.argument("name", required=False)
+@click.option("--address", "addresses", multiple=True, help="Lift this address's ban (repeatable).")
+@click.option("--by", help="Who lifts it (default: your user name).")
+@click.pass_obj
+def tenant_unban(app: App, name: str | None, addresses: tuple[str, ...], by: str | None) -> None:
+    """Lift login bans at once: NAME's pace and the bans of the addresses that failed as NAME,
+    and/or the bans of --address. Running daemons apply it at the next login attempt."""
+    import getpass
+
+    if not name and not addresses:
+        raise ConfigError("say whose ban to lift: a tenant NAME and/or --address ADDR")
+    subjects = []
+    with app.db.write() as conn:
+        if name:
+            subjects.append(f"user:{tenants.get(conn, name).name}")
+        for address in addresses:
+            try:
+                subjects.append(f"address:{ipaddress.ip_address(address.strip())}")
+            except ValueError:
+                raise ConfigError(f"--address wants one IP address, not {address!r}") from None
+        tenants.lift_bans(conn, subjects, now=_now(), by=by or f"{getpass.getuser()} (cli)")
+    click.echo(f"lifting login bans of {', '.join(subjects)} (from the next attempt on)")
 
 
 @tenant_group.command("disable")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.sftp.accounts import Account, AccountDirectory
+from daemon.sftp.accounts import Account, AccountDirectory, parse_networks
 from daemon.sftp.credentials import (
     generate_password,
     hash_password,
@@ -23,6 +23,7 @@ __all__ = [
     "hash_password",
     "host_key_fingerprints",
     "load_or_create_host_keys",
+    "parse_networks",
     "public_key_line",
     "verify_password",
 ]

@@ -39,6 +39,7 @@ class ClientConnection(asyncssh.SSHServer):
         self._password_failures = 0
         self._authenticated = False
         self._directory_failed = False  # the account lookup failed: not the client's fault
+        self._outside = False  # the account exists but does not allow logins from this peer
         self._tenant: Tenant | None = None  # set once logged in and counted against the cap
         self._channels = 0
         self._last_activity = time.monotonic()
@@ -51,8 +52,9 @@ class ClientConnection(asyncssh.SSHServer):
         peer = conn.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else "unknown"
         self._log = log.bind(peer=self._peer)
-        if self._registry.throttle.is_banned(_address_key(self._peer)):
+        if self._registry.throttle.source_banned(self._peer):
             # Before key exchange: a banned address costs us one accept and one close.
+            self._registry.lifts.poke()
             SFTP_LOGINS.labels(result="throttled").inc()
             self._log.warning("sftp.login.throttled", reason="address banned")
             conn.abort()
@@ -80,11 +82,17 @@ class ClientConnection(asyncssh.SSHServer):
         self._account = None
         self._keys = None
         self._directory_failed = False
+        self._outside = False
         try:
             account = await self._registry.lookup(username)
         except Exception:
             self._log.exception("sftp.login.lookup_failed", user=username)
             self._directory_failed = True
+            account = None
+        if account is not None and not account.allows(self._peer):
+            # Refused like a wrong password, and not counted against the district's username.
+            self._log.warning("sftp.login.outside_allow_from", user=username)
+            self._outside = True
             account = None
         if account is not None and not account.disabled:
             self._account = account
@@ -99,6 +107,8 @@ class ClientConnection(asyncssh.SSHServer):
 
     async def validate_password(self, username: str, password: str) -> bool:
         self._refuse_if_banned()
+        if not self._outside:
+            await self._pace_password()
         account = self._account
         real_hash = account.password_hash if account is not None else None
         # Unknown, disabled and key-only accounts verify against a dummy hash: same answer, and
@@ -141,30 +151,38 @@ class ClientConnection(asyncssh.SSHServer):
         self._check_idle()
 
     def _refuse_if_banned(self) -> None:
-        throttle = self._registry.throttle
-        if throttle.is_banned(_address_key(self._peer)) or throttle.is_banned(
-            _user_key(self._username)
-        ):
+        if self._registry.throttle.source_banned(self._peer):
             SFTP_LOGINS.labels(result="throttled").inc()
             self._log.warning("sftp.login.throttled", user=self._username)
             raise asyncssh.PermissionDenied("too many failed logins, try again later")
+
+    async def _pace_password(self) -> None:
+        """Past its free failures, a username's password checks run one per user_delay (from
+        every address together); one that would wait too long is refused unchecked."""
+        wait = self._registry.throttle.password_check_wait(self._username)
+        if wait == 0:
+            return
+        self._registry.lifts.poke()
+        if wait is None:
+            SFTP_LOGINS.labels(result="throttled").inc()
+            self._log.warning("sftp.login.throttled", user=self._username, reason="user paced")
+            self._count_failure(count_user=False)
+            raise asyncssh.PermissionDenied("too many failed logins, try again later")
+        self._log.info("sftp.login.paced", user=self._username, seconds=round(wait, 3))
+        await asyncio.sleep(wait)
 
     def _record_failure(self, method: str) -> None:
         SFTP_LOGINS.labels(result="failure").inc()
         self._log.warning("sftp.login.failed", user=self._username, method=method)
         if self._directory_failed:
             return  # an outage of the account directory must not ban the districts retrying
-        throttle = self._registry.throttle
-        address_banned = throttle.record_failure(_address_key(self._peer))
-        user_banned = throttle.record_failure(_user_key(self._username))
-        if address_banned or user_banned:
-            self._log.warning(
-                "sftp.login.banned",
-                user=self._username,
-                address_banned=address_banned,
-                user_banned=user_banned,
-                seconds=self._registry.settings.ban_seconds,
-            )
+        self._count_failure(count_user=method == "password" and not self._outside)
+
+    def _count_failure(self, *, count_user: bool) -> None:
+        seconds = self._registry.throttle.failed(self._peer, self._username, count_user=count_user)
+        if seconds is not None:
+            self._registry.lifts.watch()
+            self._log.warning("sftp.login.banned", user=self._username, seconds=seconds)
 
     # -- channels -------------------------------------------------------------------------
 
@@ -219,11 +237,3 @@ def _parse_keys(account: Account, logger: structlog.stdlib.BoundLogger) -> SSHAu
     except (asyncssh.KeyImportError, ValueError):
         logger.exception("sftp.login.bad_authorized_keys", tenant=account.name)
         return None
-
-
-def _address_key(peer: str) -> str:
-    return f"address:{peer}"
-
-
-def _user_key(username: str) -> str:
-    return f"user:{username.casefold()}"

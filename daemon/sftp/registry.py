@@ -12,7 +12,7 @@ from daemon.sftp.accounts import Account, AccountDirectory
 from daemon.sftp.credentials import verify_password
 from daemon.sftp.events import EventSink, UploadEvent
 from daemon.sftp.tenants import Tenant
-from daemon.sftp.throttle import FailureThrottle
+from daemon.sftp.throttle import LiftWatcher, LoginGuard, ThrottlePolicy
 
 log = structlog.get_logger(__name__)
 
@@ -28,9 +28,8 @@ class Registry:
         self, settings: SftpSettings, accounts: AccountDirectory, on_event: EventSink | None
     ) -> None:
         self.settings = settings
-        self.throttle = FailureThrottle(
-            settings.max_auth_failures, settings.auth_failure_window, settings.ban_seconds
-        )
+        self.throttle = LoginGuard(ThrottlePolicy.from_settings(settings))
+        self.lifts = LiftWatcher(self.throttle, accounts.lifts_after)
         self.connections: set[SSHServerConnection] = set()
         self.no_connections = asyncio.Event()
         self.no_connections.set()

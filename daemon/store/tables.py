@@ -71,6 +71,18 @@ tenants = Table(
     Column("authorized_keys", Text, nullable=False, server_default=""),
     Column("emails", JSON, nullable=False),
     Column("settings", JSON, nullable=False),
+    # CIDR networks the tenant may log in from; empty: anywhere (migration 0002).
+    Column("allow_from", JSON, nullable=False, server_default=text("'[]'")),
+)
+
+# Ban lifts an operator asked for (`tenant unban`), read by every running daemon (migration 0002).
+login_lifts = Table(
+    "login_lifts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subject", String(128), nullable=False),  # user:NAME or address:ADDR
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(128), nullable=False),
 )
 
 imports = Table(

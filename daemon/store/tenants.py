@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from daemon.errors import ConfigError, Conflict, NotFound
 from daemon.roster.tenant import TenantSettings
-from daemon.store.tables import tenants
+from daemon.store.tables import login_lifts, tenants
 
 # The name is the SFTP user name and a directory name: keep it plain.
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
@@ -29,6 +29,7 @@ class Tenant:
     settings: TenantSettings
     password_hash: str | None = field(default=None, repr=False)
     authorized_keys: str = field(default="", repr=False)
+    allow_from: tuple[str, ...] = ()  # CIDR networks it may log in from; empty: anywhere
 
 
 def check_name(name: str) -> str:
@@ -50,6 +51,7 @@ def _tenant(row: RowMapping) -> Tenant:
         settings=TenantSettings.from_dict(row["settings"]),
         password_hash=row["password_hash"],
         authorized_keys=row["authorized_keys"] or "",
+        allow_from=tuple(row["allow_from"] or ()),
     )
 
 
@@ -110,5 +112,28 @@ def update(conn: Connection, name: str, **values: Any) -> Tenant:
         values["settings"] = values["settings"].as_dict()
     if "emails" in values:
         values["emails"] = list(values["emails"])
+    if "allow_from" in values:
+        values["allow_from"] = list(values["allow_from"])
     conn.execute(tenants.update().where(tenants.c.id == tenant.id).values(**values))
     return get(conn, name)
+
+
+def lift_bans(conn: Connection, subjects: Sequence[str], *, now: datetime, by: str) -> None:
+    """Ask every running daemon to lift these login bans (`user:NAME`, `address:ADDR`)."""
+    conn.execute(
+        login_lifts.insert(),
+        [{"subject": s, "created_at": now, "created_by": by} for s in subjects],
+    )
+
+
+def lifts_after(conn: Connection, cursor: int | None) -> tuple[int, list[str]]:
+    """The ban lifts recorded after `cursor`, and the new cursor (None: only the cursor)."""
+    if cursor is None:
+        newest = conn.execute(sa.select(sa.func.max(login_lifts.c.id))).scalar()
+        return int(newest or 0), []
+    rows = conn.execute(
+        sa.select(login_lifts.c.id, login_lifts.c.subject)
+        .where(login_lifts.c.id > cursor)
+        .order_by(login_lifts.c.id)
+    ).all()
+    return (rows[-1].id if rows else cursor), [row.subject for row in rows]

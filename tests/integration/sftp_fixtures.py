@@ -66,6 +66,13 @@ class Directory:
             raise ConnectionError("account database unreachable")
         return self.accounts.get(username)
 
+    lifts: list[str] = field(default_factory=list)  # ban lifts an operator asked for
+
+    def lifts_after(self, cursor: int | None) -> tuple[int, list[str]]:
+        if cursor is None:
+            return len(self.lifts), []
+        return len(self.lifts), self.lifts[cursor:]
+
 
 @dataclass
 class SftpEnv:

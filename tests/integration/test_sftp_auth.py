@@ -15,6 +15,7 @@ import pytest
 from sftp_fixtures import (
     PASSWORD,
     TENANT,
+    ClientKey,
     ServerFactory,
     SftpEnv,
     connect,
@@ -82,7 +83,7 @@ async def test_failures_ban_the_address_then_the_ban_expires(start_sftp: ServerF
                 await login(env.port, password="guess")
         with pytest.raises(LOGIN_REFUSED):  # even the right password: the address is banned
             await login(env.port)
-        # The username is banned along with the address; another address and user are not.
+        # Only the address is banned: another address gets in, as another user.
         env.add_tenant("district2")
         await login(env.port, username="district2", source="127.0.0.2")
         await asyncio.sleep(1.1)
@@ -90,15 +91,43 @@ async def test_failures_ban_the_address_then_the_ban_expires(start_sftp: ServerF
     assert metric("rosterdrop_sftp_logins_total", result="throttled") > throttled_before
 
 
-async def test_failures_from_many_addresses_ban_the_username(start_sftp: ServerFactory) -> None:
-    async with start_sftp(max_auth_failures=3, ban_seconds=30.0) as env:
+async def test_failures_from_many_addresses_pace_the_username_never_its_key(
+    start_sftp: ServerFactory, sftp_client_key: ClientKey
+) -> None:
+    key = paramiko.Ed25519Key.from_private_key_file(str(sftp_client_key.private))
+    # No waiting in turn here: a paced check refused unchecked shows the pace at once.
+    async with start_sftp(
+        max_auth_failures=3, user_delay_seconds=30, user_max_wait_seconds=0
+    ) as env:
+        env.add_tenant(TENANT, authorized_keys=sftp_client_key.public + "\n")
         env.add_tenant("district2")
         for n in (2, 3, 4):  # one failure per address: no address reaches the limit
             with pytest.raises(paramiko.AuthenticationException):
                 await login(env.port, password="x", source=f"127.0.0.{n}")
+        await login(env.port, source="127.0.0.5")  # the next check runs at once...
+        with pytest.raises(LOGIN_REFUSED):  # ... and the one after it only 30 s later
+            await login(env.port, source="127.0.0.6")
+        await login(env.port, password=None, key=key, source="127.0.0.6")  # keys: never paced
+        await login(env.port, username="district2", source="127.0.0.6")
+        assert not env.server._registry.throttle.source_banned("127.0.0.6")
+
+
+async def test_an_operators_lift_reaches_the_running_server(start_sftp: ServerFactory) -> None:
+    async with start_sftp(max_auth_failures=2, ban_seconds=600) as env:
+        for _ in range(2):
+            with pytest.raises(paramiko.AuthenticationException):
+                await login(env.port, password="guess", source="127.0.0.7")
         with pytest.raises(LOGIN_REFUSED):
-            await login(env.port, source="127.0.0.5")
-        await login(env.port, username="district2", source="127.0.0.5")
+            await login(env.port, source="127.0.0.7")
+        env.directory.lifts.append("address:127.0.0.7")
+        # Read when the banned address comes back (at most every LIFT_POLL_SECONDS).
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    await login(env.port, source="127.0.0.7")
+                    break
+                except LOGIN_REFUSED:
+                    await asyncio.sleep(0.2)
 
 
 async def test_key_only_failures_count_once_per_connection(start_sftp: ServerFactory) -> None:
