@@ -156,6 +156,12 @@ def _dumps(data: Any) -> str:
 @click.option("--fallback-encoding", help="e.g. windows-1252; 'none' fails non-UTF-8 files.")
 @click.option("--keep-extra-columns/--ignore-extra-columns", default=None)
 @click.option(
+    "--secret-columns",
+    metavar="WORD[,WORD…]",
+    help="Never read a column whose name has one of these words (default: password,"
+    " passwd, pwd, pin, passcode, secret).",
+)
+@click.option(
     "--allow-from",
     metavar="CIDR[,CIDR…]",
     help="Accept its logins only from these networks; 'any' accepts them from anywhere.",
@@ -199,6 +205,9 @@ def _setting_changes(current: TenantSettings, options: dict[str, Any]) -> dict[s
         rules[source.strip()] = target.strip()
     if rules != dict(current.grade_rules):
         changes["grade_rules"] = rules
+    secret = options.pop("secret_columns")
+    if secret is not None:
+        changes["secret_columns"] = tuple(w.strip().lower() for w in secret.split(",") if w.strip())
     encoding = options.pop("fallback_encoding")
     if encoding is not None:
         changes["fallback_encoding"] = "" if encoding.lower() == "none" else encoding

@@ -17,7 +17,8 @@ from itertools import chain, repeat
 from json.encoder import encode_basestring as json_string
 from operator import itemgetter
 
-from daemon.clever.checks import MAX_ID, Checker, Row
+from daemon.clever.cells import MAX_ID, Row
+from daemon.clever.checks import Checker
 from daemon.clever.reader import CsvFile
 from daemon.clever.values import MAX_EMAIL, email_list, parse_date
 from daemon.roster.entities import ENROLLMENTS, SECTIONS, STUDENTS, TEACHERS, Entity

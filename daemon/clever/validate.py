@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from daemon.clever import batch
-from daemon.clever.checks import Checker, Row
+from daemon.clever.cells import Row
+from daemon.clever.checks import Checker
 from daemon.clever.files import SPECS, FileFingerprint, FoundFiles, fingerprint
 from daemon.clever.reader import CsvFile, open_csv
 from daemon.roster.entities import (

@@ -201,7 +201,8 @@ def test_tenant_settings_change_how_uploads_are_read(
 
     changed = json.loads(
         run(env, "tenant", "set", "acme", "--grade-rule", "K5=KG", "--max-row-errors", "3",
-            "--threshold-floor", "2", "--fallback-encoding", "none")
+            "--threshold-floor", "2", "--fallback-encoding", "none",
+            "--secret-columns", "Password, SSN")
     )  # fmt: skip
     assert changed["settings"] == {
         **changed["settings"],
@@ -209,6 +210,7 @@ def test_tenant_settings_change_how_uploads_are_read(
         "max_row_errors": 3,
         "threshold_floor": 2,
         "fallback_encoding": "",
+        "secret_columns": ["password", "ssn"],
     }
     bad = rosterdrop(env, "tenant", "set", "acme", "--max-deactivate-percent", "150")
     assert bad.returncode == 2
@@ -223,9 +225,18 @@ def test_tenant_settings_change_how_uploads_are_read(
     files = minimal_files()
     files["students.csv"][0][-1] = "K5"
     folder = write_upload(tmp_path / "upload", files)
+    students = (folder / "students.csv").read_text().splitlines()
+    (folder / "students.csv").write_text(
+        "\n".join([students[0] + ",Student_SSN", *(f"{row},123-45-678{n}" for n, row in
+                                                  enumerate(students[1:]))]) + "\n"
+    )  # fmt: skip
     report = run_json(env, "import", str(folder), "--tenant", "acme")
     assert report["state"] == "imported"
     assert roster(db, "acme")["students"][0]["grade"] == "KG"
+    assert [p["column"] for p in report["problems"] if p["code"] == "secret_column"] == [
+        "Student_SSN"
+    ]
+    assert "123-45-678" not in json.dumps(roster(db, "acme"))
 
     latin = write_upload(tmp_path / "latin", minimal_files())
     (latin / "schools.csv").write_bytes(b"school_id,school_name\r\nSCH1,Lyc\xe9e\r\n")
