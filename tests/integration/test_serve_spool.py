@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -243,4 +244,50 @@ async def test_a_second_serve_on_the_same_data_leaves_the_first_ones_uploads_alo
         go_on.set()
         await uploading
     [row] = await served.imports_ended(tenant)
+    assert row["state"] == "imported"
+
+
+async def test_a_set_is_claimed_no_sooner_than_the_settle_time_after_its_last_close(
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
+) -> None:
+    settings = serve_settings_with(ROSTERDROP_SETTLE_SECONDS="1.5")
+    files = District("acme").files()
+    last = files.pop("enrollments.csv")
+    async with serving(settings, db, sftp_password_hash) as served:
+        tenant = served.add_tenant("acme")
+
+        def upload() -> float:
+            with drop.sftp_session(served.port, tenant, PASSWORD) as sftp:
+                drop.upload(sftp, files)
+                handle = sftp.open("/upload/enrollments.csv", "wb")
+                handle.write(last)
+                closing = time.time()  # before the server can have seen the close
+                handle.close()
+                return closing
+
+        closed = await asyncio.to_thread(upload)
+        [row] = await served.imports_ended(tenant)
+    assert row["state"] == "imported"
+    waited = row["received_at"].timestamp() - closed
+    assert waited >= settings.spool.settle_seconds
+
+
+async def test_serve_once_leaves_a_set_that_has_not_settled_for_a_later_run(
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
+) -> None:
+    """A cron job's `serve --once` beside an sshd still writing: files younger than the
+    settle time stay where they are; a run after they settled imports them."""
+    settings = serve_settings_with(ROSTERDROP_SETTLE_SECONDS="60")
+    add_tenant(db, settings, "acme", sftp_password_hash)
+    upload = District("acme").write(settings.paths.upload_dir("acme"))
+
+    assert await Service(settings, db).serve(once=True) == 0
+    assert drop.import_rows(db, "acme") == []
+    assert sorted(p.name for p in upload.iterdir()) == sorted(District("acme").files())
+
+    settled = time.time() - settings.spool.settle_seconds
+    for path in upload.iterdir():
+        os.utime(path, (settled, settled))
+    assert await Service(settings, db).serve(once=True) == 0
+    [row] = drop.import_rows(db, "acme")
     assert row["state"] == "imported"
