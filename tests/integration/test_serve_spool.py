@@ -18,7 +18,7 @@ from daemon.config import Settings
 from daemon.errors import Conflict
 from daemon.pipeline import Pipeline
 from daemon.service import Service
-from daemon.spool import ReadySet, Spool, is_partial, partial_name
+from daemon.spool import IncompleteSet, ReadySet, Spool, is_partial, partial_name
 from daemon.store.database import Database
 from daemon.store.tables import import_problems
 from tests.support import drop
@@ -134,17 +134,38 @@ async def test_partial_uploads_left_by_a_crash_are_removed_at_startup(
         assert kept.exists()
 
 
+class ScanCounter:
+    """Counts the watcher's completed scans of the upload folders (they run in a thread)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.done = 0
+        scan = Spool.scan
+
+        def counted(spool: Spool) -> tuple[list[ReadySet], list[IncompleteSet], float]:
+            result = scan(spool)
+            self.done += 1
+            return result
+
+        monkeypatch.setattr(Spool, "scan", counted)
+
+
 async def test_files_put_there_without_sftp_wake_the_watcher(
-    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
+    serve_settings_with: Callable[..., Settings],
+    db: Database,
+    sftp_password_hash: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The periodic rescan is an hour away: only watchdog can notice these files in time.
     settings = serve_settings_with(ROSTERDROP_SPOOL_RESCAN_SECONDS="3600")
     add_tenant(db, settings, "early", sftp_password_hash)
+    scans = ScanCounter(monkeypatch)
     async with serving(settings, db, sftp_password_hash) as served:
-        await asyncio.sleep(0.5)  # the startup scan has come and gone
+        await served.wait(lambda: scans.done or None, "the startup scan")  # it found nothing
         District("early").write(served.upload_dir("early"))
+        done = scans.done
         served.add_tenant("late")  # a tenant added while the daemon runs
-        await asyncio.sleep(0.5)
+        # Its new folder woke the watcher, which now watches the upload folder in it too.
+        await served.wait(lambda: scans.done > done or None, "a scan after the new tenant")
         District("late").write(served.upload_dir("late"))
         for tenant in ("early", "late"):
             [row] = await served.imports_ended(tenant, seconds=10)
