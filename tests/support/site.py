@@ -49,13 +49,16 @@ class Site:
         env: Mapping[str, str] | None = None,
         *,
         migrate: bool = True,
+        quick: bool = True,
         **more: str,
     ) -> Site:
         """A data directory and a database, migrated unless `migrate` is false (then the
-        database is left for `rosterdrop serve` to create)."""
+        database is left for `rosterdrop serve` to create); with QUICK timings unless `quick`
+        is false (then only `env` and the defaults count)."""
         data = root / "data"
         shutil.copytree(host_keys, data / "hostkeys", dirs_exist_ok=True)
-        values = {**QUICK, "ROSTERDROP_DATA_DIR": str(data), **(env or {}), **more}
+        values = {**(QUICK if quick else {}), "ROSTERDROP_DATA_DIR": str(data), **(env or {})}
+        values.update(more)
         site = cls(root, values)
         if migrate:
             with site.db():
