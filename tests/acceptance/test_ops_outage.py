@@ -18,7 +18,7 @@ import pytest
 from daemon.testpoint import STOP_AT
 from tests.support import postgres
 from tests.support.drop import District, roster_ids
-from tests.support.process import wait_until
+from tests.support.process import metric, wait_until
 from tests.support.site import Site, upload
 
 POINT = "apply-before-commit"
@@ -55,6 +55,9 @@ def test_a_database_outage_loses_nothing_and_everything_resumes(
         daemon.wait_for("notify.sender_store_error")
         upload_dir = site.settings.paths.upload_dir("acme")
         assert sorted(p.name for p in upload_dir.iterdir()) == sorted(tuesday.files())
+        # No scrape came before the outage: the import counts are not made up meanwhile (a 0
+        # followed by the whole history would read as a counter reset).
+        assert not [k for k in daemon.metrics() if k[0].startswith("rosterdrop_imports_")]
         status, body = daemon.get("/readyz")
         assert (status, json.loads(body)["checks"]) == (503, {"sftp": True, "database": False})
         own_postgres.start()
@@ -62,6 +65,7 @@ def test_a_database_outage_loses_nothing_and_everything_resumes(
         wait_until(lambda: daemon.get("/readyz")[0] == 200, 30, "/readyz to recover")
         wait_until(lambda: _ended(site) == ["imported", "imported"], 60, "both imports to end")
         assert list(upload_dir.iterdir()) == []
+        assert metric(daemon.metrics(), "rosterdrop_imports_total", state="imported") == 2
         students = roster_ids(site.roster("acme"), "students", "student_id")
         assert students == set(tuesday.student_ids())
         wait_until(
