@@ -73,7 +73,7 @@ async def test_a_set_is_not_claimed_while_a_file_is_being_written(
     async with serving(settings, db, sftp_password_hash) as served:
         tenant = served.add_tenant("acme")
 
-        def upload_then_hold() -> tuple[float, float]:
+        def upload_then_hold() -> tuple[float, int]:
             with drop.sftp_session(served.port, tenant, PASSWORD) as sftp:
                 drop.upload(sftp, small.files())  # a complete set, five final names
                 students = large.files()["students.csv"]
@@ -83,14 +83,16 @@ async def test_a_set_is_not_claimed_while_a_file_is_being_written(
                     handle.write(students[:100])
                     handle.flush()
                     time.sleep(2 * settings.spool.settle_seconds + settings.spool.rescan_seconds)
-                    held_until = time.monotonic()
                     claimed = len(drop.import_rows(db, tenant))
                     handle.write(students[100:])
-                return held_until, claimed
+                    closing = time.time()
+                return closing, claimed
 
-        _, claimed_while_held = await asyncio.to_thread(upload_then_hold)
+        closed, claimed_while_held = await asyncio.to_thread(upload_then_hold)
         assert claimed_while_held == 0
         [row] = await served.imports_ended(tenant)
+        # Settled from the end of the stalled file, not from the set's first completion.
+        assert row["received_at"].timestamp() - closed >= settings.spool.settle_seconds
         ids = roster_ids(served.roster(tenant), "students", "student_id")
         assert ids == set(large.student_ids())
         assert row["state"] == "imported"
