@@ -1,9 +1,10 @@
 """Test-only stopping points: where a test holds an import at a known statement.
 
-With ROSTERDROP_TEST_STOP_AT=POINT:FOLDER in its environment, the first process to reach
+With TESTPOINT_ROSTERDROP_STOP_AT=POINT:FOLDER in its environment, the first process to reach
 POINT creates FOLDER/POINT.reached and waits there until FOLDER/POINT.go exists; later
 ones pass. A test kills the process there, or stops the database under it, knowing where
-it is. Unset, as it always is outside the tests, it costs one look-up.
+it is. Unset, as it always is outside the tests, it costs one look-up. (Not a ROSTERDROP_*
+name: those are settings, and `serve` warns of one it does not know.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-STOP_AT = "ROSTERDROP_TEST_STOP_AT"
+STOP_AT = "TESTPOINT_ROSTERDROP_STOP_AT"
 POLL_SECONDS = 0.01
 
 

@@ -30,12 +30,15 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon.testpoint import STOP_AT
 from tests.support import mdwe
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 30.0
 # What a test's own environment must not pass on: it would steer the daemon.
-_NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY")
+_NOT_INHERITED = (
+    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY", STOP_AT,
+)  # fmt: skip
 
 
 @functools.cache
