@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy.engine import Connection
 
-from daemon import folders, reports
+from daemon import folders, reports, testpoint
 from daemon.clever.files import FoundFiles, find_files
 from daemon.clever.validate import Validation, fingerprints, validate
 from daemon.config import DataPaths, SmtpSettings
@@ -304,6 +304,7 @@ class Pipeline:
                 else ImportState.IMPORTED
             )
             self._end(conn, run, state)
+            testpoint.reached("apply-before-commit")
         return None
 
     def _identical(self, run: _Run, previous: ImportRecord) -> ImportState:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.sftp import load_or_create_host_keys
-from tests.support import postgres
+from tests.support import postgres, real_tools
 from tests.support.site import Site
 
 _counter = itertools.count(1)
@@ -42,3 +42,17 @@ def make_site(tmp_path: Path, host_keys: Path) -> Iterator[Callable[..., Site]]:
 def postgres_url(postgres_server: str) -> str:
     """A fresh database of its own on the session's PostgreSQL server."""
     return postgres.create_database(postgres_server, f"ops_{os.getpid()}_{next(_counter)}")
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[postgres.Server]:
+    """A PostgreSQL server for one test alone, which it may stop and start (mark the test
+    `postgres`: it does not use the session's server)."""
+    if not postgres.available():
+        real_tools.missing(f"PostgreSQL's initdb and pg_ctl in {postgres.PG_BIN}")
+    server = postgres.Server()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

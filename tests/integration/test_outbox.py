@@ -393,6 +393,26 @@ async def test_run_picks_up_wakeups_and_other_processes_then_stops(
     assert len(sink.received) == 3
 
 
+class CountingSender(OutboxSender):
+    """The sender, telling the test when each of its passes over the due messages ended."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.passes = 0
+        self._passed = asyncio.Condition()
+
+    async def deliver_due(self, *, flush: bool = False) -> int:
+        delivered = await super().deliver_due(flush=flush)
+        async with self._passed:
+            self.passes += 1
+            self._passed.notify_all()
+        return delivered
+
+    async def passes_done(self, count: int) -> None:
+        async with asyncio.timeout(5), self._passed:
+            await self._passed.wait_for(lambda: self.passes >= count)
+
+
 async def test_stopping_flushes_what_became_due_meanwhile(
     db: Database, tmp_path: Path, port: int, sink: Sink, start_server: Any
 ) -> None:
@@ -400,14 +420,15 @@ async def test_stopping_flushes_what_became_due_meanwhile(
     the daemon exits, not at its next start."""
     start_server()
     smtp = settings(port)
-    mailer = OutboxSender(db, smtp, tmp_path / "outbox", poll_seconds=60)
+    mailer = CountingSender(db, smtp, tmp_path / "outbox", poll_seconds=60)
     task = asyncio.create_task(mailer.run())
-    await asyncio.sleep(0.2)  # the first pass has found nothing; the next poll is far away
+    await mailer.passes_done(1)  # the first pass has found nothing; the next poll is far away
     message_id = enqueue(db, results_email(smtp), now=datetime.now(UTC))  # no wake-up
 
     await mailer.stop(timeout=5)
 
     await asyncio.wait_for(task, 1)
+    assert mailer.passes == 2, "the first pass, and the flush at the stop"
     assert len(sink.received) == 1
     assert row(db, message_id).state is OutboxState.SENT
 

@@ -7,14 +7,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.clever.files import find_files
 from daemon.config import Settings
 from daemon.errors import Conflict
 from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ImportState
-from daemon.store import tenants
+from daemon.store import imports, tenants
 from daemon.store.database import Database
+from tests.support import drop
 from tests.support.clever import Snapshot
 from tests.support.roster import (
     add_tenant,
@@ -201,6 +203,8 @@ def test_reject_applies_nothing(pipeline: Pipeline, db: Database, upload: Upload
 
     assert report.state is ImportState.REJECTED
     assert tables(db, "acme") == before
+    # The district hears how it ended: Check Your Data at the pause, Import Results now.
+    assert _emails_about(db, import_id) == ["check_your_data", "import_results"]
     with pytest.raises(Conflict, match="is rejected: only a paused import"):
         pipeline.approve(import_id, by="admin@acme")
 
@@ -219,6 +223,41 @@ def test_a_newer_upload_supersedes_a_paused_one(
     with pytest.raises(Conflict, match="is superseded"):
         pipeline.approve(older, by="admin@acme")
     assert roster(db, "acme") == without(district(50), 2).roster_json()
+    assert _emails_about(db, older) == ["check_your_data", "import_results"]
+    assert _emails_about(db, newer.import_id) == ["import_results"]
+
+
+def test_a_superseded_import_that_cannot_be_archived_leaves_the_new_import_alone(
+    pipeline: Pipeline, db: Database, upload: Upload, settings: Settings
+) -> None:
+    """Archiving the older import is its own business: where its archive folder cannot be
+    made, the newer import imports all the same, and a later start archives the older one."""
+    older = _pause(pipeline, upload)
+    obstacle = settings.paths.archive / "acme" / str(older)
+    obstacle.parent.mkdir(parents=True, exist_ok=True)
+    obstacle.write_text("not a folder")  # the archive cannot replace it
+
+    with capture_logs() as logs:
+        newer = run_import(pipeline, "acme", upload(without(district(50), 2)))
+
+    assert newer.state is ImportState.IMPORTED
+    assert pipeline.report(older).state is ImportState.SUPERSEDED
+    [warning] = [e for e in logs if e["event"] == "superseded import not archived"]
+    assert warning["import_id"] == older
+    assert _files_dir(db, older).parent.parent == settings.paths.spool, "still in the spool"
+
+    obstacle.unlink()
+    pipeline.recover()  # the next start
+    assert settings.paths.archive in _files_dir(db, older).parents
+
+
+def _files_dir(db: Database, import_id: int) -> Path:
+    with db.read() as conn:
+        return Path(imports.get(conn, import_id).files_dir or "")
+
+
+def _emails_about(db: Database, import_id: int) -> list[str]:
+    return [e["kind"] for e in drop.emails(db) if e["import_id"] == import_id]
 
 
 def test_approval_re_plans_and_pauses_again_when_the_roster_moved_further(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -17,7 +18,7 @@ from daemon.config import Settings
 from daemon.errors import Conflict
 from daemon.pipeline import Pipeline
 from daemon.service import Service
-from daemon.spool import ReadySet, Spool, is_partial, partial_name
+from daemon.spool import IncompleteSet, ReadySet, Spool, is_partial, partial_name
 from daemon.store.database import Database
 from daemon.store.tables import import_problems
 from tests.support import drop
@@ -72,7 +73,7 @@ async def test_a_set_is_not_claimed_while_a_file_is_being_written(
     async with serving(settings, db, sftp_password_hash) as served:
         tenant = served.add_tenant("acme")
 
-        def upload_then_hold() -> tuple[float, float]:
+        def upload_then_hold() -> tuple[float, int]:
             with drop.sftp_session(served.port, tenant, PASSWORD) as sftp:
                 drop.upload(sftp, small.files())  # a complete set, five final names
                 students = large.files()["students.csv"]
@@ -82,14 +83,16 @@ async def test_a_set_is_not_claimed_while_a_file_is_being_written(
                     handle.write(students[:100])
                     handle.flush()
                     time.sleep(2 * settings.spool.settle_seconds + settings.spool.rescan_seconds)
-                    held_until = time.monotonic()
                     claimed = len(drop.import_rows(db, tenant))
                     handle.write(students[100:])
-                return held_until, claimed
+                    closing = time.time()
+                return closing, claimed
 
-        _, claimed_while_held = await asyncio.to_thread(upload_then_hold)
+        closed, claimed_while_held = await asyncio.to_thread(upload_then_hold)
         assert claimed_while_held == 0
         [row] = await served.imports_ended(tenant)
+        # Settled from the end of the stalled file, not from the set's first completion.
+        assert row["received_at"].timestamp() - closed >= settings.spool.settle_seconds
         ids = roster_ids(served.roster(tenant), "students", "student_id")
         assert ids == set(large.student_ids())
         assert row["state"] == "imported"
@@ -133,17 +136,38 @@ async def test_partial_uploads_left_by_a_crash_are_removed_at_startup(
         assert kept.exists()
 
 
+class ScanCounter:
+    """Counts the watcher's completed scans of the upload folders (they run in a thread)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.done = 0
+        scan = Spool.scan
+
+        def counted(spool: Spool) -> tuple[list[ReadySet], list[IncompleteSet], float]:
+            result = scan(spool)
+            self.done += 1
+            return result
+
+        monkeypatch.setattr(Spool, "scan", counted)
+
+
 async def test_files_put_there_without_sftp_wake_the_watcher(
-    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
+    serve_settings_with: Callable[..., Settings],
+    db: Database,
+    sftp_password_hash: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The periodic rescan is an hour away: only watchdog can notice these files in time.
     settings = serve_settings_with(ROSTERDROP_SPOOL_RESCAN_SECONDS="3600")
     add_tenant(db, settings, "early", sftp_password_hash)
+    scans = ScanCounter(monkeypatch)
     async with serving(settings, db, sftp_password_hash) as served:
-        await asyncio.sleep(0.5)  # the startup scan has come and gone
+        await served.wait(lambda: scans.done or None, "the startup scan")  # it found nothing
         District("early").write(served.upload_dir("early"))
+        done = scans.done
         served.add_tenant("late")  # a tenant added while the daemon runs
-        await asyncio.sleep(0.5)
+        # Its new folder woke the watcher, which now watches the upload folder in it too.
+        await served.wait(lambda: scans.done > done or None, "a scan after the new tenant")
         District("late").write(served.upload_dir("late"))
         for tenant in ("early", "late"):
             [row] = await served.imports_ended(tenant, seconds=10)
@@ -243,4 +267,50 @@ async def test_a_second_serve_on_the_same_data_leaves_the_first_ones_uploads_alo
         go_on.set()
         await uploading
     [row] = await served.imports_ended(tenant)
+    assert row["state"] == "imported"
+
+
+async def test_a_set_is_claimed_no_sooner_than_the_settle_time_after_its_last_close(
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
+) -> None:
+    settings = serve_settings_with(ROSTERDROP_SETTLE_SECONDS="1.5")
+    files = District("acme").files()
+    last = files.pop("enrollments.csv")
+    async with serving(settings, db, sftp_password_hash) as served:
+        tenant = served.add_tenant("acme")
+
+        def upload() -> float:
+            with drop.sftp_session(served.port, tenant, PASSWORD) as sftp:
+                drop.upload(sftp, files)
+                handle = sftp.open("/upload/enrollments.csv", "wb")
+                handle.write(last)
+                closing = time.time()  # before the server can have seen the close
+                handle.close()
+                return closing
+
+        closed = await asyncio.to_thread(upload)
+        [row] = await served.imports_ended(tenant)
+    assert row["state"] == "imported"
+    waited = row["received_at"].timestamp() - closed
+    assert waited >= settings.spool.settle_seconds
+
+
+async def test_serve_once_leaves_a_set_that_has_not_settled_for_a_later_run(
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
+) -> None:
+    """A cron job's `serve --once` beside an sshd still writing: files younger than the
+    settle time stay where they are; a run after they settled imports them."""
+    settings = serve_settings_with(ROSTERDROP_SETTLE_SECONDS="60")
+    add_tenant(db, settings, "acme", sftp_password_hash)
+    upload = District("acme").write(settings.paths.upload_dir("acme"))
+
+    assert await Service(settings, db).serve(once=True) == 0
+    assert drop.import_rows(db, "acme") == []
+    assert sorted(p.name for p in upload.iterdir()) == sorted(District("acme").files())
+
+    settled = time.time() - settings.spool.settle_seconds
+    for path in upload.iterdir():
+        os.utime(path, (settled, settled))
+    assert await Service(settings, db).serve(once=True) == 0
+    [row] = drop.import_rows(db, "acme")
     assert row["state"] == "imported"

@@ -35,6 +35,9 @@ def _started(port: int) -> paramiko.Transport:
     return transport
 
 
+SAMPLES = 5  # logins timed per kind of failure
+
+
 def failed_login(port: int, username: str, password: str) -> tuple[str, list[str], float]:
     """What a client learns from a failed login: the error, the methods offered, the time."""
     with (
@@ -58,7 +61,9 @@ async def test_wrong_password_unknown_user_and_disabled_look_alike(
     async with running_server(tmp_path, sftp_host_keys, hash_password(PASSWORD)) as env:
         env.add_tenant("closed-district")
         env.disable("closed-district")
-        cases = [(TENANT, "wrong"), ("nobody", PASSWORD), ("closed-district", PASSWORD)] * 2
+        # Interleaved, and enough of each for a median: on two busy cores one login in a
+        # few is slowed by something else.
+        cases = [(TENANT, "wrong"), ("nobody", PASSWORD), ("closed-district", PASSWORD)] * SAMPLES
         answers = [await asyncio.to_thread(failed_login, env.port, *case) for case in cases]
 
     errors = {(message, tuple(methods)) for message, methods, _ in answers}
@@ -72,7 +77,7 @@ async def test_wrong_password_unknown_user_and_disabled_look_alike(
     for user in ("nobody", "closed-district"):
         # Without the dummy verification an unknown user is answered ~100x faster.
         assert 0.4 * wrong < statistics.median(seconds[user]) < 2.5 * wrong, seconds
-    assert metric("rosterdrop_sftp_logins_total", result="failure") >= failures + 6
+    assert metric("rosterdrop_sftp_logins_total", result="failure") >= failures + 3 * SAMPLES
 
 
 async def test_failures_ban_the_address_then_the_ban_expires(start_sftp: ServerFactory) -> None:

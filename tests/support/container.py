@@ -8,6 +8,9 @@ import json
 import re
 import shlex
 
+import sqlalchemy as sa
+
+from daemon.config import CONFIG_ENV, keys
 from tests.support.process import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -89,3 +92,47 @@ def compose_list(name: str, key: str) -> list[str]:
             break
         items.append(match[1].strip().strip('"'))
     return items
+
+
+def compose_healthcheck(name: str) -> list[str]:
+    """A service's healthcheck command (its `test:`, exec form, without the CMD)."""
+    for line in compose_service(name):
+        if line.strip().startswith("test:"):
+            test: list[str] = json.loads(line.split(":", 1)[1])
+            assert test[0] == "CMD", "the exec form"
+            return test[1:]
+    raise AssertionError(f"the {name} service has no healthcheck")
+
+
+def dockerfile_command() -> list[str]:
+    """ENTRYPOINT followed by CMD (exec forms): what the container runs."""
+    found: dict[str, list[str]] = {}
+    for instruction in _instructions(DOCKERFILE.read_text()):
+        keyword, _, rest = instruction.partition(" ")
+        if keyword in ("ENTRYPOINT", "CMD"):
+            found[keyword] = json.loads(rest)
+    return found.get("ENTRYPOINT", []) + found.get("CMD", [])
+
+
+def compose_here(postgres_url: str, relay_port: int) -> dict[str, str]:
+    """The compose file's rosterdrop configuration (Dockerfile ENV, then the service's
+    environment) with this machine's hosts and ports: the database's and the relay's, and
+    ports of the system's choosing for SFTP and HTTP. The data directory is the caller's."""
+    env = {**dockerfile_env(), **compose_mapping("rosterdrop", "environment")}
+    assert set(env) <= {k.env for k in keys()} | {CONFIG_ENV}, "each variable names a setting"
+    volume = compose_list("rosterdrop", "volumes")[0]
+    assert volume.endswith(":" + env.pop("ROSTERDROP_DATA_DIR")), "the data dir is the volume"
+    url = sa.make_url(env["ROSTERDROP_DATABASE_URL"])
+    local = sa.make_url(postgres_url)
+    assert (url.host, url.drivername) == ("postgres", local.drivername)
+    url = url.set(host=local.host, port=local.port, database=local.database)
+    assert (env["ROSTERDROP_SMTP_HOST"], env["ROSTERDROP_SMTP_PORT"]) == ("mailpit", "1025")
+    return env | {
+        "ROSTERDROP_DATABASE_URL": url.render_as_string(hide_password=False),
+        "ROSTERDROP_SMTP_HOST": "127.0.0.1",
+        "ROSTERDROP_SMTP_PORT": str(relay_port),
+        "ROSTERDROP_SFTP_HOST": "127.0.0.1",
+        "ROSTERDROP_SFTP_PORT": "0",
+        "ROSTERDROP_HTTP_HOST": "127.0.0.1",
+        "ROSTERDROP_HTTP_PORT": "0",
+    }

@@ -35,63 +35,72 @@ def _as_server_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
+class Server:
+    """A PostgreSQL server of its own in a temporary directory, which a test may stop and
+    start again (on the same port, with the same data) to make a real outage."""
+
+    def __init__(self, *, fsync: bool = False) -> None:
+        if not available():
+            raise RuntimeError(f"PostgreSQL binaries not found in {PG_BIN}")
+        self.root = Path(tempfile.mkdtemp(prefix="rosterdrop-pg-"))
+        self.data = self.root / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.port = _free_port()
+        self.options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        )
+        if not fsync:
+            # A test server: durability across power loss is not what we are testing.
+            self.options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run(
+            _as_server_user(
+                [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "rosterdrop", "-A", "trust",
+                 "-E", "UTF8", "--no-locale", "--no-sync"]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL of its `postgres` database."""
+        return f"postgresql+psycopg://rosterdrop@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        log = self.root / "server.log"
+        self._pg_ctl("-l", str(log), "-o", self.options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` ends every session at once, as a failover or a restart by the operator does."""
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        subprocess.run(
+            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args]),
+            check=check,
+            stdout=subprocess.DEVNULL,
+            stderr=None if check else subprocess.DEVNULL,
+        )
+
+    def remove(self) -> None:
+        self._pg_ctl("-m", "immediate", "-w", "stop", check=False)
+        for _ in range(50):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.root)
+                break
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def postgres_server(*, fsync: bool = False) -> Iterator[str]:
     """Yield the SQLAlchemy URL of a fresh server; stop it and remove its files afterwards."""
-    if not available():
-        raise RuntimeError(f"PostgreSQL binaries not found in {PG_BIN}")
-    root = Path(tempfile.mkdtemp(prefix="rosterdrop-pg-"))
-    data = root / "data"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    port = _free_port()
-    log = root / "server.log"
-    subprocess.run(
-        _as_server_user(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "rosterdrop",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "--no-sync",
-            ]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    if not fsync:
-        # A test server: durability across power loss is not what we are testing.
-        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    subprocess.run(
-        _as_server_user(
-            [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    server = Server(fsync=fsync)
     try:
-        yield f"postgresql+psycopg://rosterdrop@127.0.0.1:{port}/postgres"
+        server.start()
+        yield server.url
     finally:
-        subprocess.run(
-            _as_server_user(
-                [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
-            ),
-            check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(50):
-            with contextlib.suppress(OSError):
-                shutil.rmtree(root)
-                break
-            time.sleep(0.1)
+        server.remove()
 
 
 def create_database(admin_url: str, name: str) -> str:

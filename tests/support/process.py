@@ -30,12 +30,15 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon.testpoint import STOP_AT
 from tests.support import mdwe
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 30.0
 # What a test's own environment must not pass on: it would steer the daemon.
-_NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY")
+_NOT_INHERITED = (
+    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY", STOP_AT,
+)  # fmt: skip
 
 
 @functools.cache
@@ -96,10 +99,12 @@ class Daemon:
     def __enter__(self) -> Daemon:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        if exc_type is None:
+            self.lines()  # to its last line, the log was JSON: no traceback, no stray print
 
     def start(self) -> Daemon:
         with self.log.open("ab") as err:
@@ -121,10 +126,20 @@ class Daemon:
         return self
 
     def lines(self) -> list[dict[str, Any]]:
+        """Every line of the log so far; fails on one that is not a JSON object (the last
+        line may be unfinished: it waits for its newline)."""
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
         found = []
-        for raw in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                found.append(json.loads(raw))
+        for raw in text.splitlines(keepends=True):
+            if not raw.endswith("\n"):
+                break
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                line = None
+            if not isinstance(line, dict):
+                raise AssertionError(f"the daemon wrote a line that is not JSON: {raw!r}\n{text}")
+            found.append(line)
         return found
 
     def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:

@@ -43,15 +43,36 @@ class Site:
 
     @classmethod
     def create(
-        cls, root: Path, host_keys: Path, env: Mapping[str, str] | None = None, **more: str
+        cls,
+        root: Path,
+        host_keys: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        migrate: bool = True,
+        quick: bool = True,
+        **more: str,
     ) -> Site:
+        """A data directory and a database, migrated unless `migrate` is false (then the
+        database is left for `rosterdrop serve` to create); with QUICK timings unless `quick`
+        is false (then only `env` and the defaults count)."""
         data = root / "data"
         shutil.copytree(host_keys, data / "hostkeys", dirs_exist_ok=True)
-        values = {**QUICK, "ROSTERDROP_DATA_DIR": str(data), **(env or {}), **more}
+        values = {**(QUICK if quick else {}), "ROSTERDROP_DATA_DIR": str(data), **(env or {})}
+        values.update(more)
         site = cls(root, values)
-        with site.db():
-            pass  # migrated, as `rosterdrop serve` would be before it listens
+        if migrate:
+            with site.db():
+                pass  # as `rosterdrop serve` would before it listens
         return site
+
+    def schema_version(self) -> str | None:
+        """Where the database's schema is, read afresh, without migrating it."""
+        settings = self.settings
+        database = Database(settings.database_url, lock_dir=settings.paths.locks)
+        try:
+            return database.schema_version()
+        finally:
+            database.close()
 
     @property
     def settings(self) -> Settings:
