@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.roster.problems import KEEP_PROBLEMS
 from daemon.config import Settings
 from daemon.roster.outcome import ImportState
+from daemon.roster.problems import KEEP_PROBLEMS
 from daemon.roster.tenant import TenantSettings
 from daemon.store.database import HEAD_REVISION, Database
 from tests.support.clever import minimal_files, write_upload
