@@ -209,15 +209,22 @@ def _rewrite(path: Path, filename: str, limit: int) -> Attachment:
     chunks = [UTF8_BOM]
     size, rows, complete = len(UTF8_BOM), -1, True  # rows: the header is not a problem
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as source:
-        for row in csv.reader(source):
-            line.seek(0)
-            line.truncate()
-            writer.writerow(map(formula_safe, row))
-            encoded = line.getvalue().encode()
-            if size + len(encoded) > limit and rows >= 0:
-                complete = False
-                break
-            chunks.append(encoded)
-            size += len(encoded)
-            rows += 1
+        reader = csv.reader(source)
+        try:
+            for row in reader:
+                line.seek(0)
+                line.truncate()
+                writer.writerow(map(formula_safe, row))
+                encoded = line.getvalue().encode()
+                if size + len(encoded) > limit and rows >= 0:
+                    complete = False
+                    break
+                chunks.append(encoded)
+                size += len(encoded)
+                rows += 1
+        except csv.Error as exc:
+            # A report written before problems were bounded may hold a field past the csv
+            # module's limit: that costs the rest of the list, never the email.
+            log.warning("notify.problem_list_cut", path=str(path), error=str(exc))
+            complete = False
     return Attachment(filename, b"".join(chunks), max(rows, 0), complete=complete)

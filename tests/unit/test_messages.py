@@ -665,3 +665,24 @@ def test_incomplete_upload_with_one_file_missing_speaks_of_one() -> None:
         " whole set is imported."
     )
     assert "as soon as the missing file arrives" in html
+
+
+def test_an_old_report_with_a_field_past_the_csv_limit_costs_the_list_not_the_email(
+    tmp_path: Path,
+) -> None:
+    """Reports written before problems were bounded can hold a 700,000-name message."""
+    report_csv = tmp_path / "problems.csv"
+    report_csv.write_text(
+        ",".join(REPORT_COLUMNS)
+        + "\r\nerror,bad_grade,students.csv,2,grade,Z9,not a grade\r\n"
+        + "warning,extra_columns,schools.csv,1,,,"
+        + "x" * (csv.field_size_limit() + 10)
+        + "\r\n"
+    )
+    old = report(tmp_path, report_csv=report_csv, problem_totals={"error": 1, "warning": 1})
+
+    sent = messages.import_results(old, ["a@d.org"], SmtpSettings())
+
+    [part] = list(email.message_from_bytes(sent.message, policy=policy.default).iter_attachments())
+    rows = list(csv.reader(io.StringIO(part.get_content().lstrip("\ufeff"))))
+    assert [r[1] for r in rows] == ["code", "bad_grade"]
