@@ -15,7 +15,8 @@ from daemon.clever import batch
 from daemon.clever.cells import Row
 from daemon.clever.checks import Checker
 from daemon.clever.files import SPECS, FileFingerprint, FoundFiles, fingerprint
-from daemon.clever.reader import CsvFile, open_csv
+from daemon.clever.header import open_csv
+from daemon.clever.reader import CsvFile
 from daemon.roster.entities import (
     ENROLLMENTS,
     FILES,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.clever.reader import MAX_COLUMNS
+from daemon.clever.header import MAX_COLUMNS
 from daemon.roster.problems import MAX_MESSAGE_CHARS
 from daemon.roster.tenant import TenantSettings
 from tests.support.clever import FIXTURES, check_folder, minimal_files, write_upload
