@@ -15,6 +15,8 @@ from daemon.clever.header import MAX_COLUMNS
 from daemon.roster.problems import MAX_MESSAGE_CHARS
 from daemon.roster.tenant import TenantSettings
 from tests.support.clever import FIXTURES, check_folder, minimal_files, write_upload
+from tests.support.sample import PASSWORDS, SAMPLE
+from tests.support.sample import RECORDS as SAMPLE_RECORDS
 
 pytestmark = pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "careful"])
 
@@ -478,7 +480,7 @@ def test_a_full_clever_export_imports_whole(bulk: bool) -> None:
     terms, plain-text passwords, empty course names, a teacher listed under another school,
     CR-only line ends (schools.csv), lower-case alphabetical headers (teachers.csv), no final
     line break (enrollments.csv). Only the co-teacher who is in no file is an error."""
-    checked = check_folder(FIXTURES / "clever_sample", bulk=bulk)
+    checked = check_folder(SAMPLE, bulk=bulk)
 
     assert not checked.validation.fatal
     rows = {name: (f.rows, f.errors) for name, f in checked.validation.files.items()}
@@ -489,15 +491,7 @@ def test_a_full_clever_export_imports_whole(bulk: bool) -> None:
         "sections.csv": (6, 1),
         "enrollments.csv": (34, 0),
     }
-    records = {e: len(checked.fresh(e)) for e in checked.records}
-    assert records == {
-        "schools": 3,
-        "teachers": 5,
-        "students": 14,
-        "sections": 6,
-        "section_teachers": 9,
-        "enrollments": 34,
-    }
+    assert {e: len(checked.fresh(e)) for e in checked.records} == SAMPLE_RECORDS
     assert all(not checked.held(e) for e in checked.records)
     [error] = [p for p in checked.problems if p.severity == "error"]
     assert (error.file, error.line, error.column, error.code) == (
@@ -550,7 +544,7 @@ def test_a_full_clever_export_imports_whole(bulk: bool) -> None:
     assert ("304", "1fe", 1) in links  # …but the section keeps its teacher and its pupils
     # No password reaches a record, a problem or a kept column.
     stored = repr(checked.records) + repr(checked.problems)
-    for password in [f"pw{n}secret" for n in range(14)] + ["fa1Teiph", "Ahm4ohwi", "xo1Wae9o"]:
+    for password in PASSWORDS:
         assert password not in stored
 
 
