@@ -44,23 +44,35 @@ def active_roster(conn: Connection, tenant_id: int) -> dict[str, list[dict[str, 
 
 def _section_teachers(conn: Connection, tenant_id: int) -> dict[tuple[str, str], list[str]]:
     links, teachers = roster_tables["section_teachers"], roster_tables["teachers"]
+    # A section's teacher may be listed under another school only (Clever accepts it): their
+    # name then comes from that listing.
+    elsewhere = (
+        sa.select(
+            teachers.c.teacher_id,
+            sa.func.min(teachers.c.last_name).label("last_name"),
+            sa.func.min(teachers.c.first_name).label("first_name"),
+        )
+        .where(teachers.c.tenant_id == tenant_id, teachers.c.active)
+        .group_by(teachers.c.teacher_id)
+        .subquery()
+    )
+    same_school = sa.and_(
+        teachers.c.tenant_id == links.c.tenant_id,
+        teachers.c.school_id == links.c.school_id,
+        teachers.c.teacher_id == links.c.teacher_id,
+    )
     rows = conn.execute(
         sa.select(
             links.c.school_id,
             links.c.section_id,
             links.c.teacher_id,
             links.c.position,
-            teachers.c.last_name,
-            teachers.c.first_name,
+            sa.func.coalesce(teachers.c.last_name, elsewhere.c.last_name).label("last_name"),
+            sa.func.coalesce(teachers.c.first_name, elsewhere.c.first_name).label("first_name"),
         )
         .select_from(
-            links.outerjoin(
-                teachers,
-                sa.and_(
-                    teachers.c.tenant_id == links.c.tenant_id,
-                    teachers.c.school_id == links.c.school_id,
-                    teachers.c.teacher_id == links.c.teacher_id,
-                ),
+            links.outerjoin(teachers, same_school).outerjoin(
+                elsewhere, elsewhere.c.teacher_id == links.c.teacher_id
             )
         )
         .where(links.c.tenant_id == tenant_id, links.c.active)

@@ -348,3 +348,24 @@ def test_an_identical_upload_reports_every_problem_of_the_import_it_matches(
 
     assert report_rows(again) == [*report_rows(first), report_rows(again)[-1]]
     assert report_rows(again)[-1][1] == "identical_upload"
+
+
+def test_a_teacher_listed_under_another_school_is_shown_in_name_order(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    add_tenant(db, "acme", TenantSettings(max_row_errors=0))
+    files = _district()
+    files["teachers.csv"].append(["SCH2", "T9", "Zoë", "Zed", "zed@d.org"])  # SCH2's only
+    folder = write_upload(tmp_path / "upload", files)
+    (folder / "sections.csv").write_text(
+        "school_id,section_id,teacher_id,teacher_2_id,teacher_3_id,course_name\r\n"
+        "SCH1,C1,T1,T9,T2,Math\r\nSCH1,C2,T2,,,Art\r\nSCH2,C3,T1,,,Music\r\n"
+    )
+
+    report = run_import(pipeline_for(db, settings), "acme", folder)
+
+    assert report.state is ImportState.IMPORTED  # a warning, not an error
+    codes = [p.code for p in report.problems if p.file == "sections.csv"]
+    assert codes == ["absent_column", "teacher_other_school"]  # no term dates; T9 at SCH2
+    sections = {s["section_id"]: s for s in roster(db, "acme")["sections"]}
+    assert sections["C1"]["teachers"] == ["T1", "T2", "T9"]  # Turing before Zed
