@@ -6,6 +6,7 @@ record keeps the roster's value) or a teacher link (an error), as the caller say
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from json.encoder import encode_basestring as json_string
 from typing import Any
@@ -21,7 +22,7 @@ from daemon.clever.values import (
     valid_email,
 )
 from daemon.roster.entities import ENROLLMENTS, FILES, SCHOOLS, SECTIONS, STUDENTS, TEACHERS, Entity
-from daemon.roster.problems import ProblemLog, clip
+from daemon.roster.problems import ProblemLog
 from daemon.roster.tenant import TenantSettings
 
 MAX_ID = 255
@@ -40,6 +41,21 @@ NOUNS = {
     SECTIONS.file: "section",
     ENROLLMENTS.file: "enrollment",
 }
+
+
+CONSEQUENCE = {
+    RECORD: "the row is skipped",
+    VALUE: "the value was not imported",
+    LINK: "the teacher is not linked",
+}
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def looks_like_rows(value: str) -> bool:
+    """A value whose later lines hold commas reads like CSV rows a stray quote took in; a
+    two-line address ("12 Elm St" / "Apt 3") does not."""
+    lines = _LINE_BREAK.split(value)
+    return len(lines) > 1 and any("," in rest for rest in lines[1:])
 
 
 class Notes:
@@ -126,12 +142,8 @@ class Cells:
         if "\n" in value or "\r" in value:
             # No Clever value spans lines: this one most likely took in the rows after it,
             # its quote closed only there (a stray quote before "Smith, Jr." nine lines on).
-            end = line + line_breaks(fields)
-            message = (
-                f"{column} runs over lines {line}-{end}: a value with a line break in it; if a"
-                " quote was left open there, the rows in between were read as part of it"
-            )
-            self.bad(f, line, column, clip(value, 80), "line_break_in_value", message, drop)
+            # An error whatever the column: the rows it swallowed are missing from the file.
+            self.spanning(f, line, fields, column, CONSEQUENCE[drop])
             return None
         if has_control(value):
             value = clean_text(value)
@@ -147,6 +159,34 @@ class Cells:
             self.bad(f, line, column, value[:80] + "…", "too_long", message, drop)
             return None
         return value
+
+    def spanning(
+        self,
+        f: CsvFile,
+        line: int,
+        fields: list[str],
+        column: str,
+        consequence: str,
+    ) -> None:
+        """A value with line breaks in it: the lines it ran over are named and no part of it
+        is quoted (past the quote it holds the rest of its row and other rows, their
+        passwords among them)."""
+        end = line + line_breaks(fields)
+        message = (
+            f"{column} runs over lines {line}-{end}: a value with a line break in it; if a quote"
+            f" was left open there, the rows in between were read as part of it; {consequence}"
+        )
+        self.error(f, line, column, None, "line_break_in_value", message)
+
+    def other_columns(self, f: CsvFile, line: int, fields: list[str]) -> None:
+        """Extra and secret columns are not checked value by value, but one that looks like
+        rows swallowed by a stray quote is an error: those rows are missing from the file."""
+        for position, name in f.extra:
+            if looks_like_rows(fields[position]):
+                self.spanning(f, line, fields, name, CONSEQUENCE[VALUE])
+        for position, name in f.secret:
+            if looks_like_rows(fields[position]):
+                self.spanning(f, line, fields, name, "the column is never kept")
 
     def email(
         self, f: CsvFile, line: int, fields: list[str], column: str, *, required: bool, drop: str
@@ -215,7 +255,7 @@ class Cells:
         pairs = []
         for pos, name in f.extra:
             value = fields[pos]
-            if not value.strip():
+            if not value.strip() or looks_like_rows(value):  # the latter: other_columns says so
                 continue
             if has_control(value):
                 detail = "line breaks or tabs inside the value replaced by spaces"

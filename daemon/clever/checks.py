@@ -11,8 +11,21 @@ are being deactivated, and they follow. docs/problems.md lists what each problem
 
 from __future__ import annotations
 
-from daemon.clever.cells import LINK, MAX_ID, NOUNS, RECORD, VALUE, Cells, Key, Skip, Write
+from daemon.clever.cells import (
+    LINK,
+    MAX_ID,
+    MAX_TEXT,
+    NOUNS,
+    RECORD,
+    VALUE,
+    Cells,
+    Key,
+    Skip,
+    Write,
+    looks_like_rows,
+)
 from daemon.clever.reader import CsvFile
+from daemon.clever.values import clean_text
 from daemon.roster.entities import (
     ENROLLMENTS,
     FILES,
@@ -173,6 +186,7 @@ class Checker(Cells):
     # -- one row of each file ---------------------------------------------------------------
 
     def school_row(self, f: CsvFile, line: int, fields: list[str], write: Write) -> None:
+        self.other_columns(f, line, fields)
         school = self.text(f, line, fields, "school_id", required=True, limit=MAX_ID)
         name = self.text(f, line, fields, "school_name", required=True)
         if not school or self.duplicate(f, line, (school,), "school_id"):
@@ -186,6 +200,7 @@ class Checker(Cells):
     def person_row(
         self, f: CsvFile, entity: Entity, line: int, fields: list[str], write: Write
     ) -> None:
+        self.other_columns(f, line, fields)
         student = entity is STUDENTS
         id_column = entity.key[1]
         email_column = "student_email" if student else "teacher_email"
@@ -240,6 +255,7 @@ class Checker(Cells):
     def section_row(
         self, f: CsvFile, line: int, fields: list[str], write: Write, write_link: Write
     ) -> None:
+        self.other_columns(f, line, fields)
         school = self.text(f, line, fields, "school_id", required=True, limit=MAX_ID)
         section = self.text(f, line, fields, "section_id", required=True, limit=MAX_ID)
         if not school or not section:
@@ -289,7 +305,7 @@ class Checker(Cells):
             if position == 1 and state == "skip":
                 ok = False  # no section without the teacher it is for
             links.append((position, teacher, state))
-        course = self.text(f, line, fields, "course_name", required=False)
+        course = self.text(f, line, fields, "course_name", required=False, drop=VALUE)
         kept: list[str] = []
         if course == "":
             course = self._course_from_name(f, line, fields)
@@ -340,23 +356,31 @@ class Checker(Cells):
                 self.skip(SECTION_TEACHERS, link, line)
 
     def _course_from_name(self, f: CsvFile, line: int, fields: list[str]) -> str | None:
-        """Clever names a section after its Name when course_name is empty: so do we."""
-        name = self.text(f, line, fields, "name", required=False) if "name" in f.index else ""
+        """Clever names a section after its Name when course_name is empty: so do we. Name
+        is an extra column too (other_columns reports one that swallowed rows)."""
+        raw = fields[f.index["name"]] if "name" in f.index else ""
+        if looks_like_rows(raw):
+            return None
+        name = clean_text(raw)
+        if len(name) > MAX_TEXT:
+            message = f"name is {len(name)} characters long (at most {MAX_TEXT})"
+            self.bad(f, line, "name", name[:80] + "…", "too_long", message, VALUE)
+            return None
         if name:
             detail = "course_name empty: the section's Name used instead"
             self.notes.note(f.name, "course_name", "course_name_from_name", detail, line, name)
             return name
-        if name == "":
-            message = (
-                "the section has neither a course_name nor a Name; it was imported without"
-                " one: the section keeps the course name the roster has (none if new)"
-            )
-            self.problems.warning(
-                "missing_course_name", message, file=f.name, line=line, column="course_name"
-            )
+        message = (
+            "the section has neither a course_name nor a Name, so no course name was imported:"
+            " the section keeps the one the roster has (none if new)"
+        )
+        self.problems.warning(
+            "missing_course_name", message, file=f.name, line=line, column="course_name"
+        )
         return None
 
     def enrollment_row(self, f: CsvFile, line: int, fields: list[str], write: Write) -> None:
+        self.other_columns(f, line, fields)
         school = self.text(f, line, fields, "school_id", required=True, limit=MAX_ID)
         section = self.text(f, line, fields, "section_id", required=True, limit=MAX_ID)
         student = self.text(f, line, fields, "student_id", required=True, limit=MAX_ID)

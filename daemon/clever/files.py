@@ -13,7 +13,9 @@ from daemon.roster.entities import FILES
 CHUNK = 1 << 20
 # Windows-1252 leaves these five bytes undefined: a file holding them is not Windows-1252 either.
 CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
-CO_TEACHER = re.compile(r"teacher_(\d+)_id")
+# teacher_2_id … teacher_999_id: a wider number is no teacher column (and no position a
+# database integer holds), so it is an extra column like any other.
+CO_TEACHER = re.compile(r"teacher_([1-9]\d{0,2})_id")
 
 
 @dataclass(frozen=True)

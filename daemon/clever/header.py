@@ -154,11 +154,11 @@ def _read_header(
         elif spec.known(column):
             continue
         elif is_secret(column, secret_words):
-            csv_file.secret.append(header[position].strip())
+            csv_file.secret.append((position, header[position].strip()))
         else:
             csv_file.extra.append((position, column))
     csv_file.co_teachers.sort()
-    for column in csv_file.secret:
+    for _, column in csv_file.secret:
         problems.warning(
             "secret_column",
             f"column {column} was not kept: rosterdrop never reads or stores passwords and"

@@ -35,7 +35,8 @@ class CsvFile:
     index: dict[str, int]  # normalised column name -> position
     extra: list[tuple[int, str]] = field(default_factory=list)
     co_teachers: list[tuple[int, str]] = field(default_factory=list)  # (N, column)
-    secret: list[str] = field(default_factory=list)  # columns never read (as the header has them)
+    # (position, name as the header has it) of the columns never kept
+    secret: list[tuple[int, str]] = field(default_factory=list)
     header_line: int = 1
     rows: int = 0
     blank_rows: int = 0

@@ -141,10 +141,16 @@ def has_control(value: str) -> bool:
     return _CONTROL.search(value) is not None
 
 
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORDS = re.compile(r"[^a-z0-9]+")
 
 
 def is_secret(column: str, words: tuple[str, ...]) -> bool:
-    """Whether a column's name says it holds a secret: one of its words (split at `_`, `-`,
-    spaces) is one of `words`, as in `Password`, `student_pwd`, `PIN code`."""
-    return not set(_WORDS.split(column.lower())).isdisjoint(words)
+    """Whether a column's name says it holds a secret. Long words (5 letters or more:
+    `password`, `passcode`, `secret`) match anywhere in it (`StudentPassword`, `Password1`,
+    `passwords`); short ones (`pwd`, `pin`) only as a word of it, split at `_`, `-`, spaces,
+    digits and camelCase (`PIN code`, `student_pwd`, but not `shipping` or `spinner`)."""
+    name = _CAMEL.sub(" ", column).lower()
+    parts = set(_WORDS.split(re.sub(r"\d+", " ", name)))
+    squashed = _WORDS.sub("", name)
+    return any(word in squashed if len(word) >= 5 else word in parts for word in words)

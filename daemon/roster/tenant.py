@@ -79,7 +79,7 @@ class TenantSettings:
 
     def _check_grade_rules(self) -> None:
         """A rule must lead to a CEDS code: one that does not would turn every row it matches
-        into a bad_grade error saying that no rule maps the value."""
+        into a bad_grade warning saying that no rule maps the value."""
         codes = {code.lower() for code in CEDS_GRADES}
         for source, target in self.grade_rules.items():
             if not source.strip():

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from daemon.roster.entities import ENTITIES, SECTION_TEACHERS, SECTIONS, TEACHERS, Entity
+from daemon.roster.entities import ENTITIES, SECTION_TEACHERS, SECTIONS, STUDENTS, TEACHERS, Entity
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.store.tables import roster_tables
 
@@ -262,10 +262,11 @@ class Stage:
         )
 
     def _named_by_skipped(self, entity: Entity) -> int:
-        """How many records to deactivate a skipped row names: by id alone, without the
-        school, since a student whose row names an unknown school is still that student."""
+        """How many records to deactivate a skipped row names. A person by id alone, without
+        the school: a student whose row names an unknown school is still that student. Other
+        records by their whole key (section ids repeat from school to school)."""
         changes, skipped = CHANGES[entity.name], SKIPPED[entity.name]
-        ids = entity.key[1:] or entity.key
+        ids = entity.key[1:] if entity in (STUDENTS, TEACHERS) else entity.key
         if not self.postgres:
             columns = ", ".join(ids)
             self.conn.execute(
@@ -299,7 +300,7 @@ class Stage:
         missing, gone = live.c.tenant_id.is_(None), stage.c[entity.key[0]].is_(None)
         # A dropped optional value leaves the roster's own in place.
         staged = {
-            f: sa.case((stage.c.kept.contains(f",{f},"), live.c[f]), else_=stage.c[f])
+            f: sa.case((stage.c.kept.contains(f",{f},") & ~missing, live.c[f]), else_=stage.c[f])
             if f in entity.keepable
             else stage.c[f]
             for f in entity.fields

@@ -698,3 +698,36 @@ def test_a_stray_quote_that_swallows_rows_is_an_error_naming_them(bulk: bool, up
     assert problem.message.startswith("first_name runs over lines 3-11:")
     assert [r[1] for r in checked.fresh("students")] == ["S1", "S11"]
     assert [r[1] for r in checked.held("students")] == ["S2"]
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "column"),
+    [
+        pytest.param("username", '"u2', "username", id="an-optional-clever-value"),
+        pytest.param("notes", '"see the office', "notes", id="an-extra-column"),
+        pytest.param("password", '"pw2', "password", id="a-secret-column"),
+    ],
+)
+def test_a_stray_quote_in_any_column_is_an_error_that_quotes_no_other_row(
+    bulk: bool, upload: Path, header: str, row: str, column: str
+) -> None:
+    """Whatever column the quote opens in, the rows it takes in are missing from the file:
+    the import must pause, and the problem must not echo them (their passwords among them)."""
+    lines = [
+        f"school_id,student_id,first_name,last_name,student_email,grade,{header},password2",
+        "SCH1,S1,Ann,Lee,ann@x.org,03,a1,Secr3t-S1",
+        f"SCH1,S2,Bob,Kim,bob@x.org,04,{row},Secr3t-S2",
+        "SCH1,S3,Cy,Wu,cy@x.org,05,c3,Secr3t-S3",
+        'SCH1,S4,Dee,Ray,dee@x.org,05,end",Secr3t-S4',
+        "SCH1,S5,Eve,Li,eve@x.org,06,e5,Secr3t-S5",
+    ]
+    (upload / "students.csv").write_text("\n".join(lines) + "\n")
+    (upload / "enrollments.csv").write_text("school_id,section_id,student_id\nSCH1,SEC1,S1\n")
+
+    checked = check_folder(upload, bulk=bulk)
+
+    [problem] = [p for p in checked.problems if p.code == "line_break_in_value"]
+    assert (problem.severity.value, problem.line, problem.column) == ("error", 3, column)
+    assert problem.message.startswith(f"{column} runs over lines 3-5:")
+    assert "Secr3t" not in repr(checked.problems) + repr(checked.records)
+    assert checked.validation.error_rows == 1  # any error pauses the import by default
