@@ -731,3 +731,18 @@ def test_a_stray_quote_in_any_column_is_an_error_that_quotes_no_other_row(
     assert problem.message.startswith(f"{column} runs over lines 3-5:")
     assert "Secr3t" not in repr(checked.problems) + repr(checked.records)
     assert checked.validation.error_rows == 1  # any error pauses the import by default
+
+
+def test_a_teacher_number_past_any_position_is_an_extra_column(bulk: bool, upload: Path) -> None:
+    (upload / "sections.csv").write_text(
+        "school_id,section_id,teacher_id,teacher_999_id,teacher_99999999999999999999_id,"
+        "course_name\nSCH1,SEC1,T1,T2,T2,Math 3\n"
+    )
+
+    checked = check_folder(upload, bulk=bulk)
+
+    assert not checked.validation.fatal
+    links = {(r[2], r[3]) for r in checked.fresh("section_teachers")}
+    assert links == {("T1", 1), ("T2", 999)}
+    [extra] = [p.message for p in checked.problems if p.code == "extra_columns"]
+    assert extra.endswith("teacher_99999999999999999999_id")

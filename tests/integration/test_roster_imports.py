@@ -369,3 +369,18 @@ def test_a_teacher_listed_under_another_school_is_shown_in_name_order(
     assert codes == ["absent_column", "teacher_other_school"]  # no term dates; T9 at SCH2
     sections = {s["section_id"]: s for s in roster(db, "acme")["sections"]}
     assert sections["C1"]["teachers"] == ["T1", "T2", "T9"]  # Turing before Zed
+
+
+def test_a_new_record_whose_optional_value_was_dropped_stores_it_empty(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    add_tenant(db, "acme")
+    pipeline = pipeline_for(db, settings)
+    run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
+    files = _district()
+    files["students.csv"].append(["SCH1", "S9", "Neo", "New", "", "neo", "Z9"])  # bad grade
+
+    run_import(pipeline, "acme", write_upload(tmp_path / "day2", files))
+
+    students = {s["student_id"]: s for s in roster(db, "acme")["students"]}
+    assert students["S9"]["grade"] == ""  # as a first import stores it, and docs/schema.md says
