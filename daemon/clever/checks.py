@@ -25,7 +25,7 @@ from daemon.clever.cells import (
     looks_like_rows,
 )
 from daemon.clever.reader import CsvFile
-from daemon.clever.values import clean_text
+from daemon.clever.values import clean_text, has_control
 from daemon.roster.entities import (
     ENROLLMENTS,
     FILES,
@@ -176,6 +176,18 @@ class Checker(Cells):
         if entity.name in self.held:
             self.held[entity.name].setdefault(key, line)
 
+    def unreadable(self, f: CsvFile, line: int, fields: list[str]) -> None:
+        """A row that could not be read whole (a wrong number of values, an empty school)
+        still names its record when the id is there: the plan counts that record's
+        deactivation as named by a skipped row, and dependents name this row as the cause."""
+        entity = BY_FILE[f.name]
+        key = tuple(
+            fields[f.index[column]].strip() if f.index[column] < len(fields) else ""
+            for column in entity.key
+        )
+        if key[-1] and all(len(part) <= MAX_ID and not has_control(part) for part in key):
+            self.skip(entity, key, line)
+
     def skip(self, entity: Entity, key: Key, line: int) -> None:
         """Skip a row whose record is not held: remembered so that the plan can tell which
         records it deactivates although the upload named them, and dependents the cause."""
@@ -207,6 +219,7 @@ class Checker(Cells):
         school = self.text(f, line, fields, "school_id", required=True, limit=MAX_ID)
         person = self.text(f, line, fields, id_column, required=True, limit=MAX_ID)
         if not school or not person:
+            self.unreadable(f, line, fields)
             return
         key = (school, person)
         if self.duplicate(f, line, key, id_column):
@@ -259,6 +272,7 @@ class Checker(Cells):
         school = self.text(f, line, fields, "school_id", required=True, limit=MAX_ID)
         section = self.text(f, line, fields, "section_id", required=True, limit=MAX_ID)
         if not school or not section:
+            self.unreadable(f, line, fields)
             return
         key = (school, section)
         if self.duplicate(f, line, key, "section_id"):
@@ -385,6 +399,7 @@ class Checker(Cells):
         section = self.text(f, line, fields, "section_id", required=True, limit=MAX_ID)
         student = self.text(f, line, fields, "student_id", required=True, limit=MAX_ID)
         if not school or not section or not student:
+            self.unreadable(f, line, fields)
             return
         key = (school, section, student)
         if self.school_held(f, line, school):
@@ -406,6 +421,7 @@ class Checker(Cells):
             write((*key, line, False, None))
 
 
+BY_FILE = {e.file: e for e in (SCHOOLS, TEACHERS, STUDENTS, SECTIONS, ENROLLMENTS)}
 _SECTION_HELD = "this section is held: it stays as it is"
 _ENROLLMENT_HELD = "this enrollment is held too: it stays as it is"
 

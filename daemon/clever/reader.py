@@ -51,20 +51,20 @@ class CsvFile:
         return len(self.header)
 
     def records(
-        self, problems: ProblemLog, misshapen: Callable[[int, int], None]
+        self, problems: ProblemLog, misshapen: Callable[[int, list[str]], None]
     ) -> Iterator[tuple[int, list[str]]]:
         """(line, fields) of each data row, one at a time (see `batches`)."""
         for lines, rows in self.batches(problems, misshapen):
             yield from zip(lines, rows, strict=True)
 
     def batches(
-        self, problems: ProblemLog, misshapen: Callable[[int, int], None]
+        self, problems: ProblemLog, misshapen: Callable[[int, list[str]], None]
     ) -> Iterator[tuple[Sequence[int], list[list[str]]]]:
         """Data rows with as many values as the header has columns, in batches, with the line
         each starts on.
 
         Blank rows are skipped and counted; a row of another width goes to `misshapen(line,
-        width)` after the rows before it were yielded (problems stay in line order); a runaway
+        fields)` after the rows before it were yielded (problems stay in line order); a runaway
         quote or a CSV syntax error is fatal and ends the file. Work per row stays in C unless
         a batch holds something unusual.
         """
@@ -116,7 +116,7 @@ class CsvFile:
                     if kept:
                         yield kept_lines, kept
                         kept_lines, kept = [], []
-                    misshapen(line, len(fields))
+                    misshapen(line, fields)
                 if kept:
                     yield kept_lines, kept
         except csv.Error as exc:

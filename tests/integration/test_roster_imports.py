@@ -384,3 +384,29 @@ def test_a_new_record_whose_optional_value_was_dropped_stores_it_empty(
 
     students = {s["student_id"]: s for s in roster(db, "acme")["students"]}
     assert students["S9"]["grade"] == ""  # as a first import stores it, and docs/schema.md says
+
+
+def test_a_row_that_cannot_be_read_whole_still_names_its_record(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """An unquoted "Smith, Jr." gives the row a value too many: the student cannot be read,
+    so they are deactivated; the plan and their enrollments' problems say why."""
+    add_tenant(db, "acme", TenantSettings(max_row_errors=10))
+    pipeline = pipeline_for(db, settings)
+    run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
+    folder = write_upload(tmp_path / "day2", _district())
+    students = (folder / "students.csv").read_text().splitlines()
+    students[2] = "SCH1,S2,Bob,Kim, Jr.,,bob,04"  # line 3
+    (folder / "students.csv").write_text("\r\n".join(students) + "\r\n")
+
+    report = run_import(pipeline, "acme", folder)
+
+    assert (
+        report.entities["students"].deactivated,
+        report.entities["students"].deactivated_skipped,
+    ) == (1, 1)
+    [enrollment] = [p for p in report.problems if p.file == "enrollments.csv"]
+    assert (enrollment.code, enrollment.message) == (
+        "parent_skipped",
+        "student_id 'S2' was skipped in students.csv (line 3), so this enrollment is skipped too",
+    )
