@@ -1,4 +1,5 @@
-"""The SFTP server's life: listen, report who is busy, stop accepting, drain and disconnect."""
+"""The SFTP server's life: listen, report who is busy, stop accepting, let uploads in flight
+finish, disconnect."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 
 import asyncssh
 import structlog
-from asyncssh.constants import DISC_BY_APPLICATION
 
 from daemon.config import SftpSettings
 from daemon.errors import RosterdropError
@@ -20,7 +20,7 @@ from daemon.sftp.connection import ClientConnection
 from daemon.sftp.credentials import dummy_hash
 from daemon.sftp.events import UploadEvent
 from daemon.sftp.hostkeys import load_or_create_host_keys
-from daemon.sftp.registry import Registry
+from daemon.sftp.registry import Holdings, Registry
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +63,10 @@ KEEPALIVE_INTERVAL = 60.0
 KEEPALIVE_COUNT_MAX = 3
 # After disconnecting the stragglers, how long their sessions get to discard their uploads.
 CLEANUP_SECONDS = 5.0
+# Loop turns from accept() to the protocol's connection_made(), with one to spare.
+ACCEPT_TURNS = 3
+# After the last upload in flight ended, how long its client gets for what follows it.
+FOLLOW_UP_SECONDS = 1.0
 
 
 class SftpError(RosterdropError):
@@ -76,10 +80,13 @@ class SftpServer:
         host_key_dir: Path,
         accounts: AccountDirectory,
         on_event: Callable[[UploadEvent], None] | None = None,
+        holdings: Holdings | None = None,
     ) -> None:
+        """`holdings` names the folders besides its root where a tenant's files are kept (its
+        imports in the spool and the archive): they count against its quota."""
         self._settings = settings
         self._host_key_dir = host_key_dir
-        self._registry = Registry(settings, accounts, on_event)
+        self._registry = Registry(settings, accounts, on_event, holdings)
         self._acceptor: asyncssh.SSHAcceptor | None = None
 
     async def start(self) -> None:
@@ -117,22 +124,50 @@ class SftpServer:
         return self._registry.session_count()
 
     async def stop_accepting(self) -> None:
-        if self._acceptor is not None and self._acceptor.is_serving():
-            self._acceptor.close()
-            log.info("sftp.stopped_accepting")
+        """Accept no more connections; those asyncio has accepted already are refused."""
+        self._registry.stopping = True
+        acceptor = self._acceptor
+        if acceptor is None or not acceptor.is_serving():
+            return
+        # Python 3.11's asyncio makes the transport of an accepted socket a turn of the loop
+        # later, and if the server was closed meanwhile it fails an assertion and leaks the
+        # socket (ResourceWarning: unclosed transport). So stop reading the listeners first,
+        # let those transports be made (connection_made refuses them), then close.
+        loop = asyncio.get_running_loop()
+        for sock in acceptor.sockets:
+            loop.remove_reader(sock.fileno())
+        for _ in range(ACCEPT_TURNS):
+            await asyncio.sleep(0)
+        acceptor.close()
+        log.info("sftp.stopped_accepting")
 
     async def close(self, timeout: float) -> None:  # noqa: ASYNC109 - the agreed interface
-        await self.stop_accepting()
+        """Hang up at once on every connection without an upload open; give uploads in flight
+        `timeout` seconds to finish, each connection hung up as its last upload ends; then
+        hang up on the rest, whose partial uploads are discarded."""
         registry = self._registry
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(registry.no_connections.wait(), timeout)
+        await self.stop_accepting()
+        idle = [client for client in registry.connections if not client.busy()]
+        for client in idle:
+            client.hang_up("server shutting down")
+        registry.upload_ended()  # nothing in flight: the wait below ends at once
+        if registry.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(registry.no_uploads.wait(), timeout)
+            # A client whose upload just ended may still stat or rename it (WinSCP's .filepart):
+            # a moment for that, then it is hung up whether it is done or not.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(registry.no_connections.wait(), FOLLOW_UP_SECONDS)
         if registry.connections:
             log.warning("sftp.closing_sessions", sessions=len(registry.connections))
-            for conn in list(registry.connections):
-                conn.disconnect(DISC_BY_APPLICATION, "server shutting down")
+            for client in list(registry.connections):
+                client.hang_up("server shutting down")
         # Disconnected sessions discard their partial uploads in their handler tasks.
         if registry.handler_tasks:
             await asyncio.wait(set(registry.handler_tasks), timeout=CLEANUP_SECONDS)
+        # Until every transport is closed: one left open outlives the loop (ResourceWarning).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(registry.no_connections.wait(), CLEANUP_SECONDS)
         if self._acceptor is not None:
             await self._acceptor.wait_closed()
         log.info("sftp.closed")

@@ -255,3 +255,32 @@ def test_imports_are_counted_by_state_whoever_ended_them(settings: Settings) -> 
         "imported": 1, "rejected": 1, "superseded": 1, "failed": 0, "paused now": 0,
     }  # fmt: skip
     db.close()
+
+
+async def test_a_stop_hangs_up_on_an_idle_session_at_once(
+    settings: Settings, db: Database, sftp_password_hash: str
+) -> None:
+    """An SIS that keeps its session open must not make every restart take the whole
+    shutdown timeout: with nothing in flight, the stop does not wait for it."""
+    add_tenant(db, settings, "acme", sftp_password_hash)
+    service = Service(_with_shutdown_timeout(settings, 120), db)
+    logged_in, give_up = threading.Event(), threading.Event()
+
+    def idle_session() -> None:
+        with drop.sftp_session(service.sftp.port, "acme", PASSWORD) as sftp:
+            sftp.listdir("/upload")
+            logged_in.set()
+            transport = sftp.get_channel().get_transport()
+            while transport.is_active() and not give_up.wait(0.05):
+                pass  # idle until the server hangs up (or the test gives up on it)
+
+    async with started(service) as serving:
+        client = asyncio.create_task(asyncio.to_thread(idle_session))
+        assert await asyncio.to_thread(logged_in.wait, 10)
+        service.stop()
+        # Far less than the 120 s a stop would wait for this client if it waited for idle ones.
+        await asyncio.wait([serving], timeout=20)
+        give_up.set()  # a failing stop still ends the test rather than hang it
+        await client
+        assert serving.done(), "the stop waited for an idle session"
+        assert serving.result() == 0

@@ -1,0 +1,184 @@
+"""What one tenant can make the server hold: open handles across its sessions, disk by allocated
+blocks wherever its files are (upload folder, spool, archive), files, sets an hour; and the SFTP
+requests the server does not offer (copy-data), or bounds (reads)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncssh
+import paramiko
+import pytest
+from asyncssh.constants import FXP_READ
+from asyncssh.packet import String, UInt32, UInt64
+from sftp_fixtures import PASSWORD, TENANT, ServerFactory, SftpEnv, sftp_client
+
+from daemon.folders import MANIFEST
+from daemon.sftp.tenantfs import MAX_READ_BYTES
+
+
+@contextlib.asynccontextmanager
+async def asyncssh_sftp(port: int) -> AsyncIterator[asyncssh.SFTPClient]:
+    async with (
+        asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username=TENANT,
+            password=PASSWORD,
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+        ) as conn,  # fmt: skip
+        conn.start_sftp_client() as sftp,
+    ):
+        yield sftp
+
+
+def refused(sftp: paramiko.SFTPClient, name: str, data: bytes = b"") -> str:
+    with pytest.raises(OSError) as caught, sftp.open(name, "wb") as handle:  # noqa: PT011
+        handle.write(data)
+    return str(caught.value)
+
+
+def import_folder(env: SftpEnv, where: str, number: int, size: int, age: float = 0.0) -> Path:
+    """An import's folder as the pipeline leaves it in the spool or the archive."""
+    folder = env.data / where / TENANT / str(number)
+    folder.mkdir(parents=True)
+    (folder / "students.csv").write_bytes(b"s" * size)
+    manifest = folder / MANIFEST
+    manifest.write_text("{}")
+    then = time.time() - age
+    os.utime(manifest, (then, then))
+    return folder
+
+
+async def test_open_handles_are_capped_per_tenant_across_its_sessions(
+    start_sftp: ServerFactory,
+) -> None:
+    async with start_sftp(max_open_files_per_tenant=6) as env:
+        env.upload_dir().mkdir(parents=True)
+        (env.upload_dir() / "schools.csv").write_bytes(b"school_id,school_name\n")
+
+        def hold() -> str:
+            with sftp_client(env.port) as first, sftp_client(env.port) as second:
+                handles = [s.open("schools.csv", "rb") for s in (first, second) * 3]
+                with pytest.raises(OSError, match="too many open files for this account"):
+                    second.open("schools.csv", "rb")
+                handles.pop().close()
+                handles.append(first.open("schools.csv", "rb"))  # one freed: one more
+                with pytest.raises(OSError, match=r"at most 6"):
+                    first.open("students.csv", "wb")
+                for handle in handles:
+                    handle.close()
+                return first.open("schools.csv", "rb").read().decode()
+
+        assert await asyncio.to_thread(hold) == "school_id,school_name\n"
+
+
+async def test_copy_data_and_other_unadvertised_extensions_are_refused(
+    sftp_env: SftpEnv,
+) -> None:
+    sftp_env.upload_dir().mkdir(parents=True)
+    (sftp_env.upload_dir() / "big.csv").write_bytes(b"x" * (1 << 20))
+    async with asyncssh_sftp(sftp_env.port) as sftp:
+        handler = sftp._handler  # the raw protocol: a hostile client sends what it likes
+        src = await handler.open(b"/upload/big.csv", os.O_RDONLY, asyncssh.SFTPAttrs())
+        dst = await handler.open(
+            b"/upload/copy.csv", 0x1A, asyncssh.SFTPAttrs()
+        )  # write|creat|trunc
+        copy = (String(src), UInt64(0), UInt64(0), String(dst), UInt64(0))
+        with pytest.raises(asyncssh.SFTPOpUnsupported):
+            await handler._make_request(b"copy-data", *copy)
+        with pytest.raises(asyncssh.SFTPOpUnsupported):
+            await handler._make_request(b"ranges@asyncssh.com", String(src), UInt64(0), UInt64(0))
+        with pytest.raises(asyncssh.SFTPOpUnsupported):
+            await handler._make_request(
+                b"hardlink@openssh.com", String(b"/upload/big.csv"), String(b"/upload/l.csv")
+            )
+        # A read asking for far more than the server answers gets at most MAX_READ_BYTES.
+        data, _ = await handler._make_request(FXP_READ, String(src), UInt64(0), UInt32(4 << 20))
+        assert len(data) == MAX_READ_BYTES
+        await handler.close(src)
+        await handler.close(dst)
+    assert (sftp_env.upload_dir() / "copy.csv").read_bytes() == b""
+
+
+async def test_statvfs_shows_the_tenants_quota_and_what_is_left_of_it(
+    start_sftp: ServerFactory,
+) -> None:
+    async with start_sftp(tenant_quota_bytes=8 << 20, max_files_per_tenant=20) as env:
+        env.upload_dir().mkdir(parents=True)
+        (env.upload_dir() / "students.csv").write_bytes(b"s" * (1 << 20))
+        async with asyncssh_sftp(env.port) as sftp:
+            vfs = await sftp.statvfs("/upload")
+    assert vfs.frsize * vfs.blocks == 8 << 20
+    assert vfs.frsize * vfs.bavail == (8 << 20) - (1 << 20)
+    assert (vfs.files, vfs.ffree) == (20, 19)
+
+
+async def test_the_quota_counts_the_spool_and_the_archive_by_allocated_blocks(
+    start_sftp: ServerFactory,
+) -> None:
+    async with start_sftp(tenant_quota_bytes=4 << 20, max_file_bytes=4 << 20) as env:
+        import_folder(env, "archive", 1, 3 << 20, age=7200)
+        spooled = import_folder(env, "spool", 2, 1 << 20, age=7200)
+        sparse = env.data / "archive" / TENANT / "1" / "sparse.csv"
+        with sparse.open("wb") as handle:  # 15 GiB by its size, nothing by its blocks
+            handle.truncate(15 << 30)
+
+        def upload() -> tuple[str, str]:
+            with sftp_client(env.port) as sftp:
+                full = refused(sftp, "/upload/teachers.csv")  # 4 MiB and two manifests held
+                shutil.rmtree(spooled)  # the import ended: 3 MiB and a manifest left
+                sftp.putfo(_bytes(512 << 10), "/upload/schools.csv")
+                over = refused(sftp, "/upload/students.csv", b"s" * (1 << 20))
+                return full, over
+
+        full, over = await asyncio.to_thread(upload)
+    assert "your folder is over its storage quota (archived uploads count)" in full
+    assert "your folder is over its storage quota" in over
+    assert sorted(p.name for p in env.upload_dir().iterdir()) == ["schools.csv"]
+
+
+async def test_empty_files_count_toward_the_file_limit(start_sftp: ServerFactory) -> None:
+    async with start_sftp(max_files_per_tenant=3) as env:
+
+        def upload() -> str:
+            with sftp_client(env.port) as sftp:
+                for name in ("a.csv", "b.csv", "c.csv"):
+                    sftp.putfo(_bytes(0), f"/upload/{name}")
+                message = refused(sftp, "/upload/d.csv")
+                sftp.putfo(_bytes(10), "/upload/c.csv")  # replacing a file adds none
+                return message
+
+        message = await asyncio.to_thread(upload)
+    assert "too many files in your folder (at most 3)" in message
+    assert sorted(p.name for p in env.upload_dir().iterdir()) == ["a.csv", "b.csv", "c.csv"]
+
+
+async def test_sets_handed_in_within_the_hour_are_bounded(start_sftp: ServerFactory) -> None:
+    async with start_sftp(max_sets_per_hour=2) as env:
+        import_folder(env, "archive", 1, 100, age=3700)  # over an hour ago: not counted
+        import_folder(env, "archive", 2, 100, age=1800)
+
+        def upload() -> None:
+            with sftp_client(env.port) as sftp:
+                sftp.putfo(_bytes(10), "/upload/schools.csv")
+
+        await asyncio.to_thread(upload)  # one set this hour: a second one may come
+        import_folder(env, "spool", 3, 100)
+        with pytest.raises(
+            OSError, match=r"2 sets were handed in within the last hour \(at most 2\)"
+        ):
+            await asyncio.to_thread(upload)
+
+
+def _bytes(size: int) -> io.BytesIO:
+    return io.BytesIO(b"r" * size)
