@@ -296,8 +296,8 @@ class TenantSftp(SFTPServer):
         sets = settings.max_sets_per_hour
         if sets and usage.recent_sets >= sets:
             raise SFTPFailure(
-                f"{usage.recent_sets} sets were handed in within the last hour (at most {sets});"
-                " upload again later"
+                f"too many sets handed in within the last hour ({usage.recent_sets}, at most"
+                f" {sets}); upload again later"
             )
 
     async def _publish(self, upload: Upload) -> None:

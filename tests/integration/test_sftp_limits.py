@@ -175,7 +175,7 @@ async def test_sets_handed_in_within_the_hour_are_bounded(start_sftp: ServerFact
         await asyncio.to_thread(upload)  # one set this hour: a second one may come
         import_folder(env, "spool", 3, 100)
         with pytest.raises(
-            OSError, match=r"2 sets were handed in within the last hour \(at most 2\)"
+            OSError, match=r"too many sets handed in within the last hour \(2, at most 2\)"
         ):
             await asyncio.to_thread(upload)
 
