@@ -215,8 +215,10 @@ class ClientConnection(asyncssh.SSHServer):
         self._sessions.append(server)
         return server
 
-    def channel_closed(self) -> None:
+    def channel_closed(self, server: TenantSftp | None) -> None:
         self._channels -= 1
+        if server in self._sessions:
+            self._sessions.remove(server)
 
     # -- stopping -------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ class SessionOwner(Protocol):
 
     def open_sftp(self, chan: SSHServerChannel[bytes]) -> TenantSftp: ...
     def touch(self) -> None: ...
-    def channel_closed(self) -> None: ...
+    def channel_closed(self, server: TenantSftp | None) -> None: ...
     def track(self, task: asyncio.Task[None]) -> None: ...
 
 
@@ -73,6 +73,7 @@ class SftpSession(SSHServerStreamSession[bytes]):
     def __init__(self, owner: SessionOwner) -> None:
         super().__init__(None, None, SFTP_VERSION, allow_scp=False)
         self._owner = owner
+        self._server: TenantSftp | None = None
 
     def shell_requested(self) -> bool:
         return False
@@ -88,7 +89,7 @@ class SftpSession(SSHServerStreamSession[bytes]):
         super().data_received(data, datatype)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._owner.channel_closed()
+        self._owner.channel_closed(self._server)
         super().connection_lost(exc)
 
     def session_started(self) -> None:
@@ -98,6 +99,6 @@ class SftpSession(SSHServerStreamSession[bytes]):
         assert self._conn is not None
         reader = SSHReader[bytes](self, chan)
         writer = SSHWriter[bytes](self, chan)
-        server = self._owner.open_sftp(chan)  # type: ignore[arg-type]
+        server = self._server = self._owner.open_sftp(chan)  # type: ignore[arg-type]
         handler = SftpHandler(server, reader, writer, SFTP_VERSION)
         self._owner.track(self._conn.create_task(handler.run(), reader.logger))
