@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
+import os
 import shutil
 import socket
 import threading
@@ -13,11 +15,13 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from serve_fixtures import add_tenant
 from sftp_fixtures import PASSWORD
 
+from daemon import service as service_module
 from daemon.config import Settings
 from daemon.errors import StoreError
 from daemon.metrics import IMPORT_STATES, REGISTRY
@@ -284,3 +288,26 @@ async def test_a_stop_hangs_up_on_an_idle_session_at_once(
         await client
         assert serving.done(), "the stop waited for an idle session"
         assert serving.result() == 0
+
+
+async def test_the_upload_watcher_outlives_running_out_of_descriptors(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE in the spool scan used to end the watcher task, and with it the daemon."""
+    monkeypatch.setattr(service_module, "RESOURCE_RETRY_SECONDS", 0.05, raising=False)
+    service = Service(settings, db)
+    real_scan, failures = service.spool.scan, [errno.EMFILE, errno.ENFILE]
+    scanned_again = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def scan() -> Any:
+        if failures:
+            raise OSError(failures.pop(0), os.strerror(errno.EMFILE))
+        loop.call_soon_threadsafe(scanned_again.set)
+        return real_scan()
+
+    monkeypatch.setattr(service.spool, "scan", scan)
+    async with started(service) as serving:
+        await asyncio.wait_for(scanned_again.wait(), 10)
+        assert not serving.done()
+    assert serving.result() == 0
