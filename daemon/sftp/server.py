@@ -143,8 +143,8 @@ class SftpServer:
 
     async def close(self, timeout: float) -> None:  # noqa: ASYNC109 - the agreed interface
         """Hang up at once on every connection without an upload open; give uploads in flight
-        `timeout` seconds to finish, each connection hung up as its last upload ends; then
-        hang up on the rest, whose partial uploads are discarded."""
+        `timeout` seconds to finish (new ones are refused), and their clients a moment after;
+        then hang up on the rest, whose partial uploads are discarded."""
         registry = self._registry
         await self.stop_accepting()
         idle = [client for client in registry.connections if not client.busy()]
