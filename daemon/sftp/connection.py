@@ -1,5 +1,5 @@
-"""One client connection: admission before the key exchange, login checks and throttling, the
-per-tenant session cap, idle timeout, and the SFTP channels it may open."""
+"""One client connection: login checks and throttling, the per-tenant session cap, idle timeout,
+and the SFTP channels it may open."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import structlog
 from asyncssh import SSHAuthorizedKeys, SSHKey, SSHServerChannel, SSHServerConnection
 from asyncssh.constants import DISC_BY_APPLICATION, DISC_TOO_MANY_CONNECTIONS
 
-from daemon.metrics import SFTP_LOGINS, SFTP_REFUSED, SFTP_SESSIONS
+from daemon.metrics import SFTP_LOGINS, SFTP_SESSIONS
 from daemon.sftp.accounts import Account
 from daemon.sftp.credentials import dummy_hash
 from daemon.sftp.jail import Jail
@@ -43,7 +43,6 @@ class ClientConnection(asyncssh.SSHServer):
         self._channels = 0
         self._last_activity = time.monotonic()
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._admitted = False  # counted as an unauthenticated connection until the login
         self._sessions: list[TenantSftp] = []
 
     # -- connection -----------------------------------------------------------------------
@@ -65,19 +64,10 @@ class ClientConnection(asyncssh.SSHServer):
             self._log.warning("sftp.login.throttled", reason="address banned")
             conn.abort()
             return
-        sock = conn.get_extra_info("socket")
-        refusal = self._registry.admission.admit(self._peer, sock.fileno() if sock else 0)
-        if refusal is not None:
-            SFTP_REFUSED.labels(reason=refusal.code).inc()
-            _log_refusal(self._log, refusal.reason)
-            conn.abort()
-            return
-        self._admitted = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
-        self._leave_admission()
         if self._conn is not None:
             self._registry.remove_connection(self)
         if self._tenant is not None:
@@ -139,7 +129,6 @@ class ClientConnection(asyncssh.SSHServer):
         assert self._conn is not None
         assert self._account is not None
         self._authenticated = True
-        self._leave_admission()
         name = self._account.name
         tenant = self._registry.tenant(name)
         cap = self._registry.settings.max_sessions_per_tenant
@@ -229,11 +218,6 @@ class ClientConnection(asyncssh.SSHServer):
         if self._conn is not None:
             self._conn.disconnect(DISC_BY_APPLICATION, reason)
 
-    def _leave_admission(self) -> None:
-        if self._admitted:
-            self._admitted = False
-            self._registry.admission.release(self._peer)
-
     def track(self, task: asyncio.Task[None]) -> None:
         self._registry.handler_tasks.add(task)
         task.add_done_callback(self._registry.handler_tasks.discard)
@@ -251,18 +235,6 @@ class ClientConnection(asyncssh.SSHServer):
             return
         self._log.info("sftp.session.idle_timeout", seconds=timeout)
         self._conn.disconnect(DISC_BY_APPLICATION, "idle timeout")
-
-
-def _log_refusal(logger: structlog.stdlib.BoundLogger, reason: str) -> None:
-    """At most one line a second: a flood must not turn into a flood of log lines."""
-    global _last_refusal_log
-    now = time.monotonic()
-    if now - _last_refusal_log >= 1.0:
-        _last_refusal_log = now
-        logger.warning("sftp.connection.refused", reason=reason)
-
-
-_last_refusal_log = 0.0
 
 
 def _parse_keys(account: Account, logger: structlog.stdlib.BoundLogger) -> SSHAuthorizedKeys | None:

@@ -20,6 +20,7 @@ from daemon.sftp.connection import ClientConnection
 from daemon.sftp.credentials import dummy_hash
 from daemon.sftp.events import UploadEvent
 from daemon.sftp.hostkeys import load_or_create_host_keys
+from daemon.sftp.listener import Listener
 from daemon.sftp.registry import Holdings, Registry
 
 log = structlog.get_logger(__name__)
@@ -63,8 +64,6 @@ KEEPALIVE_INTERVAL = 60.0
 KEEPALIVE_COUNT_MAX = 3
 # After disconnecting the stragglers, how long their sessions get to discard their uploads.
 CLEANUP_SECONDS = 5.0
-# Loop turns from accept() to the protocol's connection_made(), with one to spare.
-ACCEPT_TURNS = 3
 # After the last upload in flight ended, how long its client gets for what follows it.
 FOLLOW_UP_SECONDS = 1.0
 
@@ -87,10 +86,11 @@ class SftpServer:
         self._settings = settings
         self._host_key_dir = host_key_dir
         self._registry = Registry(settings, accounts, on_event, holdings)
-        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._listener: Listener | None = None
+        self._accepting = False
 
     async def start(self) -> None:
-        if self._acceptor is not None:
+        if self._listener is not None:
             raise RuntimeError("SftpServer already started")
         try:
             keys = await asyncio.to_thread(load_or_create_host_keys, self._host_key_dir)
@@ -98,24 +98,26 @@ class SftpServer:
             raise SftpError(f"host keys in {self._host_key_dir} are unusable: {exc}") from exc
         await asyncio.to_thread(dummy_hash)  # the first unknown-user login must not be faster
         host, port = self._settings.host, self._settings.port
+        options = asyncssh.SSHServerConnectionOptions(
+            server_factory=functools.partial(ClientConnection, self._registry),
+            server_host_keys=keys,
+            **self._options(),
+        )
+        listener = Listener(self._registry.admission)
         try:
-            self._acceptor = await asyncssh.create_server(
-                functools.partial(ClientConnection, self._registry),
-                host,
-                port,
-                server_host_keys=keys,
-                **self._options(),
-            )
+            await listener.start(host, port, options)
         except OSError as exc:
-            raise SftpError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+            reason = (exc.strerror or str(exc)).lower()
+            raise SftpError(f"cannot listen on {host}:{port}: {reason}") from exc
+        self._listener = listener
+        self._accepting = True
         log.info("sftp.listening", host=self._settings.host, port=self.port)
 
     @property
     def port(self) -> int:
-        if self._acceptor is None:
+        if self._listener is None:
             raise RuntimeError("SftpServer not started")
-        port: int = self._acceptor.get_port()
-        return port
+        return self._listener.port
 
     def active_uploads(self, tenant: str) -> int:
         return self._registry.active_uploads(tenant)
@@ -124,22 +126,13 @@ class SftpServer:
         return self._registry.session_count()
 
     async def stop_accepting(self) -> None:
-        """Accept no more connections; those asyncio has accepted already are refused."""
+        """Accept no more connections; those accepted already are refused as they arrive."""
         self._registry.stopping = True
-        acceptor = self._acceptor
-        if acceptor is None or not acceptor.is_serving():
-            return
-        # Python 3.11's asyncio makes the transport of an accepted socket a turn of the loop
-        # later, and if the server was closed meanwhile it fails an assertion and leaks the
-        # socket (ResourceWarning: unclosed transport). So stop reading the listeners first,
-        # let those transports be made (connection_made refuses them), then close.
-        loop = asyncio.get_running_loop()
-        for sock in acceptor.sockets:
-            loop.remove_reader(sock.fileno())
-        for _ in range(ACCEPT_TURNS):
-            await asyncio.sleep(0)
-        acceptor.close()
-        log.info("sftp.stopped_accepting")
+        listener = self._listener
+        if listener is not None and self._accepting:
+            self._accepting = False
+            listener.stop()
+            log.info("sftp.stopped_accepting")
 
     async def close(self, timeout: float) -> None:  # noqa: ASYNC109 - the agreed interface
         """Hang up at once on every connection without an upload open; give uploads in flight
@@ -165,11 +158,13 @@ class SftpServer:
         # Disconnected sessions discard their partial uploads in their handler tasks.
         if registry.handler_tasks:
             await asyncio.wait(set(registry.handler_tasks), timeout=CLEANUP_SECONDS)
-        # Until every transport is closed: one left open outlives the loop (ResourceWarning).
+        # Until every connection accepted is gone, logins under way included: one left open
+        # would outlive the loop (ResourceWarning: unclosed transport).
+        logins = self._listener.logins if self._listener is not None else set()
+        if logins:
+            await asyncio.wait(set(logins), timeout=CLEANUP_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(registry.no_connections.wait(), CLEANUP_SECONDS)
-        if self._acceptor is not None:
-            await self._acceptor.wait_closed()
         log.info("sftp.closed")
 
     def _options(self) -> dict[str, Any]:

@@ -133,9 +133,10 @@ def test_a_flood_from_many_addresses_meets_the_descriptor_reserve_and_the_daemon
             f"many-address flood: {len(held)} connected, {descriptors} descriptors open,"
             f" RSS {rss:.1f} MiB"
         )
-        # The reserve (128 of 256) stays free for the daemon's own work, give or take the
-        # descriptors that work holds at the moment of the count.
-        assert descriptors <= 256 - 128 + 16
+        # Held at the reserve (128 of 256): a refused socket is closed as soon as accepted. The
+        # few on top are what the daemon's own work holds at the moment of the count.
+        assert descriptors <= 256 - 128 + 8
+        assert not daemon.find("a background task is out of resources; retrying")
         assert metric(samples, "rosterdrop_sftp_connections_refused_total", reason="descriptors")
         # The flood gone, the district is served as if nothing happened.
         upload(daemon.sftp_port, "acme", District("acme", students=30).files())
