@@ -21,6 +21,7 @@ import pytest
 from serve_fixtures import add_tenant
 from sftp_fixtures import PASSWORD
 
+from daemon import runner as runner_module
 from daemon import service as service_module
 from daemon.config import Settings
 from daemon.errors import StoreError
@@ -311,3 +312,31 @@ async def test_the_upload_watcher_outlives_running_out_of_descriptors(
         await asyncio.wait_for(scanned_again.wait(), 10)
         assert not serving.done()
     assert serving.result() == 0
+
+
+async def test_an_import_process_that_cannot_start_waits_and_keeps_its_attempts(
+    settings: Settings, db: Database, sftp_password_hash: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE when forking the import process used to end the watcher (and drop the import
+    from its queue until a restart)."""
+    monkeypatch.setattr(runner_module, "START_RETRY_SECONDS", 0.05, raising=False)
+    process_class = runner_module._CONTEXT.Process
+    real_start, failures = process_class.start, [errno.EMFILE]
+
+    def start(process: Any) -> None:
+        if failures:
+            raise OSError(failures.pop(), os.strerror(errno.EMFILE))
+        real_start(process)
+
+    monkeypatch.setattr(process_class, "start", start)
+    add_tenant(db, settings, "acme", sftp_password_hash)
+    service = Service(settings, db)
+    async with started(service) as serving:
+        files = drop.District("acme", students=10).files()
+        await asyncio.to_thread(drop.upload_set, service.sftp.port, "acme", PASSWORD, files)
+        [done] = await asyncio.to_thread(
+            drop.poll, lambda: drop.ended_imports(db, "acme", 1), 30, "the import"
+        )
+        assert not serving.done()
+    assert failures == []
+    assert (done["state"], done["attempts"]) == ("imported", 1)
