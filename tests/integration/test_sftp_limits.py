@@ -9,6 +9,7 @@ import contextlib
 import io
 import os
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import paramiko
 import pytest
 from asyncssh.constants import FXP_READ
 from asyncssh.packet import String, UInt32, UInt64
-from sftp_fixtures import PASSWORD, TENANT, ServerFactory, SftpEnv, sftp_client
+from sftp_fixtures import PASSWORD, TENANT, ServerFactory, SftpEnv, connect, sftp_client
 
 from daemon.folders import MANIFEST
 from daemon.sftp.tenantfs import MAX_READ_BYTES
@@ -182,3 +183,41 @@ async def test_sets_handed_in_within_the_hour_are_bounded(start_sftp: ServerFact
 
 def _bytes(size: int) -> io.BytesIO:
     return io.BytesIO(b"r" * size)
+
+
+async def test_only_connections_not_logged_in_count_toward_the_per_source_bound(
+    start_sftp: ServerFactory,
+) -> None:
+    async with start_sftp(max_startups_per_source=2, max_sessions_per_tenant=4) as env:
+
+        def sessions() -> None:
+            # Three logged-in sessions at once from one address: past the bound of 2, and fine.
+            with sftp_client(env.port), sftp_client(env.port), sftp_client(env.port) as third:
+                third.listdir("/upload")
+
+        await asyncio.to_thread(sessions)
+        silent = [socket.create_connection(("127.0.0.1", env.port)) for _ in range(2)]
+        try:
+            with pytest.raises((OSError, EOFError, paramiko.SSHException)):
+                await asyncio.to_thread(sessions)  # its first login is the third one pending
+            assert await asyncio.to_thread(_login_from, env.port, "127.0.0.3")  # another address
+        finally:
+            for sock in silent:
+                sock.close()
+        # The silent ones gone (the server notices the close), the address may log in again.
+        async with asyncio.timeout(10):
+            while not await asyncio.to_thread(_logs_in, env.port):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+
+def _login_from(port: int, source: str) -> bool:
+    transport = connect(port, source=source)
+    transport.close()
+    return True
+
+
+def _logs_in(port: int) -> bool:
+    try:
+        return _login_from(port, "127.0.0.1")
+    except (OSError, EOFError, paramiko.SSHException):
+        return False
