@@ -64,6 +64,23 @@ class Admission:
         self._by_source[source] = self._by_source.get(source, 0) + 1
         return None
 
+    def held_by(self, source: str) -> int:
+        return self._by_source.get(source, 0)
+
+    def crowded(self) -> tuple[str, int]:
+        """The source with the most connections not logged in yet, and how many it has."""
+        if not self._by_source:
+            return "", 0
+        source = max(self._by_source, key=self._by_source.__getitem__)
+        return source, self._by_source[source]
+
+    def admit_in_place_of(self, address: str, evicted: str) -> None:
+        """Count a new connection from `address` for one of `evicted`'s, which was closed."""
+        self.release(evicted)
+        source = source_of(address)
+        self.pending += 1
+        self._by_source[source] = self._by_source.get(source, 0) + 1
+
     def release(self, address: str) -> None:
         """An admitted connection logged in or went away."""
         source = source_of(address)

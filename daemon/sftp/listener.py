@@ -7,12 +7,13 @@ import asyncio
 import errno
 import socket
 import time
+from collections import deque
 
 import asyncssh
 import structlog
 
 from daemon.metrics import SFTP_REFUSED
-from daemon.sftp.admission import Admission, Refusal
+from daemon.sftp.admission import Admission, Refusal, source_of
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,7 @@ class Listener:
         self._sockets: list[socket.socket] = []
         self._open = False  # the sockets are being read
         self.logins: set[asyncio.Task[None]] = set()  # connections not logged in yet
+        self._by_source: dict[str, deque[asyncio.Task[None]]] = {}  # oldest first
         self._options: asyncssh.SSHServerConnectionOptions | None = None
         self._last_refusal_log = 0.0
 
@@ -97,15 +99,14 @@ class Listener:
                     self._pause(sock, exc)
                     return
                 continue  # the client gave up before we took it (ECONNABORTED, …)
-            refusal = self._admission.admit(str(peer[0]), conn.fileno())
-            if refusal is not None:
+            address = str(peer[0])
+            refusal = self._admission.admit(address, conn.fileno())
+            if refusal is not None and not (refusal.code == "startups" and self._evict(address)):
                 conn.close()
                 self._refused(refusal)
                 continue
             conn.setblocking(False)
-            task = asyncio.create_task(self._login(conn, str(peer[0])), name="sftp-login")
-            self.logins.add(task)
-            task.add_done_callback(self.logins.discard)
+            self._start_login(conn, address)
 
     def _pause(self, sock: socket.socket, exc: OSError) -> None:
         log.error("sftp.accept_failed", error=str(exc), retry_seconds=ACCEPT_RETRY_SECONDS)
@@ -117,7 +118,41 @@ class Listener:
         if self._open:
             asyncio.get_running_loop().add_reader(sock.fileno(), self._readable, sock)
 
-    async def _login(self, conn: socket.socket, address: str) -> None:
+    def _start_login(self, conn: socket.socket, address: str) -> None:
+        task = asyncio.create_task(self._login(conn), name="sftp-login")
+        self.logins.add(task)
+        source = source_of(address)
+        self._by_source.setdefault(source, deque()).append(task)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            self.logins.discard(task)
+            waiting = self._by_source.get(source)
+            if waiting is not None and task in waiting:  # not evicted: its count is still held
+                waiting.remove(task)
+                if not waiting:
+                    del self._by_source[source]
+                self._admission.release(address)
+
+        task.add_done_callback(ended)
+
+    def _evict(self, address: str) -> bool:
+        """Past max_startups, the connection that goes is the oldest of the address holding
+        the most, rather than the newcomer, as long as that address holds more than the
+        newcomer's: a flood from a few addresses then cannot lock a district out."""
+        crowded, count = self._admission.crowded()
+        waiting = self._by_source.get(crowded)
+        newcomer = source_of(address)
+        if not waiting or count < 2 or count <= self._admission.held_by(newcomer) + 1:
+            return False
+        victim = waiting.popleft()
+        if not waiting:
+            del self._by_source[crowded]
+        victim.cancel()  # its count moves to the newcomer now; its ending releases nothing
+        self._admission.admit_in_place_of(address, crowded)
+        SFTP_REFUSED.labels(reason="evicted").inc()
+        return True
+
+    async def _login(self, conn: socket.socket) -> None:
         """asyncssh's connection on the accepted socket, until its login ends either way."""
         # On failure the socket is closed already if asyncssh got that far, and here if not.
         try:
@@ -127,8 +162,6 @@ class Listener:
             raise
         except Exception:  # refused, timed out or gone: ClientConnection logged it
             conn.close()
-        finally:
-            self._admission.release(address)
 
     def _refused(self, refusal: Refusal) -> None:
         SFTP_REFUSED.labels(reason=refusal.code).inc()

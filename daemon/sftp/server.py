@@ -125,6 +125,10 @@ class SftpServer:
     def session_count(self) -> int:
         return self._registry.session_count()
 
+    def logins_pending(self) -> int:
+        """Connections accepted that have not logged in yet (what max_startups bounds)."""
+        return self._registry.admission.pending
+
     async def stop_accepting(self) -> None:
         """Accept no more connections; those accepted already are refused as they arrive."""
         self._registry.stopping = True

@@ -143,3 +143,32 @@ def test_a_flood_from_many_addresses_meets_the_descriptor_reserve_and_the_daemon
         wait_until(_imported(site, "acme", 1), 60, "the district's import")
         assert rss < RSS_LIMIT_MIB
         assert daemon.stop() == 0
+
+
+def test_a_flood_from_many_addresses_that_fills_max_startups_still_lets_a_district_in(
+    make_site: Callable[..., Site],
+) -> None:
+    """Sixty addresses, ten silent connections each: 600 against max_startups 300. The
+    connections that go are the flood's oldest, not the district's."""
+    site = make_site()
+    site.add_tenant("acme", "admin@acme.example.org")
+    sources = [f"127.0.2.{n}" for n in range(1, 61)]
+    _raise_own_limit(600)
+    with site.daemon() as daemon:
+        daemon.ready()
+        _limit_daemon(daemon, 1024)
+        with silent_connections(daemon.sftp_port, sources, 600) as held:
+            upload(daemon.sftp_port, "acme", District("acme", students=30).files())
+            wait_until(_imported(site, "acme", 1), 60, "the district's import")
+            rss = _rss_mib(daemon.pid)
+            descriptors = _descriptors(daemon.pid)
+            samples = daemon.metrics()
+            kept = _still_open(held)
+        print(
+            f"flood filling max_startups: {len(held)} connected, {kept} kept, {descriptors}"
+            f" descriptors open, RSS {rss:.1f} MiB"
+        )
+        assert kept <= 300
+        assert metric(samples, "rosterdrop_sftp_connections_refused_total", reason="startups")
+        assert rss < RSS_LIMIT_MIB
+        assert daemon.stop() == 0

@@ -221,3 +221,49 @@ def _logs_in(port: int) -> bool:
         return _login_from(port, "127.0.0.1")
     except (OSError, EOFError, paramiko.SSHException):
         return False
+
+
+async def test_a_few_addresses_filling_max_startups_do_not_lock_out_a_district(
+    start_sftp: ServerFactory,
+) -> None:
+    """Past the bound, the connection that goes is the oldest of the address holding the
+    most: the district, holding none, gets in; the flood loses one of its own."""
+    async with start_sftp(max_startups_begin=4, max_startups=4, max_startups_per_source=3) as env:
+        flood = [_silent(env.port, "127.0.0.2") for _ in range(3)]
+        flood.append(_silent(env.port, "127.0.0.3"))
+        try:
+            await env.wait_for(lambda: env.server.logins_pending() == 4)
+            assert await asyncio.to_thread(_login_from, env.port, "127.0.0.1")
+            closed = await asyncio.to_thread(_closed_by_server, flood)
+            assert closed == [True, False, False, False]  # the oldest of 127.0.0.2
+            # Two left on .2, one on .3: a newcomer from .3 holds as many as .2 would after an
+            # eviction, so it is the one refused.
+            await env.wait_for(lambda: env.server.logins_pending() == 3)
+            flood.append(_silent(env.port, "127.0.0.4"))
+            await env.wait_for(lambda: env.server.logins_pending() == 4)
+            late = _silent(env.port, "127.0.0.3")
+            assert await asyncio.to_thread(_closed_by_server, [late]) == [True]
+            late.close()
+        finally:
+            for sock in flood:
+                sock.close()
+
+
+def _silent(port: int, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+def _closed_by_server(socks: list[socket.socket]) -> list[bool]:
+    """Whether the server closed each connection (each admitted one has sent its banner)."""
+    closed = []
+    for sock in socks:
+        sock.settimeout(0.5)
+        try:
+            while sock.recv(4096):
+                pass
+            closed.append(True)
+        except TimeoutError:
+            closed.append(False)
+        except ConnectionResetError:
+            closed.append(True)
+    return closed

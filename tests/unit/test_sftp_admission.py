@@ -83,3 +83,13 @@ def test_an_ipv6_host_counts_as_one_source_for_its_whole_64() -> None:
     for n in range(3):
         assert gate.admit(f"2001:db8::{n + 1}", 20) is None
     assert gate.admit("2001:db8::99", 20) is not None
+
+
+def test_the_crowded_source_gives_its_place_to_a_newcomer() -> None:
+    gate = admission(max_startups_per_source=0)
+    for _n in range(3):
+        assert gate.admit("10.0.6.1", 20) is None
+    assert gate.admit("10.0.6.2", 20) is None
+    assert gate.crowded() == ("10.0.6.1", 3)
+    gate.admit_in_place_of("10.0.6.3", "10.0.6.1")
+    assert (gate.pending, gate.held_by("10.0.6.1"), gate.held_by("10.0.6.3")) == (4, 2, 1)
