@@ -64,8 +64,9 @@ KEEPALIVE_INTERVAL = 60.0
 KEEPALIVE_COUNT_MAX = 3
 # After disconnecting the stragglers, how long their sessions get to discard their uploads.
 CLEANUP_SECONDS = 5.0
-# After the last upload in flight ended, how long its client gets for what follows it.
-FOLLOW_UP_SECONDS = 1.0
+# After the last upload in flight ended, how long its client gets for what follows it (a
+# rename, a stat, its goodbye), within the stop's timeout: a loaded machine needs a few.
+FOLLOW_UP_SECONDS = 5.0
 
 
 class SftpError(RosterdropError):
@@ -143,6 +144,8 @@ class SftpServer:
         `timeout` seconds to finish (new ones are refused), and their clients a moment after;
         then hang up on the rest, whose partial uploads are discarded."""
         registry = self._registry
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         await self.stop_accepting()
         idle = [client for client in registry.connections if not client.busy()]
         for client in idle:
@@ -153,8 +156,9 @@ class SftpServer:
                 await asyncio.wait_for(registry.no_uploads.wait(), timeout)
             # A client whose upload just ended may still stat or rename it (WinSCP's .filepart):
             # a moment for that, then it is hung up whether it is done or not.
+            follow_up = min(FOLLOW_UP_SECONDS, max(0.0, deadline - loop.time()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(registry.no_connections.wait(), FOLLOW_UP_SECONDS)
+                await asyncio.wait_for(registry.no_connections.wait(), follow_up)
         if registry.connections:
             log.warning("sftp.closing_sessions", sessions=len(registry.connections))
             for client in list(registry.connections):
