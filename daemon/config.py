@@ -85,6 +85,17 @@ class SftpSettings:
     max_ban_seconds: float = 86400.0
     user_delay_seconds: float = 5.0
     user_max_wait_seconds: float = 15.0
+    # Holding under floods (README, "Bounds under attack"): unauthenticated connections as
+    # OpenSSH's MaxStartups begin:rate:full and PerSourceMaxStartups, a descriptor reserve.
+    max_startups_begin: int = 100
+    max_startups_rate: int = 30  # percent refused at `begin`, growing to 100 at max_startups
+    max_startups: int = 300  # 0: no bound
+    max_startups_per_source: int = 50  # 0: no bound (behind a load balancer that hides sources)
+    reserved_descriptors: int = 128
+    # What one tenant may hold across all its sessions.
+    max_open_files_per_tenant: int = 64
+    max_files_per_tenant: int = 200  # files in /upload, empty ones included
+    max_sets_per_hour: int = 6  # 0: no bound
 
 
 @dataclass(frozen=True)

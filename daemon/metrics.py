@@ -21,6 +21,12 @@ SFTP_LOGINS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+SFTP_REFUSED = Counter(
+    "rosterdrop_sftp_connections_refused",
+    "Connections closed before the key exchange by reason (startups, per_source, descriptors)",
+    ["reason"],
+    registry=REGISTRY,
+)
 SFTP_BYTES = Counter(
     "rosterdrop_sftp_bytes_received", "Bytes written by SFTP clients", registry=REGISTRY
 )

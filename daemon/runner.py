@@ -37,6 +37,9 @@ log = structlog.get_logger(__name__)
 # import that keeps dying; only an unreachable database makes the retries go on.
 RETRY_FIRST_SECONDS = 2.0
 RETRY_MAX_SECONDS = 300.0
+# A process that could not even start (EMFILE, EAGAIN): its import waits this long, and
+# keeps its place in its tenant's queue.
+START_RETRY_SECONDS = 1.0
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 # What an import needs, made ready once in the fork server rather than in every import process.
@@ -109,7 +112,11 @@ class ImportRunner:
                     ),
                     name=f"rosterdrop-import-{import_id}",
                 )
-                process.start()
+                try:
+                    process.start()
+                except OSError as exc:  # out of descriptors or processes: no attempt spent
+                    self._start_later(tenant, import_id, exc)
+                    continue
                 self._running[tenant] = (import_id, process)
                 task = asyncio.get_running_loop().create_task(
                     self._watch(tenant, import_id, process)
@@ -141,6 +148,19 @@ class ImportRunner:
         self._changed.set()
         self.on_done(import_id)
         self._start_what_fits()
+
+    def _start_later(self, tenant: str, import_id: int, exc: OSError) -> None:
+        loop = asyncio.get_running_loop()
+        self._queues[tenant].appendleft(import_id)
+        self._held_until[tenant] = loop.time() + START_RETRY_SECONDS
+        loop.call_later(START_RETRY_SECONDS, self._start_what_fits)
+        log.error(
+            "could not start an import process; trying again",
+            tenant=tenant,
+            import_id=import_id,
+            error=str(exc),
+            in_seconds=START_RETRY_SECONDS,
+        )
 
     def _retry(self, tenant: str, import_id: int, exitcode: int | None) -> None:
         failures = self._failures[tenant] = self._failures.get(tenant, 0) + 1

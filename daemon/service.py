@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import os
 import signal
@@ -38,6 +39,9 @@ from daemon.systemd import Notifier
 log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 3600.0
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS})
+RESOURCE_RETRY_SECONDS = 0.5
+RESOURCE_RETRY_MAX_SECONDS = 30.0
 SERVE_LOCK = "serve.lock"
 
 
@@ -81,6 +85,27 @@ class TenantAccounts:
             return tenants.lifts_after(conn, cursor)
 
 
+async def resilient(name: str, work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a background task, and run it again after it fails for want of file descriptors
+    (EMFILE, ENFILE) or memory for sockets (ENOBUFS): a flood that the SFTP server's bounds
+    did not stop must not end the whole service. Any other error still ends it."""
+    delay = RESOURCE_RETRY_SECONDS
+    while True:
+        try:
+            return await work()
+        except OSError as exc:
+            if exc.errno not in OUT_OF_RESOURCES:
+                raise
+            log.error(
+                "a background task is out of resources; retrying",
+                task=name,
+                error=str(exc),
+                retry_seconds=delay,
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RESOURCE_RETRY_MAX_SECONDS)
+
+
 def record_metrics(report: ImportReport) -> None:
     """What an import this daemon ran took and changed (imports by state: IMPORT_STATES)."""
     if report.state not in ENDED or report.finished_at is None:
@@ -113,8 +138,13 @@ class Service:
         self.sender = OutboxSender(db, settings.smtp, settings.paths.outbox)
         self.pipeline = Pipeline(db, settings.paths, settings.smtp, mail_queued=self.sender.wake)
         self.runner = ImportRunner(settings, on_done=self._import_done)
+        paths = settings.paths
         self.sftp = SftpServer(
-            settings.sftp, settings.paths.host_keys, TenantAccounts(db, settings), self._on_upload
+            settings.sftp,
+            paths.host_keys,
+            TenantAccounts(db, settings),
+            self._on_upload,
+            holdings=lambda tenant: (paths.spool / tenant, paths.archive / tenant),
         )
         self.spool = Spool(settings.spool, settings.paths, busy=self.sftp.active_uploads)
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
@@ -158,9 +188,9 @@ class Service:
         if self.settings.http.enabled:
             await self.http.start()
         self.spool.start_watching(asyncio.get_running_loop())
-        self._spawn("uploads", self._watch_uploads())
-        self._spawn("mailer", self.sender.run())
-        self._spawn("housekeeping", self._housekeeping())
+        self._spawn("uploads", resilient("uploads", self._watch_uploads))
+        self._spawn("mailer", resilient("mailer", self.sender.run))
+        self._spawn("housekeeping", resilient("housekeeping", self._housekeeping))
         if self.notifier.watchdog_enabled:
             self._spawn("watchdog", self.notifier.keep_alive())
         self.status = f"SFTP on port {self.sftp.port}"

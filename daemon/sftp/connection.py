@@ -44,6 +44,7 @@ class ClientConnection(asyncssh.SSHServer):
         self._channels = 0
         self._last_activity = time.monotonic()
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._sessions: list[TenantSftp] = []
 
     # -- connection -----------------------------------------------------------------------
 
@@ -52,6 +53,12 @@ class ClientConnection(asyncssh.SSHServer):
         peer = conn.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else "unknown"
         self._log = log.bind(peer=self._peer)
+        # Counted until connection_lost, even when refused: a stop waits for every connection
+        # asyncio accepted, including those it hands over after the listener closed.
+        self._registry.add_connection(self)
+        if self._registry.stopping:
+            conn.abort()
+            return
         if self._registry.throttle.source_banned(self._peer):
             # Before key exchange: a banned address costs us one accept and one close.
             self._registry.lifts.poke()
@@ -59,13 +66,12 @@ class ClientConnection(asyncssh.SSHServer):
             self._log.warning("sftp.login.throttled", reason="address banned")
             conn.abort()
             return
-        self._registry.add_connection(conn)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         if self._conn is not None:
-            self._registry.remove_connection(self._conn)
+            self._registry.remove_connection(self)
         if self._tenant is not None:
             self._tenant.sessions -= 1
             SFTP_SESSIONS.dec()
@@ -201,14 +207,34 @@ class ClientConnection(asyncssh.SSHServer):
         except OSError:
             self._log.exception("sftp.session.no_upload_dir", root=str(jail.root))
             raise
-        settings = self._registry.settings
+        registry = self._registry
         context = SessionContext(
-            jail, self._tenant, settings.max_file_bytes, self._registry.emit, self._log
+            jail,
+            self._tenant,
+            registry.settings,
+            registry.holdings(self._tenant.name),
+            registry.emit,
+            registry.upload_ended,
+            lambda: registry.stopping,
+            self._log,
         )
-        return TenantSftp(chan, context)
+        server = TenantSftp(chan, context)
+        self._sessions.append(server)
+        return server
 
-    def channel_closed(self) -> None:
+    def channel_closed(self, server: TenantSftp | None) -> None:
         self._channels -= 1
+        if server in self._sessions:
+            self._sessions.remove(server)
+
+    # -- stopping -------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        return any(server.uploads_open for server in self._sessions)
+
+    def hang_up(self, reason: str) -> None:
+        if self._conn is not None:
+            self._conn.disconnect(DISC_BY_APPLICATION, reason)
 
     def track(self, task: asyncio.Task[None]) -> None:
         self._registry.handler_tasks.add(task)

@@ -1,14 +1,18 @@
-"""What all connections of one server share: settings, accounts, tenants, throttle, events."""
+"""What all connections of one server share: settings, accounts, tenants, throttle, admission,
+events, and whether the server is stopping."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
 
 import structlog
-from asyncssh import SSHServerConnection
 
 from daemon.config import SftpSettings
 from daemon.sftp.accounts import Account, AccountDirectory
+from daemon.sftp.admission import Admission
 from daemon.sftp.credentials import verify_password
 from daemon.sftp.events import EventSink, UploadEvent
 from daemon.sftp.tenants import Tenant
@@ -20,17 +24,38 @@ log = structlog.get_logger(__name__)
 # every worker thread (file I/O uses them too).
 MAX_CONCURRENT_VERIFIES = 2
 
+# Where else a tenant's files are kept (its import folders in the spool and the archive).
+Holdings = Callable[[str], Sequence[Path]]
+
+
+class Client(Protocol):
+    """A connection as the server's stop sees it."""
+
+    def busy(self) -> bool:
+        """An upload is open on it: a stop waits for it."""
+        ...
+
+    def hang_up(self, reason: str) -> None: ...
+
 
 class Registry:
     """Lives as long as the SftpServer; touched only on the event loop thread."""
 
     def __init__(
-        self, settings: SftpSettings, accounts: AccountDirectory, on_event: EventSink | None
+        self,
+        settings: SftpSettings,
+        accounts: AccountDirectory,
+        on_event: EventSink | None,
+        holdings: Holdings | None = None,
     ) -> None:
         self.settings = settings
+        self.admission = Admission(settings)
+        self.holdings: Holdings = holdings or (lambda name: ())
+        self.stopping = False
+        self.no_uploads = asyncio.Event()  # set by a stop once no upload is open anywhere
         self.throttle = LoginGuard(ThrottlePolicy.from_settings(settings))
         self.lifts = LiftWatcher(self.throttle, accounts.lifts_after)
-        self.connections: set[SSHServerConnection] = set()
+        self.connections: set[Client] = set()
         self.no_connections = asyncio.Event()
         self.no_connections.set()
         self.handler_tasks: set[asyncio.Task[None]] = set()
@@ -39,14 +64,21 @@ class Registry:
         self._tenants: dict[str, Tenant] = {}
         self._verify_slots = asyncio.Semaphore(MAX_CONCURRENT_VERIFIES)
 
-    def add_connection(self, conn: SSHServerConnection) -> None:
-        self.connections.add(conn)
+    def add_connection(self, client: Client) -> None:
+        self.connections.add(client)
         self.no_connections.clear()
 
-    def remove_connection(self, conn: SSHServerConnection) -> None:
-        self.connections.discard(conn)
+    def remove_connection(self, client: Client) -> None:
+        self.connections.discard(client)
         if not self.connections:
             self.no_connections.set()
+        self.upload_ended()
+
+    def upload_ended(self) -> None:
+        """An upload was published or discarded, or a connection went: while stopping, tell the
+        stop when none is left."""
+        if self.stopping and not any(client.busy() for client in self.connections):
+            self.no_uploads.set()
 
     def tenant(self, name: str) -> Tenant:
         tenant = self._tenants.get(name)

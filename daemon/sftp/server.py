@@ -1,4 +1,5 @@
-"""The SFTP server's life: listen, report who is busy, stop accepting, drain and disconnect."""
+"""The SFTP server's life: listen, report who is busy, stop accepting, let uploads in flight
+finish, disconnect."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 
 import asyncssh
 import structlog
-from asyncssh.constants import DISC_BY_APPLICATION
 
 from daemon.config import SftpSettings
 from daemon.errors import RosterdropError
@@ -20,7 +20,8 @@ from daemon.sftp.connection import ClientConnection
 from daemon.sftp.credentials import dummy_hash
 from daemon.sftp.events import UploadEvent
 from daemon.sftp.hostkeys import load_or_create_host_keys
-from daemon.sftp.registry import Registry
+from daemon.sftp.listener import Listener
+from daemon.sftp.registry import Holdings, Registry
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,9 @@ KEEPALIVE_INTERVAL = 60.0
 KEEPALIVE_COUNT_MAX = 3
 # After disconnecting the stragglers, how long their sessions get to discard their uploads.
 CLEANUP_SECONDS = 5.0
+# After the last upload in flight ended, how long its client gets for what follows it (a
+# rename, a stat, its goodbye), within the stop's timeout: a loaded machine needs a few.
+FOLLOW_UP_SECONDS = 5.0
 
 
 class SftpError(RosterdropError):
@@ -76,14 +80,18 @@ class SftpServer:
         host_key_dir: Path,
         accounts: AccountDirectory,
         on_event: Callable[[UploadEvent], None] | None = None,
+        holdings: Holdings | None = None,
     ) -> None:
+        """`holdings` names the folders besides its root where a tenant's files are kept (its
+        imports in the spool and the archive): they count against its quota."""
         self._settings = settings
         self._host_key_dir = host_key_dir
-        self._registry = Registry(settings, accounts, on_event)
-        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._registry = Registry(settings, accounts, on_event, holdings)
+        self._listener: Listener | None = None
+        self._accepting = False
 
     async def start(self) -> None:
-        if self._acceptor is not None:
+        if self._listener is not None:
             raise RuntimeError("SftpServer already started")
         try:
             keys = await asyncio.to_thread(load_or_create_host_keys, self._host_key_dir)
@@ -91,24 +99,26 @@ class SftpServer:
             raise SftpError(f"host keys in {self._host_key_dir} are unusable: {exc}") from exc
         await asyncio.to_thread(dummy_hash)  # the first unknown-user login must not be faster
         host, port = self._settings.host, self._settings.port
+        options = asyncssh.SSHServerConnectionOptions(
+            server_factory=functools.partial(ClientConnection, self._registry),
+            server_host_keys=keys,
+            **self._options(),
+        )
+        listener = Listener(self._registry.admission)
         try:
-            self._acceptor = await asyncssh.create_server(
-                functools.partial(ClientConnection, self._registry),
-                host,
-                port,
-                server_host_keys=keys,
-                **self._options(),
-            )
+            await listener.start(host, port, options)
         except OSError as exc:
-            raise SftpError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+            reason = (exc.strerror or str(exc)).lower()
+            raise SftpError(f"cannot listen on {host}:{port}: {reason}") from exc
+        self._listener = listener
+        self._accepting = True
         log.info("sftp.listening", host=self._settings.host, port=self.port)
 
     @property
     def port(self) -> int:
-        if self._acceptor is None:
+        if self._listener is None:
             raise RuntimeError("SftpServer not started")
-        port: int = self._acceptor.get_port()
-        return port
+        return self._listener.port
 
     def active_uploads(self, tenant: str) -> int:
         return self._registry.active_uploads(tenant)
@@ -116,25 +126,53 @@ class SftpServer:
     def session_count(self) -> int:
         return self._registry.session_count()
 
+    def logins_pending(self) -> int:
+        """Connections accepted that have not logged in yet (what max_startups bounds)."""
+        return self._registry.admission.pending
+
     async def stop_accepting(self) -> None:
-        if self._acceptor is not None and self._acceptor.is_serving():
-            self._acceptor.close()
+        """Accept no more connections; those accepted already are refused as they arrive."""
+        self._registry.stopping = True
+        listener = self._listener
+        if listener is not None and self._accepting:
+            self._accepting = False
+            listener.stop()
             log.info("sftp.stopped_accepting")
 
     async def close(self, timeout: float) -> None:  # noqa: ASYNC109 - the agreed interface
-        await self.stop_accepting()
+        """Hang up at once on every connection without an upload open; give uploads in flight
+        `timeout` seconds to finish (new ones are refused), and their clients a moment after;
+        then hang up on the rest, whose partial uploads are discarded."""
         registry = self._registry
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(registry.no_connections.wait(), timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await self.stop_accepting()
+        idle = [client for client in registry.connections if not client.busy()]
+        for client in idle:
+            client.hang_up("server shutting down")
+        registry.upload_ended()  # nothing in flight: the wait below ends at once
+        if registry.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(registry.no_uploads.wait(), timeout)
+            # A client whose upload just ended may still stat or rename it (WinSCP's .filepart):
+            # a moment for that, then it is hung up whether it is done or not.
+            follow_up = min(FOLLOW_UP_SECONDS, max(0.0, deadline - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(registry.no_connections.wait(), follow_up)
         if registry.connections:
             log.warning("sftp.closing_sessions", sessions=len(registry.connections))
-            for conn in list(registry.connections):
-                conn.disconnect(DISC_BY_APPLICATION, "server shutting down")
+            for client in list(registry.connections):
+                client.hang_up("server shutting down")
         # Disconnected sessions discard their partial uploads in their handler tasks.
         if registry.handler_tasks:
             await asyncio.wait(set(registry.handler_tasks), timeout=CLEANUP_SECONDS)
-        if self._acceptor is not None:
-            await self._acceptor.wait_closed()
+        # Until every connection accepted is gone, logins under way included: one left open
+        # would outlive the loop (ResourceWarning: unclosed transport).
+        logins = self._listener.logins if self._listener is not None else set()
+        if logins:
+            await asyncio.wait(set(logins), timeout=CLEANUP_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(registry.no_connections.wait(), CLEANUP_SECONDS)
         log.info("sftp.closed")
 
     def _options(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import asyncio
 import errno
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,20 +17,28 @@ from asyncssh import (
     SFTPName,
     SFTPPermissionDenied,
     SFTPServer,
+    SFTPVFSAttrs,
     SSHServerChannel,
 )
 from asyncssh.constants import FXF_APPEND, FXF_CREAT, FXF_EXCL, FXF_TRUNC, FXF_WRITE
 
+from daemon.config import SftpSettings
 from daemon.metrics import SFTP_BYTES, SFTP_UPLOADS
 from daemon.sftp.events import EventSink, UploadEvent, UploadKind
 from daemon.sftp.files import Reader, Upload, fsync_directory
 from daemon.sftp.jail import HOME, Jail, Target
-from daemon.sftp.tenants import Tenant, measure_usage
+from daemon.sftp.tenants import Tenant, Usage, measure_usage
 from daemon.spool import is_partial
 
 # Enough for any real client (they keep a handful open), few enough that no tenant can run the
 # daemon out of file descriptors.
 MAX_OPEN_FILES_PER_SESSION = 64
+# OpenSSH's sftp-server answers at most this much per read (SFTP_MAX_READ_LENGTH): a read asked
+# for 4 GiB would otherwise be one allocation and one blocking pread on the event loop.
+MAX_READ_BYTES = 255 << 10
+# What statvfs shows a tenant: its quota in blocks of this size.
+STATVFS_BLOCK_BYTES = 4096
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,11 @@ class SessionContext:
 
     jail: Jail
     tenant: Tenant
-    max_file_bytes: int
+    settings: SftpSettings
+    holdings: Sequence[Path]  # the tenant's import folders (spool, archive): in its quota too
     emit: EventSink
+    upload_ended: Callable[[], None]
+    stopping: Callable[[], bool]
     log: structlog.stdlib.BoundLogger
 
 
@@ -52,6 +63,10 @@ class TenantSftp(SFTPServer):
         self._uploads: set[Upload] = set()
         self._open_files = 0
         self._ending = False
+
+    @property
+    def uploads_open(self) -> int:
+        return len(self._uploads)
 
     def session_ending(self) -> None:
         """The session is going away: handles still open now were never closed by the client."""
@@ -107,26 +122,49 @@ class TenantSftp(SFTPServer):
         for name, info in await asyncio.to_thread(_list_directory, directory, target.vpath == "/"):
             yield SFTPName(os.fsencode(name), attrs=SFTPAttrs.from_local(info))
 
-    def statvfs(self, path: bytes) -> os.statvfs_result:
-        return os.statvfs(self._jail.follow(self._jail.locate(path)))
+    async def statvfs(self, path: bytes) -> os.statvfs_result | SFTPVFSAttrs:
+        folder = self._jail.follow(self._jail.locate(path))
+        if self._ctx.tenant.quota <= 0:
+            return await asyncio.to_thread(os.statvfs, folder)
+        await self._measure()
+        return self._quota_view()
 
-    def fstatvfs(self, file_obj: object) -> os.statvfs_result:
-        return os.statvfs(self._jail.upload_dir)
+    async def fstatvfs(self, file_obj: object) -> os.statvfs_result | SFTPVFSAttrs:
+        return await self.statvfs(os.fsencode(HOME))
+
+    def _quota_view(self) -> SFTPVFSAttrs:
+        """The tenant's quota as a file system of its own: the host's disk is none of its
+        business, and a client that checks free space first sees the limit that applies."""
+        tenant, block = self._ctx.tenant, STATVFS_BLOCK_BYTES
+        free = max(0, tenant.quota - tenant.used) // block
+        files = self._ctx.settings.max_files_per_tenant
+        ffree = max(0, files - tenant.usage.files) if files else 0
+        return SFTPVFSAttrs(
+            block, block, tenant.quota // block, free, free, files, ffree, ffree, 0, 0, NAME_MAX
+        )
 
     # -- files ----------------------------------------------------------------------------
 
     async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> Reader | Upload:
         if self._open_files >= MAX_OPEN_FILES_PER_SESSION:
             raise SFTPFailure("too many open files in this session")
-        if pflags & FXF_WRITE:
-            file_obj: Reader | Upload = await self._open_upload(path, pflags)
-        else:
-            file_obj = Reader(self._jail.follow(self._jail.locate(path)))
+        tenant, cap = self._ctx.tenant, self._ctx.settings.max_open_files_per_tenant
+        if cap and tenant.open_files >= cap:
+            raise SFTPFailure(f"too many open files for this account (at most {cap})")
+        # Counted before the first await: sessions opening at once must not all pass the cap.
         self._open_files += 1
-        return file_obj
+        tenant.open_files += 1
+        try:
+            if pflags & FXF_WRITE:
+                return await self._open_upload(path, pflags)
+            return Reader(self._jail.follow(self._jail.locate(path)))
+        except BaseException:
+            self._open_files -= 1
+            tenant.open_files -= 1
+            raise
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
-        return _file(file_obj).read(offset, size)
+        return _file(file_obj).read(offset, min(size, MAX_READ_BYTES))
 
     def write(self, file_obj: object, offset: int, data: bytes) -> int:
         if not isinstance(file_obj, Upload):
@@ -139,6 +177,7 @@ class TenantSftp(SFTPServer):
 
     async def close(self, file_obj: object) -> None:
         self._open_files -= 1
+        self._ctx.tenant.open_files -= 1
         if isinstance(file_obj, Reader):
             file_obj.close()
         elif not isinstance(file_obj, Upload):
@@ -213,14 +252,15 @@ class TenantSftp(SFTPServer):
             raise IsADirectoryError(errno.EISDIR, "is a folder")
         if existing is not None and pflags & FXF_CREAT and pflags & FXF_EXCL:
             raise FileExistsError(errno.EEXIST, "file exists")
+        if self._ctx.stopping():
+            raise SFTPFailure("the server is shutting down; upload again in a minute")
         tenant = self._ctx.tenant
-        skip = frozenset(tenant.temp_names)
-        tenant.set_committed(await asyncio.to_thread(measure_usage, self._jail.root, skip))
+        self._admit_upload(await self._measure(), new_file=existing is None)
         upload = await asyncio.to_thread(
             Upload,
             tenant,
             target.host,
-            max_bytes=self._ctx.max_file_bytes,
+            max_bytes=self._ctx.settings.max_file_bytes,
             append=bool(pflags & FXF_APPEND),
             keep_existing=existing is not None and not pflags & FXF_TRUNC,
         )
@@ -234,6 +274,31 @@ class TenantSftp(SFTPServer):
             await self._discard(upload, "rejected")
             raise
         return upload
+
+    async def _measure(self) -> Usage:
+        tenant = self._ctx.tenant
+        skip = frozenset(tenant.temp_names)
+        jail = self._jail
+        usage = await asyncio.to_thread(
+            measure_usage, jail.root, jail.upload_dir, self._ctx.holdings, skip
+        )
+        tenant.measured(usage)
+        return usage
+
+    def _admit_upload(self, usage: Usage, *, new_file: bool) -> None:
+        """Refuse an upload the tenant's limits leave no room for, before any byte is kept."""
+        settings, tenant = self._ctx.settings, self._ctx.tenant
+        if tenant.quota > 0 and tenant.used >= tenant.quota:
+            raise SFTPFailure("your folder is over its storage quota (archived uploads count)")
+        files = settings.max_files_per_tenant
+        if new_file and files and usage.files >= files:
+            raise SFTPFailure(f"too many files in your folder (at most {files}); remove some")
+        sets = settings.max_sets_per_hour
+        if sets and usage.recent_sets >= sets:
+            raise SFTPFailure(
+                f"too many sets handed in within the last hour ({usage.recent_sets}, at most"
+                f" {sets}); upload again later"
+            )
 
     async def _publish(self, upload: Upload) -> None:
         try:
@@ -266,6 +331,7 @@ class TenantSftp(SFTPServer):
         self._uploads.discard(upload)
         upload.tenant.uploads -= 1
         upload.tenant.temp_names.discard(upload.temp.name)
+        self._ctx.upload_ended()
 
     def _emit(self, kind: UploadKind, target: Target) -> None:
         self._ctx.emit(UploadEvent(self._ctx.tenant.name, kind, self._jail.event_path(target)))

@@ -155,6 +155,7 @@ async def running_server(
         data / "hostkeys",
         directory,
         events.append,
+        holdings=lambda name: (data / "spool" / name, data / "archive" / name),  # as the Service
     )
     env = SftpEnv(server, data, directory, events, password_hash)
     env.add_tenant(TENANT)

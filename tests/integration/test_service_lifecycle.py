@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
+import os
 import shutil
 import socket
 import threading
@@ -13,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
@@ -20,6 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from serve_fixtures import add_tenant
 from sftp_fixtures import PASSWORD
 
+from daemon import runner as runner_module
+from daemon import service as service_module
 from daemon.config import Settings
 from daemon.errors import StoreError
 from daemon.service import Service
@@ -268,3 +273,83 @@ async def test_imports_are_counted_by_state_whoever_ended_them(settings: Setting
     finally:
         await service.http.stop()
         db.close()
+
+
+async def test_a_stop_hangs_up_on_an_idle_session_at_once(
+    settings: Settings, db: Database, sftp_password_hash: str
+) -> None:
+    """An SIS that keeps its session open must not make every restart take the whole
+    shutdown timeout: with nothing in flight, the stop does not wait for it."""
+    add_tenant(db, settings, "acme", sftp_password_hash)
+    service = Service(_with_shutdown_timeout(settings, 120), db)
+    logged_in, give_up = threading.Event(), threading.Event()
+
+    def idle_session() -> None:
+        with drop.sftp_session(service.sftp.port, "acme", PASSWORD) as sftp:
+            sftp.listdir("/upload")
+            logged_in.set()
+            transport = sftp.get_channel().get_transport()
+            while transport.is_active() and not give_up.wait(0.05):
+                pass  # idle until the server hangs up (or the test gives up on it)
+
+    async with started(service) as serving:
+        client = asyncio.create_task(asyncio.to_thread(idle_session))
+        assert await asyncio.to_thread(logged_in.wait, 10)
+        service.stop()
+        # Far less than the 120 s a stop would wait for this client if it waited for idle ones.
+        await asyncio.wait([serving], timeout=20)
+        give_up.set()  # a failing stop still ends the test rather than hang it
+        await client
+        assert serving.done(), "the stop waited for an idle session"
+        assert serving.result() == 0
+
+
+async def test_the_upload_watcher_outlives_running_out_of_descriptors(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE in the spool scan used to end the watcher task, and with it the daemon."""
+    monkeypatch.setattr(service_module, "RESOURCE_RETRY_SECONDS", 0.05, raising=False)
+    service = Service(settings, db)
+    real_scan, failures = service.spool.scan, [errno.EMFILE, errno.ENFILE]
+    scanned_again = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def scan() -> Any:
+        if failures:
+            raise OSError(failures.pop(0), os.strerror(errno.EMFILE))
+        loop.call_soon_threadsafe(scanned_again.set)
+        return real_scan()
+
+    monkeypatch.setattr(service.spool, "scan", scan)
+    async with started(service) as serving:
+        await asyncio.wait_for(scanned_again.wait(), 10)
+        assert not serving.done()
+    assert serving.result() == 0
+
+
+async def test_an_import_process_that_cannot_start_waits_and_keeps_its_attempts(
+    settings: Settings, db: Database, sftp_password_hash: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE when forking the import process used to end the watcher (and drop the import
+    from its queue until a restart)."""
+    monkeypatch.setattr(runner_module, "START_RETRY_SECONDS", 0.05, raising=False)
+    process_class = runner_module._CONTEXT.Process
+    real_start, failures = process_class.start, [errno.EMFILE]
+
+    def start(process: Any) -> None:
+        if failures:
+            raise OSError(failures.pop(), os.strerror(errno.EMFILE))
+        real_start(process)
+
+    monkeypatch.setattr(process_class, "start", start)
+    add_tenant(db, settings, "acme", sftp_password_hash)
+    service = Service(settings, db)
+    async with started(service) as serving:
+        files = drop.District("acme", students=10).files()
+        await asyncio.to_thread(drop.upload_set, service.sftp.port, "acme", PASSWORD, files)
+        [done] = await asyncio.to_thread(
+            drop.poll, lambda: drop.ended_imports(db, "acme", 1), 30, "the import"
+        )
+        assert not serving.done()
+    assert failures == []
+    assert (done["state"], done["attempts"]) == ("imported", 1)
