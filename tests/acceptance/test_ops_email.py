@@ -44,8 +44,8 @@ def hostile(district: District) -> dict[str, bytes]:
     assert rows[0][-3:] == ["username", "student_email", "grade"]
     rows = [rows[0], *([*row[:-1], "05"] for row in rows[1:])]
     school = district.schools[0]
-    email = f"{IMG}\r\nBcc: victim@evil.example"
-    rows.append([school, "acme-X1", SCRIPT, "O'Brien", "", email, "05"])
+    last = "O'Brien\r\nBcc: victim@evil.example"  # reported by its lines, quoted nowhere
+    rows.append([school, "acme-X1", SCRIPT, last, "", IMG, "05"])
     rows.append([SCRIPT, "acme-X2", "Eve", "Evil", "x2", "", "05"])
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerows(rows)
@@ -116,7 +116,7 @@ def test_compose_settings_import_results_check_your_data_and_approve(
         [(name, report)] = attached
         assert name == "import-2-problems.csv"
         assert [r["code"] for r in csv.DictReader(io.StringIO(report.lstrip("\ufeff")))] == [
-            "line_break_in_value", "unknown_school",
+            "line_break_in_value", "bad_email", "unknown_school",
         ]  # fmt: skip
         assert len(roster_ids(site.roster("acme"), "students", "student_id")) == 40
 
@@ -133,8 +133,9 @@ def test_compose_settings_import_results_check_your_data_and_approve(
         [(name, report)] = attached
         assert name == "import-2-problems.csv"
         rows = list(csv.DictReader(io.StringIO(report.lstrip("\ufeff"))))
-        assert len(rows) == 2
-        assert SCRIPT in rows[1]["value"], "the CSV keeps the raw value"
+        assert len(rows) == 3
+        assert IMG == rows[1]["value"], "the CSV keeps the raw value"
+        assert SCRIPT in rows[2]["value"]
         assert roster_ids(site.roster("acme"), "students", "student_id") == set(
             second.student_ids()
         )
