@@ -29,7 +29,7 @@ def threshold_line(tripped: TrippedThreshold) -> ThresholdLine:
         known = tripped.total > 0  # a pause recorded before the rows read were kept has none
         return ThresholdLine(
             entity="all files",
-            change="skipped (rows with errors)",
+            change="not imported whole (rows with errors)",
             count=f"{tripped.count:,} of {tripped.total:,} read" if known else f"{tripped.count:,}",
             percent=tripped.share if known else "",
             limit=f"{plural(int(tripped.limit), 'row')} allowed",

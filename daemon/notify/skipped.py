@@ -24,10 +24,14 @@ def what_skipping_does(
     rows: int, entities: Mapping[str, EntityChanges], *, applied: bool
 ) -> list[str]:
     """The sentences about `rows` skipped rows and the records they describe."""
+    # A row with an error costs its record, one value or one teacher link (docs/problems.md):
+    # "skipped" would be untrue of most of them.
     skipped = f"{plural(rows, 'row')} with errors" if rows else "Rows with errors"
     was = "was" if rows == 1 else "were"
-    sentences = [f"{skipped} {was if applied else 'would be'} skipped."]
-    held = _counts(entities, "held")
+    sentences = [
+        f"{skipped} {was if applied else 'would'} not {'' if applied else 'be '}imported whole."
+    ]
+    held = _counts(entities, "held", minus="held_new")
     if held:
         one = _single(held)
         if applied:
@@ -35,6 +39,14 @@ def what_skipping_does(
         else:
             kept = "would be held: kept as it is" if one else "would be held: kept as they are"
         sentences.append(f"{_join(held)} {kept}.")
+    new = _counts(entities, "held_new")
+    if new:
+        one = _single(new)
+        verb = ("was" if one else "were") if applied else "would"
+        why = "it is new and its row" if one else "they are new and their rows"
+        skip = ("was" if one else "were") if applied else "would be"
+        be = "" if applied else "be "
+        sentences.append(f"{_join(new)} {verb} not {be}imported: {why} {skip} skipped.")
     gone = _counts(entities, "deactivated_skipped")
     if gone:
         one = _single(gone)
@@ -50,10 +62,16 @@ def what_skipping_does(
     return sentences
 
 
-def _counts(entities: Mapping[str, EntityChanges], field: str) -> list[tuple[int, str]]:
-    """(count, entity) of every entity with a non-zero `field`, in the order of the files."""
+def _counts(
+    entities: Mapping[str, EntityChanges], field: str, minus: str | None = None
+) -> list[tuple[int, str]]:
+    """(count, entity) of every entity with a non-zero `field` (less `minus`), in the order
+    of the files."""
     names = [e.name for e in ENTITIES if e.name in entities]
-    counts = [(int(getattr(entities[n], field)), n) for n in names]
+    counts = [
+        (int(getattr(entities[n], field)) - (int(getattr(entities[n], minus)) if minus else 0), n)
+        for n in names
+    ]
     return [(count, name) for count, name in counts if count]
 
 

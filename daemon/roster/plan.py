@@ -11,7 +11,8 @@ from typing import Any
 class EntityChanges:
     """The diff of one entity.
 
-    `held`: records whose rows were skipped for an error and that stay as they are.
+    `held`: records whose rows were skipped for an error and that stay as they are; of them,
+    `held_new` are not in the roster yet, so they are simply not imported.
     `deactivated_skipped`: of the `deactivated`, those the upload still names in a row that
     was skipped for an error without holding them (an unknown school, say): the district
     sent them, yet they go.
@@ -24,6 +25,7 @@ class EntityChanges:
     deactivated: int = 0
     unchanged: int = 0
     held: int = 0
+    held_new: int = 0
     deactivated_skipped: int = 0
     extra_only: int = 0  # updates that change only the extra columns a district sends along
     field_changes: Mapping[str, int] = field(default_factory=dict)
@@ -52,6 +54,7 @@ class EntityChanges:
             "deactivated": self.deactivated,
             "unchanged": self.unchanged,
             "held": self.held,
+            "held_new": self.held_new,
             "deactivated_skipped": self.deactivated_skipped,
             "extra_only": self.extra_only,
             "field_changes": dict(self.field_changes),

@@ -220,7 +220,7 @@ class Stage:
             # Nothing of this tenant's yet (a first import): every fresh staged row is new,
             # and applying is a plain copy from the stage.
             self._empty.add(entity.name)
-            return EntityChanges(added=fresh, held=held)
+            return EntityChanges(added=fresh, held=held, held_new=held)
         for select in self._changes(entity, tenant_id):
             self.conn.execute(changes.insert().from_select(list(changes.c.keys()), select))
         counts = dict.fromkeys(
@@ -245,6 +245,7 @@ class Stage:
                 }
         if counts[DEACTIVATE] and self._skipped[entity.name].written:
             counts[DEACTIVATED_SKIPPED] = self._named_by_skipped(entity)
+        held_new = self._held_new(entity, tenant_id) if held else 0
         active_before = self.conn.execute(
             sa.select(sa.func.count()).where(live.c.tenant_id == tenant_id, live.c.active)
         ).scalar_one()
@@ -258,8 +259,19 @@ class Stage:
             extra_only=counts[EXTRA_ONLY],
             unchanged=fresh - counts[ADD] - counts[UPDATE] - counts[REACTIVATE],
             held=held,
+            held_new=held_new,
             field_changes={f: n for f, n in field_changes.items() if n},
         )
+
+    def _held_new(self, entity: Entity, tenant_id: int) -> int:
+        """Held rows whose record the roster does not have: "kept as it is" would be untrue,
+        they are not imported at all."""
+        live, stage = roster_tables[entity.name], STAGE[entity.name]
+        known = sa.exists().where(
+            live.c.tenant_id == tenant_id, *(live.c[k] == stage.c[k] for k in entity.key)
+        )
+        query = sa.select(sa.func.count()).where(stage.c.held, ~known)
+        return int(self.conn.execute(query).scalar_one())
 
     def _named_by_skipped(self, entity: Entity) -> int:
         """How many records to deactivate a skipped row names. A person by id alone, without

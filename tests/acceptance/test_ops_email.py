@@ -134,7 +134,7 @@ def test_compose_settings_import_results_check_your_data_and_approve(
         assert name == "import-2-problems.csv"
         rows = list(csv.DictReader(io.StringIO(report.lstrip("\ufeff"))))
         assert len(rows) == 3
-        assert IMG == rows[1]["value"], "the CSV keeps the raw value"
+        assert rows[1]["value"] == IMG, "the CSV keeps the raw value"
         assert SCRIPT in rows[2]["value"]
         assert roster_ids(site.roster("acme"), "students", "student_id") == set(
             second.student_ids()

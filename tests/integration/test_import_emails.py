@@ -68,7 +68,7 @@ def test_a_skipped_row_of_a_known_student_is_reported_held_not_left_vaguely(
     text, _ = last_email(db, paused.import_id)
     assert "- all files: 1 row with errors of 14 read (7.1%; this district allows 0)" in text
     assert (
-        "- 1 row with errors would be skipped. 1 student would be held: kept as it is."
+        "- 1 row with errors would not be imported whole. 1 student would be held: kept as it is."
         " The first problems are listed below"
     ) in text
     assert "left as they are" not in text
@@ -81,7 +81,7 @@ def test_a_skipped_row_of_a_known_student_is_reported_held_not_left_vaguely(
     assert ended.state is ImportState.IMPORTED_WITH_ERRORS
     text, html = last_email(db, ended.import_id)
     assert text.splitlines()[1] == (
-        "1 row with errors was skipped. 1 student was held: kept as it was."
+        "1 row with errors was not imported whole. 1 student was held: kept as it was."
         " Everything else is in the roster."
     )
     students = text.split("students.csv: 10 rows read", 1)[1].split("\n\n", 1)[0]

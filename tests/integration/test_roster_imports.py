@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Settings
+from daemon.notify.skipped import what_skipping_does
 from daemon.roster.outcome import ImportReport, ImportState
 from daemon.roster.problems import KEEP_PROBLEMS
 from daemon.roster.tenant import TenantSettings
@@ -410,3 +411,26 @@ def test_a_row_that_cannot_be_read_whole_still_names_its_record(
         "parent_skipped",
         "student_id 'S2' was skipped in students.csv (line 3), so this enrollment is skipped too",
     )
+
+
+def test_a_held_row_of_a_new_record_is_counted_as_not_imported(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Held means "kept as it is" only for a record the roster has: a new teacher whose row
+    is skipped is simply not imported, and the emails must say so."""
+    add_tenant(db, "acme", TenantSettings(max_row_errors=10))
+    pipeline = pipeline_for(db, settings)
+    files = _district()
+    files["teachers.csv"].append(["SCH1", "T7", "Nia", "New", "no email"])  # new, held
+    first = run_import(pipeline, "acme", write_upload(tmp_path / "day1", files))
+    files["teachers.csv"][1] = ["SCH1", "T2", "Alan", "Turing", "no email"]  # known, held
+
+    second = run_import(pipeline, "acme", write_upload(tmp_path / "day2", files))
+
+    assert (first.entities["teachers"].held, first.entities["teachers"].held_new) == (1, 1)
+    assert (second.entities["teachers"].held, second.entities["teachers"].held_new) == (2, 1)
+    sentences = what_skipping_does(2, second.entities, applied=True)
+    assert sentences[1:] == [
+        "1 teacher and 1 section teacher assignment were held: kept as they were.",  # T2, C2
+        "1 teacher was not imported: it is new and its row was skipped.",  # T7
+    ]

@@ -127,7 +127,7 @@ def test_import_results_headers_parts_and_attachment(tmp_path: Path) -> None:
     ]
     text, html = bodies(message)
     assert text.startswith("The import finished with errors.")
-    assert "2 rows with errors were skipped" in text
+    assert "2 rows with errors were not imported whole" in text
     assert "Finished:  2024-05-02 14:05 UTC (took 2 min 5 s)" in text
     assert "students.csv:14:grade: error: is not a CEDS grade" in text
     assert "The complete list of problems is attached as import-12-problems.csv." in text
@@ -489,7 +489,7 @@ def test_import_results_say_which_records_were_held_and_which_deactivated(tmp_pa
 
     detail = text.splitlines()[1]
     assert detail == (
-        "9 rows with errors were skipped. 2 students were held: kept as they were."
+        "9 rows with errors were not imported whole. 2 students were held: kept as they were."
         " 1 student and 6 enrollments were deactivated although the files still listed them:"
         " their rows were skipped. Everything else is in the roster."
     )
@@ -512,7 +512,8 @@ def test_check_your_data_says_what_skipping_the_rows_would_do(tmp_path: Path) ->
 
     check = text.split("WHAT TO CHECK\n", 1)[1].split("\n", 1)[0]
     assert check == (
-        "- 9 rows with errors would be skipped. 2 students would be held: kept as they are."
+        "- 9 rows with errors would not be imported whole."
+        " 2 students would be held: kept as they are."
         " 1 student and 6 enrollments would be deactivated although the files list them:"
         " their rows would be skipped. The first problems are listed below and all of them"
         " are in the attached CSV: fix them in the SIS and export again, or approve to import"
@@ -532,7 +533,7 @@ def test_a_count_of_zero_is_not_claimed_and_one_is_singular(tmp_path: Path) -> N
     text, _ = bodies(parse(messages.import_results(one, ["a@x.example"], SMTP)))
 
     assert text.splitlines()[1] == (
-        "1 row with errors was skipped. 1 student was held: kept as it was."
+        "1 row with errors was not imported whole. 1 student was held: kept as it was."
         " Everything else is in the roster."
     )
     assert "deactivated although" not in text
@@ -549,7 +550,9 @@ def test_a_pause_for_another_reason_still_says_what_the_allowed_errors_do(tmp_pa
 
     checks = text.split("WHAT TO CHECK\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert len(checks) == 2
-    assert checks[1].startswith("- 9 rows with errors would be skipped. 2 students would be held")
+    assert checks[1].startswith(
+        "- 9 rows with errors would not be imported whole. 2 students would be held"
+    )
 
 
 def test_every_count_is_written_one_way_and_every_noun_agrees(tmp_path: Path) -> None:
