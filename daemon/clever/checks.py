@@ -61,13 +61,14 @@ class Checker(Cells):
         }
         self.seen: dict[str, dict[Key, int]] = {name: {} for name in FILES}
         self._by_id: dict[str, dict[str, str]] = {}
-
-    def known(self, entity: Entity) -> set[Key]:
-        return {
+        self._known = {
             TEACHERS.name: self.teachers,
             STUDENTS.name: self.students,
             SECTIONS.name: self.sections,
-        }[entity.name]
+        }
+
+    def known(self, entity: Entity) -> set[Key]:
+        return self._known[entity.name]
 
     def elsewhere(self, entity: Entity, ident: str) -> str | None:
         """The (first) school whose rows list `ident`, for a row that names it under another
