@@ -71,11 +71,13 @@ class Checker(Cells):
         return self._known[entity.name]
 
     def elsewhere(self, entity: Entity, ident: str) -> str | None:
-        """The (first) school whose rows list `ident`, for a row that names it under another
-        school. Built once the entity's file is read: only dependents ask."""
+        """A school whose rows list `ident`, for a row that names it under another school:
+        one where its row was imported if there is one. Built once the entity's file is read:
+        only dependents ask."""
         if entity.name not in self._by_id:
+            held = self.held[entity.name]
             schools: dict[str, str] = {}
-            for school, other in sorted(self.known(entity)):
+            for school, other in sorted(self.known(entity), key=lambda k: (k in held, k)):
                 schools.setdefault(other, school)
             self._by_id[entity.name] = schools
         return self._by_id[entity.name].get(ident)

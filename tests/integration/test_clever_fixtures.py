@@ -746,3 +746,29 @@ def test_a_teacher_number_past_any_position_is_an_extra_column(bulk: bool, uploa
     assert links == {("T1", 1), ("T2", 999)}
     [extra] = [p.message for p in checked.problems if p.code == "extra_columns"]
     assert extra.endswith("teacher_99999999999999999999_id")
+
+
+def test_a_teacher_listed_under_two_other_schools_is_linked_where_imported(
+    bulk: bool, upload: Path
+) -> None:
+    (upload / "schools.csv").write_text("school_id,school_name\nA,Adams\nB,Brook\nSCH1,Lincoln\n")
+    (upload / "teachers.csv").write_text(
+        "school_id,teacher_id,first_name,last_name,teacher_email\n"
+        "A,T9,Ada,Lee,no email\n"  # held at A
+        "B,T9,Ada,Lee,ada@d.org\n"  # imported at B
+        "SCH1,T1,Al,Kim,al@d.org\n"
+    )
+    (upload / "sections.csv").write_text(
+        "school_id,section_id,teacher_id,teacher_2_id,course_name\nSCH1,SEC1,T1,T9,Math\n"
+    )
+
+    checked = check_folder(upload, bulk=bulk)
+
+    assert ("SCH1", "SEC1", "T9", 2) in checked.fresh("section_teachers")
+    [linked] = [
+        p for p in checked.problems if p.file == "sections.csv" and p.column == "teacher_2_id"
+    ]
+    assert (linked.code, "under school 'B' (line 3)" in linked.message) == (
+        "teacher_other_school",
+        True,
+    )
