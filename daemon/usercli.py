@@ -174,6 +174,7 @@ def ensure_demo_user(db: Database, settings: Settings, tenant: str, echo: Any) -
     host = "localhost" if web.host in ("0.0.0.0", "::", "127.0.0.1") else web.host  # noqa: S104
     url = web.public_url or f"http://{host}:{web.port}"
     saved = credentials.read_text(encoding="utf-8").strip() if credentials.exists() else None
-    echo(f"Import Manager: {url}/ (web.enabled={str(web.enabled).lower()})")
-    echo(f"  username:     {DEMO_USER}")
-    echo(f"  password:     {saved or '(set with `rosterdrop user passwd ' + DEMO_USER + '`)'}")
+    echo("Sign in to the Import Manager (the web pages) as the demo district's administrator:")
+    echo(f"  Import Manager: {url}/")
+    echo(f"  web username:   {DEMO_USER}")
+    echo(f"  web password:   {saved or '(set one: rosterdrop user passwd ' + DEMO_USER + ')'}")

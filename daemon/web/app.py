@@ -14,7 +14,7 @@ from aiohttp import web
 from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
 from daemon.web import api, auth
-from daemon.web.context import CONTEXT, SESSION, WebContext, context, session
+from daemon.web.context import CONTEXT, WebContext, context, session, set_session
 from daemon.web.views import pages, signin
 
 log = structlog.get_logger(__name__)
@@ -77,11 +77,11 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = context(request)
-    request[SESSION] = None
+    set_session(None)
     cookie = request.cookies.get(auth.SESSION_COOKIE)
     token = ctx.signer.unsign(cookie) if cookie else None
     if token is not None:
-        request[SESSION] = await asyncio.to_thread(_live_session, ctx, auth.token_hash(token))
+        set_session(await asyncio.to_thread(_live_session, ctx, auth.token_hash(token)))
     return await handler(request)
 
 

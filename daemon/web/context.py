@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,7 +36,9 @@ class WebContext:
 
 
 CONTEXT = web.AppKey("context", WebContext)
-SESSION = "rosterdrop.session"  # request key: the Session, or None when signed out
+# The request's Session (None: signed out), set by the session middleware. aiohttp runs each
+# request in a task of its own, so the value is the request's alone.
+_SESSION: ContextVar[Session | None] = ContextVar("rosterdrop_web_session", default=None)
 
 
 def context(request: web.Request) -> WebContext:
@@ -43,8 +46,11 @@ def context(request: web.Request) -> WebContext:
 
 
 def session(request: web.Request) -> Session | None:
-    found: Session | None = request.get(SESSION)
-    return found
+    return _SESSION.get()
+
+
+def set_session(found: Session | None) -> None:
+    _SESSION.set(found)
 
 
 def address(request: web.Request) -> str:

@@ -33,11 +33,11 @@ class SigninThrottle:
 
     def wait(self, address: str, username: str) -> float:
         """Seconds until a sign-in from `address` as `username` may be tried (0: now)."""
+        if not self.policy.max_failures:
+            return 0.0
         now = self.clock()
-        return max(
-            (self._locked_until.get(k, 0.0) - now for k in self.keys(address, username)),
-            default=0.0,
-        ) if self.policy.max_failures else 0.0  # fmt: skip
+        until = max(self._locked_until.get(k, 0.0) for k in self.keys(address, username))
+        return max(0.0, until - now)
 
     def failed(self, address: str, username: str) -> None:
         if not self.policy.max_failures:

@@ -24,7 +24,9 @@ def _safe_next(target: str | None) -> str:
     return "/imports"
 
 
-async def signin_form(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+async def signin_form(
+    request: web.Request, *, error: str = "", status: int = 200, username: str = ""
+) -> web.Response:
     ctx = context(request)
     if session(request) is not None and not error:
         raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
@@ -37,7 +39,7 @@ async def signin_form(request: web.Request, *, error: str = "", status: int = 20
         csrf_token=token,
         error=error,
         next=_safe_next(request.query.get("next")),
-        username=request.get("signin.username", ""),
+        username=username,
     )
     response.set_cookie(
         auth.SIGNIN_COOKIE,
@@ -55,7 +57,6 @@ async def signin(request: web.Request) -> web.Response:
     form = await request.post()
     name = str(form.get("username", ""))[:USERNAME_MAX_CHARS].strip()
     password = str(form.get("password", ""))[:PASSWORD_MAX_CHARS]
-    request["signin.username"] = name
     peer = address(request)
     wait = ctx.throttle.wait(peer, name)
     if wait > 0:
@@ -64,6 +65,7 @@ async def signin(request: web.Request) -> web.Response:
             request,
             error=f"Too many failed sign-ins. Try again in {minutes} minute(s).",
             status=429,
+            username=name,
         )
 
     def check() -> users.User | None:
@@ -81,7 +83,9 @@ async def signin(request: web.Request) -> web.Response:
     user = await asyncio.to_thread(check)
     if user is None:
         ctx.throttle.failed(peer, name)
-        return await signin_form(request, error="Wrong username or password.", status=401)
+        return await signin_form(
+            request, error="Wrong username or password.", status=401, username=name
+        )
     ctx.throttle.succeeded(peer, name)
     token, csrf = auth.new_token(), auth.new_token()
     now = ctx.clock()
