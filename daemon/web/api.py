@@ -12,7 +12,7 @@ from daemon import console, reports
 from daemon.store.users import User
 from daemon.web.context import context, session
 from daemon.web.views import data, decisions
-from daemon.web.views.pages import _int, _state
+from daemon.web.views.pages import int_param, state_param
 
 API_PAGE_SIZE = 100  # imports per page of GET /api/v1/imports (keyset: ?before=ID)
 
@@ -29,7 +29,7 @@ async def list_imports(request: web.Request) -> web.Response:
     ctx = context(request)
     page = await asyncio.to_thread(
         data.imports_page, ctx.db, user, tenant=request.query.get("tenant") or None,
-        state=_state(request.query) or None, before=_int(request.query, "before"),
+        state=state_param(request.query) or None, before=int_param(request.query, "before"),
         limit=API_PAGE_SIZE,
     )  # fmt: skip
     return web.json_response(

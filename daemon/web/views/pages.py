@@ -45,12 +45,12 @@ def _common(request: web.Request, title: str) -> dict[str, Any]:
     return {"title": title, "user": current.user, "csrf_token": current.csrf_token}
 
 
-def _int(query: MultiMapping[str], name: str) -> int | None:
+def int_param(query: MultiMapping[str], name: str) -> int | None:
     raw = query.get(name, "")
     return int(raw) if raw.isdigit() else None
 
 
-def _state(query: MultiMapping[str]) -> ImportState | None:
+def state_param(query: MultiMapping[str]) -> ImportState | None:
     raw = query.get("state", "")
     try:
         return ImportState(raw) if raw else None
@@ -68,8 +68,8 @@ async def imports_list(request: web.Request) -> web.Response:
     ctx = context(request)
     page = await asyncio.to_thread(
         data.imports_page, ctx.db, user,
-        tenant=request.query.get("tenant") or None, state=_state(request.query),
-        before=_int(request.query, "before"),
+        tenant=request.query.get("tenant") or None, state=state_param(request.query),
+        before=int_param(request.query, "before"),
     )  # fmt: skip
     return ctx.templates.page(
         "imports.html.j2", **_common(request, "Imports"), page=page,
@@ -88,7 +88,7 @@ async def import_page(request: web.Request) -> web.Response:
         severity=request.query.get("severity", ""),
         file=request.query.get("file", ""),
         code=request.query.get("code", ""),
-        page=_int(request.query, "page") or 1,
+        page=int_param(request.query, "page") or 1,
     )
     view = await asyncio.to_thread(data.import_view, ctx.db, user, _import_id(request), chosen)
     return ctx.templates.page(
