@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import structlog
 
 from daemon.config import WebSettings
 from daemon.store.users import Session, User
@@ -20,20 +23,56 @@ CSRF_HEADER = "X-CSRF-Token"
 SECRET_FILE = "web-secret.key"  # noqa: S105 - a file name
 TOKEN_BYTES = 32
 
+log = structlog.get_logger(__name__)
+
 
 def load_or_create_secret(root: Path) -> bytes:
-    """The key that signs session cookies: made once per data directory (shared by nodes)."""
+    """The key that signs session cookies: made once per data directory (shared by nodes).
+
+    A disk too full to write it must not stop the daemon (imports wait for space on their
+    own): this run then signs with a key of its own, and sessions end at its restart."""
     path = root / SECRET_FILE
-    if not path.exists():
+    kept = _read_secret(path)
+    if kept is not None:
+        return kept
+    fresh = secrets.token_bytes(TOKEN_BYTES)
+    draft = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+    try:
         root.mkdir(parents=True, exist_ok=True)
-        fresh = secrets.token_hex(TOKEN_BYTES)
-        try:
-            with path.open("x", encoding="utf-8") as out:  # another node may race us
-                path.chmod(0o600)
-                out.write(fresh + "\n")
-        except FileExistsError:
-            pass
-    return bytes.fromhex(path.read_text(encoding="utf-8").strip())
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(fresh.hex() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        if path.exists():
+            os.replace(draft, path)  # a key file that is not a key (cut short): replaced
+        else:
+            os.link(draft, path)  # whole or not at all; another node may have made one first
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        log.warning(
+            "web: cannot keep the session key; sessions end when this daemon stops",
+            path=str(path),
+            error=str(exc),
+        )
+        return fresh
+    finally:
+        draft.unlink(missing_ok=True)
+    return _read_secret(path) or fresh
+
+
+def _read_secret(path: Path) -> bytes | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    if len(text) != 2 * TOKEN_BYTES:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
 
 
 def token_hash(token: str) -> str:

@@ -3,6 +3,8 @@ timeouts, cookie signing, what a confirmation says, and web/ never depending on 
 
 from __future__ import annotations
 
+import errno
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +17,13 @@ from daemon.passwords import hash_password, verify_password
 from daemon.roster.outcome import ImportReport, ImportState
 from daemon.roster.plan import EntityChanges
 from daemon.store.users import Session, User
-from daemon.web.auth import Signer, new_token, session_expired
+from daemon.web.auth import (
+    SECRET_FILE,
+    Signer,
+    load_or_create_secret,
+    new_token,
+    session_expired,
+)
 from daemon.web.throttle import MAX_TRACKED_KEYS, SigninPolicy, SigninThrottle
 from daemon.web.views.data import what_approving_does
 from tests.unit.test_import_graph import import_graph
@@ -140,3 +148,28 @@ def test_the_confirmation_says_what_approving_changes() -> None:
 def test_the_review_link_is_under_the_public_url() -> None:
     assert messages.review_url("", 4) is None
     assert messages.review_url("https://r.example/", 4) == "https://r.example/imports/4"
+
+
+def test_the_session_key_is_kept_and_a_broken_one_replaced(tmp_path: Path) -> None:
+    key = load_or_create_secret(tmp_path)
+    assert len(key) == 32
+    assert load_or_create_secret(tmp_path) == key
+    assert (tmp_path / SECRET_FILE).stat().st_mode & 0o777 == 0o600
+    (tmp_path / SECRET_FILE).write_text("")  # cut short by a crash or a full disk
+    replaced = load_or_create_secret(tmp_path)
+    assert len(replaced) == 32
+    assert load_or_create_secret(tmp_path) == replaced
+    assert [p.name for p in tmp_path.iterdir()] == [SECRET_FILE]
+
+
+def test_a_full_disk_gives_a_key_for_this_run_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*_args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "open", full)
+    first, second = load_or_create_secret(tmp_path), load_or_create_secret(tmp_path)
+    assert len(first) == 32
+    assert first != second  # nothing kept: each run its own
+    assert not (tmp_path / SECRET_FILE).exists()
