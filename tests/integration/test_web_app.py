@@ -10,10 +10,12 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from daemon.clever.files import find_files
 from daemon.config import Settings
 from daemon.passwords import hash_password
 from daemon.pipeline import Pipeline
@@ -26,6 +28,7 @@ from daemon.web.context import WebContext
 from daemon.web.server import WebServer
 from daemon.web.throttle import SigninThrottle
 from daemon.web.views.data import IMPORTS_PAGE_SIZE, PROBLEMS_PAGE_SIZE
+from tests.support.clever import Snapshot
 
 PASSWORD = "a-district-password"
 START = datetime(2026, 9, 7, 6, 0, tzinfo=UTC)
@@ -290,3 +293,50 @@ async def test_an_operator_sees_every_tenant_and_can_pick_one(web: Web) -> None:
     assert f'href="/imports/{south}"' in picked
     assert await web.status(f"/imports/{north}") == 200
     assert await web.status("/imports?tenant=nowhere") == 404
+
+
+def _district(students: int) -> Snapshot:
+    snap = Snapshot(schools={"SCH1": "Lincoln"})
+    snap.teachers[("SCH1", "T1")] = ("Ada", "Lovelace", "ada@d.org")
+    snap.sections[("SCH1", "C1")] = (("T1",), "Math", "2026-08-15", "2027-06-10")
+    for n in range(1, students + 1):
+        snap.students[("SCH1", f"S{n:02d}")] = ("Kid", f"No{n}", "", f"s{n}", "03")
+    snap.enrollments.add(("SCH1", "C1", "S01"))
+    return snap
+
+
+async def test_an_approval_the_roster_outran_pauses_again_and_says_so(
+    web: Web, tmp_path: Path
+) -> None:
+    """As the CLI's approve: the plan is re-checked, and a roster that moved since (an older
+    upload applied after this one paused) makes it pause again instead of applying."""
+    add_user(web.db, "admin", "acme")
+    pipeline = web.ctx.pipeline
+    with web.db.read() as conn:
+        acme = tenants.get(conn, "acme")
+
+    def receive(snap: Snapshot, name: str) -> int:
+        folder = snap.write(tmp_path / name)
+        return pipeline.receive(acme, find_files(folder), source="cli", move=False)
+
+    pipeline.run(receive(_district(50), "first"))
+    older = receive(_district(60), "older")
+    smaller = _district(50)
+    for key in list(smaller.students)[-6:]:
+        del smaller.students[key]
+    newer = receive(smaller, "newer")
+    assert pipeline.run(newer).state is ImportState.PAUSED  # 6 of 50
+    assert pipeline.run(older).state is ImportState.IMPORTED
+
+    assert await web.sign_in("admin") == 303
+    confirm = await (await web.client.get(f"/imports/{newer}/approve")).text()
+    assert "deactivate 6 students" in confirm
+    page = await web.client.post(
+        f"/imports/{newer}/approve", data={"csrf_token": csrf_of(confirm), "note": "fine"}
+    )
+    html = await page.text()
+    assert page.status == 200
+    assert "Paused again: the roster changed since" in html
+    assert "would deactivate 16 of 60 active students" in html
+    assert pipeline.report(newer).state is ImportState.PAUSED
+    assert "result: paused; note: fine" in html  # the audit log says what came of it
