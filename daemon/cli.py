@@ -37,6 +37,7 @@ from daemon.store.database import Database, sqlite_file
 from daemon.store.roster import active_roster
 from daemon.store.staging import Stage
 from daemon.tenantcli import ensure_demo_tenant, tenant_group
+from daemon.usercli import ensure_demo_user, user_group
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_PAUSED = 1, 2, 3
 # Problems a `validate --json` keeps; the readable report shows the first ones either way.
@@ -441,10 +442,12 @@ def serve(app: App, once: bool, demo: bool) -> None:
     for name in unknown_env():
         structlog.get_logger(__name__).warning("not a setting; ignored", variable=name)
     if demo:
-        ensure_demo_tenant(app.db, app.settings, click.echo)
+        demo_tenant = ensure_demo_tenant(app.db, app.settings, click.echo)
+        ensure_demo_user(app.db, app.settings, demo_tenant.name, click.echo)
     config_file = click.get_current_context().find_root().params.get("config_file")
     code = service.run(app.settings, app.db, once=once, reload=lambda: load_settings(config_file))
     sys.exit(code)
 
 
 main_group.add_command(tenant_group)
+main_group.add_command(user_group)

@@ -30,6 +30,14 @@ DEFAULT_HTTP_PORT = 8080
 DEFAULT_SETTLE_SECONDS = 30.0
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_STALE_HOURS = 24.0
+DEFAULT_WEB_PORT = 8000
+# Web sessions: signed out after this long without a request, and this long after sign-in.
+DEFAULT_SESSION_IDLE_MINUTES = 30.0
+DEFAULT_SESSION_MAX_HOURS = 12.0
+# Failed sign-ins: this many per address (or per username) within the window, then a wait.
+DEFAULT_SIGNIN_FAILURES = 5
+DEFAULT_SIGNIN_WINDOW_SECONDS = 300.0
+DEFAULT_SIGNIN_LOCK_SECONDS = 300.0
 
 
 class Secret:
@@ -128,6 +136,9 @@ class SmtpSettings:
     copy_to: tuple[str, ...] = ()
     retry_initial_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
+    # Not a setting of its own: [web] public_url, copied in by Settings so that the emails
+    # (rendered with these settings) can link to an import's page. Empty: no links.
+    web_url: str = field(default="", metadata={"derived": "web.public_url"})
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,27 @@ class HttpSettings:
     enabled: bool = True
     host: str = field(default="127.0.0.1", metadata=_env("ROSTERDROP_HTTP_HOST"))
     port: int = field(default=DEFAULT_HTTP_PORT, metadata=_port("ROSTERDROP_HTTP_PORT"))
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The Import Manager's own listener (never the ops listener's /healthz and /metrics)."""
+
+    enabled: bool = True
+    host: str = field(default="127.0.0.1", metadata=_env("ROSTERDROP_WEB_HOST"))
+    port: int = field(default=DEFAULT_WEB_PORT, metadata=_port("ROSTERDROP_WEB_PORT"))
+    # The address people reach it at (behind a TLS proxy: https://…); emails link to it, and
+    # https makes the session cookie Secure. Empty: emails carry no links.
+    public_url: str = field(default="", metadata=_env("ROSTERDROP_WEB_PUBLIC_URL"))
+    session_idle_minutes: float = DEFAULT_SESSION_IDLE_MINUTES
+    session_max_hours: float = DEFAULT_SESSION_MAX_HOURS
+    signin_max_failures: int = DEFAULT_SIGNIN_FAILURES
+    signin_failure_window: float = DEFAULT_SIGNIN_WINDOW_SECONDS
+    signin_lock_seconds: float = DEFAULT_SIGNIN_LOCK_SECONDS
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.lower().startswith("https://")
 
 
 LogFormat = Literal["auto", "json", "console"]
@@ -161,8 +193,17 @@ class Settings:
     spool: SpoolSettings = SpoolSettings()
     smtp: SmtpSettings = SmtpSettings()
     http: HttpSettings = HttpSettings()
+    web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     service: ServiceSettings = ServiceSettings()
+
+    def __post_init__(self) -> None:
+        # The emails link to the web pages: one source for that address, [web] public_url.
+        url = self.web.public_url.rstrip("/")
+        if url and not url.lower().startswith(("http://", "https://")):
+            raise ConfigError(f"setting web.public_url must be an https:// or http:// URL: {url}")
+        if self.smtp.web_url != url:
+            object.__setattr__(self, "smtp", dataclasses.replace(self.smtp, web_url=url))
 
     @property
     def paths(self) -> DataPaths:
@@ -220,6 +261,8 @@ def keys(cls: type[Any] = Settings, path: str = "") -> list[Key]:
     hints = typing.get_type_hints(cls)
     found: list[Key] = []
     for f in dataclasses.fields(cls):
+        if "derived" in f.metadata:
+            continue
         dotted = f"{path}{f.metadata.get('key', f.name)}"
         if dataclasses.is_dataclass(hints[f.name]):
             found.extend(keys(typing.cast(type[Any], hints[f.name]), f"{dotted}."))
@@ -276,7 +319,11 @@ def load_settings(
 
 def _build(cls: type[Any], table: Mapping[str, Any], env: Mapping[str, str], path: str) -> Any:
     hints = typing.get_type_hints(cls)
-    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)}
+    fields = {
+        f.metadata.get("key", f.name): f
+        for f in dataclasses.fields(cls)
+        if "derived" not in f.metadata
+    }
     for key in table:
         if key not in fields:
             known = ", ".join(sorted(fields))
@@ -390,6 +437,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             out = {}
             for f in dataclasses.fields(obj):
+                if "derived" in f.metadata:
+                    continue
                 out[f.metadata.get("key", f.name)] = convert(getattr(obj, f.name))
             return out
         if isinstance(obj, Secret):

@@ -63,10 +63,11 @@ def queue_emails(
     conn: Connection, report: ImportReport, tenant: Tenant, smtp: SmtpSettings, now: datetime
 ) -> None:
     """In the caller's transaction: Check Your Data for a pause, Import Results for an end."""
+    link = messages.review_url(smtp.web_url, report.import_id)
     if report.state is ImportState.PAUSED:
-        email = messages.check_your_data(report, tenant.emails, smtp)
+        email = messages.check_your_data(report, tenant.emails, smtp, review_url=link)
     elif report.state in ENDED:
-        email = messages.import_results(report, tenant.emails, smtp)
+        email = messages.import_results(report, tenant.emails, smtp, review_url=link)
     else:
         return
     outbox.enqueue(conn, email, tenant_id=tenant.id, import_id=report.import_id, now=now)

@@ -35,6 +35,7 @@ from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partia
 from daemon.store import imports, tenants
 from daemon.store.database import Database
 from daemon.systemd import Notifier
+from daemon.web import WebServer
 
 log = structlog.get_logger(__name__)
 
@@ -148,6 +149,10 @@ class Service:
         )
         self.spool = Spool(settings.spool, settings.paths, busy=self.sftp.active_uploads)
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
+        # The Import Manager: a listener of its own, never the ops one's /healthz and /metrics.
+        self.web = WebServer(
+            settings.web, settings.paths.root, db, self.pipeline, import_done=self._import_done
+        )
         self.ready = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)
         self._stop = asyncio.Event()
@@ -187,6 +192,8 @@ class Service:
         await self.sftp.start()
         if self.settings.http.enabled:
             await self.http.start()
+        if self.settings.web.enabled:
+            await self.web.start()
         self.spool.start_watching(asyncio.get_running_loop())
         self._spawn("uploads", resilient("uploads", self._watch_uploads))
         self._spawn("mailer", resilient("mailer", self.sender.run))
@@ -196,9 +203,16 @@ class Service:
         self.status = f"SFTP on port {self.sftp.port}"
         if self.settings.http.enabled:
             self.status += f", HTTP on {self.settings.http.host}:{self.http.port}"
+        if self.settings.web.enabled:
+            self.status += f", Import Manager at {self.web.address}"
         self.notifier.ready(self.status)
         self.ready.set()
-        log.info("rosterdrop is ready", sftp_port=self.sftp.port, http_port=self.http.port)
+        log.info(
+            "rosterdrop is ready",
+            sftp_port=self.sftp.port,
+            http_port=self.http.port,
+            web_port=self.web.port,
+        )
 
     async def main_loop(self) -> None:
         stop = asyncio.create_task(self._stop.wait(), name="stop")
@@ -221,6 +235,7 @@ class Service:
         self.notifier.stopping()
         log.info("rosterdrop is stopping", running_imports=self.runner.busy)
         await self.sftp.stop_accepting()
+        await self.web.stop()  # no new decisions while the imports wind down
         for task in self._tasks:
             if task.get_name() in ("uploads", "housekeeping", "watchdog"):
                 task.cancel()

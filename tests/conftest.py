@@ -54,6 +54,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "ROSTERDROP_SFTP_HOST": "127.0.0.1",
             "ROSTERDROP_SFTP_PORT": "0",
             "ROSTERDROP_HTTP_PORT": "0",
+            "ROSTERDROP_WEB_PORT": "0",
             "ROSTERDROP_SETTLE_SECONDS": "0.3",
             "ROSTERDROP_SPOOL_RESCAN_SECONDS": "0.5",
             **({"ROSTERDROP_DATABASE_URL": database_url} if database_url else {}),

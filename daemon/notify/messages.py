@@ -32,11 +32,18 @@ from daemon.roster.outcome import ImportReport, ImportState
 IMPORT_RESULTS = "import_results"
 CHECK_YOUR_DATA = "check_your_data"
 INCOMPLETE_UPLOAD = "incomplete_upload"
-# The CLI commands an operator runs until there is a web page to link to.
+# The CLI commands an operator runs: the fallback beside the web page's link, or without one.
 APPROVE_COMMAND = "rosterdrop imports approve {import_id}"
 REJECT_COMMAND = "rosterdrop imports reject {import_id}"
 APPLIED = frozenset({ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS})
 _THE_REST = "Everything else is in the roster."
+# An import's page in the web Import Manager, under [web] public_url (daemon/web/app.py).
+REVIEW_PATH = "/imports/{import_id}"
+
+
+def review_url(base: str, import_id: int) -> str | None:
+    """The link an email carries to its import's page; None when no public URL is set."""
+    return base.rstrip("/") + REVIEW_PATH.format(import_id=import_id) if base else None
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ def import_results(
     recipients: Sequence[str],
     smtp: SmtpSettings,
     *,
+    review_url: str | None = None,
     attachment_limit: int = ATTACHMENT_LIMIT_BYTES,
 ) -> OutgoingEmail:
     """The email every import that ended sends: what it changed, or why nothing changed."""
@@ -66,6 +74,7 @@ def import_results(
         "headline": headline,
         "detail": detail,
         "failed": report.state is ImportState.FAILED,
+        "review_url": review_url,
     }
     return _report_email(IMPORT_RESULTS, subject, context, recipients, smtp, report, problems)
 

@@ -88,6 +88,16 @@ def problem_section(
     return ProblemSection(lines, total, _summary(totals), attachment, note, heading, rest)
 
 
+def problem_lines(problems: Sequence[Problem]) -> list[ProblemLine]:
+    """Every line the problems make, grouped as the emails group them (the web pages them)."""
+    return [_line(group) for group in _groups(problems)]
+
+
+def formula_safe_report(path: Path, filename: str, limit: int) -> Attachment | None:
+    """The report CSV at `path` as a download: formula-safe, whole rows up to `limit` bytes."""
+    return _attachment(path, filename, limit)
+
+
 def location(problem: Problem, *, with_line: bool = True) -> str:
     """file:line:column; a group's is file:column, its lines said apart."""
     if not with_line:

@@ -94,12 +94,20 @@ def list_recent(
     tenant_id: int | None = None,
     states: Iterable[ImportState] | None = None,
     limit: int = 50,
+    before: int | None = None,
+    other_than: Iterable[ImportState] = (),
 ) -> list[ImportRecord]:
+    """Newest first; `before`: only imports older than that id (keyset paging)."""
     query = _select().order_by(imports.c.id.desc()).limit(limit)
     if tenant_id is not None:
         query = query.where(imports.c.tenant_id == tenant_id)
     if states is not None:
         query = query.where(imports.c.state.in_([str(s) for s in states]))
+    excluded = [str(s) for s in other_than]
+    if excluded:
+        query = query.where(imports.c.state.not_in(excluded))
+    if before is not None:
+        query = query.where(imports.c.id < before)
     return [_record(row) for row in conn.execute(query).mappings()]
 
 

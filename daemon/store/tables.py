@@ -150,6 +150,52 @@ outbox = Table(
     Index(None, "state", "next_attempt_at"),
 )
 
+# Web Import Manager accounts (migration 0004): a district administrator has its tenant; an
+# operator has none and sees every tenant.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id")),
+    Column("operator", Boolean, nullable=False, server_default=text("false")),
+    Column("email", Text),
+    Column("password_hash", Text),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("password_changed_at", UtcDateTime()),
+)
+
+# Signed-in browsers (migration 0004): the cookie carries a random token, this table its hash,
+# so a session ends for good when its row goes (sign-out, password change, disabled user).
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("address", String(64)),
+    Index(None, "user_id"),
+)
+
+# Every decision a person made in the Import Manager (migration 0004).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("tenant_id", Id),
+    Column("import_id", Id),
+    Column("action", String(32), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("address", String(64)),
+    Index(None, "import_id"),
+    Index(None, "tenant_id", "id"),
+)
+
 _TYPES = {"term_start": Date, "term_end": Date, "position": Integer, "extra": Text}
 
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.cookiejar
 import json
+import re
 import socket
 import stat
 import subprocess
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 
 import paramiko
@@ -59,12 +63,27 @@ def host_key_seen(port: int, username: str, password: str) -> str:
         return fingerprint(transport.get_remote_server_key())
 
 
+def signs_in(url: str, username: str, password: str) -> bool:
+    """The web sign-in form, as a browser without JavaScript fills it in."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(url + "signin", timeout=10) as form:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.read().decode())
+    assert token is not None
+    data = urllib.parse.urlencode(
+        {"csrf_token": token.group(1), "username": username, "password": password}
+    ).encode()
+    with opener.open(url + "signin", data=data, timeout=10) as signed_in:
+        return signed_in.url.endswith("/imports") and "Sign out" in signed_in.read().decode()
+
+
 @pytest.mark.slow
 def test_serve_demo_creates_a_tenant_once_and_prints_working_credentials(
     make_site: Callable[..., Site],
 ) -> None:
-    port = free_port()  # a real port number: it is what the demo prints
-    site = make_site(ROSTERDROP_SFTP_PORT=str(port))
+    port, web_port = free_port(), free_port()  # real port numbers: the demo prints them
+    site = make_site(ROSTERDROP_SFTP_PORT=str(port), ROSTERDROP_WEB_PORT=str(web_port))
     assert json.loads(site.cli("tenant", "list", "--json").stdout) == []
 
     with DemoDaemon(site, "first") as daemon:
@@ -83,14 +102,21 @@ def test_serve_demo_creates_a_tenant_once_and_prints_working_credentials(
 
         seen = host_key_seen(daemon.sftp_port, "demo", password)
         assert f"ED25519 {seen}" in shown["host key"]
+        [web] = shown["Import Manager"]
+        assert web == f"http://localhost:{web_port}/"
+        assert shown["web username"] == ["demo-admin"]
+        [web_password] = shown["web password"]
+        assert signs_in(web, "demo-admin", web_password)
         assert daemon.stop() == 0
 
-    credentials = site.settings.paths.root / "demo-credentials.txt"
-    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    for kept in ("demo-credentials.txt", "demo-web-credentials.txt"):
+        credentials = site.settings.paths.root / kept
+        assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
 
     with DemoDaemon(site, "second") as daemon:
         daemon.ready()
         assert daemon.shown()["password"] == [password]  # the same tenant, the same password
+        assert daemon.shown()["web password"] == [web_password]
         assert host_key_seen(daemon.sftp_port, "demo", password) == seen
         assert daemon.stop() == 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import email
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -159,3 +160,31 @@ def test_a_rejection_says_who_rejected_the_import_and_when(
         "Nothing in the roster was changed.",
     ]
     assert "Decided:   rejected by registrar@acme.example.org, 2026-09-08 06:30 UTC" in text
+
+
+def test_with_a_public_url_the_emails_link_to_the_imports_page(
+    db: Database, make_settings: Callable[..., Settings], database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url, ROSTERDROP_WEB_PUBLIC_URL="https://roster.example.org/")
+    pipeline, _, import_id = paused_import(db, settings, tmp_path)
+    link = f"https://roster.example.org/imports/{import_id}"
+
+    text, html = last_email(db, import_id)  # Check Your Data
+    assert f"Review it here: {link}" in text
+    assert f'<a href="{link}"' in html
+    assert "Or, on the rosterdrop server, your operator runs one of:" in text
+    assert f"rosterdrop imports approve {import_id}" in text  # the operator's fallback
+
+    pipeline.reject(import_id, by="registrar@acme.example.org")
+    text, html = last_email(db, import_id)  # Import Results
+    assert f"See it in the Import Manager: {link}" in text
+    assert f'<a href="{link}"' in html
+
+
+def test_without_a_public_url_the_emails_carry_no_link(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    _, _, import_id = paused_import(db, settings, tmp_path)
+    text, _ = last_email(db, import_id)
+    assert "/imports/" not in text
+    assert "On the rosterdrop server, your operator runs one of:" in text

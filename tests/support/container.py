@@ -135,4 +135,5 @@ def compose_here(postgres_url: str, relay_port: int) -> dict[str, str]:
         "ROSTERDROP_SFTP_PORT": "0",
         "ROSTERDROP_HTTP_HOST": "127.0.0.1",
         "ROSTERDROP_HTTP_PORT": "0",
+        "ROSTERDROP_WEB_PORT": "0",
     }

@@ -1,0 +1,180 @@
+"""`rosterdrop user …`: the accounts that sign in to the web Import Manager."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from daemon.app import App
+from daemon.config import Settings
+from daemon.errors import ConfigError
+from daemon.passwords import MIN_PASSWORD_LENGTH, hash_password
+from daemon.store import tenants, users
+from daemon.store.database import Database
+from daemon.store.users import User
+
+DEMO_USER = "demo-admin"
+DEMO_WEB_CREDENTIALS = "demo-web-credentials.txt"
+# A generated web password: shown once, typed or pasted by a person, then changed by them.
+GENERATED_PASSWORD_BYTES = 15  # 20 URL-safe characters
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_password_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    return password
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "role": user.role,
+        "tenant": user.tenant,
+        "email": user.email,
+        "disabled": user.disabled,
+        "created_at": user.created_at.isoformat(),
+        "password_changed_at": (
+            user.password_changed_at.isoformat() if user.password_changed_at else None
+        ),
+    }
+
+
+@click.group("user")
+def user_group() -> None:
+    """Web Import Manager accounts: district administrators and operators (docs/web.md)."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--tenant", help="A district administrator of this tenant (sees only it).")
+@click.option("--operator", is_flag=True, help="An operator (sees every tenant).")
+@click.option("--email", help="The person's address.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_obj
+def user_add(
+    app: App,
+    name: str,
+    tenant: str | None,
+    operator: bool,
+    email: str | None,
+    password_stdin: bool,
+) -> None:
+    """Add an account; without --password-stdin, prints a generated password once."""
+    if operator == (tenant is not None):
+        raise ConfigError("give exactly one of --tenant TENANT or --operator")
+    if email is not None:
+        from daemon.clever.values import valid_email
+
+        if not valid_email(email):
+            raise ConfigError(f"not an email address: {email}")
+    password = read_password_stdin() if password_stdin else generate_password()
+    with app.db.write() as conn:
+        tenant_id = tenants.get(conn, tenant).id if tenant else None
+        users.add(
+            conn,
+            name,
+            tenant_id=tenant_id,
+            email=email.lower() if email else None,
+            password_hash=hash_password(password),
+            now=_now(),
+        )
+    role = "operator" if operator else f"administrator of {tenant}"
+    click.echo(f"user {name} added ({role})")
+    if not password_stdin:
+        _show_once(password)
+
+
+def _show_once(password: str) -> None:
+    click.echo(f"  password: {password}")
+    click.echo("The password is shown only now: rosterdrop keeps just a hash of it.")
+
+
+@user_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (see docs/web.md).")
+@click.pass_obj
+def user_list(app: App, as_json: bool) -> None:
+    """Every account, its role and tenant."""
+    with app.db.read() as conn:
+        found = users.all_users(conn)
+    if as_json:
+        click.echo(json.dumps([user_json(u) for u in found], indent=2))
+        return
+    if not found:
+        click.echo("no users yet: add one with `rosterdrop user add NAME --tenant T`")
+        return
+    for user in found:
+        status = "disabled" if user.disabled else "active"
+        scope = "operator" if user.operator else f"tenant {user.tenant}"
+        click.echo(f"  {user.name}  {scope}  {status}  {user.email or '-'}")
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_obj
+def user_passwd(app: App, name: str, password_stdin: bool) -> None:
+    """Set a new password (generated unless --password-stdin); signs the user out everywhere."""
+    password = read_password_stdin() if password_stdin else generate_password()
+    with app.db.write() as conn:
+        users.set_password(conn, name, hash_password(password), _now())
+    click.echo(f"password of {name} changed; its sessions are signed out")
+    if not password_stdin:
+        _show_once(password)
+
+
+@user_group.command("disable")
+@click.argument("name")
+@click.pass_obj
+def user_disable(app: App, name: str) -> None:
+    """Refuse the user's sign-ins, and sign it out everywhere."""
+    with app.db.write() as conn:
+        users.set_disabled(conn, name, True)
+    click.echo(f"user {name} disabled")
+
+
+@user_group.command("enable")
+@click.argument("name")
+@click.pass_obj
+def user_enable(app: App, name: str) -> None:
+    """Let a disabled user sign in again."""
+    with app.db.write() as conn:
+        users.set_disabled(conn, name, False)
+    click.echo(f"user {name} enabled")
+
+
+def ensure_demo_user(db: Database, settings: Settings, tenant: str, echo: Any) -> None:
+    """For `make run`: an administrator of the demo tenant, its password kept (0600) in the
+    data directory so that every start can say how to sign in."""
+    credentials = settings.paths.root / DEMO_WEB_CREDENTIALS
+    with db.write() as conn:
+        if users.find(conn, DEMO_USER) is None:
+            password = generate_password()
+            users.add(
+                conn, DEMO_USER, tenant_id=tenants.get(conn, tenant).id, email=None,
+                password_hash=hash_password(password), now=_now(),
+            )  # fmt: skip
+            credentials.parent.mkdir(parents=True, exist_ok=True)
+            credentials.touch(mode=0o600)
+            credentials.write_text(password + "\n", encoding="utf-8")
+    web = settings.web
+    host = "localhost" if web.host in ("0.0.0.0", "::", "127.0.0.1") else web.host  # noqa: S104
+    url = web.public_url or f"http://{host}:{web.port}"
+    saved = credentials.read_text(encoding="utf-8").strip() if credentials.exists() else None
+    echo("Sign in to the Import Manager (the web pages) as the demo district's administrator:")
+    echo(f"  Import Manager: {url}/")
+    echo(f"  web username:   {DEMO_USER}")
+    echo(f"  web password:   {saved or '(set one: rosterdrop user passwd ' + DEMO_USER + ')'}")

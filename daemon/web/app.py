@@ -1,0 +1,144 @@
+"""The Import Manager's aiohttp application: routes, and the middleware every request passes
+(errors to pages, security headers, the session, CSRF on every POST)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from daemon.errors import Conflict, NotFound, RosterdropError
+from daemon.store import users
+from daemon.web import api, auth
+from daemon.web.context import CONTEXT, WebContext, context, session, set_session
+from daemon.web.views import pages, signin
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STATIC = Path(__file__).with_name("static")
+# A session's last request is written at most this often (a write per page view would
+# serialise every reader on SQLite); the idle timeout is exact to within this.
+TOUCH_EVERY_SECONDS = 60.0
+MAX_BODY_BYTES = 64 * 1024  # forms and API calls are small; uploads are not built yet
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _problem(request: web.Request, status: int, message: str) -> web.Response:
+    if _is_api(request):
+        return web.json_response({"error": message}, status=status)
+    user = current.user if (current := session(request)) else None
+    return context(request).templates.page(
+        "error.html.j2", status=status, title=f"Error {status}", user=user, message=message,
+        csrf_token=current.csrf_token if current else "",
+    )  # fmt: skip
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except NotFound:
+        return _problem(request, 404, "Not found.")
+    except Conflict as exc:
+        return _problem(request, 409, str(exc))
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return _problem(request, exc.status, exc.reason)
+        raise
+    except RosterdropError as exc:
+        log.error("web request failed", path=request.path, error=str(exc))
+        return _problem(request, 503, "The Import Manager cannot do that right now; try again.")
+
+
+@web.middleware
+async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.update(_HEADERS)
+    if not request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@web.middleware
+async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ctx = context(request)
+    set_session(None)
+    cookie = request.cookies.get(auth.SESSION_COOKIE)
+    token = ctx.signer.unsign(cookie) if cookie else None
+    if token is not None:
+        set_session(await asyncio.to_thread(_live_session, ctx, auth.token_hash(token)))
+    return await handler(request)
+
+
+def _live_session(ctx: WebContext, token_hash: str) -> users.Session | None:
+    now = ctx.clock()
+    with ctx.db.read() as conn:
+        found = users.find_session(conn, token_hash)
+    if found is None:
+        return None
+    if found.user.disabled or auth.session_expired(found, now, ctx.settings):
+        with ctx.db.write() as conn:
+            users.end_session(conn, token_hash)
+        return None
+    every = min(TOUCH_EVERY_SECONDS, ctx.settings.session_idle_minutes * 60 / 2)
+    if now - found.last_seen_at >= timedelta(seconds=every):
+        with ctx.db.write() as conn:
+            users.touch_session(conn, token_hash, now)
+    return found
+
+
+@web.middleware
+async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every POST carries the session's token (a form field, or the API's header); the
+    sign-in form, before there is a session, the token of its own cookie."""
+    if request.method in _SAFE_METHODS:
+        return await handler(request)
+    form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
+    given = request.headers.get(auth.CSRF_HEADER) or str(form.get(auth.CSRF_FIELD, "") or "")
+    if request.path == "/signin":
+        expected = request.cookies.get(auth.SIGNIN_COOKIE, "")
+    else:
+        current = session(request)
+        expected = current.csrf_token if current else ""
+    if not expected or not auth.same_token(given, expected):
+        log.warning("web request refused: no valid CSRF token", path=request.path)
+        return _problem(
+            request, 403, "This form has expired or did not come from this site: reload the page."
+        )
+    return await handler(request)
+
+
+def create_app(ctx: WebContext) -> web.Application:
+    app = web.Application(
+        middlewares=[headers, errors, sessions, csrf], client_max_size=MAX_BODY_BYTES
+    )
+    app[CONTEXT] = ctx
+    app.router.add_get("/", pages.home)
+    app.router.add_get("/signin", signin.signin_form)
+    app.router.add_post("/signin", signin.signin)
+    app.router.add_post("/signout", signin.signout)
+    app.router.add_get("/imports", pages.imports_list)
+    app.router.add_get("/imports/{id:\\d+}", pages.import_page)
+    app.router.add_get("/imports/{id:\\d+}/problems.csv", pages.problems_csv)
+    app.router.add_get("/imports/{id:\\d+}/{action:approve|reject}", pages.confirm)
+    app.router.add_post("/imports/{id:\\d+}/{action:approve|reject}", pages.decide)
+    app.router.add_get("/api/v1/imports", api.list_imports)
+    app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
+    app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)
+    app.router.add_static("/static/", STATIC, append_version=True)
+    return app

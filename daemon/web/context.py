@@ -1,0 +1,58 @@
+"""What every request handler works with: settings, database, pipeline, signer, templates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from daemon.config import WebSettings
+from daemon.pipeline import Pipeline
+from daemon.store.database import Database
+from daemon.store.users import Session
+from daemon.web.auth import Signer
+from daemon.web.render import Templates
+from daemon.web.throttle import SigninThrottle
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class WebContext:
+    settings: WebSettings
+    db: Database
+    pipeline: Pipeline
+    signer: Signer
+    throttle: SigninThrottle
+    templates: Templates
+    # Called on the event loop when an import this listener ran (an approval) has stopped.
+    import_done: Callable[[int], None] = lambda _import_id: None
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+
+CONTEXT = web.AppKey("context", WebContext)
+# The request's Session (None: signed out), set by the session middleware. aiohttp runs each
+# request in a task of its own, so the value is the request's alone.
+_SESSION: ContextVar[Session | None] = ContextVar("rosterdrop_web_session", default=None)
+
+
+def context(request: web.Request) -> WebContext:
+    return request.app[CONTEXT]
+
+
+def session(request: web.Request) -> Session | None:
+    return _SESSION.get()
+
+
+def set_session(found: Session | None) -> None:
+    _SESSION.set(found)
+
+
+def address(request: web.Request) -> str:
+    """The client's address (X-Forwarded-For is not trusted: proxies are not configured yet)."""
+    return request.remote or "unknown"

@@ -1,0 +1,141 @@
+"""The HTML pages: the imports list, an import, its problem report, the confirmation."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from daemon.errors import NotFound
+from daemon.notify.problem_list import formula_safe_report
+from daemon.roster.outcome import ImportState
+from daemon.store.users import User
+from daemon.web.context import context, session
+from daemon.web.views import data, decisions
+
+# The largest problem report a download sends whole (the kept rows are bounded, the report of
+# a file full of errors is not): past it, the first rows and a note on the page.
+DOWNLOAD_LIMIT_BYTES = 50 * 1024 * 1024
+_DECIDED = {
+    ImportState.IMPORTED: "Approved: the import was applied.",
+    ImportState.IMPORTED_WITH_ERRORS: "Approved: the import was applied; rows with errors"
+    " were skipped.",
+    ImportState.REJECTED: "Rejected: nothing was changed.",
+    ImportState.PAUSED: "Paused again: the roster changed since the import was checked, and"
+    " the import now goes past what was approved. Review it again.",
+    ImportState.FAILED: "The import failed: nothing was changed.",
+}
+
+
+def signed_in(request: web.Request) -> User:
+    """The user, or a redirect to the sign-in form that comes back here."""
+    current = session(request)
+    if current is None:
+        back = "" if request.path == "/" else "?next=" + urllib.parse.quote(request.path_qs)
+        raise web.HTTPSeeOther(f"/signin{back}")
+    return current.user
+
+
+def _common(request: web.Request, title: str) -> dict[str, Any]:
+    current = session(request)
+    assert current is not None
+    return {"title": title, "user": current.user, "csrf_token": current.csrf_token}
+
+
+def int_param(query: MultiMapping[str], name: str) -> int | None:
+    raw = query.get(name, "")
+    return int(raw) if raw.isdigit() else None
+
+
+def state_param(query: MultiMapping[str]) -> ImportState | None:
+    raw = query.get("state", "")
+    try:
+        return ImportState(raw) if raw else None
+    except ValueError:
+        raise NotFound(f"no state {raw!r}") from None
+
+
+async def home(request: web.Request) -> web.Response:
+    signed_in(request)
+    raise web.HTTPSeeOther("/imports")
+
+
+async def imports_list(request: web.Request) -> web.Response:
+    user = signed_in(request)
+    ctx = context(request)
+    page = await asyncio.to_thread(
+        data.imports_page, ctx.db, user,
+        tenant=request.query.get("tenant") or None, state=state_param(request.query),
+        before=int_param(request.query, "before"),
+    )  # fmt: skip
+    return ctx.templates.page(
+        "imports.html.j2", **_common(request, "Imports"), page=page,
+        states=[s.value for s in ImportState],
+    )  # fmt: skip
+
+
+def _import_id(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+async def import_page(request: web.Request) -> web.Response:
+    user = signed_in(request)
+    ctx = context(request)
+    chosen = data.ProblemFilter(
+        severity=request.query.get("severity", ""),
+        file=request.query.get("file", ""),
+        code=request.query.get("code", ""),
+        page=int_param(request.query, "page") or 1,
+    )
+    view = await asyncio.to_thread(data.import_view, ctx.db, user, _import_id(request), chosen)
+    return ctx.templates.page(
+        "import.html.j2", **_common(request, f"Import #{view.record.id}"), view=view
+    )
+
+
+async def problems_csv(request: web.Request) -> web.Response:
+    user = signed_in(request)
+    ctx = context(request)
+    view = await asyncio.to_thread(data.import_view, ctx.db, user, _import_id(request))
+    path = view.report.report_csv
+    filename = f"import-{view.record.id}-problems.csv"
+    attachment = (
+        await asyncio.to_thread(formula_safe_report, path, filename, DOWNLOAD_LIMIT_BYTES)
+        if path
+        else None
+    )
+    if attachment is None:
+        raise NotFound("the problem report of this import is no longer kept")
+    response = web.Response(body=attachment.data, content_type="text/csv", charset="utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["X-Rosterdrop-Complete"] = "true" if attachment.complete else "false"
+    return response
+
+
+async def confirm(request: web.Request) -> web.Response:
+    """What approving (or rejecting) will do, said before it is done."""
+    user = signed_in(request)
+    ctx = context(request)
+    action = request.match_info["action"]
+    view = await asyncio.to_thread(data.import_view, ctx.db, user, _import_id(request))
+    if not view.paused:
+        raise web.HTTPSeeOther(f"/imports/{view.record.id}")
+    return ctx.templates.page(
+        "confirm.html.j2", **_common(request, f"{action.title()} import #{view.record.id}"),
+        view=view, action=action, changes=data.what_approving_does(view.report),
+    )  # fmt: skip
+
+
+async def decide(request: web.Request) -> web.Response:
+    user = signed_in(request)
+    ctx = context(request)
+    action = request.match_info["action"]
+    report = await decisions.decide(request, user, _import_id(request), action)
+    view = await asyncio.to_thread(data.import_view, ctx.db, user, report.import_id)
+    return ctx.templates.page(
+        "import.html.j2", **_common(request, f"Import #{view.record.id}"), view=view,
+        result=_DECIDED.get(report.state, f"The import is {report.state.value}."),
+    )  # fmt: skip
