@@ -1,8 +1,5 @@
-"""Password hashes: argon2id, the same parameters and checks as the SFTP passwords.
-
-daemon/sftp/credentials.py hashes tenants' SFTP passwords with the same hasher; the web's
-accounts use this module so that web/ never depends on sftp/ (a test keeps the two in step).
-"""
+"""Password hashes: argon2id, for tenants' SFTP passwords (sftp/credentials.py) and web users'
+alike: one hasher, one dummy hash, so that web/ need not depend on sftp/."""
 
 from __future__ import annotations
 

@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import secrets
 
 import asyncssh
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+# One argon2id hasher for every password rosterdrop keeps: tenants' SFTP ones and web users'.
+from daemon.passwords import dummy_hash, hash_password, verify_password
+
+__all__ = ["dummy_hash", "generate_password", "hash_password", "public_key_line", "verify_password"]
 
 # Letters and digits a person can read back over the phone: no 0/O/o, 1/l/I.
 PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105
 PASSWORD_LENGTH = 20  # ~116 bits
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended cost
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
 
 def generate_password() -> str:
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
-
-
-@functools.cache
-def dummy_hash() -> str:
-    """A hash no password matches, verified for unknown users so they cost what real ones do."""
-    return _hasher.hash(secrets.token_urlsafe(32))
 
 
 def public_key_line(text: str) -> str:

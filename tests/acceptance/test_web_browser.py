@@ -232,9 +232,7 @@ def test_a_post_without_the_csrf_token_is_refused(page: Any, manager: Manager) -
     # The same request with the session's token (the API's header) is the district's own.
     token = page.locator("input[name=csrf_token]").first.get_attribute("value")
     shown = page.request.get(f"/api/v1/imports/{import_id}").json()
-    done = page.request.post(
-        f"/api/v1/imports/{import_id}/reject", headers={"X-CSRF-Token": token}
-    )
+    done = page.request.post(f"/api/v1/imports/{import_id}/reject", headers={"X-CSRF-Token": token})
     assert done.status == 200
     assert set(done.json()) == set(shown)  # the shape of `imports show --json`
     assert done.json()["state"] == "rejected"

@@ -108,9 +108,7 @@ def add_imports(db: Database, tenant: str, state: ImportState, count: int) -> li
 async def web_for(settings: Settings, db: Database, **web: object) -> AsyncIterator[Web]:
     clock = Clock()
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=clock)
-    server = WebServer(
-        dataclasses.replace(settings.web, **web), settings.paths.root, db, pipeline
-    )  # type: ignore[arg-type]
+    server = WebServer(dataclasses.replace(settings.web, **web), settings.paths.root, db, pipeline)  # type: ignore[arg-type]
     ctx = server.context()
     ctx.clock = clock
     ctx.throttle = SigninThrottle(ctx.throttle.policy, clock=clock.monotonic)

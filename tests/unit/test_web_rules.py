@@ -13,7 +13,6 @@ import pytest
 from daemon.config import DEFAULT_WEB_PORT, WebSettings, load_settings
 from daemon.errors import ConfigError
 from daemon.notify import messages
-from daemon.passwords import hash_password, verify_password
 from daemon.roster.outcome import ImportReport, ImportState
 from daemon.roster.plan import EntityChanges
 from daemon.store.users import Session, User
@@ -112,12 +111,6 @@ def test_a_cookie_signed_with_another_key_or_changed_is_refused() -> None:
     assert signer.unsign(other.sign(token)) is None
     assert signer.unsign(signer.sign(token) + "0") is None
     assert signer.unsign(token) is None
-
-
-def test_web_passwords_are_the_sftp_passwords_hashes() -> None:
-    sftp_credentials = pytest.importorskip("daemon.sftp.credentials")
-    assert sftp_credentials.verify_password(hash_password("a-password"), "a-password")
-    assert verify_password(sftp_credentials.hash_password("a-password"), "a-password")
 
 
 def test_web_never_depends_on_sftp() -> None:
