@@ -20,7 +20,7 @@ from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ImportState
 from daemon.store.database import Database
 from daemon.store.tables import outbox
-from tests.support.clever import Snapshot
+from tests.support.clever import Snapshot, one_class_district
 from tests.support.roster import add_tenant, run_import, set_tenant
 
 MONDAY = datetime(2026, 9, 7, 6, 0, tzinfo=UTC)
@@ -36,16 +36,6 @@ class Clock:
         return self.now
 
 
-def district(students: int) -> Snapshot:
-    snap = Snapshot(schools={"SCH1": "Lincoln"})
-    snap.teachers[("SCH1", "T1")] = ("Ada", "Lovelace", "ada@d.org")
-    snap.sections[("SCH1", "C1")] = (("T1",), "Math", "2026-08-15", "2027-06-10")
-    for n in range(1, students + 1):
-        snap.students[("SCH1", f"S{n:02d}")] = ("Kid", f"No{n}", "", f"s{n}", "03")
-    snap.enrollments.add(("SCH1", "C1", "S01"))
-    return snap
-
-
 def with_nameless_student(snap: Snapshot) -> Snapshot:
     """The same district with its last student (not enrolled) without a first name."""
     out = copy.deepcopy(snap)
@@ -59,10 +49,10 @@ def test_a_skipped_row_of_a_known_student_is_reported_held_not_left_vaguely(
 ) -> None:
     add_tenant(db, "acme")
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=Clock(MONDAY))
-    run_import(pipeline, "acme", district(10).write(tmp_path / "first"))
+    run_import(pipeline, "acme", one_class_district(10).write(tmp_path / "first"))
 
     paused = run_import(
-        pipeline, "acme", with_nameless_student(district(10)).write(tmp_path / "second")
+        pipeline, "acme", with_nameless_student(one_class_district(10)).write(tmp_path / "second")
     )
 
     assert paused.state is ImportState.PAUSED
@@ -76,7 +66,7 @@ def test_a_skipped_row_of_a_known_student_is_reported_held_not_left_vaguely(
 
     set_tenant(db, "acme", max_row_errors=1)
     ended = run_import(
-        pipeline, "acme", with_nameless_student(district(10)).write(tmp_path / "third")
+        pipeline, "acme", with_nameless_student(one_class_district(10)).write(tmp_path / "third")
     )
 
     assert ended.state is ImportState.IMPORTED_WITH_ERRORS
@@ -96,10 +86,10 @@ def paused_import(db: Database, settings: Settings, tmp_path: Path) -> tuple[Pip
     add_tenant(db, "acme")
     clock = Clock(MONDAY - timedelta(days=1))
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=clock)
-    assert run_import(pipeline, "acme", district(50).write(tmp_path / "first")).state is (
+    assert run_import(pipeline, "acme", one_class_district(50).write(tmp_path / "first")).state is (
         ImportState.IMPORTED
     )
-    smaller = copy.deepcopy(district(50))
+    smaller = copy.deepcopy(one_class_district(50))
     for key in list(smaller.students)[-6:]:
         del smaller.students[key]
     clock.now = MONDAY

@@ -28,7 +28,7 @@ from daemon.web.context import WebContext
 from daemon.web.server import WebServer
 from daemon.web.throttle import SigninThrottle
 from daemon.web.views.data import IMPORTS_PAGE_SIZE, PROBLEMS_PAGE_SIZE
-from tests.support.clever import Snapshot
+from tests.support.clever import Snapshot, one_class_district
 
 PASSWORD = "a-district-password"
 START = datetime(2026, 9, 7, 6, 0, tzinfo=UTC)
@@ -293,16 +293,6 @@ async def test_an_operator_sees_every_tenant_and_can_pick_one(web: Web) -> None:
     assert await web.status("/imports?tenant=nowhere") == 404
 
 
-def _district(students: int) -> Snapshot:
-    snap = Snapshot(schools={"SCH1": "Lincoln"})
-    snap.teachers[("SCH1", "T1")] = ("Ada", "Lovelace", "ada@d.org")
-    snap.sections[("SCH1", "C1")] = (("T1",), "Math", "2026-08-15", "2027-06-10")
-    for n in range(1, students + 1):
-        snap.students[("SCH1", f"S{n:02d}")] = ("Kid", f"No{n}", "", f"s{n}", "03")
-    snap.enrollments.add(("SCH1", "C1", "S01"))
-    return snap
-
-
 async def test_an_approval_the_roster_outran_pauses_again_and_says_so(
     web: Web, tmp_path: Path
 ) -> None:
@@ -317,9 +307,9 @@ async def test_an_approval_the_roster_outran_pauses_again_and_says_so(
         folder = snap.write(tmp_path / name)
         return pipeline.receive(acme, find_files(folder), source="cli", move=False)
 
-    pipeline.run(receive(_district(50), "first"))
-    older = receive(_district(60), "older")
-    smaller = _district(50)
+    pipeline.run(receive(one_class_district(50), "first"))
+    older = receive(one_class_district(60), "older")
+    smaller = one_class_district(50)
     for key in list(smaller.students)[-6:]:
         del smaller.students[key]
     newer = receive(smaller, "newer")

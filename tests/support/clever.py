@@ -248,6 +248,18 @@ class Snapshot:
         return roster
 
 
+def one_class_district(students: int) -> Snapshot:
+    """One school, one teacher, one class; `students` students, only the first enrolled (so
+    students can come and go without touching an enrollment)."""
+    snap = Snapshot(schools={"SCH1": "Lincoln"})
+    snap.teachers[("SCH1", "T1")] = ("Ada", "Lovelace", "ada@d.org")
+    snap.sections[("SCH1", "C1")] = (("T1",), "Math", "2026-08-15", "2027-06-10")
+    for n in range(1, students + 1):
+        snap.students[("SCH1", f"S{n:02d}")] = ("Kid", f"No{n}", "", f"s{n}", "03")
+    snap.enrollments.add(("SCH1", "C1", "S01"))
+    return snap
+
+
 def _plain(name: str) -> str:
     """How a person alphabetises a name: "de la Cruz" among the D's, "Müller" as "Muller"."""
     return unicodedata.normalize("NFD", name).encode("ascii", "ignore").decode().lower()
