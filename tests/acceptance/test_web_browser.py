@@ -154,7 +154,7 @@ def test_a_district_reviews_and_approves_its_paused_import(page: Any, manager: M
 
     paused.get_by_role("link", name=f"#{import_id}").click()
     thresholds = page.locator("#thresholds + table")
-    assert "skipped (rows with errors)" in thresholds.inner_text()
+    assert "not imported whole (rows with errors)" in thresholds.inner_text()
     assert "this district allows 0" in page.locator(".sentences").inner_text()
     problems = page.locator("table.problems")
     assert HOSTILE in problems.inner_text()  # the CSV's value, shown as text

@@ -20,9 +20,11 @@ def chromium_path() -> str | None:
     return os.environ.get(CHROMIUM_ENV) or shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless chromium for the whole session (each test opens its own context)."""
+    """One headless chromium per module (each test opens its own context). Not per session:
+    Playwright's sync API keeps an event loop running on this thread while it is open, and
+    every async test that followed on the same worker would fail to start its own."""
     path = chromium_path()
     if path is None:
         real_tools.missing("chromium (apt-get install chromium, or set ROSTERDROP_CHROMIUM)")
