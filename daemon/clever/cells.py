@@ -6,12 +6,11 @@ record keeps the roster's value) or a teacher link (an error), as the caller say
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from json.encoder import encode_basestring as json_string
 from typing import Any
 
-from daemon.clever.reader import CsvFile, line_breaks
+from daemon.clever.reader import LINE_BREAK, CsvFile, line_breaks
 from daemon.clever.values import (
     DATE_FORMATS,
     GradeRules,
@@ -48,13 +47,12 @@ CONSEQUENCE = {
     VALUE: "the value was not imported",
     LINK: "the teacher is not linked",
 }
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def looks_like_rows(value: str) -> bool:
     """A value whose later lines hold commas reads like CSV rows a stray quote took in; a
     two-line address ("12 Elm St" / "Apt 3") does not."""
-    lines = _LINE_BREAK.split(value)
+    lines = LINE_BREAK.split(value)
     return len(lines) > 1 and any("," in rest for rest in lines[1:])
 
 

@@ -18,7 +18,7 @@ from daemon.roster.problems import ProblemLog
 # A quoted field that runs on past this many lines is almost surely a missing closing quote.
 MAX_RECORD_LINES = 50
 BATCH_ROWS = 10_000
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _EOF = "\x00end of file\n"
 _EOF_RECORD = [_EOF[:-1]]
 
@@ -184,7 +184,7 @@ class CsvFile:
 
 def line_breaks(fields: list[str]) -> int:
     """Line breaks inside quoted values: each makes its record one physical line longer."""
-    return sum(len(_LINE_BREAK.findall(value)) for value in fields)
+    return sum(len(LINE_BREAK.findall(value)) for value in fields)
 
 
 def _record_lines(start: int, batch: list[list[str]]) -> list[int]:
