@@ -143,9 +143,9 @@ class Cells:
             # An error whatever the column: the rows it swallowed are missing from the file.
             self.spanning(f, line, fields, column, CONSEQUENCE[drop])
             return None
-        if has_control(value):
+        if has_control(value):  # tabs and the like: line breaks never get here
             value = clean_text(value)
-            detail = "line breaks or tabs inside the value replaced by spaces"
+            detail = "tabs or control characters inside the value replaced by spaces"
             self.notes.note(f.name, column, "whitespace_normalised", detail, line, raw)
         if not value:
             if required:
