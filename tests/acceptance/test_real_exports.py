@@ -4,6 +4,7 @@ every class imported, and no password kept anywhere (`serve` over SFTP: test_ser
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -11,7 +12,15 @@ import pytest
 from daemon.config import Settings
 from daemon.store.database import Database
 from tests.support.roster import add_tenant, rosterdrop, rosterdrop_env
-from tests.support.sample import PASSWORDS, RECORDS, SAMPLE, counts, everything_stored
+from tests.support.sample import (
+    PASSWORDS,
+    PROBLEM_TOTALS,
+    RECORDS,
+    SAMPLE,
+    WARNINGS,
+    counts,
+    everything_stored,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +42,9 @@ def test_the_sample_district_imports_whole_through_the_commands(
     # One real error (a co-teacher in no file) pauses the import, as any error does by default.
     paused = run_json(env, "import", str(SAMPLE), "--tenant", "sandbox", code=3)
     assert paused["state"] == "paused"
-    assert paused["problem_totals"]["error"] == 1
+    assert paused["problem_totals"] == PROBLEM_TOTALS
+    warnings = Counter(p["code"] for p in paused["problems"] if p["severity"] == "warning")
+    assert warnings == WARNINGS
     assert paused["counts"]["sections"]["added"] == 6
     assert paused["counts"]["enrollments"]["added"] == 34
     approved = run_json(env, "imports", "approve", str(paused["id"]), "--by", "admin")

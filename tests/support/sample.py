@@ -16,6 +16,20 @@ SAMPLE = FIXTURES / "clever_sample"
 PASSWORDS = [f"pw{n}secret" for n in range(14)] + [
     *("fa1Teiph", "Ahm4ohwi", "ooQu3eic", "Ie8aiK7e", "xo1Wae9o")
 ]
+# What validating the sample reports: one error (the co-teacher in no file), and the warnings.
+PROBLEM_TOTALS = {"fatal": 0, "error": 1, "warning": 24}
+WARNINGS = {
+    "grade_replaced": 10,  # one per spelling: Kindergarten, 1, PreKindergarten, …
+    "extra_columns": 4,
+    "secret_column": 2,
+    "date_normalised": 2,
+    "email_lowercased": 1,
+    "bad_grade": 1,  # 8-Jun
+    "repeated_teacher": 1,
+    "teacher_other_school": 1,
+    "missing_course_name": 1,
+    "course_name_from_name": 1,
+}
 # What the sample holds once imported: every class, all but one link (a co-teacher in no file).
 RECORDS = {
     "schools": 3,
