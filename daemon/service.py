@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partia
 from daemon.store import imports, tenants
 from daemon.store.database import Database
 from daemon.systemd import Notifier
-from daemon.web import WebServer
+from daemon.web import SftpDetails, WebServer
 
 log = structlog.get_logger(__name__)
 
@@ -151,8 +152,14 @@ class Service:
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
         # The Import Manager: a listener of its own, never the ops one's /healthz and /metrics.
         self.web = WebServer(
-            settings.web, settings.paths.root, db, self.pipeline, import_done=self._import_done
-        )
+            settings.web, settings.paths.root, db, self.pipeline,
+            sftp=SftpDetails(
+                host=settings.service.public_host or socket.getfqdn(),
+                port=settings.sftp.port,
+                host_keys=paths.host_keys,
+            ),
+            import_done=self._import_done,
+        )  # fmt: skip
         self.ready = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)
         self._stop = asyncio.Event()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 
@@ -22,6 +23,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class SftpDetails:
+    """What the Setup page tells a district to type into its SIS."""
+
+    host: str  # the public host name (service.public_host, else this machine's)
+    port: int
+    host_keys: Path  # the directory of the host keys, whose fingerprints are shown
+
+
 @dataclass
 class WebContext:
     settings: WebSettings
@@ -30,6 +40,7 @@ class WebContext:
     signer: Signer
     throttle: SigninThrottle
     templates: Templates
+    sftp: SftpDetails
     # Called on the event loop when an import this listener ran (an approval) has stopped.
     import_done: Callable[[int], None] = lambda _import_id: None
     clock: Callable[[], datetime] = field(default=utc_now)
