@@ -155,7 +155,7 @@ class Service:
             settings.web, settings.paths.root, db, self.pipeline,
             sftp=SftpDetails(
                 host=settings.service.public_host or socket.getfqdn(),
-                port=settings.sftp.port,
+                listening_port=self._sftp_port,
                 host_keys=paths.host_keys,
             ),
             import_done=self._import_done,
@@ -166,6 +166,13 @@ class Service:
         self._tasks: list[asyncio.Task[Any]] = []
         self._data_lock: int | None = None
         self.exit_code = 0
+
+    def _sftp_port(self) -> int:
+        """The port districts connect to: the listener's (port 0 picks one), else configured."""
+        try:
+            return self.sftp.port
+        except RuntimeError:  # not listening yet
+            return self.settings.sftp.port
 
     # -- life -------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ class SftpDetails:
     """What the Setup page tells a district to type into its SIS."""
 
     host: str  # the public host name (service.public_host, else this machine's)
-    port: int
+    listening_port: Callable[[], int]  # the SFTP listener's port (known once it listens)
     host_keys: Path  # the directory of the host keys, whose fingerprints are shown
 
 

@@ -108,7 +108,7 @@ def add_imports(db: Database, tenant: str, state: ImportState, count: int) -> li
 async def web_for(settings: Settings, db: Database, **web: object) -> AsyncIterator[Web]:
     clock = Clock()
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=clock)
-    sftp = SftpDetails(host="sftp.example.org", port=2222, host_keys=settings.paths.host_keys)
+    sftp = SftpDetails("sftp.example.org", lambda: 2222, settings.paths.host_keys)
     server = WebServer(
         dataclasses.replace(settings.web, **web),  # type: ignore[arg-type]
         settings.paths.root, db, pipeline, sftp=sftp,

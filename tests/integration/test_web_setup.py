@@ -19,7 +19,6 @@ from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tables import audit_log
 from daemon.store.tenants import Tenant
-from daemon.web.context import SftpDetails
 from tests.integration.test_web_app import Web, add_user, csrf_of, web_for
 
 OLD_PASSWORD = "the-old-sftp-password"
@@ -82,7 +81,7 @@ async def test_a_district_sees_what_to_type_into_its_sis(web: Web, tmp_path: Pat
     keys = web.ctx.sftp.host_keys
     keys.mkdir(parents=True, exist_ok=True)
     (keys / f"{HOST_KEY_FILES[0][0]}.pub").write_text(PUBLIC_LINE)
-    assert web.ctx.sftp == SftpDetails("sftp.example.org", 2222, keys)
+    assert (web.ctx.sftp.host, web.ctx.sftp.host_keys) == ("sftp.example.org", keys)
     assert await web.sign_in("north-admin") == 303
     assert (await web.client.get("/setup", allow_redirects=False)).headers["Location"] == (
         "/tenants/north/setup"

@@ -76,7 +76,7 @@ def _render(
 def _sftp_lines(sftp: SftpDetails, tenant: Tenant) -> dict[str, Any]:
     return {
         "host": sftp.host,
-        "port": sftp.port,
+        "port": sftp.listening_port(),
         "directory": UPLOAD_DIRECTORY,
         "username": tenant.name,
         "fingerprints": host_key_fingerprints(sftp.host_keys),
