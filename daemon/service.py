@@ -13,7 +13,6 @@ import errno
 import fcntl
 import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -154,7 +153,7 @@ class Service:
         self.web = WebServer(
             settings.web, settings.paths.root, db, self.pipeline,
             sftp=SftpDetails(
-                host=settings.service.public_host or socket.getfqdn(),
+                public_host=settings.service.public_host,
                 listening_port=self._sftp_port,
                 host_keys=paths.host_keys,
             ),

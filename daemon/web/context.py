@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import socket
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -27,9 +29,18 @@ def utc_now() -> datetime:
 class SftpDetails:
     """What the Setup page tells a district to type into its SIS."""
 
-    host: str  # the public host name (service.public_host, else this machine's)
+    public_host: str  # [service] public_host; empty: this machine's name, as the CLI says it
     listening_port: Callable[[], int]  # the SFTP listener's port (known once it listens)
     host_keys: Path  # the directory of the host keys, whose fingerprints are shown
+
+    def host(self) -> str:
+        return self.public_host or _this_host()
+
+
+@functools.cache
+def _this_host() -> str:
+    # A DNS lookup: once per process, and only when a Setup page asks (never at start-up).
+    return socket.getfqdn()
 
 
 @dataclass

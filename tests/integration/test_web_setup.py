@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tables import audit_log
 from daemon.store.tenants import Tenant
+from daemon.web.context import SftpDetails
 from tests.integration.test_web_app import Web, add_user, csrf_of, web_for
 
 OLD_PASSWORD = "the-old-sftp-password"
@@ -81,7 +83,7 @@ async def test_a_district_sees_what_to_type_into_its_sis(web: Web, tmp_path: Pat
     keys = web.ctx.sftp.host_keys
     keys.mkdir(parents=True, exist_ok=True)
     (keys / f"{HOST_KEY_FILES[0][0]}.pub").write_text(PUBLIC_LINE)
-    assert (web.ctx.sftp.host, web.ctx.sftp.host_keys) == ("sftp.example.org", keys)
+    assert (web.ctx.sftp.host(), web.ctx.sftp.host_keys) == ("sftp.example.org", keys)
     assert await web.sign_in("north-admin") == 303
     assert (await web.client.get("/setup", allow_redirects=False)).headers["Location"] == (
         "/tenants/north/setup"
@@ -92,6 +94,10 @@ async def test_a_district_sees_what_to_type_into_its_sis(web: Web, tmp_path: Pat
     assert "registrar@north.example.org" in html
     assert 'href="/setup"' in html  # in the navigation
     assert OLD_PASSWORD not in html
+
+
+def test_without_a_public_host_the_sftp_server_is_this_machines_name(tmp_path: Path) -> None:
+    assert SftpDetails("", lambda: 22, tmp_path).host() == socket.getfqdn()  # as the CLI says
 
 
 async def test_another_tenants_setup_is_not_found_for_every_route(web: Web) -> None:

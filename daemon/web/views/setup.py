@@ -59,15 +59,16 @@ def _tenant(ctx: WebContext, user: User, name: str) -> Tenant:
         return _visible_tenant(conn, user, name)
 
 
-def _render(
+async def _render(
     request: web.Request, tenant: Tenant, form: SetupForm, status: int = 200
 ) -> web.Response:
     ctx = context(request)
+    sftp = await asyncio.to_thread(_sftp_lines, ctx.sftp, tenant)  # a DNS lookup, files
     current = session(request)
     assert current is not None
     return ctx.templates.page(
         "setup.html.j2", status=status, title=f"Setup of {tenant.name}", user=current.user,
-        csrf_token=current.csrf_token, tenant=tenant, sftp=_sftp_lines(ctx.sftp, tenant),
+        csrf_token=current.csrf_token, tenant=tenant, sftp=sftp,
         thresholds=_threshold_fields(tenant.settings, form), form=form,
         emails_text=form.emails_text if form.emails_text is not None else "\n".join(tenant.emails),
     )  # fmt: skip
@@ -75,7 +76,7 @@ def _render(
 
 def _sftp_lines(sftp: SftpDetails, tenant: Tenant) -> dict[str, Any]:
     return {
-        "host": sftp.host,
+        "host": sftp.host(),
         "port": sftp.listening_port(),
         "directory": UPLOAD_DIRECTORY,
         "username": tenant.name,
@@ -126,7 +127,7 @@ def _all_tenants(ctx: WebContext) -> list[Tenant]:
 async def show(request: web.Request) -> web.Response:
     user = signed_in(request)
     tenant = await asyncio.to_thread(_tenant, context(request), user, request.match_info["tenant"])
-    return _render(request, tenant, SetupForm())
+    return await _render(request, tenant, SetupForm())
 
 
 async def confirm_password(request: web.Request) -> web.Response:
@@ -161,7 +162,7 @@ async def rotate_password(request: web.Request) -> web.Response:
     form = SetupForm(
         result="The SFTP password was changed: the old one no longer works.", password=password
     )
-    return _render(request, tenant, form)
+    return await _render(request, tenant, form)
 
 
 async def save_emails(request: web.Request) -> web.Response:
@@ -193,8 +194,9 @@ async def save_emails(request: web.Request) -> web.Response:
     tenant = await asyncio.to_thread(store)
     if error:
         form = SetupForm(emails_error=f"Notification addresses: {error}", emails_text=text)
-        return _render(request, tenant, form, status=400)
-    return _render(request, tenant, SetupForm(result="The notification addresses were saved."))
+        return await _render(request, tenant, form, status=400)
+    saved = SetupForm(result="The notification addresses were saved.")
+    return await _render(request, tenant, saved)
 
 
 def _threshold_changes(
@@ -247,9 +249,9 @@ async def save_thresholds(request: web.Request) -> web.Response:
     tenant, errors, changes = await asyncio.to_thread(store)
     if errors:
         refused = SetupForm(threshold_errors=errors, threshold_values=posted)
-        return _render(request, tenant, refused, status=400)
+        return await _render(request, tenant, refused, status=400)
     said = "The thresholds were saved." if changes else "The thresholds were already so."
-    return _render(request, tenant, SetupForm(result=said))
+    return await _render(request, tenant, SetupForm(result=said))
 
 
 def _audit(
