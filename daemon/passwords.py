@@ -1,5 +1,6 @@
 """Password hashes: argon2id, for tenants' SFTP passwords (sftp/credentials.py) and web users'
-alike: one hasher, one dummy hash, so that web/ need not depend on sftp/."""
+alike: one hasher, one dummy hash, one generator of the passwords handed out, so that web/ need
+not depend on sftp/."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 MIN_PASSWORD_LENGTH = 12  # a web password a person chooses (generated ones are longer)
+# Letters and digits a person can read back over the phone: no 0/O/o, 1/l/I.
+PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105
+PASSWORD_LENGTH = 20  # ~116 bits
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended cost
+
+
+def generate_password() -> str:
+    """A password rosterdrop hands out (a tenant's SFTP one)."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
 
 
 def hash_password(password: str) -> str:

@@ -35,7 +35,7 @@ from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partia
 from daemon.store import imports, tenants
 from daemon.store.database import Database
 from daemon.systemd import Notifier
-from daemon.web import WebServer
+from daemon.web import SftpDetails, WebServer
 
 log = structlog.get_logger(__name__)
 
@@ -151,14 +151,27 @@ class Service:
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
         # The Import Manager: a listener of its own, never the ops one's /healthz and /metrics.
         self.web = WebServer(
-            settings.web, settings.paths.root, db, self.pipeline, import_done=self._import_done
-        )
+            settings.web, settings.paths.root, db, self.pipeline,
+            sftp=SftpDetails(
+                public_host=settings.service.public_host,
+                listening_port=self._sftp_port,
+                host_keys=paths.host_keys,
+            ),
+            import_done=self._import_done,
+        )  # fmt: skip
         self.ready = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._data_lock: int | None = None
         self.exit_code = 0
+
+    def _sftp_port(self) -> int:
+        """The port districts connect to: the listener's (port 0 picks one), else configured."""
+        try:
+            return self.sftp.port
+        except RuntimeError:  # not listening yet
+            return self.settings.sftp.port
 
     # -- life -------------------------------------------------------------------------------
 

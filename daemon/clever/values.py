@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 
+from daemon.errors import ConfigError
 from daemon.roster.grades import CEDS_GRADES
 
 _CANONICAL = {code.lower(): code for code in CEDS_GRADES}
@@ -127,6 +128,14 @@ def valid_email(value: str) -> bool:
         return False
     pattern = _ASCII_EMAIL if value.isascii() else _EMAIL
     return pattern.fullmatch(value) is not None
+
+
+def checked_emails(emails: Sequence[str]) -> list[str]:
+    """A tenant's notification addresses, lower-cased; a ConfigError names the bad ones."""
+    bad = [e for e in emails if not valid_email(e)]
+    if bad:
+        raise ConfigError(f"not an email address: {', '.join(bad)}")
+    return [e.lower() for e in emails]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")

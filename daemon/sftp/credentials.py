@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
-
 import asyncssh
 
-# One argon2id hasher for every password rosterdrop keeps: tenants' SFTP ones and web users'.
-from daemon.passwords import dummy_hash, hash_password, verify_password
+# One argon2id hasher and one generator for every password rosterdrop keeps: tenants' SFTP
+# ones and web users'.
+from daemon.passwords import dummy_hash, generate_password, hash_password, verify_password
 
 __all__ = ["dummy_hash", "generate_password", "hash_password", "public_key_line", "verify_password"]
-
-# Letters and digits a person can read back over the phone: no 0/O/o, 1/l/I.
-PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105
-PASSWORD_LENGTH = 20  # ~116 bits
-
-
-def generate_password() -> str:
-    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
 
 
 def public_key_line(text: str) -> str:

@@ -11,27 +11,26 @@ from pathlib import Path
 import asyncssh
 import structlog
 
+from daemon import hostkeyfiles
+
 log = structlog.get_logger(__name__)
 
-# (file name, algorithm, key size, label printed with the fingerprint); ed25519 first because
-# clients that support it prefer it, RSA for older SIS appliances that know nothing else.
+# (file name, algorithm, key size), in the order of hostkeyfiles.HOST_KEY_FILES.
 HOST_KEY_SPECS = (
-    ("ssh_host_ed25519_key", "ssh-ed25519", None, "ED25519"),
-    ("ssh_host_rsa_key", "ssh-rsa", 3072, "RSA"),
+    ("ssh_host_ed25519_key", "ssh-ed25519", None),
+    ("ssh_host_rsa_key", "ssh-rsa", 3072),
 )
 
 
 def load_or_create_host_keys(directory: Path) -> list[asyncssh.SSHKey]:
     _private_dir(directory)
-    return [_load_or_create(directory / name, alg, size) for name, alg, size, _ in HOST_KEY_SPECS]
+    return [_load_or_create(directory / name, alg, size) for name, alg, size in HOST_KEY_SPECS]
 
 
 def host_key_fingerprints(directory: Path) -> list[str]:
-    keys = load_or_create_host_keys(directory)
-    return [
-        f"{label} {key.get_fingerprint('sha256')}"
-        for key, (_, _, _, label) in zip(keys, HOST_KEY_SPECS, strict=True)
-    ]
+    """The keys' fingerprints, the keys made first if need be (their public halves too)."""
+    load_or_create_host_keys(directory)
+    return hostkeyfiles.host_key_fingerprints(directory)
 
 
 def _private_dir(directory: Path) -> None:

@@ -2,6 +2,7 @@
 
 Depends on store/, roster/, notify/'s figures and the pipeline; never on sftp/."""
 
+from daemon.web.context import SftpDetails
 from daemon.web.server import WebServer
 
-__all__ = ["WebServer"]
+__all__ = ["SftpDetails", "WebServer"]

@@ -15,7 +15,7 @@ from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
 from daemon.web import api, auth
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
-from daemon.web.views import pages, signin
+from daemon.web.views import pages, setup, signin
 
 log = structlog.get_logger(__name__)
 
@@ -137,6 +137,12 @@ def create_app(ctx: WebContext) -> web.Application:
     app.router.add_get("/imports/{id:\\d+}/problems.csv", pages.problems_csv)
     app.router.add_get("/imports/{id:\\d+}/{action:approve|reject}", pages.confirm)
     app.router.add_post("/imports/{id:\\d+}/{action:approve|reject}", pages.decide)
+    app.router.add_get("/setup", setup.choose)
+    app.router.add_get("/tenants/{tenant}/setup", setup.show)
+    app.router.add_get("/tenants/{tenant}/setup/password", setup.confirm_password)
+    app.router.add_post("/tenants/{tenant}/setup/password", setup.rotate_password)
+    app.router.add_post("/tenants/{tenant}/setup/emails", setup.save_emails)
+    app.router.add_post("/tenants/{tenant}/setup/thresholds", setup.save_thresholds)
     app.router.add_get("/api/v1/imports", api.list_imports)
     app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
     app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)

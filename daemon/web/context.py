@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import socket
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 
@@ -22,6 +25,24 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class SftpDetails:
+    """What the Setup page tells a district to type into its SIS."""
+
+    public_host: str  # [service] public_host; empty: this machine's name, as the CLI says it
+    listening_port: Callable[[], int]  # the SFTP listener's port (known once it listens)
+    host_keys: Path  # the directory of the host keys, whose fingerprints are shown
+
+    def host(self) -> str:
+        return self.public_host or _this_host()
+
+
+@functools.cache
+def _this_host() -> str:
+    # A DNS lookup: once per process, and only when a Setup page asks (never at start-up).
+    return socket.getfqdn()
+
+
 @dataclass
 class WebContext:
     settings: WebSettings
@@ -30,6 +51,7 @@ class WebContext:
     signer: Signer
     throttle: SigninThrottle
     templates: Templates
+    sftp: SftpDetails
     # Called on the event loop when an import this listener ran (an approval) has stopped.
     import_done: Callable[[int], None] = lambda _import_id: None
     clock: Callable[[], datetime] = field(default=utc_now)

@@ -12,7 +12,7 @@ from daemon.pipeline import Pipeline
 from daemon.store.database import Database
 from daemon.web.app import create_app
 from daemon.web.auth import Signer, load_or_create_secret
-from daemon.web.context import WebContext
+from daemon.web.context import SftpDetails, WebContext
 from daemon.web.render import Templates
 from daemon.web.throttle import SigninPolicy, SigninThrottle
 
@@ -25,12 +25,14 @@ class WebServer:
         db: Database,
         pipeline: Pipeline,
         *,
+        sftp: SftpDetails,
         import_done: Callable[[int], None] = lambda _import_id: None,
     ) -> None:
         self.settings = settings
         self.data_dir = data_dir
         self.db = db
         self.pipeline = pipeline
+        self.sftp = sftp
         self.import_done = import_done
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -48,6 +50,7 @@ class WebServer:
             signer=Signer(load_or_create_secret(self.data_dir)),
             throttle=SigninThrottle(policy),
             templates=Templates(),
+            sftp=self.sftp,
             import_done=self.import_done,
         )
 

@@ -1,6 +1,7 @@
 """The web Import Manager in a real browser (chromium through Playwright) against the real
 `rosterdrop serve`: sign-in, a district's review, approval and rejection, isolation between
-tenants, CSRF refusal, hostile CSV values shown as text.
+tenants, CSRF refusal, hostile CSV values shown as text, the Setup page (a rotated password
+that the SFTP server takes at the next login).
 
 Set ROSTERDROP_WEB_SCREENSHOTS=docs to refresh the README's screenshots from these pages."""
 
@@ -18,15 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
 
 from daemon.clever.files import find_files
-from daemon.passwords import hash_password
+from daemon.hostkeyfiles import host_key_fingerprints
+from daemon.passwords import PASSWORD_LENGTH, hash_password
 from daemon.pipeline import Pipeline
 from daemon.store import tenants, users
-from tests.support import clever
+from tests.support import clever, drop
 from tests.support.browser import browser  # noqa: F401 - the session's chromium
 from tests.support.process import Daemon
+from tests.support.site import PASSWORD as SFTP_PASSWORD
 from tests.support.site import Site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -121,9 +125,9 @@ def sign_in(page: Any, username: str, password: str = WEB_PASSWORD) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
     if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"web-{name}.png"))
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"web-{name}.png"), full_page=full_page)
 
 
 def test_sign_in_refuses_a_wrong_password_then_signs_in_and_out(
@@ -248,3 +252,55 @@ def test_the_web_listener_serves_no_ops_endpoints(manager: Manager) -> None:
     status, body = manager.daemon.get("/healthz")
     assert (status, body) == (200, "ok\n")  # still on the ops listener
     assert json.loads(manager.daemon.get("/readyz")[1])["ready"] is True
+
+
+def sftp_logs_in(manager: Manager, tenant: str, password: str) -> bool:
+    try:
+        with drop.sftp_session(manager.daemon.sftp_port, tenant, password) as sftp:
+            return sftp.listdir("/") == ["upload"]
+    except paramiko.AuthenticationException:
+        return False
+
+
+def test_a_district_sets_up_its_sftp_login_addresses_and_thresholds(
+    page: Any, manager: Manager
+) -> None:
+    tenant, admin = manager.district()
+    page.goto("/signin")
+    sign_in(page, admin)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Setup").click()
+    page.wait_for_url(re.compile(rf"/tenants/{tenant}/setup$"))
+    assert page.locator("#sftp-username").inner_text() == tenant
+    assert page.locator("#sftp-port").inner_text() == str(manager.daemon.sftp_port)
+    assert page.locator("#sftp-directory").inner_text() == "/upload"
+    fingerprints = page.locator(".fingerprints").inner_text()
+    assert fingerprints == "\n".join(host_key_fingerprints(manager.site.settings.paths.host_keys))
+    assert "ED25519 SHA256:" in fingerprints
+    screenshot(page, "setup", full_page=True)
+
+    page.get_by_role("button", name="Rotate the SFTP password").click()
+    page.get_by_role("button", name="Confirm").click()
+    assert "the old one no longer works" in page.get_by_role("status").inner_text()
+    password = page.locator("#password-value").inner_text()
+    assert len(password) == PASSWORD_LENGTH
+    assert sftp_logs_in(manager, tenant, password)  # the running daemon, at the next login
+    assert not sftp_logs_in(manager, tenant, SFTP_PASSWORD)
+    page.goto(f"/tenants/{tenant}/setup")  # shown once: not on the page again
+    assert password not in page.locator("main").inner_text()
+
+    page.get_by_label("Notification addresses (one per line)").fill(f"it@{tenant}.example.org")
+    page.get_by_role("button", name="Save addresses").click()
+    assert page.get_by_role("status").inner_text() == "The notification addresses were saved."
+    page.get_by_label("Max row errors").fill("3")
+    page.get_by_role("button", name="Save thresholds").click()
+    assert page.get_by_role("status").inner_text() == "The thresholds were saved."
+
+    page.get_by_label("Max deactivate %").fill("150")
+    page.get_by_role("button", name="Save thresholds").click()
+    error = page.get_by_role("alert").inner_text()
+    assert "Max deactivate %: max_deactivate_percent must be between 0 and 100" in error
+    assert page.get_by_label("Max deactivate %").get_attribute("aria-invalid") == "true"
+    shown = json.loads(manager.site.cli("tenant", "show", tenant, "--json").stdout)
+    assert shown["emails"] == [f"it@{tenant}.example.org"]
+    assert shown["settings"]["max_row_errors"] == 3
+    assert shown["settings"]["max_deactivate_percent"] == 10.0  # the refused form changed nothing

@@ -11,8 +11,10 @@ import paramiko
 import pytest
 from sftp_fixtures import Directory
 
+from daemon import hostkeyfiles
 from daemon.config import SftpSettings
 from daemon.sftp import SftpError, SftpServer, host_key_fingerprints, load_or_create_host_keys
+from daemon.sftp.hostkeys import HOST_KEY_SPECS
 
 
 def _mode(path: Path) -> int:
@@ -73,6 +75,9 @@ def test_fingerprints_name_each_key(tmp_path: Path) -> None:
     rsa = asyncssh.read_public_key(tmp_path / "keys" / "ssh_host_rsa_key.pub")
     assert rsa.pyca_key.key_size == 3072
     assert lines == host_key_fingerprints(tmp_path / "keys")
+    # the web's Setup page reads the same public halves, without asyncssh
+    assert lines == hostkeyfiles.host_key_fingerprints(tmp_path / "keys")
+    assert [n for n, *_ in HOST_KEY_SPECS] == [n for n, _ in hostkeyfiles.HOST_KEY_FILES]
 
 
 def test_loose_permissions_are_tightened(tmp_path: Path) -> None:

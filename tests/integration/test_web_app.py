@@ -24,7 +24,7 @@ from daemon.roster.problems import Problem, Severity
 from daemon.store import imports, tenants, users
 from daemon.store.database import Database
 from daemon.web.app import create_app
-from daemon.web.context import WebContext
+from daemon.web.context import SftpDetails, WebContext
 from daemon.web.server import WebServer
 from daemon.web.throttle import SigninThrottle
 from daemon.web.views.data import IMPORTS_PAGE_SIZE, PROBLEMS_PAGE_SIZE
@@ -108,7 +108,11 @@ def add_imports(db: Database, tenant: str, state: ImportState, count: int) -> li
 async def web_for(settings: Settings, db: Database, **web: object) -> AsyncIterator[Web]:
     clock = Clock()
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=clock)
-    server = WebServer(dataclasses.replace(settings.web, **web), settings.paths.root, db, pipeline)  # type: ignore[arg-type]
+    sftp = SftpDetails("sftp.example.org", lambda: 2222, settings.paths.host_keys)
+    server = WebServer(
+        dataclasses.replace(settings.web, **web),  # type: ignore[arg-type]
+        settings.paths.root, db, pipeline, sftp=sftp,
+    )  # fmt: skip
     ctx = server.context()
     ctx.clock = clock
     ctx.throttle = SigninThrottle(ctx.throttle.policy, clock=clock.monotonic)

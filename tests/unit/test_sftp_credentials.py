@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from daemon.passwords import PASSWORD_ALPHABET
 from daemon.sftp.credentials import (
-    PASSWORD_ALPHABET,
     dummy_hash,
     generate_password,
     hash_password,
