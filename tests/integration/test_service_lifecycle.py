@@ -161,9 +161,11 @@ def _with_shutdown_timeout(settings: Settings, seconds: float) -> Settings:
 
 
 def _refused(port: int) -> bool:
+    """Whether a new connection is turned away. Reset counts as well as refused: one that the
+    kernel queued just as the stop closed the listening socket is reset, not accepted."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     return False
 
