@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import functools
 import secrets
+import sys
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from daemon.errors import ConfigError
 
 MIN_PASSWORD_LENGTH = 12  # a web password a person chooses (generated ones are longer)
 # Letters and digits a person can read back over the phone: no 0/O/o, 1/l/I.
@@ -38,3 +41,11 @@ def verify_password(hash: str, password: str) -> bool:
 def dummy_hash() -> str:
     """A hash no password matches, verified for unknown users so they cost what real ones do."""
     return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def read_password_stdin() -> str:
+    """A password a person chose, from standard input (`--password-stdin`)."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    return password

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from daemon import console
 from daemon.app import App
 from daemon.config import Settings
 from daemon.errors import ConfigError
+from daemon.passwords import generate_password, hash_password, read_password_stdin
 from daemon.roster.tenant import TenantSettings
 from daemon.store import tenants
 from daemon.store.database import Database
@@ -37,13 +37,6 @@ Echo = Callable[[str], None]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _read_password_stdin() -> str:
-    password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < 12:
-        raise ConfigError("the password must be at least 12 characters long")
-    return password
 
 
 def _prepare_folder(settings: Settings, name: str) -> None:
@@ -80,14 +73,14 @@ def tenant_add(
     """Add a district; prints its SFTP settings and (once) its generated password."""
     password = None
     if not no_password:
-        password = _read_password_stdin() if password_stdin else _sftp().generate_password()
+        password = read_password_stdin() if password_stdin else generate_password()
     with app.db.write() as conn:
         tenants.add(
             conn,
             name,
             emails=_checked_emails(emails),
             now=_now(),
-            password_hash=_sftp().hash_password(password) if password else None,
+            password_hash=hash_password(password) if password else None,
         )
     _prepare_folder(app.settings, name)
     click.echo(f"tenant {name} added; give the district these SIS export settings:")
@@ -218,9 +211,9 @@ def _setting_changes(current: TenantSettings, options: dict[str, Any]) -> dict[s
 @click.pass_obj
 def tenant_passwd(app: App, name: str, password_stdin: bool) -> None:
     """Set a new SFTP password (generated unless --password-stdin)."""
-    password = _read_password_stdin() if password_stdin else _sftp().generate_password()
+    password = read_password_stdin() if password_stdin else generate_password()
     with app.db.write() as conn:
-        tenants.update(conn, name, password_hash=_sftp().hash_password(password))
+        tenants.update(conn, name, password_hash=hash_password(password))
     click.echo(f"password of {name} changed")
     if not password_stdin:
         click.echo(f"  new password: {password}  (shown only now)")
@@ -297,10 +290,10 @@ def ensure_demo_tenant(db: Database, settings: Settings, echo: Echo) -> Tenant:
     with db.write() as conn:
         tenant = tenants.find(conn, DEMO_TENANT)
         if tenant is None:
-            password = _sftp().generate_password()
+            password = generate_password()
             tenant = tenants.add(
                 conn, DEMO_TENANT, emails=["admin@demo.invalid"], now=_now(),
-                password_hash=_sftp().hash_password(password),
+                password_hash=hash_password(password),
             )  # fmt: skip
             _write_private(credentials, password)
     _prepare_folder(settings, DEMO_TENANT)

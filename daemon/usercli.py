@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ import click
 from daemon.app import App
 from daemon.config import Settings
 from daemon.errors import ConfigError
-from daemon.passwords import MIN_PASSWORD_LENGTH, hash_password
+from daemon.passwords import hash_password, read_password_stdin
 from daemon.store import tenants, users
 from daemon.store.database import Database
 from daemon.store.users import User
@@ -26,13 +25,6 @@ GENERATED_PASSWORD_BYTES = 15  # 20 URL-safe characters
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def read_password_stdin() -> str:
-    password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ConfigError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
-    return password
 
 
 def generate_password() -> str:
