@@ -180,7 +180,9 @@ class WebSettings:
         ):
             value = getattr(self, name)
             if not 0 < value <= most:
-                raise ConfigError(f"setting web.{name} must be above 0 and at most {most:g}: {value}")
+                raise ConfigError(
+                    f"setting web.{name} must be above 0 and at most {most:g}, not {value}"
+                )
 
     @property
     def secure_cookies(self) -> bool:
