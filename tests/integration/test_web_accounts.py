@@ -23,6 +23,7 @@ from daemon.store.tables import audit_log, outbox
 from daemon.web.auth import TOTP_PENDING_SECONDS
 from daemon.web.bearer import REFUSED
 from daemon.web.throttle import RESET_MAX_REQUESTS, RESET_WINDOW_SECONDS, SigninThrottle
+from daemon.web.views.account import FORGOT_MAX_USERS
 from tests.integration.test_web_app import PASSWORD, START, Web, add_user, csrf_of, web_for
 
 PUBLIC_URL = "http://roster.example.org"  # http: the test client sends no Secure cookie
@@ -88,6 +89,22 @@ async def test_a_user_with_totp_signs_in_with_a_code_that_works_once(web: Web) -
     assert await code_step(web, pending, totp.at(web.clock.now)) == 401
     web.clock.advance(timedelta(seconds=30))
     assert await code_step(web, pending, totp.at(web.clock.now)) == 303
+
+
+async def test_a_code_is_taken_one_step_either_side_of_now(web: Web) -> None:
+    add_user(web.db, "admin", "acme")
+    totp = enrol(web.db, "admin")
+    step = timedelta(seconds=30 * (accounts.TOTP_VALID_STEPS + 1))
+    near = timedelta(seconds=30 * accounts.TOTP_VALID_STEPS)
+    pending = await password_step(web, "admin")
+    assert await code_step(web, pending, totp.at(web.clock.now - step)) == 401
+    assert await code_step(web, pending, totp.at(web.clock.now + step)) == 401
+    assert await code_step(web, pending, totp.at(web.clock.now - near)) == 303
+    pending = await password_step(web, "admin")
+    assert await code_step(web, pending, totp.at(web.clock.now + near)) == 303
+    code = totp.at(web.clock.now)
+    pending = await password_step(web, "admin")
+    assert await code_step(web, pending, code) == 401  # older than the step last taken
 
 
 async def test_wrong_codes_count_in_the_sign_in_throttle(web: Web) -> None:
@@ -180,6 +197,16 @@ async def test_forgot_password_answers_the_same_and_sends_only_to_real_accounts(
     with web.db.read() as conn:
         actions = [r.action for r in conn.execute(sa.select(audit_log.c.action))]
     assert actions == ["password_link_sent", "password_link_sent", "password_set_by_link"]
+
+
+async def test_an_address_shared_by_accounts_sends_each_a_link_up_to_the_bound(web: Web) -> None:
+    for number in range(FORGOT_MAX_USERS + 1):
+        add_user(web.db, f"user{number}", "acme")
+        set_email(web.db, f"user{number}", "office@acme.example.org")
+    await forgot(web, "office@acme.example.org")
+    links = sent_links(web.db)
+    assert len(links) == FORGOT_MAX_USERS
+    assert len({token for _, token in links}) == FORGOT_MAX_USERS  # each its own
 
 
 async def test_forgot_password_sends_at_most_its_bound_per_window(web: Web) -> None:
