@@ -290,3 +290,20 @@ async def test_a_cookie_still_needs_its_csrf_token_on_the_api(web: Web) -> None:
     add_user(web.db, "admin", "acme")
     assert await web.sign_in("admin") == 303
     assert (await web.client.post("/api/v1/imports/999/approve")).status == 403
+
+
+async def test_the_signed_out_forms_refuse_a_post_without_their_token(web: Web) -> None:
+    add_user(web.db, "admin", "acme")
+    set_email(web.db, "admin", "admin@acme.example.org")
+    web.client.session.cookie_jar.clear()
+    forged = await web.client.post("/forgot", data={"who": "admin"})
+    assert forged.status == 403
+    assert sent_links(web.db) == []
+    await forgot(web, "admin")
+    link = sent_links(web.db)[0][1]
+    web.client.session.cookie_jar.clear()
+    forged = await web.client.post(
+        f"/password/{link}", data={"password": NEW_PASSWORD, "repeat": NEW_PASSWORD}
+    )
+    assert forged.status == 403
+    assert await set_by_link(web, link) == 303  # the forgery spent nothing
