@@ -17,7 +17,7 @@ applied. What is kept, and why (docs/schema.md, `import_changes`):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,10 +235,14 @@ class Listing:
         rows = self.conn.execute(self._select(q).offset(offset).limit(limit))
         return [self._record(row) for row in rows]
 
-    def stream(self, q: str = "") -> Iterator[ChangedRecord]:
+    def stream(self, q: str = "") -> Generator[ChangedRecord, None, None]:
+        """Every matching record; close it (contextlib.closing) if not read to its end."""
         rows = self.conn.execute(self._select(q).execution_options(yield_per=STREAM_ROWS))
-        for row in rows:
-            yield self._record(row)
+        try:
+            for row in rows:
+                yield self._record(row)
+        finally:
+            rows.close()  # PostgreSQL's server-side cursor
 
     def _record(self, row: Any) -> ChangedRecord:
         width = len(self.entity.key)

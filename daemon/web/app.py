@@ -15,7 +15,7 @@ from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
 from daemon.web import api, auth
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
-from daemon.web.views import pages, setup, signin
+from daemon.web.views import changes, pages, setup, signin
 
 log = structlog.get_logger(__name__)
 
@@ -146,5 +146,12 @@ def create_app(ctx: WebContext) -> web.Application:
     app.router.add_get("/api/v1/imports", api.list_imports)
     app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
     app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)
+    # The change browser (issue 11, "What they see" 3): pages, CSV, API; links from other pages.
+    app.router.add_get("/imports/{id:\\d+}/changes", changes.changes_page)
+    app.router.add_get("/imports/{id:\\d+}/changes.csv", changes.changes_csv)
+    app.router.add_get("/api/v1/imports/{id:\\d+}/changes", changes.api_changes)
+    ctx.templates.env.globals.update(
+        changes_href=changes.figure_href, approval_lists=changes.approval_lists
+    )
     app.router.add_static("/static/", STATIC, append_version=True)
     return app
