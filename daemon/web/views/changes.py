@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.notify.figures import ENTITY_LABELS, LINK_ENTITY
+from daemon.notify.figures import ENTITY_LABELS, LINK_ENTITY, plural
 from daemon.roster.entities import BY_NAME, ENTITIES, Entity
 from daemon.roster.outcome import ImportState
 from daemon.roster.plan import EntityChanges
@@ -178,9 +178,11 @@ def approval_lists(record: ImportRecord) -> list[tuple[str, str]]:
         for entity in ENTITIES:
             count = getattr(_counts(record, entity.name), _COUNTED[kind])
             if count:
-                noun = ENTITY_LABELS[entity.name]
-                what = "held as they are" if kind == HELD else f"to {_VERBS[kind]}"
-                lists.append((f"{count:,} {noun} {what}", list_href(record.id, entity.name, kind)))
+                nouns = ENTITY_LABELS[entity.name]
+                counted = plural(count, nouns.removesuffix("s"), nouns)
+                what = "held as it is" if kind == HELD and count == 1 else "held as they are"
+                what = what if kind == HELD else f"to {_VERBS[kind]}"
+                lists.append((f"{counted} {what}", list_href(record.id, entity.name, kind)))
     return lists
 
 
