@@ -217,6 +217,7 @@ class Pipeline(Intake):
                 # The pause commits with its plan kept record by record (the roster itself
                 # untouched): all of it, or (a crash) none, and the import runs again.
                 kept_changes.keep(stage, run.plan, run.tenant.id, run.record.id, applied=False)
+                timer.lap("kept")
                 stage.close()
                 self._end(conn, run, ImportState.PAUSED)
                 return None

@@ -24,7 +24,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from daemon.roster.entities import ENROLLMENTS, ENTITIES, SECTION_TEACHERS, Entity
+from daemon.roster.entities import (
+    ENROLLMENTS,
+    ENTITIES,
+    SECTION_TEACHERS,
+    STUDENTS,
+    TEACHERS,
+    Entity,
+)
 from daemon.roster.plan import Plan
 from daemon.store.staging import ADD, CHANGES, DEACTIVATE, REACTIVATE, STAGE, UPDATE, Stage
 from daemon.store.tables import import_changes, roster_tables
@@ -60,7 +67,7 @@ def keep(stage: Stage, plan: Plan, tenant_id: int, import_id: int, *, applied: b
             _insert(conn, _held(entity, tenant_id, import_id))
         if stage.new_to_tenant(entity):
             if not applied and counts.added:
-                _insert(conn, _staged_adds(entity, tenant_id, import_id))
+                _insert(conn, _staged_adds(entity, tenant_id, import_id, stage))
         elif counts.added + counts.updated + counts.reactivated + counts.deactivated:
             _insert(conn, _diffed(entity, tenant_id, import_id, stage.postgres))
 
@@ -129,12 +136,17 @@ def _held(entity: Entity, tenant_id: int, import_id: int) -> sa.Select[Any]:
     )
 
 
-def _staged_adds(entity: Entity, tenant_id: int, import_id: int) -> sa.Select[Any]:
+def _staged_adds(entity: Entity, tenant_id: int, import_id: int, staged: Stage) -> sa.Select[Any]:
+    """A paused first import's records (of an entity the tenant has none of yet)."""
     stage = STAGE[entity.name]
+    label = _label(entity, stage.c, tenant_id)
+    person = {ENROLLMENTS.name: STUDENTS, SECTION_TEACHERS.name: TEACHERS}.get(entity.name)
+    if person is not None and staged.new_to_tenant(person):
+        label = sa.null()  # no student or teacher to name them by yet: spare the lookups
     return sa.select(
         *_head(import_id, entity, sa.literal(ADD)),
         *_keys(entity, stage.c),
-        _label(entity, stage.c, tenant_id),
+        label,
         sa.null(),
         sa.null(),
         sa.null(),

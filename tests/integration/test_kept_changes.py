@@ -41,7 +41,7 @@ def _next_day() -> dict[str, list[list[str]]]:
     files["students.csv"] = [
         ["SCH1", "S1", "Ann", "Lee-Smith", "", "ann", "04"],
         ["SCH1", "S3", "", "Wu", "", "cy", "05"],
-        ["SCH1", "S4", "Dee", "=HYPERLINK(\"x\")", "", "dee", "05"],
+        ["SCH1", "S4", "Dee", '=HYPERLINK("x")', "", "dee", "05"],
         ["SCH1", "S5", "", "Nu", "", "eve", "05"],
     ]
     files["enrollments.csv"] = [["SCH1", "C1", "S1"], ["SCH1", "C1", "S3"], ["SCH1", "C1", "S4"]]

@@ -64,7 +64,9 @@ async def test_the_deactivated_students_page_by_the_page_size_and_search_by_id_o
     first = await (await web.client.get(base)).json()
     assert (first["total"], first["pages"], len(first["records"])) == (GONE, 2, CHANGES_PAGE_SIZE)
     assert first["records"][0] == {
-        "key": {"school_id": "SCH1", "student_id": "S100"}, "name": "Kid No100", "changes": {},
+        "key": {"school_id": "SCH1", "student_id": "S100"},
+        "name": "Kid No100",
+        "changes": {},
     }  # fmt: skip: ids in text order, S100 before S61
     second = await (await web.client.get(base + "&page=2")).json()
     assert len(second["records"]) == GONE - CHANGES_PAGE_SIZE
