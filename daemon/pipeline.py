@@ -220,6 +220,7 @@ class Pipeline(Intake):
                 timer.lap("kept")
                 stage.close()
                 self._end(conn, run, ImportState.PAUSED)
+                testpoint.reached("pause-before-commit")
                 return None
             # Before the apply: updates' before values are read from the roster. An approved
             # import's paused plan is replaced by what it does now.
