@@ -201,7 +201,7 @@ class Listing:
         self, conn: Connection, *, tenant_id: int, import_id: int, entity: Entity, kind: str,
         applied: bool,
     ) -> None:  # fmt: skip
-        self.conn, self.entity, self.kind = conn, entity, kind
+        self.conn, self.entity, self.kind, self._tenant_id = conn, entity, kind, tenant_id
         kept = import_changes.c
         self._kept = sa.and_(
             kept.import_id == import_id, kept.entity == entity.name, kept.kind == kind
@@ -244,8 +244,26 @@ class Listing:
         )
 
     def page(self, q: str, offset: int, limit: int) -> list[ChangedRecord]:
+        if self._roster and not q:
+            return self._roster_page(offset, limit)
         rows = self.conn.execute(self._select(q).offset(offset).limit(limit))
         return [self._record(row) for row in rows]
+
+    def _roster_page(self, offset: int, limit: int) -> list[ChangedRecord]:
+        """The page's records first, then their names: a link's name is a look-up, which
+        PostgreSQL would otherwise make for every row the offset skips."""
+        live = roster_tables[self.entity.name]
+        records = (
+            sa.select(*(live.c[c] for c in self.entity.columns))
+            .where(self._where)
+            .order_by(*self._columns)
+            .offset(offset)
+            .limit(limit)
+            .subquery()
+        )
+        keys = [records.c[k] for k in self.entity.key]
+        named = sa.select(*keys, _label(self.entity, records.c, self._tenant_id)).order_by(*keys)
+        return [self._record(row) for row in self.conn.execute(named)]
 
     def stream(self, q: str = "") -> Generator[ChangedRecord, None, None]:
         """Every matching record; close it (contextlib.closing) if not read to its end."""

@@ -48,7 +48,9 @@ def _next_day() -> dict[str, list[list[str]]]:
     return files
 
 
-def _listed(db: Database, import_id: int, entity: str, kind: str) -> list[ChangedRecord]:
+def _listed(
+    db: Database, import_id: int, entity: str, kind: str, q: str = ""
+) -> list[ChangedRecord]:
     with db.read() as conn:
         tenant_id, state = conn.execute(
             sa.text("SELECT tenant_id, state FROM imports WHERE id = :id"), {"id": import_id}
@@ -57,7 +59,7 @@ def _listed(db: Database, import_id: int, entity: str, kind: str) -> list[Change
             conn, tenant_id=tenant_id, import_id=import_id, entity=BY_NAME[entity], kind=kind,
             applied=state in ("imported", "imported_with_errors"),
         )  # fmt: skip
-        return listing.page("", 0, 100)
+        return listing.page(q, 0, 100)
 
 
 def _kept_rows(db: Database, import_id: int) -> int:
@@ -78,6 +80,9 @@ def test_a_first_import_keeps_its_adds_in_the_roster_only(
         (("SCH1", "S1"), "Ann Lee"),
         (("SCH1", "S2"), "Bob Kim"),
         (("SCH1", "S3"), "Cy Wu"),
+    ]
+    assert [r.key for r in _listed(db, first.import_id, "students", "add", q="bob")] == [
+        ("SCH1", "S2")
     ]
     assert len(_listed(db, first.import_id, "enrollments", "add")) == 3
     assert _listed(db, first.import_id, "enrollments", "add")[0].label == "Ann Lee"
