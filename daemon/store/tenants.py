@@ -105,6 +105,14 @@ def list_all(conn: Connection) -> list[Tenant]:
     return [_tenant(row) for row in rows]
 
 
+def page(conn: Connection, *, limit: int, after: str | None = None) -> list[Tenant]:
+    """Tenants by name, one page (keyset: names after `after`)."""
+    query = sa.select(tenants).order_by(tenants.c.name).limit(limit)
+    if after:
+        query = query.where(tenants.c.name > after)
+    return [_tenant(row) for row in conn.execute(query).mappings()]
+
+
 def update(conn: Connection, name: str, **values: Any) -> Tenant:
     """Change columns of a tenant: settings (a TenantSettings), emails, password_hash, …"""
     tenant = get(conn, name)

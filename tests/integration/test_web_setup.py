@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from daemon.config import Settings
 from daemon.hostkeyfiles import HOST_KEY_FILES
 from daemon.passwords import PASSWORD_LENGTH, hash_password, verify_password
+from daemon.sftp import public_key_line
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tables import audit_log
@@ -97,7 +98,7 @@ async def test_a_district_sees_what_to_type_into_its_sis(web: Web, tmp_path: Pat
 
 
 def test_without_a_public_host_the_sftp_server_is_this_machines_name(tmp_path: Path) -> None:
-    assert SftpDetails("", lambda: 22, tmp_path).host() == socket.getfqdn()  # as the CLI says
+    assert SftpDetails("", lambda: 22, tmp_path, public_key_line).host() == socket.getfqdn()  # as the CLI says
 
 
 async def test_another_tenants_setup_is_not_found_for_every_route(web: Web) -> None:
