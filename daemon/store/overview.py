@@ -33,7 +33,7 @@ def tenant_summaries(
     ids = [t.id for t in page]
     if not ids:
         return []
-    newest = dict(
+    newest: dict[int, int] = dict(
         conn.execute(
             sa.select(imports.c.tenant_id, sa.func.max(imports.c.id))
             .where(imports.c.tenant_id.in_(ids))
@@ -48,7 +48,7 @@ def tenant_summaries(
             )
         )
     }
-    paused = dict(
+    paused: dict[int, int] = dict(
         conn.execute(
             sa.select(imports.c.tenant_id, sa.func.count())
             .where(imports.c.tenant_id.in_(ids), imports.c.state == PAUSED)
