@@ -30,7 +30,7 @@ from daemon.web.views.setup_page import (
 )
 
 MAX_EMAILS = 50  # a form's list of addresses; more is a mistake, not a district
-_SPLIT = re.compile(r"[\s,;]+")
+EMAIL_SEPARATORS = re.compile(r"[\s,;]+")  # one per line, or commas, or spaces
 
 
 async def choose(request: web.Request) -> web.Response:
@@ -99,20 +99,26 @@ async def rotate_password(request: web.Request) -> web.Response:
     return await render(request, tenant, form)
 
 
+def form_emails(text: str, *, required: bool) -> list[str]:
+    """A form's addresses (1 to MAX_EMAILS of them, or none when not `required`), checked and
+    lower-cased as `tenant set --email` does; raises ConfigError naming the bad ones."""
+    given = [e for e in EMAIL_SEPARATORS.split(text) if e]
+    if required and not given:
+        raise ConfigError("give at least one address")
+    if len(given) > MAX_EMAILS:
+        raise ConfigError(f"give at most {MAX_EMAILS} addresses")
+    return checked_emails(given)
+
+
 async def save_emails(request: web.Request) -> web.Response:
     user = signed_in(request)
     ctx = context(request)
     name = request.match_info["tenant"]
     text = str((await request.post()).get("emails", "") or "")
-    given = [e for e in _SPLIT.split(text) if e]
     error = ""
     emails: list[str] = []
     try:
-        if not given:
-            raise ConfigError("give at least one address")
-        if len(given) > MAX_EMAILS:
-            raise ConfigError(f"give at most {MAX_EMAILS} addresses")
-        emails = checked_emails(given)
+        emails = form_emails(text, required=True)
     except ConfigError as exc:
         error = str(exc)
 
