@@ -21,6 +21,7 @@ import pytest
 from daemon.passwords import PASSWORD_LENGTH, hash_password
 from daemon.store import outbox, tenants, users
 from tests.acceptance.test_web_browser import (
+    SCREENSHOTS,
     WEB_PASSWORD,
     Manager,
     page,  # noqa: F401 - a browser page on the manager's daemon
@@ -163,7 +164,9 @@ def test_a_district_adds_an_ssh_key_logs_in_with_it_and_removes_it(
     assert "ssh-rsa" in keys
     assert f"sis-export@{tenant}" in keys
     assert key_login(manager, tenant, key)  # the running daemon, at the next login
-    screenshot(page, "setup-keys")
+    if SCREENSHOTS:  # the keys' section alone: the page above it is web-setup.png
+        section = page.locator("section[aria-labelledby=keys]")
+        section.screenshot(path=str(Path(SCREENSHOTS) / "web-setup-keys.png"))
 
     page.get_by_role("button", name=re.compile(r"^Remove the key SHA256:")).click()
     assert page.get_by_role("heading", level=1).inner_text() == (
