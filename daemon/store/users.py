@@ -279,12 +279,6 @@ def audit_entries(
     return [AuditEntry(**dict(row)) for row in conn.execute(query).mappings()]
 
 
-def audit_actions(conn: Connection) -> list[str]:
-    """The actions the audit log holds, for a filter's choices."""
-    query = sa.select(audit_log.c.action).distinct().order_by(audit_log.c.action)
-    return [str(action) for action in conn.execute(query).scalars()]
-
-
 def latest_signins(conn: Connection, user_ids: list[int]) -> dict[int, datetime]:
     """When each user last signed in, as far as a session still alive says so (a session's
     row goes at sign-out and at its timeouts)."""
