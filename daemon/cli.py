@@ -375,21 +375,10 @@ def outbox_list(app: App, state: str | None, limit: int, as_json: bool) -> None:
 @pass_app
 def outbox_retry(app: App, message_id: int) -> None:
     """Send a failed (or waiting) email again, now, to the tenant's current addresses."""
-    from daemon.notify import messages
+    from daemon.notify.retry import retry_now
 
     with app.db.write() as conn:
-        message = outbox.get(conn, message_id)
-        readdressed = None
-        if message.tenant_id is not None and message.state is not outbox.OutboxState.SENT:
-            tenant = tenants.by_id(conn, message.tenant_id)
-            readdressed = messages.readdressed(message.message, tenant.emails, app.settings.smtp)
-            if not readdressed[0]:
-                raise Conflict(
-                    f"tenant {tenant.name} has no email address to send #{message_id} to:"
-                    f" add one with `rosterdrop tenant set {tenant.name} --email ADDRESS`"
-                )
-        outbox.retry(conn, message_id, _now(), readdressed)
-        recipients = ", ".join(readdressed[0] if readdressed else message.recipients)
+        recipients = ", ".join(retry_now(conn, message_id, _now(), app.settings.smtp))
     click.echo(f"email #{message_id} will be sent to {recipients} on the sender's next pass")
 
 

@@ -29,7 +29,7 @@ from daemon.notify.sender import OutboxSender
 from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ENDED, ImportReport, ImportState
 from daemon.runner import ImportRunner, warm_up
-from daemon.sftp import Account, SftpServer, UploadEvent
+from daemon.sftp import Account, SftpServer, UploadEvent, public_key_line
 from daemon.sftp.accounts import parse_networks
 from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partials
 from daemon.store import imports, tenants
@@ -158,6 +158,7 @@ class Service:
                 public_host=settings.service.public_host,
                 listening_port=self._sftp_port,
                 host_keys=paths.host_keys,
+                public_key_line=public_key_line,
             ),
             import_done=self._import_done,
         )  # fmt: skip

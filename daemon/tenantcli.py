@@ -11,12 +11,12 @@ from typing import Any
 
 import click
 
-from daemon import console
+from daemon import console, publickeys
 from daemon.app import App
 from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.passwords import generate_password, hash_password, read_password_stdin
-from daemon.roster.tenant import TenantSettings
+from daemon.roster.tenant import TenantSettings, grade_rule
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tenants import Tenant
@@ -189,10 +189,11 @@ def _setting_changes(current: TenantSettings, options: dict[str, Any]) -> dict[s
     changes: dict[str, Any] = {}
     rules = {} if options.pop("clear_grade_rules") else dict(current.grade_rules)
     for rule in options.pop("grade_rules"):
-        source, sep, target = rule.partition("=")
-        if not sep or not source.strip() or not target.strip():
-            raise ConfigError(f"--grade-rule wants FROM=TO, not {rule!r}")
-        rules[source.strip()] = target.strip()
+        try:
+            source, target = grade_rule(rule)
+        except ConfigError as exc:
+            raise ConfigError(f"--{exc}") from None
+        rules[source] = target
     if rules != dict(current.grade_rules):
         changes["grade_rules"] = rules
     secret = options.pop("secret_columns")
@@ -231,11 +232,9 @@ def tenant_add_key(app: App, name: str, key_file: Any) -> None:
         raise ConfigError(str(exc)) from None
     with app.db.write() as conn:
         tenant = tenants.get(conn, name)
-        keys = [k for k in tenant.authorized_keys.splitlines() if k.strip()]
-        if line not in keys:
-            keys.append(line)
-        tenants.update(conn, name, authorized_keys="\n".join(keys) + "\n")
-    click.echo(f"key added for {name} ({len(keys)} key(s) in all)")
+        keys = publickeys.with_key(tenant.authorized_keys, line)
+        tenants.update(conn, name, authorized_keys=keys)
+    click.echo(f"key added for {name} ({len(keys.splitlines())} key(s) in all)")
 
 
 @tenant_group.command("unban")

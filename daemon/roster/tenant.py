@@ -89,3 +89,12 @@ class TenantSettings:
                     f"grade rule {source!r} → {target!r}: {target!r} is not a CEDS grade code"
                     f" ({', '.join(CEDS_GRADES)})"
                 )
+
+
+def grade_rule(text: str) -> tuple[str, str]:
+    """One `FROM=TO` replace rule, as `tenant set --grade-rule` and the Setup page take it;
+    TenantSettings.check then sees that TO is a CEDS code."""
+    source, sep, target = text.partition("=")
+    if not sep or not source.strip() or not target.strip():
+        raise ConfigError(f"grade-rule wants FROM=TO, not {text!r}")
+    return source.strip(), target.strip()

@@ -179,6 +179,16 @@ def list_messages(
     return [_message(row) for row in conn.execute(query).mappings()]
 
 
+def page(
+    conn: Connection, states: Sequence[OutboxState], *, limit: int, before: int | None = None
+) -> list[OutboxMessage]:
+    """Messages in these states, newest first, one page (keyset: ids below `before`)."""
+    query = _select().where(outbox.c.state.in_(list(states))).order_by(outbox.c.id.desc())
+    if before is not None:
+        query = query.where(outbox.c.id < before)
+    return [_message(row) for row in conn.execute(query.limit(limit)).mappings()]
+
+
 def retry(
     conn: Connection,
     message_id: int,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -103,6 +103,21 @@ def by_id(conn: Connection, tenant_id: int) -> Tenant:
 def list_all(conn: Connection) -> list[Tenant]:
     rows = conn.execute(sa.select(tenants).order_by(tenants.c.name)).mappings()
     return [_tenant(row) for row in rows]
+
+
+def by_ids(conn: Connection, ids: Collection[int]) -> list[Tenant]:
+    if not ids:
+        return []
+    rows = conn.execute(sa.select(tenants).where(tenants.c.id.in_(list(ids)))).mappings()
+    return [_tenant(row) for row in rows]
+
+
+def page(conn: Connection, *, limit: int, after: str | None = None) -> list[Tenant]:
+    """Tenants by name, one page (keyset: names after `after`)."""
+    query = sa.select(tenants).order_by(tenants.c.name).limit(limit)
+    if after:
+        query = query.where(tenants.c.name > after)
+    return [_tenant(row) for row in conn.execute(query).mappings()]
 
 
 def update(conn: Connection, name: str, **values: Any) -> Tenant:

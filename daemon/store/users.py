@@ -291,3 +291,46 @@ def audit_of_import(conn: Connection, import_id: int) -> list[AuditEntry]:
         .limit(SHOWN_AUDIT)
     ).mappings()
     return [AuditEntry(**dict(row)) for row in rows]
+
+
+def audit_entries(
+    conn: Connection,
+    *,
+    limit: int,
+    tenant_id: int | None = None,
+    user_name: str | None = None,
+    action: str | None = None,
+    before: int | None = None,
+) -> list[AuditEntry]:
+    """The audit log newest first, filtered, one page (keyset: entries older than `before`)."""
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(audit_log.c.tenant_id == tenant_id)
+    if user_name:
+        query = query.where(audit_log.c.user_name == user_name)
+    if action:
+        query = query.where(audit_log.c.action == action)
+    if before is not None:
+        query = query.where(audit_log.c.id < before)
+    return [AuditEntry(**dict(row)) for row in conn.execute(query).mappings()]
+
+
+def latest_signins(conn: Connection, user_ids: list[int]) -> dict[int, datetime]:
+    """When each user last signed in, as far as a session still alive says so (a session's
+    row goes at sign-out and at its timeouts)."""
+    if not user_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(web_sessions.c.user_id, sa.func.max(web_sessions.c.created_at))
+        .where(web_sessions.c.user_id.in_(user_ids))
+        .group_by(web_sessions.c.user_id)
+    ).all()
+    return {int(user_id): at for user_id, at in rows}
+
+
+def users_page(conn: Connection, *, limit: int, after: str | None = None) -> list[User]:
+    """Users by name, one page (keyset: names after `after`)."""
+    query = _select().order_by(users.c.name).limit(limit)
+    if after:
+        query = query.where(users.c.name > after)
+    return [_user(row) for row in conn.execute(query).mappings()]

@@ -15,7 +15,20 @@ from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
 from daemon.web import api, auth, bearer
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
-from daemon.web.views import account, changes, pages, setup, signin
+from daemon.web.views import (
+    account,
+    changes,
+    operator,
+    operator_audit,
+    operator_outbox,
+    operator_tenants,
+    operator_users,
+    pages,
+    setup,
+    setup_keys,
+    setup_rules,
+    signin,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -144,6 +157,24 @@ def create_app(ctx: WebContext) -> web.Application:
     app.router.add_post("/tenants/{tenant}/setup/password", setup.rotate_password)
     app.router.add_post("/tenants/{tenant}/setup/emails", setup.save_emails)
     app.router.add_post("/tenants/{tenant}/setup/thresholds", setup.save_thresholds)
+    # Setup's public keys and grade rules; the operator's pages (tenants, users, outbox, audit)
+    app.router.add_post("/tenants/{tenant}/setup/keys", setup_keys.add_key)
+    app.router.add_get("/tenants/{tenant}/setup/keys/remove", setup_keys.confirm_remove)
+    app.router.add_post("/tenants/{tenant}/setup/keys/remove", setup_keys.remove_key)
+    app.router.add_post("/tenants/{tenant}/setup/grade-rules", setup_rules.save_grade_rules)
+    app.router.add_get("/operator", operator.index)
+    app.router.add_get("/operator/tenants", operator_tenants.tenants_page)
+    app.router.add_post("/operator/tenants", operator_tenants.add_tenant)
+    app.router.add_post(
+        "/operator/tenants/{tenant}/{action:disable|enable}", operator_tenants.set_disabled
+    )
+    app.router.add_get("/operator/users", operator_users.users_page)
+    app.router.add_post(
+        "/operator/users/{name}/{action:disable|enable}", operator_users.set_disabled
+    )
+    app.router.add_get("/operator/outbox", operator_outbox.outbox_page)
+    app.router.add_post("/operator/outbox/{id:\\d+}/retry", operator_outbox.retry)
+    app.router.add_get("/operator/audit", operator_audit.audit_page)
     app.router.add_get("/api/v1/imports", api.list_imports)
     app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
     app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)

@@ -32,6 +32,9 @@ class SftpDetails:
     public_host: str  # [service] public_host; empty: this machine's name, as the CLI says it
     listening_port: Callable[[], int]  # the SFTP listener's port (known once it listens)
     host_keys: Path  # the directory of the host keys, whose fingerprints are shown
+    # The SFTP package's check of a public key line (asyncssh lives only there), as
+    # `tenant add-key` uses it; raises ValueError naming what is wrong.
+    public_key_line: Callable[[str], str]
 
     def host(self) -> str:
         return self.public_host or _this_host()

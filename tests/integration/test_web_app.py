@@ -21,6 +21,7 @@ from daemon.passwords import hash_password
 from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ImportState
 from daemon.roster.problems import Problem, Severity
+from daemon.sftp import public_key_line
 from daemon.store import imports, tenants, users
 from daemon.store.database import Database
 from daemon.web.app import create_app
@@ -108,7 +109,9 @@ def add_imports(db: Database, tenant: str, state: ImportState, count: int) -> li
 async def web_for(settings: Settings, db: Database, **web: object) -> AsyncIterator[Web]:
     clock = Clock()
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=clock)
-    sftp = SftpDetails("sftp.example.org", lambda: 2222, settings.paths.host_keys)
+    sftp = SftpDetails(
+        "sftp.example.org", lambda: 2222, settings.paths.host_keys, public_key_line
+    )
     server = WebServer(
         dataclasses.replace(settings.web, **web),  # type: ignore[arg-type]
         settings.paths.root, db, pipeline, sftp=sftp,

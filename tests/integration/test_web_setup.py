@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from daemon.config import Settings
 from daemon.hostkeyfiles import HOST_KEY_FILES
 from daemon.passwords import PASSWORD_LENGTH, hash_password, verify_password
+from daemon.sftp import public_key_line
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tables import audit_log
@@ -24,9 +25,14 @@ from daemon.web.context import SftpDetails
 from tests.integration.test_web_app import Web, add_user, csrf_of, web_for
 
 OLD_PASSWORD = "the-old-sftp-password"
-POSTS = ("password", "emails", "thresholds")
+POSTS = ("password", "emails", "thresholds", "keys", "keys/remove", "grade-rules")
 FORMS = {
     "password": {},
+    "keys": {
+        "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICFLagAzTH5zrOlBOBz+TMtttxdsMbCoklpRvEMaBKHC"
+    },
+    "keys/remove": {"fingerprint": "SHA256:x"},
+    "grade-rules": {"grade_rules": "K=KG", "common_grade_rules": "on"},
     "emails": {"emails": "new@north.example.org"},
     "thresholds": {
         "max_deactivate_percent": "20",
@@ -97,7 +103,9 @@ async def test_a_district_sees_what_to_type_into_its_sis(web: Web, tmp_path: Pat
 
 
 def test_without_a_public_host_the_sftp_server_is_this_machines_name(tmp_path: Path) -> None:
-    assert SftpDetails("", lambda: 22, tmp_path).host() == socket.getfqdn()  # as the CLI says
+    assert (
+        SftpDetails("", lambda: 22, tmp_path, public_key_line).host() == socket.getfqdn()
+    )  # as the CLI says
 
 
 async def test_another_tenants_setup_is_not_found_for_every_route(web: Web) -> None:
@@ -112,8 +120,8 @@ async def test_another_tenants_setup_is_not_found_for_every_route(web: Web) -> N
             status, _ = await post(web, what, {"csrf_token": csrf, **FORMS[what]}, tenant=name)
             assert status == 404, what
     after = tenant(web, "north")
-    assert (after.password_hash, after.emails, after.settings) == (
-        before.password_hash, before.emails, before.settings,
+    assert (after.password_hash, after.emails, after.settings, after.authorized_keys) == (
+        before.password_hash, before.emails, before.settings, before.authorized_keys,
     )  # fmt: skip
     assert audit_entries(web) == []
 
@@ -138,8 +146,8 @@ async def test_every_setup_post_without_the_csrf_token_is_refused(web: Web) -> N
             status, _ = await post(web, what, {**wrong, **FORMS[what]})
             assert status == 403, what
     after = tenant(web, "north")
-    assert (after.password_hash, after.emails, after.settings) == (
-        before.password_hash, before.emails, before.settings,
+    assert (after.password_hash, after.emails, after.settings, after.authorized_keys) == (
+        before.password_hash, before.emails, before.settings, before.authorized_keys,
     )  # fmt: skip
     assert audit_entries(web) == []
 

@@ -1,104 +1,36 @@
-"""The Setup page: what a district types into its SIS, rotating its SFTP password, its
-notification addresses and its thresholds — each checked as the CLI checks it, each audited."""
+"""The Setup page's first forms: what a district types into its SIS, rotating its SFTP
+password, its notification addresses and its thresholds — each checked as the CLI checks it,
+each audited. Its public keys and grade rules have modules of their own."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from daemon.clever.values import checked_emails
-from daemon.errors import ConfigError, NotFound
-from daemon.hostkeyfiles import host_key_fingerprints
+from daemon.errors import ConfigError
 from daemon.passwords import generate_password, hash_password
 from daemon.roster.tenant import TenantSettings
-from daemon.store import tenants, users
+from daemon.store import tenants
 from daemon.store.tenants import Tenant
-from daemon.store.users import User
-from daemon.web.context import SftpDetails, WebContext, address, context, session
+from daemon.web.context import WebContext, context, session
 from daemon.web.views.pages import signed_in
-
-UPLOAD_DIRECTORY = "/upload"  # every tenant's jail has it (sftp/jail.py)
-MAX_EMAILS = 50  # a form's list of addresses; more is a mistake, not a district
-# The thresholds the page edits: (setting, label, type), checked by TenantSettings.check.
-THRESHOLDS = (
-    ("max_deactivate_percent", "Max deactivate %", float),
-    ("max_update_percent", "Max update %", float),
-    ("threshold_floor", "Threshold floor", int),
-    ("max_row_errors", "Max row errors", int),
+from daemon.web.views.setup_page import (
+    THRESHOLDS,
+    SetupForm,
+    audit_change,
+    render,
+    shown_value,
+    tenant_for,
+    visible_tenant,
 )
-_SPLIT = re.compile(r"[\s,;]+")
 
-
-@dataclass
-class SetupForm:
-    """What the page shows besides the tenant: a result, and what a refused form said."""
-
-    result: str = ""
-    password: str = ""  # a new password, shown this once
-    emails_error: str = ""
-    emails_text: str | None = None
-    threshold_errors: dict[str, str] = field(default_factory=dict)
-    threshold_values: dict[str, str] = field(default_factory=dict)
-
-
-def _visible_tenant(conn: Any, user: User, name: str) -> Tenant:
-    """Another tenant's Setup is not found, exactly as one that does not exist."""
-    found = tenants.find(conn, name)
-    if found is None or not (user.operator or user.tenant_id == found.id):
-        raise NotFound(f"no tenant {name!r}")
-    return found
-
-
-def _tenant(ctx: WebContext, user: User, name: str) -> Tenant:
-    with ctx.db.read() as conn:
-        return _visible_tenant(conn, user, name)
-
-
-async def _render(
-    request: web.Request, tenant: Tenant, form: SetupForm, status: int = 200
-) -> web.Response:
-    ctx = context(request)
-    sftp = await asyncio.to_thread(_sftp_lines, ctx.sftp, tenant)  # a DNS lookup, files
-    current = session(request)
-    assert current is not None
-    return ctx.templates.page(
-        "setup.html.j2", status=status, title=f"Setup of {tenant.name}", user=current.user,
-        csrf_token=current.csrf_token, tenant=tenant, sftp=sftp,
-        thresholds=_threshold_fields(tenant.settings, form), form=form,
-        emails_text=form.emails_text if form.emails_text is not None else "\n".join(tenant.emails),
-    )  # fmt: skip
-
-
-def _sftp_lines(sftp: SftpDetails, tenant: Tenant) -> dict[str, Any]:
-    return {
-        "host": sftp.host(),
-        "port": sftp.listening_port(),
-        "directory": UPLOAD_DIRECTORY,
-        "username": tenant.name,
-        "fingerprints": host_key_fingerprints(sftp.host_keys),
-        "password": tenant.password_hash is not None,
-    }
-
-
-def _threshold_fields(settings: TenantSettings, form: SetupForm) -> list[dict[str, str]]:
-    return [
-        {
-            "name": name,
-            "label": label,
-            "value": form.threshold_values.get(name, _shown(getattr(settings, name))),
-            "error": form.threshold_errors.get(name, ""),
-        }
-        for name, label, kind in THRESHOLDS
-    ]
-
-
-def _shown(value: float | int) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+MAX_EMAILS = 50  # a form's list of addresses; more is a mistake, not a district
+EMAIL_SEPARATORS = re.compile(r"[\s,;]+")  # one per line, or commas, or spaces
 
 
 async def choose(request: web.Request) -> web.Response:
@@ -126,14 +58,16 @@ def _all_tenants(ctx: WebContext) -> list[Tenant]:
 
 async def show(request: web.Request) -> web.Response:
     user = signed_in(request)
-    tenant = await asyncio.to_thread(_tenant, context(request), user, request.match_info["tenant"])
-    return await _render(request, tenant, SetupForm())
+    tenant = await asyncio.to_thread(
+        tenant_for, context(request), user, request.match_info["tenant"]
+    )
+    return await render(request, tenant, SetupForm())
 
 
 async def confirm_password(request: web.Request) -> web.Response:
     user = signed_in(request)
     ctx = context(request)
-    tenant = await asyncio.to_thread(_tenant, ctx, user, request.match_info["tenant"])
+    tenant = await asyncio.to_thread(tenant_for, ctx, user, request.match_info["tenant"])
     current = session(request)
     assert current is not None
     return ctx.templates.page(
@@ -153,16 +87,27 @@ async def rotate_password(request: web.Request) -> web.Response:
 
     def store() -> Tenant:
         with ctx.db.write() as conn:
-            tenant = _visible_tenant(conn, user, name)
+            tenant = visible_tenant(conn, user, name)
             tenants.update(conn, tenant.name, password_hash=hashed)
-            _audit(conn, ctx, request, user, tenant, "sftp_password", "a new SFTP password")
+            audit_change(conn, ctx, request, user, tenant, "sftp_password", "a new SFTP password")
             return tenants.get(conn, tenant.name)
 
     tenant = await asyncio.to_thread(store)
     form = SetupForm(
         result="The SFTP password was changed: the old one no longer works.", password=password
     )
-    return await _render(request, tenant, form)
+    return await render(request, tenant, form)
+
+
+def form_emails(text: str, *, required: bool) -> list[str]:
+    """A form's addresses (1 to MAX_EMAILS of them, or none when not `required`), checked and
+    lower-cased as `tenant set --email` does; raises ConfigError naming the bad ones."""
+    given = [e for e in EMAIL_SEPARATORS.split(text) if e]
+    if required and not given:
+        raise ConfigError("give at least one address")
+    if len(given) > MAX_EMAILS:
+        raise ConfigError(f"give at most {MAX_EMAILS} addresses")
+    return checked_emails(given)
 
 
 async def save_emails(request: web.Request) -> web.Response:
@@ -170,33 +115,28 @@ async def save_emails(request: web.Request) -> web.Response:
     ctx = context(request)
     name = request.match_info["tenant"]
     text = str((await request.post()).get("emails", "") or "")
-    given = [e for e in _SPLIT.split(text) if e]
     error = ""
     emails: list[str] = []
     try:
-        if not given:
-            raise ConfigError("give at least one address")
-        if len(given) > MAX_EMAILS:
-            raise ConfigError(f"give at most {MAX_EMAILS} addresses")
-        emails = checked_emails(given)
+        emails = form_emails(text, required=True)
     except ConfigError as exc:
         error = str(exc)
 
     def store() -> Tenant:
         with ctx.db.write() as conn:
-            tenant = _visible_tenant(conn, user, name)
+            tenant = visible_tenant(conn, user, name)
             if error:
                 return tenant
             tenants.update(conn, tenant.name, emails=emails)
-            _audit(conn, ctx, request, user, tenant, "emails", "emails: " + ", ".join(emails))
+            audit_change(conn, ctx, request, user, tenant, "emails", "emails: " + ", ".join(emails))
             return tenants.get(conn, tenant.name)
 
     tenant = await asyncio.to_thread(store)
     if error:
         form = SetupForm(emails_error=f"Notification addresses: {error}", emails_text=text)
-        return await _render(request, tenant, form, status=400)
+        return await render(request, tenant, form, status=400)
     saved = SetupForm(result="The notification addresses were saved.")
-    return await _render(request, tenant, saved)
+    return await render(request, tenant, saved)
 
 
 def _threshold_changes(
@@ -233,32 +173,22 @@ async def save_thresholds(request: web.Request) -> web.Response:
 
     def store() -> tuple[Tenant, dict[str, str], dict[str, Any]]:
         with ctx.db.write() as conn:
-            tenant = _visible_tenant(conn, user, name)
+            tenant = visible_tenant(conn, user, name)
             changes, errors = _threshold_changes(tenant.settings, posted)
             if errors or not changes:
                 return tenant, errors, changes
             settings = tenant.settings.updated(**changes)
             tenants.update(conn, tenant.name, settings=settings)
             detail = "; ".join(
-                f"{key}: {_shown(getattr(tenant.settings, key))} → {_shown(value)}"
+                f"{key}: {shown_value(getattr(tenant.settings, key))} → {shown_value(value)}"
                 for key, value in changes.items()
             )
-            _audit(conn, ctx, request, user, tenant, "thresholds", detail)
+            audit_change(conn, ctx, request, user, tenant, "thresholds", detail)
             return tenants.get(conn, tenant.name), errors, changes
 
     tenant, errors, changes = await asyncio.to_thread(store)
     if errors:
         refused = SetupForm(threshold_errors=errors, threshold_values=posted)
-        return await _render(request, tenant, refused, status=400)
+        return await render(request, tenant, refused, status=400)
     said = "The thresholds were saved." if changes else "The thresholds were already so."
-    return await _render(request, tenant, SetupForm(result=said))
-
-
-def _audit(
-    conn: Any, ctx: WebContext, request: web.Request, user: User, tenant: Tenant, action: str,
-    detail: str,
-) -> None:  # fmt: skip
-    users.audit(
-        conn, user_name=user.name, action=action, now=ctx.clock(), tenant_id=tenant.id,
-        detail=detail, address=address(request),
-    )  # fmt: skip
+    return await render(request, tenant, SetupForm(result=said))
