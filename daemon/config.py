@@ -38,6 +38,11 @@ DEFAULT_SESSION_MAX_HOURS = 12.0
 DEFAULT_SIGNIN_FAILURES = 5
 DEFAULT_SIGNIN_WINDOW_SECONDS = 300.0
 DEFAULT_SIGNIN_LOCK_SECONDS = 300.0
+# Uploads in the browser (docs/web.md, "Choose Files"): per file as [sftp] max_file_bytes; the
+# five together well below [sftp] tenant_quota_bytes; a checked set waits this long.
+DEFAULT_UPLOAD_MAX_FILE_BYTES = 1 << 30
+DEFAULT_UPLOAD_MAX_BYTES = 2 << 30
+DEFAULT_UPLOAD_PENDING_MINUTES = 60.0
 
 
 class Secret:
@@ -163,6 +168,9 @@ class WebSettings:
     signin_max_failures: int = DEFAULT_SIGNIN_FAILURES
     signin_failure_window: float = DEFAULT_SIGNIN_WINDOW_SECONDS
     signin_lock_seconds: float = DEFAULT_SIGNIN_LOCK_SECONDS
+    upload_max_file_bytes: int = DEFAULT_UPLOAD_MAX_FILE_BYTES
+    upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
+    upload_pending_minutes: float = DEFAULT_UPLOAD_PENDING_MINUTES
 
     @property
     def secure_cookies(self) -> bool:
@@ -233,6 +241,15 @@ class DataPaths:
     @property
     def archive(self) -> Path:
         return self.root / "archive"
+
+    @property
+    def web_uploads(self) -> Path:
+        """Files uploaded in the browser, checked and waiting for Process Import."""
+        return self.root / "web-uploads"
+
+    def web_upload_files(self, tenant: str) -> Path:
+        """The tenant's one pending browser upload: its five files, as the drop folder's."""
+        return self.web_uploads / tenant / "files"
 
     @property
     def outbox(self) -> Path:
