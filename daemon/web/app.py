@@ -15,7 +15,7 @@ from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
 from daemon.web import api, auth
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
-from daemon.web.views import pages, setup, signin
+from daemon.web.views import pages, setup, signin, upload
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +24,11 @@ STATIC = Path(__file__).with_name("static")
 # A session's last request is written at most this often (a write per page view would
 # serialise every reader on SQLite); the idle timeout is exact to within this.
 TOUCH_EVERY_SECONDS = 60.0
-MAX_BODY_BYTES = 64 * 1024  # forms and API calls are small; uploads are not built yet
+# Forms and API calls are small. Choose Files streams its body (views/upload.py) with
+# bounds of its own ([web] upload_max_bytes): aiohttp's limit applies only to bodies read whole.
+MAX_BODY_BYTES = 64 * 1024
+# Routes that stream a multipart body and check its first field, the CSRF token, themselves.
+_CSRF_IN_BODY: frozenset[Handler] = frozenset({upload.check})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -106,7 +110,7 @@ def _live_session(ctx: WebContext, token_hash: str) -> users.Session | None:
 async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every POST carries the session's token (a form field, or the API's header); the
     sign-in form, before there is a session, the token of its own cookie."""
-    if request.method in _SAFE_METHODS:
+    if request.method in _SAFE_METHODS or request.match_info.handler in _CSRF_IN_BODY:
         return await handler(request)
     form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
     given = request.headers.get(auth.CSRF_HEADER) or str(form.get(auth.CSRF_FIELD, "") or "")
@@ -143,6 +147,12 @@ def create_app(ctx: WebContext) -> web.Application:
     app.router.add_post("/tenants/{tenant}/setup/password", setup.rotate_password)
     app.router.add_post("/tenants/{tenant}/setup/emails", setup.save_emails)
     app.router.add_post("/tenants/{tenant}/setup/thresholds", setup.save_thresholds)
+    # Choose Files: upload the five files, see the dry run, Process Import (views/upload.py).
+    app.router.add_get("/upload", upload.choose)
+    app.router.add_get("/tenants/{tenant}/upload", upload.show)
+    app.router.add_post("/tenants/{tenant}/upload", upload.check)
+    app.router.add_post("/tenants/{tenant}/upload/process", upload.process)
+    app.router.add_post("/tenants/{tenant}/upload/discard", upload.discard)
     app.router.add_get("/api/v1/imports", api.list_imports)
     app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
     app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)
