@@ -227,8 +227,11 @@ class UploadDesk:
     # -- the pending upload --------------------------------------------------------------------
 
     def pending(self, tenant: str) -> Pending | None:
-        """The tenant's pending upload (blocking); an expired or broken one is removed."""
+        """The tenant's pending upload (blocking); an expired or broken one is removed, unless
+        a check or a processing of the tenant runs (a claim in progress moves the files away,
+        and puts them back if it fails): then the sweep removes it later."""
         home = self.folder(tenant)
+        tidy = self.remove if tenant not in self.slots.busy() else lambda _tenant: None
         try:
             meta = json.loads((home / META).read_text(encoding="utf-8"))
             dry_run = DryRun.from_dict(json.loads((home / CHECK).read_text(encoding="utf-8")))
@@ -247,14 +250,14 @@ class UploadDesk:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("web: a pending upload could not be read", tenant=tenant, error=str(exc))
-            self.remove(tenant)
+            tidy(tenant)
             return None
         if found.expires_at is not None and found.expires_at <= self.clock():
             log.info("web: pending upload expired", tenant=tenant, uploaded_by=found.uploaded_by)
-            self.remove(tenant)
+            tidy(tenant)
             return None
         if not all((found.files / name).is_file() for name in found.names):
-            self.remove(tenant)  # processed, and the claim took the files: nothing waits
+            tidy(tenant)  # processed, and the claim took the files: nothing waits
             return None
         return found
 
