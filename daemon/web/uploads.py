@@ -256,8 +256,11 @@ class UploadDesk:
             log.info("web: pending upload expired", tenant=tenant, uploaded_by=found.uploaded_by)
             tidy(tenant)
             return None
-        if not all((found.files / name).is_file() for name in found.names):
-            tidy(tenant)  # processed, and the claim took the files: nothing waits
+        present = [(found.files / name).is_file() for name in found.names]
+        if not all(present):
+            if not any(present):
+                tidy(tenant)  # processed, and the claim took the files: nothing waits
+            # Some gone, some not: a claim cut short, whose recovery puts them back. Keep them.
             return None
         return found
 

@@ -399,3 +399,42 @@ async def test_discard_removes_the_pending_upload_and_is_audited(up: Uploads) ->
     assert [a[0] for a in up.audit()] == ["upload_checked", "upload_discarded"]
     response = await up.web.client.post(PAGE + "/process", data=data)
     assert response.status == 409
+
+
+@pytest.mark.slow
+async def test_a_process_import_cut_short_by_a_crash_puts_the_files_back(up: Uploads) -> None:
+    """What a kill in the middle of Pipeline.receive leaves (the import row, two of the files
+    in the spool, no manifest): the next start's recovery puts them back where they waited,
+    and the pending upload is whole again."""
+    assert (await up.check(five_files())).status == 303
+    token = up.pending_token(await up.page())
+    paths = up.web.ctx.pipeline.paths
+    with up.web.db.write() as conn:
+        tenant_id = tenants.get(conn, "north").id
+        import_id = imports.create(conn, tenant_id, source="web", files={}, now=up.web.clock())
+        folder = paths.spool / "north" / str(import_id)
+        imports.update(conn, import_id, up.web.clock(), files_dir=str(folder))
+    folder.mkdir(parents=True)
+    for name in ("schools.csv", "students.csv"):
+        (paths.web_upload_files("north") / name).rename(folder / name)
+    assert BUTTON not in await up.page()  # two files short: nothing to process meanwhile
+
+    assert up.web.ctx.pipeline.recover() == []
+    assert sorted(p.name for p in paths.web_upload_files("north").iterdir()) == sorted(
+        clever.HEADERS
+    )
+    html = await up.page()
+    assert up.pending_token(html) == token
+    assert (await up.process(html)).status == 303
+
+
+@pytest.mark.slow
+async def test_the_token_must_be_the_bodys_first_field(up: Uploads) -> None:
+    form = aiohttp.FormData()
+    for name, data in five_files().items():
+        form.add_field("files", data, filename=name, content_type="text/csv")
+    form.add_field("csrf_token", await up.token())  # after the files: too late
+    response = await up.web.client.post(PAGE, data=form, allow_redirects=False)
+    assert response.status == 403
+    assert not (up.desk.folder("north") / "files").exists()
+    assert up.audit() == []
