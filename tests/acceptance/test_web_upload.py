@@ -9,6 +9,7 @@ Set ROSTERDROP_WEB_SCREENSHOTS=docs to refresh the README's screenshot of the pa
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,25 @@ from tests.acceptance.test_web_browser import HOSTILE, Manager, screenshot, sign
 from tests.support import clever
 from tests.support.browser import browser  # noqa: F401 - the module's chromium
 from tests.support.process import wait_until
+from tests.support.site import Site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-# The browser tests' daemon (one per module) and pages, reused rather than copied.
-manager = web_browser.manager
-page = web_browser.page
+# Low enough that a test file passes it, far above the five files of the other tests.
+MAX_FILE_BYTES = 1 << 20
+page = web_browser.page  # the browser tests' pages, reused rather than copied
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory, host_keys: Path) -> Iterator[Manager]:
+    """The browser tests' daemon, with a per-file bound a test can pass."""
+    root = tmp_path_factory.mktemp("web-upload")
+    site = Site.create(root, host_keys, ROSTERDROP_WEB_UPLOAD_MAX_FILE_BYTES=str(MAX_FILE_BYTES))
+    with site.daemon() as daemon:
+        daemon.ready()
+        port = daemon.find("rosterdrop is ready")[0]["web_port"]
+        yield Manager(site, daemon, f"http://127.0.0.1:{port}", root)
+        assert daemon.stop() == 0
+    site.close()
 
 
 def choose(tab: Any, folder: Path) -> None:
@@ -110,3 +125,23 @@ def test_errors_show_with_file_and_line_and_a_tripped_threshold_pauses_the_impor
     page.reload()
     assert page.get_by_role("button", name="Approve").is_visible()
     assert manager.students(tenant) == before  # paused: nothing applied
+
+
+def test_a_file_past_the_bound_is_refused_naming_it_and_the_checked_one_stays(
+    page: Any, manager: Manager, tmp_path: Path
+) -> None:
+    tenant, admin = manager.district()
+    page.goto(f"/tenants/{tenant}/upload")
+    sign_in(page, admin)
+    choose(page, clever.write_upload(tmp_path / "good", clever.minimal_files()))
+    assert page.get_by_role("button", name="Process Import").is_visible()
+
+    files = clever.minimal_files()
+    many = MAX_FILE_BYTES // 40 * 4  # about four times the bound, in rows of ~40 bytes
+    files["enrollments.csv"] = [["SCH1", "SEC1", f"S{n:030d}"] for n in range(many)]
+    choose(page, clever.write_upload(tmp_path / "big", files))
+    error = page.get_by_role("alert").inner_text()
+    assert error.startswith("enrollments.csv is larger than 1 MiB")
+    assert "upload it by SFTP instead" in error
+    assert page.get_by_role("button", name="Process Import").is_visible()  # nothing lost
+    assert "5 files, " in page.locator("#dry-run").locator("..").inner_text()
