@@ -340,7 +340,7 @@ async def test_a_second_check_of_the_same_tenant_is_refused_while_one_runs(up: U
 
 
 @pytest.mark.slow
-async def test_checks_past_the_daemons_bound_wait_for_a_free_one(
+async def test_checks_past_the_daemons_bound_are_refused_until_one_ends(
     settings: Settings, db: Database
 ) -> None:
     async with uploads_for(settings, db) as up:
@@ -438,3 +438,21 @@ async def test_the_token_must_be_the_bodys_first_field(up: Uploads) -> None:
     assert response.status == 403
     assert not (up.desk.folder("north") / "files").exists()
     assert up.audit() == []
+
+
+@pytest.mark.slow
+async def test_files_with_a_fatal_problem_are_checked_but_cannot_be_processed(up: Uploads) -> None:
+    files = five_files()
+    files["teachers.csv"] = b""  # an empty file: the import would fail, nothing applied
+    assert (await up.check(files)).status == 303
+    html = await up.page()
+    assert "These files cannot be imported: fix the fatal problems below" in unescape(html)
+    assert "teachers.csv" in html
+    assert BUTTON not in html
+    assert ">Discard</button>" in html
+    data = {"csrf_token": csrf_of(html), "pending": up.pending_token(html)}
+    response = await up.web.client.post(PAGE + "/process", data=data)
+    assert response.status == 409
+    assert "These files cannot be imported" in await said(response)
+    with up.web.db.read() as conn:
+        assert imports.list_recent(conn, tenant_id=None, limit=10) == []
