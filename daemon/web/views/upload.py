@@ -10,6 +10,7 @@ import urllib.parse
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from daemon.clever.files import find_files
 from daemon.errors import Conflict, RosterdropError, UploadRefused
@@ -37,6 +38,8 @@ from daemon.web.views.pages import int_param, signed_in
 # shows its result; a longer one shows as running there.
 PROCESS_WAIT_SECONDS = 15.0
 PROCESS_POLL_SECONDS = 0.2
+# What aiohttp raises for a body that is not the multipart it says it is.
+_BROKEN_BODY = (ValueError, HttpProcessingError)
 CSRF_REFUSED = "This form has expired or did not come from this site: reload the page."
 
 
@@ -161,8 +164,12 @@ async def check(request: web.Request) -> web.StreamResponse:
     tenant = await asyncio.to_thread(_visible_tenant, ctx, user, request.match_info["tenant"])
     if request.content_type != "multipart/form-data":
         raise web.HTTPBadRequest(reason="Check files sends the files as multipart/form-data.")
-    reader = await request.multipart()
-    if not await _csrf_first(reader, request):
+    try:
+        reader = await request.multipart()
+        csrf_given = await _csrf_first(reader, request)
+    except _BROKEN_BODY as exc:  # no boundary, or a body that is no multipart at all
+        raise web.HTTPBadRequest(reason=f"The upload could not be read: {exc}.") from None
+    if not csrf_given:
         return await _refused(request, tenant, CSRF_REFUSED, 403, audit=False)
     bound = ctx.settings.upload_max_bytes
     length = request.content_length or 0
@@ -177,6 +184,9 @@ async def check(request: web.Request) -> web.StreamResponse:
         pending = await _receive_and_check(desk, reader, tenant, user)
     except UploadRefused as exc:
         return await _refused(request, tenant, str(exc), exc.status)
+    except _BROKEN_BODY as exc:
+        said = f"The upload could not be read ({exc}): nothing was kept; try again."
+        return await _refused(request, tenant, said, 400)
     except RosterdropError as exc:
         said = f"The files could not be checked: {exc}. Nothing was kept; try again."
         return await _refused(request, tenant, said, 503)

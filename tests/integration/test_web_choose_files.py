@@ -456,3 +456,21 @@ async def test_files_with_a_fatal_problem_are_checked_but_cannot_be_processed(up
     assert "These files cannot be imported" in await said(response)
     with up.web.db.read() as conn:
         assert imports.list_recent(conn, tenant_id=None, limit=10) == []
+
+
+@pytest.mark.slow
+async def test_a_broken_multipart_body_is_refused_and_keeps_nothing(up: Uploads) -> None:
+    token = await up.token()
+    body = (
+        f'--b\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n--b\r\n'
+        'Content-Disposition: form-data; name="files"; filename="schools.csv"\r\n\r\n'
+        "school_id,school_name\r\nSCH1,Lincoln\r\n--b\r\ngarbage without an end"
+    ).encode()
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    response = await up.web.client.post(PAGE, data=body, headers=headers)
+    assert response.status == 400
+    assert list(up.desk.folder("north").glob(".incoming-*")) == []
+    response = await up.web.client.post(
+        PAGE, data=b"x", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert response.status == 400
