@@ -474,3 +474,64 @@ async def test_a_broken_multipart_body_is_refused_and_keeps_nothing(up: Uploads)
         PAGE, data=b"x", headers={"Content-Type": "multipart/form-data"}
     )
     assert response.status == 400
+
+
+def _whole_body(token: str, files: Mapping[str, bytes], preamble: int) -> bytes:
+    """A multipart body as a browser sends it, after `preamble` bytes that every multipart
+    reader skips: a Content-Length of any size with the same files."""
+    boundary = "rosterdrop-edge"
+    lines = b"".join(b"p" * 99 + b"\n" for _ in range(preamble // 100))
+    pad = lines + b"p" * (preamble - len(lines) - 2) + b"\r\n" if preamble else b""
+    body = (
+        pad
+        + (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+        ).encode()
+    )
+    for name, data in files.items():
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"'
+                "\r\nContent-Type: text/csv\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    return body + f"--{boundary}--\r\n".encode()
+
+
+@pytest.mark.slow
+async def test_a_content_length_past_the_bound_and_the_overhead_is_refused_unread(
+    settings: Settings, db: Database
+) -> None:
+    files = five_files()
+    total = sum(len(data) for data in files.values())
+    headers = {"Content-Type": "multipart/form-data; boundary=rosterdrop-edge"}
+    async with uploads_for(settings, db, upload_max_bytes=total) as up:
+        token = await up.token()
+        plain = len(_whole_body(token, files, 0))
+        at_edge = _whole_body(token, files, total + MULTIPART_OVERHEAD_BYTES - plain)
+        assert len(at_edge) == total + MULTIPART_OVERHEAD_BYTES
+        response = await up.web.client.post(
+            PAGE, data=at_edge, headers=headers, allow_redirects=False
+        )
+        assert response.status == 303
+        past = _whole_body(token, files, total + MULTIPART_OVERHEAD_BYTES - plain + 1)
+        response = await up.web.client.post(PAGE, data=past, headers=headers)
+        assert response.status == 413
+        assert "sent): upload them by SFTP instead" in await said(response)
+
+
+@pytest.mark.slow
+async def test_a_dry_run_past_its_time_is_stopped_and_keeps_nothing(
+    settings: Settings, up: Uploads
+) -> None:
+    assert (await up.check(five_files())).status == 303
+    token = up.pending_token(await up.page())
+    up.desk.dry_runs = DryRunner(settings, timeout=0)
+    response = await up.check(five_files())
+    assert response.status == 503
+    assert "the check took longer than 0 seconds and was stopped" in await said(response)
+    assert "Nothing was kept" in await said(response)
+    assert up.pending_token(await up.page()) == token
+    assert list(up.desk.folder("north").glob(".incoming-*")) == []
