@@ -535,3 +535,26 @@ async def test_a_dry_run_past_its_time_is_stopped_and_keeps_nothing(
     assert "Nothing was kept" in await said(response)
     assert up.pending_token(await up.page()) == token
     assert list(up.desk.folder("north").glob(".incoming-*")) == []
+
+
+@pytest.mark.slow
+async def test_an_operator_chooses_the_tenant_and_a_disabled_one_is_not_imported(
+    up: Uploads,
+) -> None:
+    add_user(up.web.db, "ops", None)
+    await up.web.sign_in("ops")
+    listing = await (await up.web.client.get("/upload")).text()
+    assert 'href="/tenants/north/upload"' in listing
+    assert 'href="/tenants/south/upload"' in listing
+    chosen = await up.web.client.get("/upload?tenant=south", allow_redirects=False)
+    assert chosen.headers["Location"] == "/tenants/south/upload"
+    assert (await up.check(five_files())).status == 303  # the operator, for north
+    html = await up.page()
+    assert "by ops" in html
+    with up.web.db.write() as conn:
+        tenants.update(conn, "north", disabled=True)
+    response = await up.process(html)
+    assert response.status == 409
+    assert "north is disabled: its uploads are not imported." in await said(response)
+    with up.web.db.read() as conn:
+        assert imports.list_recent(conn, tenant_id=None, limit=10) == []
