@@ -38,6 +38,11 @@ DEFAULT_SESSION_MAX_HOURS = 12.0
 DEFAULT_SIGNIN_FAILURES = 5
 DEFAULT_SIGNIN_WINDOW_SECONDS = 300.0
 DEFAULT_SIGNIN_LOCK_SECONDS = 300.0
+# Accounts (docs/web.md "Accounts"): how long a one-time password link and an API token live.
+DEFAULT_PASSWORD_LINK_HOURS = 48.0
+DEFAULT_API_TOKEN_DAYS = 90.0
+MAX_PASSWORD_LINK_HOURS = 30 * 24.0  # a link in a mailbox is a password waiting to be used
+MAX_API_TOKEN_DAYS = 3650.0
 # Uploads in the browser (docs/web.md, "Choose Files"): per file as [sftp] max_file_bytes; the
 # five together well below [sftp] tenant_quota_bytes; a checked set waits this long.
 DEFAULT_UPLOAD_MAX_FILE_BYTES = 1 << 30
@@ -168,9 +173,26 @@ class WebSettings:
     signin_max_failures: int = DEFAULT_SIGNIN_FAILURES
     signin_failure_window: float = DEFAULT_SIGNIN_WINDOW_SECONDS
     signin_lock_seconds: float = DEFAULT_SIGNIN_LOCK_SECONDS
+    # Accounts: invitation and "forgot password" links, TOTP, API tokens.
+    password_link_hours: float = DEFAULT_PASSWORD_LINK_HOURS
+    require_totp_for_operators: bool = False
+    api_token_days: float = DEFAULT_API_TOKEN_DAYS
+    # Choose Files: the largest file and the five together (0: no bound), and how long a
+    # checked upload waits for Process Import (0: until processed, discarded or replaced).
     upload_max_file_bytes: int = DEFAULT_UPLOAD_MAX_FILE_BYTES
     upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     upload_pending_minutes: float = DEFAULT_UPLOAD_PENDING_MINUTES
+
+    def __post_init__(self) -> None:
+        for name, most in (
+            ("password_link_hours", MAX_PASSWORD_LINK_HOURS),
+            ("api_token_days", MAX_API_TOKEN_DAYS),
+        ):
+            value = getattr(self, name)
+            if not 0 < value <= most:
+                raise ConfigError(
+                    f"setting web.{name} must be above 0 and at most {most:g}, not {value}"
+                )
 
     @property
     def secure_cookies(self) -> bool:

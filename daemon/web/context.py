@@ -18,7 +18,7 @@ from daemon.store.database import Database
 from daemon.store.users import Session
 from daemon.web.auth import Signer
 from daemon.web.render import Templates
-from daemon.web.throttle import SigninThrottle
+from daemon.web.throttle import RESET_POLICY, SigninThrottle
 from daemon.web.uploads import UploadDesk
 
 
@@ -57,6 +57,8 @@ class WebContext:
     import_done: Callable[[int], None] = lambda _import_id: None
     uploads: UploadDesk | None = None  # Choose Files; None: no import worker to hand them to
     clock: Callable[[], datetime] = field(default=utc_now)
+    # "Forgot password" requests, throttled apart from the sign-ins (views/account.py).
+    reset_throttle: SigninThrottle = field(default_factory=lambda: SigninThrottle(RESET_POLICY))
 
 
 CONTEXT = web.AppKey("context", WebContext)
