@@ -43,6 +43,11 @@ DEFAULT_PASSWORD_LINK_HOURS = 48.0
 DEFAULT_API_TOKEN_DAYS = 90.0
 MAX_PASSWORD_LINK_HOURS = 30 * 24.0  # a link in a mailbox is a password waiting to be used
 MAX_API_TOKEN_DAYS = 3650.0
+# Uploads in the browser (docs/web.md, "Choose Files"): per file as [sftp] max_file_bytes; the
+# five together well below [sftp] tenant_quota_bytes; a checked set waits this long.
+DEFAULT_UPLOAD_MAX_FILE_BYTES = 1 << 30
+DEFAULT_UPLOAD_MAX_BYTES = 2 << 30
+DEFAULT_UPLOAD_PENDING_MINUTES = 60.0
 
 
 class Secret:
@@ -172,6 +177,11 @@ class WebSettings:
     password_link_hours: float = DEFAULT_PASSWORD_LINK_HOURS
     require_totp_for_operators: bool = False
     api_token_days: float = DEFAULT_API_TOKEN_DAYS
+    # Choose Files: the largest file and the five together (0: no bound), and how long a
+    # checked upload waits for Process Import (0: until processed, discarded or replaced).
+    upload_max_file_bytes: int = DEFAULT_UPLOAD_MAX_FILE_BYTES
+    upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
+    upload_pending_minutes: float = DEFAULT_UPLOAD_PENDING_MINUTES
 
     def __post_init__(self) -> None:
         for name, most in (
@@ -253,6 +263,15 @@ class DataPaths:
     @property
     def archive(self) -> Path:
         return self.root / "archive"
+
+    @property
+    def web_uploads(self) -> Path:
+        """Files uploaded in the browser, checked and waiting for Process Import."""
+        return self.root / "web-uploads"
+
+    def web_upload_files(self, tenant: str) -> Path:
+        """The tenant's one pending browser upload: its five files, as the drop folder's."""
+        return self.web_uploads / tenant / "files"
 
     @property
     def outbox(self) -> Path:

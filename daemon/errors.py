@@ -43,3 +43,11 @@ class DeliveryError(RosterdropError):
     def __init__(self, message: str | None = None, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class UploadRefused(RosterdropError):
+    """The uploaded files were refused; nothing of them was kept."""
+
+    def __init__(self, message: str | None = None, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP answer: 400 bad input, 409 busy, 413 too large, …

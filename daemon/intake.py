@@ -94,12 +94,20 @@ class Intake:
             if record.state is ImportState.RECEIVED and not folders.claimed(
                 Path(record.files_dir or "")
             ):
-                upload = self.paths.upload_dir(record.tenant) if record.source == "sftp" else None
+                upload = self._origin(record)
                 self._undo_claim(record.tenant, record.id, Path(record.files_dir or ""), upload)
         for record in leftovers:
             self._archive(record)
         with self.db.read() as conn:
             return [(r.tenant, r.id) for r in imports.resumable(conn)]
+
+    def _origin(self, record: ImportRecord) -> Path | None:
+        """Where an import's files were moved from (None: they were copies, as the CLI's)."""
+        if record.source == "sftp":
+            return self.paths.upload_dir(record.tenant)
+        if record.source == "web":  # the browser upload waiting for Process Import
+            return self.paths.web_upload_files(record.tenant)
+        return None
 
     def _undo_claim(self, tenant: str, import_id: int, folder: Path, upload: Path | None) -> None:
         """Files back into `upload` (None: they were copies), and the import row gone."""

@@ -22,6 +22,7 @@ import structlog
 from daemon import logs
 from daemon.clever.files import find_files
 from daemon.config import Settings
+from daemon.dryrun import DryRunner
 from daemon.errors import Conflict, RosterdropError
 from daemon.http import HttpServer
 from daemon.metrics import IMPORT_DURATION, IMPORT_STATES, ROWS_APPLIED
@@ -161,6 +162,7 @@ class Service:
                 public_key_line=public_key_line,
             ),
             import_done=self._import_done,
+            dry_runs=DryRunner(settings), submit_import=self._submit,
         )  # fmt: skip
         self.ready = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)
@@ -319,8 +321,12 @@ class Service:
             log.error("could not claim an upload", tenant=ready.tenant, error=str(exc))
             return
         if import_id is not None:
-            self.runner.submit(ready.tenant, import_id)
-            self._show_imports()
+            self._submit(ready.tenant, import_id)
+
+    def _submit(self, tenant: str, import_id: int) -> None:
+        """An import claimed from a folder (SFTP's, or the web's Choose Files) to the worker."""
+        self.runner.submit(tenant, import_id)
+        self._show_imports()
 
     async def _report_incomplete(self, incomplete: IncompleteSet) -> None:
         try:

@@ -28,6 +28,7 @@ from daemon.web.views import (
     setup_keys,
     setup_rules,
     signin,
+    upload,
 )
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,11 @@ STATIC = Path(__file__).with_name("static")
 # A session's last request is written at most this often (a write per page view would
 # serialise every reader on SQLite); the idle timeout is exact to within this.
 TOUCH_EVERY_SECONDS = 60.0
-MAX_BODY_BYTES = 64 * 1024  # forms and API calls are small; uploads are not built yet
+# Forms and API calls are small. Choose Files streams its body (views/upload.py) with
+# bounds of its own ([web] upload_max_bytes): aiohttp's limit applies only to bodies read whole.
+MAX_BODY_BYTES = 64 * 1024
+# Routes that stream a multipart body and check its first field, the CSRF token, themselves.
+_CSRF_IN_BODY: frozenset[Handler] = frozenset({upload.check})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -119,7 +124,11 @@ def _live_session(ctx: WebContext, token_hash: str) -> users.Session | None:
 async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every POST carries the session's token (a form field, or the API's header); the
     sign-in form, before there is a session, the token of its own cookie."""
-    if request.method in _SAFE_METHODS or request.get(bearer.BEARER):
+    if (
+        request.method in _SAFE_METHODS
+        or request.get(bearer.BEARER)
+        or request.match_info.handler in _CSRF_IN_BODY
+    ):
         return await handler(request)
     form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
     given = request.headers.get(auth.CSRF_HEADER) or str(form.get(auth.CSRF_FIELD, "") or "")
@@ -175,6 +184,12 @@ def create_app(ctx: WebContext) -> web.Application:
     app.router.add_get("/operator/outbox", operator_outbox.outbox_page)
     app.router.add_post("/operator/outbox/{id:\\d+}/retry", operator_outbox.retry)
     app.router.add_get("/operator/audit", operator_audit.audit_page)
+    # Choose Files: upload the five files, see the dry run, Process Import (views/upload.py).
+    app.router.add_get("/upload", upload.choose)
+    app.router.add_get("/tenants/{tenant}/upload", upload.show)
+    app.router.add_post("/tenants/{tenant}/upload", upload.check)
+    app.router.add_post("/tenants/{tenant}/upload/process", upload.process)
+    app.router.add_post("/tenants/{tenant}/upload/discard", upload.discard)
     app.router.add_get("/api/v1/imports", api.list_imports)
     app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
     app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)

@@ -19,6 +19,7 @@ from daemon.store.users import Session
 from daemon.web.auth import Signer
 from daemon.web.render import Templates
 from daemon.web.throttle import RESET_POLICY, SigninThrottle
+from daemon.web.uploads import UploadDesk
 
 
 def utc_now() -> datetime:
@@ -57,6 +58,7 @@ class WebContext:
     sftp: SftpDetails
     # Called on the event loop when an import this listener ran (an approval) has stopped.
     import_done: Callable[[int], None] = lambda _import_id: None
+    uploads: UploadDesk | None = None  # Choose Files; None: no import worker to hand them to
     clock: Callable[[], datetime] = field(default=utc_now)
     # "Forgot password" requests, throttled apart from the sign-ins (views/account.py).
     reset_throttle: SigninThrottle = field(default_factory=lambda: SigninThrottle(RESET_POLICY))
