@@ -11,7 +11,7 @@ from aiohttp import web
 from daemon.passwords import dummy_hash, verify_password
 from daemon.store import users
 from daemon.web import auth
-from daemon.web.context import address, context, session
+from daemon.web.context import address, context, secure_cookies, session
 
 USERNAME_MAX_CHARS = 64
 PASSWORD_MAX_CHARS = 1024  # argon2 hashes any length: do not let a request make it hash 1 MB
@@ -46,7 +46,7 @@ async def signin_form(
         token,
         httponly=True,
         samesite="Lax",
-        secure=ctx.settings.secure_cookies,
+        secure=secure_cookies(request),
         path="/signin",
     )
     return response
@@ -102,7 +102,7 @@ async def signin(request: web.Request) -> web.Response:
 
     await asyncio.to_thread(start)
     response = web.HTTPSeeOther(_safe_next(str(form.get("next", ""))))
-    set_session_cookie(response, ctx.signer.sign(token), secure=ctx.settings.secure_cookies)
+    set_session_cookie(response, ctx.signer.sign(token), secure=secure_cookies(request))
     response.del_cookie(auth.SIGNIN_COOKIE, path="/signin")
     raise response
 
