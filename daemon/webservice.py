@@ -34,9 +34,10 @@ log = structlog.get_logger(__name__)
 
 
 class SharedPipeline(Pipeline):
-    """The pipeline of a process that shares the daemon's data directory: a decision whose
-    import's files it cannot see is refused before anything changes (else an approval would
-    fail the import for "missing" files that are only on the daemon's disk)."""
+    """The pipeline of a process that shares the daemon's data directory: a decision on an
+    import whose files are not in this process's data directory is refused before anything
+    changes (else an approval would fail the import for "missing" files that are only on the
+    daemon's disk, or archive them where the daemon never looks)."""
 
     def approve(self, import_id: int, by: str) -> ImportReport:
         self._files_here(import_id)
@@ -49,11 +50,17 @@ class SharedPipeline(Pipeline):
     def _files_here(self, import_id: int) -> None:
         with self.db.read() as conn:
             record = imports.get(conn, import_id)
-        if record.files_dir and not Path(record.files_dir).is_dir():
+        if not record.files_dir:
+            return  # expired: the pipeline says so itself
+        folder, root = Path(record.files_dir), self.paths.root
+        # Under this data directory, not merely readable: the decision archives the files
+        # into it, where the daemon (and its retention) must find them.
+        if not (folder.is_dir() and folder.resolve().is_relative_to(root.resolve())):
             raise Conflict(
-                f"Import #{import_id}'s files are not at {record.files_dir} on this web server,"
-                " so it cannot be decided here: `rosterdrop web` needs the daemon's data"
-                " directory at the same path (a shared mount). Nothing was changed."
+                f"Import #{import_id}'s files ({folder}) are not in this web server's data"
+                f" directory ({root}), so it cannot be decided here: `rosterdrop web` needs the"
+                " daemon's data directory, at the same path (a shared mount). Nothing was"
+                " changed."
             )
 
 
