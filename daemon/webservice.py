@@ -92,6 +92,7 @@ class WebService:
             ),
         )  # fmt: skip
         self._stop = asyncio.Event()
+        self.status = "starting"  # what systemd shows (STATUS=)
 
     async def serve(self) -> int:
         try:
@@ -103,8 +104,8 @@ class WebService:
 
     async def startup(self) -> None:
         await self.web.start()
-        status = f"Import Manager at {self.web.address}"
-        self.notifier.ready(status)
+        self.status = f"Import Manager at {self.web.address}"
+        self.notifier.ready(self.status)
         log.info("rosterdrop web is ready", web_port=self.web.port, address=self.web.address)
 
     async def main_loop(self) -> None:
@@ -131,13 +132,15 @@ class WebService:
         """SIGHUP: the log level, as `serve` re-reads it."""
         if self.reload_settings is None:
             return
+        self.notifier.reloading()
         try:
             fresh = self.reload_settings()
         except RosterdropError as exc:
             log.error("reload failed; keeping the running settings", error=str(exc))
-            return
-        logs.set_level(fresh.log.level)
-        log.info("settings reloaded", log_level=fresh.log.level)
+        else:
+            logs.set_level(fresh.log.level)
+            log.info("settings reloaded", log_level=fresh.log.level)
+        self.notifier.ready(self.status)
 
 
 @contextlib.contextmanager
