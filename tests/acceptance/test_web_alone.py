@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from daemon.store import tenants
 from tests.support.drop import District
 from tests.support.process import Daemon, Relay, wait_until
 from tests.support.site import Site, upload
-from tests.support.webapi import SignedIn, add_admin, sign_in, state_of
+from tests.support.webapi import SignedIn, add_admin, paused_import, sign_in, state_of
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -56,12 +59,21 @@ def students(site: Site) -> int:
     return len(site.roster("acme")["students"])
 
 
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """PostgreSQL (a second host's case), and SQLite on the daemon's own machine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'rosterdrop.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 def test_decisions_made_on_rosterdrop_web_apply_beside_the_daemon(
-    tmp_path: Path, host_keys: Path, postgres_url: str, relay: Relay
+    tmp_path: Path, host_keys: Path, database: str, relay: Relay
 ) -> None:
     smtp = {"ROSTERDROP_SMTP_PORT": str(relay.port), "ROSTERDROP_SMTP_TLS": "none"}
     site = Site.create(
-        tmp_path, host_keys, {"ROSTERDROP_DATABASE_URL": postgres_url,
+        tmp_path, host_keys, {"ROSTERDROP_DATABASE_URL": database,
                               "ROSTERDROP_SMTP_HOST": "127.0.0.1", **smtp},
     )  # fmt: skip
     try:
@@ -113,5 +125,39 @@ def test_decisions_made_on_rosterdrop_web_apply_beside_the_daemon(
             assert web.stop() == 0
             assert daemon.stop() == 0
         assert web.find("rosterdrop web stopped")
+    finally:
+        site.close()
+
+
+@pytest.mark.postgres
+def test_an_approval_on_rosterdrop_web_waits_for_the_tenants_running_import(
+    tmp_path: Path, host_keys: Path, postgres_url: str
+) -> None:
+    """The tenant's lock is held here as the daemon's import process holds it while it runs:
+    the web process's approval waits for it (seen in pg_locks), then applies."""
+    site = Site.create(tmp_path, host_keys, {"ROSTERDROP_DATABASE_URL": postgres_url})
+    try:
+        site.add_tenant("acme")
+        admin = add_admin(site, "acme")
+        paused = paused_import(site, "acme")
+        with site.db() as db, db.read() as conn:
+            tenant_id = tenants.get(conn, "acme").id
+
+        def waiting() -> int:
+            with site.db() as db, db.read() as conn:
+                query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                return int(conn.execute(sa.text(query)).scalar() or 0)
+
+        with web_process(site, "web") as web, ThreadPoolExecutor(1) as pool:
+            district = sign_in(web_url(web), admin)
+            with site.db() as db, db.tenant_lock(tenant_id):
+                answer = pool.submit(district.post, f"/api/v1/imports/{paused}/approve")
+                wait_until(waiting, 30, "the approval to wait for acme's lock")
+                assert not answer.done()
+                assert state_of(site, paused) == "paused"  # nothing decided while it waits
+            done = answer.result(timeout=60)
+            assert done.status_code == 200, done.text
+            assert done.json()["state"] == "imported_with_errors"
+            assert web.stop() == 0
     finally:
         site.close()
