@@ -66,6 +66,10 @@ schema = schemathesis.openapi.from_dict(description())
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_as_described(case: schemathesis.Case, served: Served) -> None:
+    # Signed in by the session cookie: a Bearer value made up from the security scheme would
+    # be a second, conflicting credential (a run with a real token belongs with the tokens).
+    if case.headers:
+        case.headers.pop("Authorization", None)
     case.call_and_validate(base_url=served.url, headers=served.district.headers)
 
 
