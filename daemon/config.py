@@ -39,6 +39,11 @@ DEFAULT_SESSION_MAX_HOURS = 12.0
 DEFAULT_SIGNIN_FAILURES = 5
 DEFAULT_SIGNIN_WINDOW_SECONDS = 300.0
 DEFAULT_SIGNIN_LOCK_SECONDS = 300.0
+# Accounts (docs/web.md "Accounts"): how long a one-time password link and an API token live.
+DEFAULT_PASSWORD_LINK_HOURS = 48.0
+DEFAULT_API_TOKEN_DAYS = 90.0
+MAX_PASSWORD_LINK_HOURS = 30 * 24.0  # a link in a mailbox is a password waiting to be used
+MAX_API_TOKEN_DAYS = 3650.0
 
 
 class Secret:
@@ -172,8 +177,21 @@ class WebSettings:
     trusted_proxies: tuple[str, ...] = field(
         default=(), metadata=_env("ROSTERDROP_WEB_TRUSTED_PROXIES")
     )
+    # Accounts: invitation and "forgot password" links, TOTP, API tokens.
+    password_link_hours: float = DEFAULT_PASSWORD_LINK_HOURS
+    require_totp_for_operators: bool = False
+    api_token_days: float = DEFAULT_API_TOKEN_DAYS
 
     def __post_init__(self) -> None:
+        for name, most in (
+            ("password_link_hours", MAX_PASSWORD_LINK_HOURS),
+            ("api_token_days", MAX_API_TOKEN_DAYS),
+        ):
+            value = getattr(self, name)
+            if not 0 < value <= most:
+                raise ConfigError(
+                    f"setting web.{name} must be above 0 and at most {most:g}, not {value}"
+                )
         if bool(self.tls_cert) != bool(self.tls_key):
             given, missing = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
             raise ConfigError(f"setting web.{given} is set but web.{missing} is not: set both")

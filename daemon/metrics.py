@@ -67,7 +67,8 @@ IMPORT_STATES = ImportStates()
 REGISTRY.register(IMPORT_STATES)
 IMPORT_DURATION = Histogram(
     "rosterdrop_import_duration_seconds",
-    "Time from claiming an upload to the end of its import, of the imports this daemon ran",
+    "Time the imports this daemon ran worked, from claiming the upload to the end, without"
+    " the time a paused one waited for a decision",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
     registry=REGISTRY,
 )

@@ -111,7 +111,9 @@ def record_metrics(report: ImportReport) -> None:
     """What an import this daemon ran took and changed (imports by state: IMPORT_STATES)."""
     if report.state not in ENDED or report.finished_at is None:
         return  # paused, or stopped half-way by a shutdown: it is counted where it ends
-    IMPORT_DURATION.observe((report.finished_at - report.received_at).total_seconds())
+    # The work, not the days a paused import may wait for a person: that wait is the
+    # district's, and would drown every figure an operator reads from this histogram.
+    IMPORT_DURATION.observe(report.duration_seconds or 0.0)
     if report.state in (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS):
         for name, changes in report.entities.items():
             for change in ("added", "updated", "reactivated", "deactivated"):

@@ -9,11 +9,14 @@ from typing import Any
 
 import click
 
+from daemon import accounts, factorcli
 from daemon.app import App
 from daemon.config import Settings
 from daemon.errors import ConfigError
+from daemon.factorcli import cli_user
 from daemon.passwords import hash_password, read_password_stdin
 from daemon.store import tenants, users
+from daemon.store.credentials import LinkPurpose
 from daemon.store.database import Database
 from daemon.store.users import User
 
@@ -27,7 +30,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def generate_password() -> str:
+def _generate() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
 
 
@@ -38,6 +41,7 @@ def user_json(user: User) -> dict[str, Any]:
         "tenant": user.tenant,
         "email": user.email,
         "disabled": user.disabled,
+        "totp": user.totp,
         "created_at": user.created_at.isoformat(),
         "password_changed_at": (
             user.password_changed_at.isoformat() if user.password_changed_at else None
@@ -54,8 +58,11 @@ def user_group() -> None:
 @click.argument("name")
 @click.option("--tenant", help="A district administrator of this tenant (sees only it).")
 @click.option("--operator", is_flag=True, help="An operator (sees every tenant).")
-@click.option("--email", help="The person's address.")
+@click.option("--email", help="The person's address: the invitation goes there.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--generate-password", is_flag=True, help="Print a generated password once; no invitation."
+)
 @click.pass_obj
 def user_add(
     app: App,
@@ -64,30 +71,89 @@ def user_add(
     operator: bool,
     email: str | None,
     password_stdin: bool,
+    generate_password: bool,
 ) -> None:
-    """Add an account; without --password-stdin, prints a generated password once."""
+    """Add an account. With --email: an invitation email with a one-time link to choose a
+    password (needs [web] public_url). Without an email, or with --generate-password: a
+    generated password printed once. --password-stdin: the password you give."""
     if operator == (tenant is not None):
         raise ConfigError("give exactly one of --tenant TENANT or --operator")
+    if password_stdin and generate_password:
+        raise ConfigError("give at most one of --password-stdin and --generate-password")
     if email is not None:
         from daemon.clever.values import valid_email
 
         if not valid_email(email):
             raise ConfigError(f"not an email address: {email}")
-    password = read_password_stdin() if password_stdin else generate_password()
+    invite = email is not None and not (password_stdin or generate_password)
+    if invite and not app.settings.web.public_url:
+        raise ConfigError(
+            "cannot send the invitation: [web] public_url (ROSTERDROP_WEB_PUBLIC_URL) is not set,"
+            " and its link must say where the Import Manager is; set it, or add the user with"
+            " --generate-password (prints a password once) or --password-stdin"
+        )
+    password = None
+    if password_stdin:
+        password = read_password_stdin()
+    elif not invite:
+        password = _generate()
+    now = _now()
     with app.db.write() as conn:
         tenant_id = tenants.get(conn, tenant).id if tenant else None
-        users.add(
+        user = users.add(
             conn,
             name,
             tenant_id=tenant_id,
             email=email.lower() if email else None,
-            password_hash=hash_password(password),
-            now=_now(),
+            password_hash=hash_password(password) if password else None,
+            now=now,
         )
+        sent = _invite(app, conn, user, now) if invite else None
     role = "operator" if operator else f"administrator of {tenant}"
     click.echo(f"user {name} added ({role})")
-    if not password_stdin:
+    if sent is not None:
+        _say_sent(user, sent)
+    elif not password_stdin:
+        assert password is not None
         _show_once(password)
+
+
+def _invite(app: App, conn: Any, user: User, now: datetime) -> accounts.SentLink:
+    sent = accounts.send_password_link(
+        conn, user, LinkPurpose.INVITATION, web=app.settings.web, smtp=app.settings.smtp, now=now
+    )
+    users.audit(
+        conn, user_name=cli_user(), action="invitation_sent", now=now, tenant_id=user.tenant_id,
+        detail=f"user {user.name}, to {user.email}, until {sent.expires_at:%Y-%m-%d %H:%M} UTC",
+    )  # fmt: skip
+    return sent
+
+
+def _say_sent(user: User, sent: accounts.SentLink) -> None:
+    click.echo(
+        f"  invitation queued for {user.email} (email #{sent.outbox_id}; the running daemon"
+        f" sends it): a link to choose a password, valid once, until"
+        f" {sent.expires_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@user_group.command("invite")
+@click.argument("name")
+@click.pass_obj
+def user_invite(app: App, name: str) -> None:
+    """Email the user a new one-time link to choose a password (older links stop working)."""
+    if not app.settings.web.public_url:
+        raise ConfigError(
+            "cannot send the invitation: [web] public_url (ROSTERDROP_WEB_PUBLIC_URL) is not set;"
+            " use `rosterdrop user passwd NAME` instead"
+        )
+    now = _now()
+    with app.db.write() as conn:
+        user = users.get(conn, name)
+        if user.disabled:
+            raise ConfigError(f"user {name} is disabled: enable it first")
+        sent = _invite(app, conn, user, now)
+    _say_sent(user, sent)
 
 
 def _show_once(password: str) -> None:
@@ -120,7 +186,7 @@ def user_list(app: App, as_json: bool) -> None:
 @click.pass_obj
 def user_passwd(app: App, name: str, password_stdin: bool) -> None:
     """Set a new password (generated unless --password-stdin); signs the user out everywhere."""
-    password = read_password_stdin() if password_stdin else generate_password()
+    password = read_password_stdin() if password_stdin else _generate()
     with app.db.write() as conn:
         users.set_password(conn, name, hash_password(password), _now())
     click.echo(f"password of {name} changed; its sessions are signed out")
@@ -148,13 +214,32 @@ def user_enable(app: App, name: str) -> None:
     click.echo(f"user {name} enabled")
 
 
+@user_group.command("remove")
+@click.argument("name")
+@click.pass_obj
+def user_remove(app: App, name: str) -> None:
+    """Delete the account: its sessions, links and API tokens end; the audit log keeps its name."""
+    now = _now()
+    with app.db.write() as conn:
+        user = users.remove(conn, name)
+        users.audit(
+            conn, user_name=cli_user(), action="user_removed", now=now, tenant_id=user.tenant_id,
+            detail=f"user {user.name} ({'operator' if user.operator else user.tenant})",
+        )  # fmt: skip
+    click.echo(f"user {name} removed; its sessions and API tokens no longer work")
+
+
+user_group.add_command(factorcli.user_totp)
+user_group.add_command(factorcli.user_token)
+
+
 def ensure_demo_user(db: Database, settings: Settings, tenant: str, echo: Any) -> None:
     """For `make run`: an administrator of the demo tenant, its password kept (0600) in the
     data directory so that every start can say how to sign in."""
     credentials = settings.paths.root / DEMO_WEB_CREDENTIALS
     with db.write() as conn:
         if users.find(conn, DEMO_USER) is None:
-            password = generate_password()
+            password = _generate()
             users.add(
                 conn, DEMO_USER, tenant_id=tenants.get(conn, tenant).id, email=None,
                 password_hash=hash_password(password), now=_now(),

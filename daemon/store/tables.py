@@ -164,6 +164,38 @@ users = Table(
     Column("disabled", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("password_changed_at", UtcDateTime()),
+    # The TOTP second factor (migration 0006): the base32 secret, and the last time step a
+    # code was accepted for, so that a code works once.
+    Column("totp_secret", Text),
+    Column("totp_last_step", BigInteger),
+)
+
+# One-time links that set a password (migration 0006): an invitation or "forgot password".
+# Only the token's hash is kept; a link is deleted when used, superseded or its user disabled.
+password_links = Table(
+    "password_links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index(None, "user_id"),
+)
+
+# Bearer tokens for /api/v1 (migration 0006): the hash of each, kept after revocation so that
+# `user token NAME --list` still shows it.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(100), nullable=False, server_default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+    Index(None, "user_id"),
 )
 
 # Signed-in browsers (migration 0004): the cookie carries a random token, this table its hash,

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from daemon.errors import ConfigError, Conflict, NotFound
-from daemon.store.tables import audit_log, tenants, users, web_sessions
+from daemon.store.credentials import end_links
+from daemon.store.tables import api_tokens, audit_log, tenants, users, web_sessions
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 SHOWN_AUDIT = 100  # entries an import's page lists (an import is decided once or twice)
@@ -29,6 +30,12 @@ class User:
     created_at: datetime
     password_changed_at: datetime | None = None
     password_hash: str | None = field(default=None, repr=False)
+    totp_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def totp(self) -> bool:
+        """Whether the user signs in with an authentication code after the password."""
+        return self.totp_secret is not None
 
     @property
     def role(self) -> str:
@@ -83,6 +90,7 @@ def _user(row: RowMapping) -> User:
         created_at=row["created_at"],
         password_changed_at=row["password_changed_at"],
         password_hash=row["password_hash"],
+        totp_secret=row["totp_secret"],
     )
 
 
@@ -126,12 +134,25 @@ def get(conn: Connection, name: str) -> User:
     return user
 
 
+def by_id(conn: Connection, user_id: int) -> User | None:
+    row = conn.execute(_select().where(users.c.id == user_id)).mappings().first()
+    return _user(row) if row else None
+
+
+def with_email(conn: Connection, email: str, limit: int) -> list[User]:
+    """The users whose address is `email` (case-insensitively; stored lower-cased)."""
+    rows = conn.execute(
+        _select().where(users.c.email == email.strip().lower()).order_by(users.c.id).limit(limit)
+    ).mappings()
+    return [_user(row) for row in rows]
+
+
 def all_users(conn: Connection) -> list[User]:
     return [_user(row) for row in conn.execute(_select().order_by(users.c.name)).mappings()]
 
 
 def set_password(conn: Connection, name: str, password_hash: str, now: datetime) -> None:
-    """A new password ends every session the old one opened."""
+    """A new password ends every session the old one opened, and every link still unused."""
     user = get(conn, name)
     conn.execute(
         users.update()
@@ -139,13 +160,28 @@ def set_password(conn: Connection, name: str, password_hash: str, now: datetime)
         .values(password_hash=password_hash, password_changed_at=now)
     )
     end_sessions(conn, user.id)
+    end_links(conn, user.id)
 
 
 def set_disabled(conn: Connection, name: str, disabled: bool) -> None:
+    """A disabled user's sessions and password links end; its API tokens are refused while
+    it stays disabled (daemon/web/bearer.py checks)."""
     user = get(conn, name)
     conn.execute(users.update().where(users.c.id == user.id).values(disabled=disabled))
     if disabled:
         end_sessions(conn, user.id)
+        end_links(conn, user.id)
+
+
+def remove(conn: Connection, name: str) -> User:
+    """Delete the account: its sessions, password links and API tokens go with it (the
+    foreign keys cascade); the audit log keeps its name, which it stores as text."""
+    user = get(conn, name)
+    end_sessions(conn, user.id)
+    end_links(conn, user.id)
+    conn.execute(api_tokens.delete().where(api_tokens.c.user_id == user.id))
+    conn.execute(users.delete().where(users.c.id == user.id))
+    return user
 
 
 # -- sessions ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""/api/v1: the imports as JSON, with the pages' permissions (session cookie + CSRF header).
+"""/api/v1: the imports as JSON, with the pages' permissions (session cookie + CSRF header,
+or an `Authorization: Bearer` token: daemon/web/bearer.py).
 An import is the shape of `rosterdrop imports show --json` (daemon/console.py)."""
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ API_PAGE_SIZE = 100  # imports per page of GET /api/v1/imports (keyset: ?before=
 def _user(request: web.Request) -> User:
     current = session(request)
     if current is None:
-        raise web.HTTPUnauthorized(reason="Sign in first.")
+        raise web.HTTPUnauthorized(
+            reason="Sign in first, or send an API token (Authorization: Bearer).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return current.user
 
 

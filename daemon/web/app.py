@@ -13,9 +13,9 @@ from aiohttp import web
 
 from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
-from daemon.web import api, auth, openapi
+from daemon.web import api, auth, bearer, openapi
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
-from daemon.web.views import pages, setup, signin
+from daemon.web.views import account, pages, setup, signin
 
 log = structlog.get_logger(__name__)
 
@@ -109,11 +109,11 @@ def _live_session(ctx: WebContext, token_hash: str) -> users.Session | None:
 async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every POST carries the session's token (a form field, or the API's header); the
     sign-in form, before there is a session, the token of its own cookie."""
-    if request.method in _SAFE_METHODS:
+    if request.method in _SAFE_METHODS or request.get(bearer.BEARER):
         return await handler(request)
     form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
     given = request.headers.get(auth.CSRF_HEADER) or str(form.get(auth.CSRF_FIELD, "") or "")
-    if request.path == "/signin":
+    if auth.signed_out_form(request.path):
         expected = request.cookies.get(auth.SIGNIN_COOKIE, "")
     else:
         current = session(request)
@@ -128,7 +128,8 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def create_app(ctx: WebContext) -> web.Application:
     app = web.Application(
-        middlewares=[headers, errors, sessions, csrf], client_max_size=MAX_BODY_BYTES
+        middlewares=[headers, errors, sessions, bearer.bearer_tokens, csrf],
+        client_max_size=MAX_BODY_BYTES,
     )
     app[CONTEXT] = ctx
     app.router.add_get("/", pages.home)
@@ -149,6 +150,11 @@ def create_app(ctx: WebContext) -> web.Application:
     app.router.add_get("/api/v1/imports", api.list_imports)
     app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
     app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)
+    # Accounts: "forgot password" and the one-time link that sets a password (signed out).
+    app.router.add_get("/forgot", account.forgot_form)
+    app.router.add_post("/forgot", account.forgot)
+    app.router.add_get("/password/{token:[A-Za-z0-9_-]{1,100}}", account.password_form)
+    app.router.add_post("/password/{token:[A-Za-z0-9_-]{1,100}}", account.set_password)
     # The API's OpenAPI description (daemon/web/openapi.yaml), to everyone.
     app.router.add_get(openapi.ROUTE, openapi.openapi)
     app.router.add_static("/static/", STATIC, append_version=True)

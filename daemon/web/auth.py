@@ -22,6 +22,13 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SECRET_FILE = "web-secret.key"  # noqa: S105 - a file name
 TOKEN_BYTES = 32
+# The forms a signed-out person posts: they carry the token of SIGNIN_COOKIE (double submit),
+# the cookie's path being the form's own.
+SIGNED_OUT_FORMS = ("/signin", "/forgot", "/password/")
+# Between a right password and the authentication code: how long the signed "password was
+# right" token lasts (a person types six digits from a phone).
+TOTP_PENDING_SECONDS = 300
+_PENDING = "totp"
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +101,27 @@ class Signer:
 
     def _mac(self, token: str) -> str:
         return hmac.new(self.key, token.encode(), hashlib.sha256).hexdigest()
+
+
+def signed_out_form(path: str) -> bool:
+    return path in SIGNED_OUT_FORMS or path.startswith(SIGNED_OUT_FORMS[-1])
+
+
+def pending_totp(signer: Signer, user_id: int, now: datetime) -> str:
+    """A signed token saying the password of `user_id` was right at `now`; the code form
+    carries it, so nothing is stored between the two steps."""
+    return signer.sign(f"{_PENDING}:{user_id}:{int(now.timestamp())}:{new_token()}")
+
+
+def pending_user_id(signer: Signer, value: str, now: datetime) -> int | None:
+    """The user of a pending token still within TOTP_PENDING_SECONDS, else None."""
+    token = signer.unsign(value)
+    parts = token.split(":") if token else []
+    if len(parts) != 4 or parts[0] != _PENDING or not (parts[1] + parts[2]).isdigit():
+        return None
+    if not 0 <= now.timestamp() - int(parts[2]) <= TOTP_PENDING_SECONDS:
+        return None
+    return int(parts[1])
 
 
 def new_token() -> str:

@@ -19,7 +19,7 @@ from daemon.store.users import Session
 from daemon.web.auth import Signer
 from daemon.web.proxies import FORWARDED_FOR, FORWARDED_PROTO, TrustedProxies
 from daemon.web.render import Templates
-from daemon.web.throttle import SigninThrottle
+from daemon.web.throttle import RESET_POLICY, SigninThrottle
 
 
 def utc_now() -> datetime:
@@ -58,6 +58,8 @@ class WebContext:
     clock: Callable[[], datetime] = field(default=utc_now)
     # [web] trusted_proxies: whose X-Forwarded-For and X-Forwarded-Proto are believed.
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    # "Forgot password" requests, throttled apart from the sign-ins (views/account.py).
+    reset_throttle: SigninThrottle = field(default_factory=lambda: SigninThrottle(RESET_POLICY))
 
 
 CONTEXT = web.AppKey("context", WebContext)

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 # Bound the memory a guesser can make us spend by inventing usernames or addresses.
 MAX_TRACKED_KEYS = 10_000
+# "Forgot password": at most this many emails per hour for one address, or one username or
+# email asked about (each request counts, whatever the answer), so that the form cannot be
+# used to flood a person's mailbox or the outbox.
+RESET_MAX_REQUESTS = 3
+RESET_WINDOW_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,9 @@ class SigninPolicy:
     max_failures: int  # within `window`, then a lock; 0: no throttling
     window: float
     lock_seconds: float
+
+
+RESET_POLICY = SigninPolicy(RESET_MAX_REQUESTS, RESET_WINDOW_SECONDS, RESET_WINDOW_SECONDS)
 
 
 class SigninThrottle:
