@@ -19,7 +19,7 @@ from daemon.config import DataPaths, SmtpSettings
 from daemon.errors import SpoolError
 from daemon.notify import messages
 from daemon.roster.outcome import ImportState
-from daemon.store import imports, outbox, tenants
+from daemon.store import imports, kept_changes, outbox, tenants
 from daemon.store.database import Database
 from daemon.store.imports import ImportRecord
 from daemon.store.tenants import Tenant
@@ -142,4 +142,5 @@ class Intake:
             folders.expire(Path(record.files_dir or ""))
             with self.db.write() as conn:
                 imports.update(conn, record.id, self.now(), files_dir=None)
+                kept_changes.forget(conn, record.id)  # the change list expires with the files
         return len(old)

@@ -30,7 +30,7 @@ from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.roster.problems import IDENTICAL_UPLOAD, Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold, evaluate
-from daemon.store import imports, tenants
+from daemon.store import imports, kept_changes, tenants
 from daemon.store.imports import ImportRecord
 from daemon.store.staging import Stage
 from daemon.store.tenants import Tenant
@@ -181,8 +181,9 @@ class Pipeline(Intake):
         self.mail_queued()
 
     def _validate_and_apply(self, run: _Run) -> ImportState | None:
-        """Validate, plan and apply in one transaction. Returns None when the apply committed
-        (its state was recorded inside), else the state to record; raises _Stop to roll back."""
+        """Validate, plan and apply (or pause) in one transaction. Returns None when it
+        committed (its state was recorded inside), else the state to record; raises _Stop to
+        roll back."""
         found = find_files(run.folder)
         # The spool folder holds the set (and older case twins); the upload's other files
         # stayed in /upload and are named in the manifest.
@@ -213,7 +214,18 @@ class Pipeline(Intake):
             if approved:
                 run.tripped = _beyond_approval(run.tripped, run.record.tripped or [])
             if run.tripped:
-                raise _Stop(ImportState.PAUSED)
+                # The pause commits with its plan kept record by record (the roster itself
+                # untouched): all of it, or (a crash) none, and the import runs again.
+                kept_changes.keep(stage, run.plan, run.tenant.id, run.record.id, applied=False)
+                timer.lap("kept")
+                stage.close()
+                self._end(conn, run, ImportState.PAUSED)
+                testpoint.reached("pause-before-commit")
+                return None
+            # Before the apply: updates' before values are read from the roster. An approved
+            # import's paused plan is replaced by what it does now.
+            kept_changes.keep(stage, run.plan, run.tenant.id, run.record.id, applied=True)
+            timer.lap("kept")
             stage.apply(run.tenant.id, run.record.id, self.now())
             stage.close()
             timer.lap("applied")

@@ -202,6 +202,11 @@ class Stage:
             insert = f"INSERT INTO temp.{table.name} ({columns}) VALUES ({marks})"  # noqa: S608
             raw.executemany(insert, rows)
 
+    def new_to_tenant(self, entity: Entity) -> bool:
+        """Whether the tenant had no record of `entity` before this upload (known after
+        `plan`): then the diff was skipped, and every fresh staged row is an add."""
+        return entity.name in self._empty
+
     # -- plan and apply ---------------------------------------------------------------------
 
     def plan(self, tenant_id: int, *, first_import: bool) -> Plan:

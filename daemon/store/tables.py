@@ -228,6 +228,26 @@ audit_log = Table(
     Index(None, "tenant_id", "id"),
 )
 
+# What an import would change (paused) or changed (applied), record by record, for the change
+# browser (migration 0005; daemon/store/kept_changes.py). Not for downstream readers. A key
+# shorter than three parts leaves the rest ''. Records an applied import added to an entity
+# the tenant had none of are not copied here: the roster has them (`created_import_id`).
+import_changes = Table(
+    "import_changes",
+    metadata,
+    Column("import_id", Id, ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # add, update, reactivate, deactivate, held
+    Column("key1", String(255), primary_key=True),
+    Column("key2", String(255), primary_key=True),
+    Column("key3", String(255), primary_key=True),
+    Column("label", Text),  # the record's name, as searched and shown
+    Column("fields", Text),  # JSON {field: [before, after]} of the changed fields, or null
+    Column("line", Integer),  # held: the file's line
+    Column("known", Boolean),  # held: whether the roster has the record (kept as it is)
+    sqlite_with_rowid=False,
+)
+
 _TYPES = {"term_start": Date, "term_end": Date, "position": Integer, "extra": Text}
 
 

@@ -15,7 +15,7 @@ from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
 from daemon.web import api, auth, bearer, openapi
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
-from daemon.web.views import account, pages, setup, signin
+from daemon.web.views import account, changes, pages, setup, signin
 
 log = structlog.get_logger(__name__)
 
@@ -155,6 +155,13 @@ def create_app(ctx: WebContext) -> web.Application:
     app.router.add_post("/forgot", account.forgot)
     app.router.add_get("/password/{token:[A-Za-z0-9_-]{1,100}}", account.password_form)
     app.router.add_post("/password/{token:[A-Za-z0-9_-]{1,100}}", account.set_password)
+    # The change browser (issue 11, "What they see" 3): pages, CSV, API; links from other pages.
+    app.router.add_get("/imports/{id:\\d+}/changes", changes.changes_page)
+    app.router.add_get("/imports/{id:\\d+}/changes.csv", changes.changes_csv)
+    app.router.add_get("/api/v1/imports/{id:\\d+}/changes", changes.api_changes)
+    ctx.templates.env.globals.update(
+        changes_href=changes.figure_href, approval_lists=changes.approval_lists
+    )
     # The API's OpenAPI description (daemon/web/openapi.yaml), to everyone.
     app.router.add_get(openapi.ROUTE, openapi.openapi)
     app.router.add_static("/static/", STATIC, append_version=True)

@@ -115,7 +115,8 @@ def test_the_description_is_served_to_anyone_and_is_the_documented_one(served: S
 
 
 def test_an_operators_review_gets_the_described_answers(served: Served) -> None:
-    """The answers random ids rarely reach: a paused import shown, approved, then a 409."""
+    """The answers random ids rarely reach: a paused import shown, its changes listed,
+    approved, then a 409."""
     ops = served.operator.headers
 
     def call(method: str, path: str, **case: object) -> requests.Response:
@@ -129,6 +130,11 @@ def test_an_operators_review_gets_the_described_answers(served: Served) -> None:
     shown = call("GET", "/api/v1/imports/{id}")
     assert (shown.status_code, shown.json()["state"]) == (200, "paused")
     assert shown.json()["tripped"][0]["rule"] == "row_errors"
+    deactivated = call(
+        "GET", "/api/v1/imports/{id}/changes", query={"entity": "students", "kind": "deactivate"}
+    ).json()
+    assert [r["key"]["student_id"] for r in deactivated["records"]] == ["S2"]
+    assert deactivated["counts"]["add"] == 1  # S3
     body = {"body": {"note": "checked"}, "media_type": "application/json"}
     approved = call("POST", "/api/v1/imports/{id}/approve", **body)
     assert approved.status_code == 200, approved.text
