@@ -22,7 +22,8 @@ RUN python -m venv /opt/rosterdrop \
     && rm -rf /src
 
 # Settings for a container: state in the volume, SFTP on 2222 (no capability needed), health
-# and metrics reachable from other containers, JSON logs for `docker logs`. The compose file
+# and metrics and the Import Manager (8000) reachable from other containers, JSON logs for
+# `docker logs`. The compose file
 # adds the database and the relay; anything else is a ROSTERDROP_* variable
 # (config/rosterdrop.example.toml lists them all).
 ENV PATH=/opt/rosterdrop/bin:$PATH \
@@ -31,12 +32,14 @@ ENV PATH=/opt/rosterdrop/bin:$PATH \
     ROSTERDROP_SFTP_PORT=2222 \
     ROSTERDROP_HTTP_HOST=0.0.0.0 \
     ROSTERDROP_HTTP_PORT=8080 \
+    ROSTERDROP_WEB_HOST=0.0.0.0 \
+    ROSTERDROP_WEB_PORT=8000 \
     ROSTERDROP_LOG_FORMAT=json
 
 USER rosterdrop
 WORKDIR /var/lib/rosterdrop
 VOLUME /var/lib/rosterdrop
-EXPOSE 2222 8080
+EXPOSE 2222 8080 8000
 
 # Liveness: the event loop answers /healthz. (A test runs this very command against a daemon.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

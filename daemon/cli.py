@@ -38,6 +38,7 @@ from daemon.store.roster import active_roster
 from daemon.store.staging import Stage
 from daemon.tenantcli import ensure_demo_tenant, tenant_group
 from daemon.usercli import ensure_demo_user, user_group
+from daemon.webservice import web_command
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_PAUSED = 1, 2, 3
 # Problems a `validate --json` keeps; the readable report shows the first ones either way.
@@ -77,7 +78,7 @@ def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
 def main_group(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
     """rosterdrop: SFTP drop folders that import Clever roster files."""
     settings = load_settings(config_file)
-    if ctx.invoked_subcommand == "serve":
+    if ctx.invoked_subcommand in ("serve", "web"):
         logs.configure(settings.log.level, settings.log.format)
     else:
         logs.configure("info" if verbose else "warning", settings.log.format)
@@ -440,3 +441,4 @@ def serve(app: App, once: bool, demo: bool) -> None:
 
 main_group.add_command(tenant_group)
 main_group.add_command(user_group)
+main_group.add_command(web_command)

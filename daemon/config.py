@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -173,6 +174,14 @@ class WebSettings:
     signin_max_failures: int = DEFAULT_SIGNIN_FAILURES
     signin_failure_window: float = DEFAULT_SIGNIN_WINDOW_SECONDS
     signin_lock_seconds: float = DEFAULT_SIGNIN_LOCK_SECONDS
+    # Built-in TLS (PEM files, both or neither): HTTPS on this listener, cookies Secure.
+    tls_cert: str = field(default="", metadata=_env("ROSTERDROP_WEB_TLS_CERT"))
+    tls_key: str = field(default="", metadata=_env("ROSTERDROP_WEB_TLS_KEY"))
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed; from any other sender those headers are ignored. None by default.
+    trusted_proxies: tuple[str, ...] = field(
+        default=(), metadata=_env("ROSTERDROP_WEB_TRUSTED_PROXIES")
+    )
     # Accounts: invitation and "forgot password" links, TOTP, API tokens.
     password_link_hours: float = DEFAULT_PASSWORD_LINK_HOURS
     require_totp_for_operators: bool = False
@@ -193,10 +202,31 @@ class WebSettings:
                 raise ConfigError(
                     f"setting web.{name} must be above 0 and at most {most:g}, not {value}"
                 )
+        if bool(self.tls_cert) != bool(self.tls_key):
+            given, missing = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
+            raise ConfigError(f"setting web.{given} is set but web.{missing} is not: set both")
+        self.proxy_networks()  # a bad entry is named at start-up, not at the first request
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
     @property
     def secure_cookies(self) -> bool:
-        return self.public_url.lower().startswith("https://")
+        """Always Secure: served over TLS here, or public_url says https (a TLS proxy)."""
+        return self.tls or self.public_url.lower().startswith("https://")
+
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        networks = []
+        for entry in self.trusted_proxies:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"setting web.trusted_proxies: {entry!r} is not an IP address or network"
+                    " (such as 127.0.0.1 or 10.0.0.0/8)"
+                ) from None
+        return tuple(networks)
 
 
 LogFormat = Literal["auto", "json", "console"]

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
-from daemon.web import api, auth, bearer
+from daemon.web import api, auth, bearer, openapi
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
 from daemon.web.views import (
     account,
@@ -76,7 +76,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _problem(request, 409, str(exc))
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _problem(request, exc.status, exc.reason)
+            response = _problem(request, exc.status, exc.reason)
+            if "Allow" in exc.headers:  # a 405 says which methods there are (RFC 9110)
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         raise
     except RosterdropError as exc:
         log.error("web request failed", path=request.path, error=str(exc))
@@ -205,5 +208,7 @@ def create_app(ctx: WebContext) -> web.Application:
     ctx.templates.env.globals.update(
         changes_href=changes.figure_href, approval_lists=changes.approval_lists
     )
+    # The API's OpenAPI description (daemon/web/openapi.yaml), to everyone.
+    app.router.add_get(openapi.ROUTE, openapi.openapi)
     app.router.add_static("/static/", STATIC, append_version=True)
     return app

@@ -17,6 +17,7 @@ from daemon.pipeline import Pipeline
 from daemon.store.database import Database
 from daemon.store.users import Session
 from daemon.web.auth import Signer
+from daemon.web.proxies import FORWARDED_FOR, FORWARDED_PROTO, TrustedProxies
 from daemon.web.render import Templates
 from daemon.web.throttle import RESET_POLICY, SigninThrottle
 from daemon.web.uploads import UploadDesk
@@ -60,6 +61,8 @@ class WebContext:
     import_done: Callable[[int], None] = lambda _import_id: None
     uploads: UploadDesk | None = None  # Choose Files; None: no import worker to hand them to
     clock: Callable[[], datetime] = field(default=utc_now)
+    # [web] trusted_proxies: whose X-Forwarded-For and X-Forwarded-Proto are believed.
+    proxies: TrustedProxies = field(default_factory=TrustedProxies)
     # "Forgot password" requests, throttled apart from the sign-ins (views/account.py).
     reset_throttle: SigninThrottle = field(default_factory=lambda: SigninThrottle(RESET_POLICY))
 
@@ -83,5 +86,18 @@ def set_session(found: Session | None) -> None:
 
 
 def address(request: web.Request) -> str:
-    """The client's address (X-Forwarded-For is not trusted: proxies are not configured yet)."""
-    return request.remote or "unknown"
+    """The client's address, for the sign-in throttle and the audit log: the connection's,
+    or behind a trusted proxy the rightmost X-Forwarded-For hop that is not one of ours."""
+    forwarded = request.headers.getall(FORWARDED_FOR, [])
+    return context(request).proxies.client(request.remote, forwarded)
+
+
+def over_https(request: web.Request) -> bool:
+    """Served over TLS here, or a trusted proxy says the client came over https."""
+    forwarded = request.headers.getall(FORWARDED_PROTO, [])
+    return request.secure or context(request).proxies.https(request.remote, forwarded)
+
+
+def secure_cookies(request: web.Request) -> bool:
+    """Cookies are Secure over https, and always when public_url is https or TLS is on."""
+    return context(request).settings.secure_cookies or over_https(request)

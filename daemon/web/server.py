@@ -1,9 +1,11 @@
-"""The Import Manager's listener: its own host and port, started and stopped by the service."""
+"""The Import Manager's listener: its own host and port (HTTPS with [web] tls_cert/tls_key),
+started and stopped by `rosterdrop serve` or `rosterdrop web`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,13 @@ from aiohttp import web
 
 from daemon.config import DataPaths, WebSettings
 from daemon.dryrun import DryRunner
+from daemon.errors import ConfigError
 from daemon.pipeline import Pipeline
 from daemon.store.database import Database
 from daemon.web.app import create_app
 from daemon.web.auth import Signer, load_or_create_secret
 from daemon.web.context import SftpDetails, WebContext
+from daemon.web.proxies import TrustedProxies
 from daemon.web.render import Templates
 from daemon.web.throttle import SigninPolicy, SigninThrottle
 from daemon.web.uploads import SWEEP_SECONDS, UploadDesk
@@ -53,6 +57,8 @@ class WebServer:
         self._sweeper: asyncio.Task[Any] | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Read now, not at start(): a bad certificate stops the start before anything listens.
+        self.tls = tls_context(settings) if settings.enabled else None
 
     def context(self) -> WebContext:
         policy = SigninPolicy(
@@ -70,12 +76,15 @@ class WebServer:
             sftp=self.sftp,
             import_done=self.import_done,
             uploads=self.uploads,
+            proxies=TrustedProxies(self.settings.proxy_networks()),
         )
 
     async def start(self) -> None:
         self._runner = web.AppRunner(create_app(self.context()), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        site = web.TCPSite(
+            self._runner, self.settings.host, self.settings.port, ssl_context=self.tls
+        )
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
@@ -98,7 +107,8 @@ class WebServer:
     def address(self) -> str:
         """Where people reach it: public_url, else this listener."""
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::") else "localhost"  # noqa: S104
-        return self.settings.public_url.rstrip("/") or f"http://{host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return self.settings.public_url.rstrip("/") or f"{scheme}://{host}:{self.port}"
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -109,3 +119,39 @@ class WebServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def _refuse_passphrase() -> bytes:
+    # Never OpenSSL's prompt on a terminal (a daemon has none): an encrypted key fails.
+    return b""
+
+
+def tls_context(settings: WebSettings) -> ssl.SSLContext | None:
+    """The server side of HTTPS from [web] tls_cert and tls_key (None: plain HTTP); a
+    ConfigError naming the setting and the file when one is missing, unreadable or wrong."""
+    if not settings.tls:
+        return None
+    cert, key = Path(settings.tls_cert), Path(settings.tls_key)
+    for name, path in (("tls_cert", cert), ("tls_key", key)):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"setting web.{name}: cannot read {path}: {exc.strerror}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        # Read as trust anchors first: a file with no certificate in it is named as such.
+        ssl.create_default_context(cafile=str(cert))
+    except ssl.SSLError:
+        raise ConfigError(f"setting web.tls_cert: {cert} holds no PEM certificate") from None
+    try:
+        context.load_cert_chain(cert, key, password=_refuse_passphrase)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(
+                f"setting web.tls_key: {key} is not the private key of the certificate in {cert}"
+            ) from None
+        raise ConfigError(
+            f"setting web.tls_key: {key} holds no unencrypted PEM private key"
+        ) from None
+    return context

@@ -57,11 +57,14 @@ def test_config_check_accepts_the_container_configuration() -> None:
 def test_the_image_exposes_and_compose_publishes_the_ports_it_listens_on() -> None:
     env = dockerfile_env()
     sftp, http = int(env["ROSTERDROP_SFTP_PORT"]), int(env["ROSTERDROP_HTTP_PORT"])
-    assert dockerfile_exposed() == {sftp, http}
-    assert (env["ROSTERDROP_SFTP_HOST"], env["ROSTERDROP_HTTP_HOST"]) == ("0.0.0.0", "0.0.0.0")
+    web = int(env["ROSTERDROP_WEB_PORT"])
+    assert dockerfile_exposed() == {sftp, http, web}
+    hosts = (env["ROSTERDROP_SFTP_HOST"], env["ROSTERDROP_HTTP_HOST"], env["ROSTERDROP_WEB_HOST"])
+    assert hosts == ("0.0.0.0", "0.0.0.0", "0.0.0.0")
     published = compose_list("rosterdrop", "ports")
     assert f"{sftp}:{sftp}" in published
     assert f"127.0.0.1:{http}:{http}" in published, "metrics stay on the host's loopback"
+    assert f"127.0.0.1:{web}:{web}" in published, "the web pages too, for a TLS proxy"
     volume = compose_list("rosterdrop", "volumes")
     assert volume == [f"rosterdrop-data:{env['ROSTERDROP_DATA_DIR']}"]
 

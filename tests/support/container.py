@@ -77,6 +77,8 @@ def compose_mapping(name: str, key: str) -> dict[str, str]:
     for line in lines[start:]:
         if not line.startswith("      "):
             break
+        if line.lstrip().startswith("#"):
+            continue
         item, _, value = line.strip().partition(":")
         found[item] = value.strip().strip('"')
     return found
@@ -87,6 +89,8 @@ def compose_list(name: str, key: str) -> list[str]:
     start = lines.index(f"    {key}:") + 1
     items = []
     for line in lines[start:]:
+        if line.startswith("      #"):
+            continue
         match = re.match(r"\s{6}- (.*)$", line)
         if match is None:
             break
@@ -135,5 +139,6 @@ def compose_here(postgres_url: str, relay_port: int) -> dict[str, str]:
         "ROSTERDROP_SFTP_PORT": "0",
         "ROSTERDROP_HTTP_HOST": "127.0.0.1",
         "ROSTERDROP_HTTP_PORT": "0",
+        "ROSTERDROP_WEB_HOST": "127.0.0.1",
         "ROSTERDROP_WEB_PORT": "0",
     }

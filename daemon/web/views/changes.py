@@ -104,10 +104,11 @@ def changes_view(
     db: Database, user: User, import_id: int, *, entity: str = "", kind: str = "", q: str = "",
     page: int = 1, limit: int = CHANGES_PAGE_SIZE,
 ) -> ChangesView:  # fmt: skip
-    if len(q) > SEARCH_MAX_CHARS:
+    if len(q) > SEARCH_MAX_CHARS:  # as sent: the bound the API's description states
         raise web.HTTPBadRequest(
             reason=f"a search is at most {SEARCH_MAX_CHARS} characters, not {len(q)}"
         )
+    q = q.strip()
     record = data.visible_import(db, user, import_id)
     chosen, kind = _chosen(record, entity, kind)
     applied = record.state in APPLIED
@@ -234,7 +235,7 @@ def _csv_row(entity: Entity, kind: str, record: ChangedRecord) -> list[object]:
 
 def _params(request: web.Request) -> dict[str, Any]:
     q = request.query
-    return {"entity": q.get("entity", ""), "kind": q.get("kind", ""), "q": q.get("q", "").strip()}
+    return {"entity": q.get("entity", ""), "kind": q.get("kind", ""), "q": q.get("q", "")}
 
 
 async def changes_page(request: web.Request) -> web.Response:

@@ -25,6 +25,9 @@ from daemon.store.tenants import Tenant
 from daemon.store.users import AuditEntry, User
 from daemon.web.auth import can_see_tenant, visible_tenant_ids
 
+# The largest id or page number a query takes (BIGINT); a larger one is no row at all.
+LARGEST_ID = 2**63 - 1
+
 IMPORTS_PAGE_SIZE = 50  # imports per page of the list (keyset: ?before=ID)
 MAX_PAUSED_SHOWN = 100  # paused imports listed above the others on the first page
 PROBLEMS_PAGE_SIZE = 50  # problem lines (single problems or groups) per page of an import
@@ -99,6 +102,8 @@ def imports_page(
 
 def visible_import(db: Database, user: User, import_id: int) -> ImportRecord:
     """The import, if `user` may see it; another tenant's is as missing as one never made."""
+    if import_id > LARGEST_ID:  # no such row, and the query itself would overflow
+        raise NotFound(f"no import #{import_id}")
     with db.read() as conn:
         try:
             record = imports.get(conn, import_id)

@@ -24,7 +24,10 @@ async def decide(request: web.Request, user: User, import_id: int, action: str) 
     form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
     note = str(form.get("note", "") or "").strip()[:NOTE_MAX_CHARS]
     if not note and request.content_type == "application/json":
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:  # not JSON (or not UTF-8): the client's mistake, said as such
+            raise web.HTTPBadRequest(reason='The body must be JSON, e.g. {"note": "…"}.') from None
         note = str(body.get("note", "") if isinstance(body, dict) else "").strip()
         note = note[:NOTE_MAX_CHARS]
     record = await asyncio.to_thread(data.visible_import, ctx.db, user, import_id)

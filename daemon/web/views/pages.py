@@ -47,7 +47,8 @@ def _common(request: web.Request, title: str) -> dict[str, Any]:
 
 def int_param(query: MultiMapping[str], name: str) -> int | None:
     raw = query.get(name, "")
-    return int(raw) if raw.isdigit() else None
+    # Malformed or past what a query takes (data.LARGEST_ID): ignored, as if not given.
+    return int(raw) if raw.isdigit() and int(raw) <= data.LARGEST_ID else None
 
 
 def state_param(query: MultiMapping[str]) -> ImportState | None:

@@ -14,7 +14,7 @@ from daemon import accounts
 from daemon.passwords import dummy_hash, verify_password
 from daemon.store import users
 from daemon.web import auth
-from daemon.web.context import WebContext, address, context, session
+from daemon.web.context import WebContext, address, context, secure_cookies, session
 
 USERNAME_MAX_CHARS = 64
 PASSWORD_MAX_CHARS = 1024  # argon2 hashes any length: do not let a request make it hash 1 MB
@@ -44,7 +44,7 @@ def signed_out_page(
     response = ctx.templates.page(template, status=status, user=None, csrf_token=token, **values)
     response.set_cookie(
         auth.SIGNIN_COOKIE, token, httponly=True, samesite="Lax",
-        secure=ctx.settings.secure_cookies, path=path,
+        secure=secure_cookies(request), path=path,
     )  # fmt: skip
     return response
 
@@ -181,7 +181,7 @@ async def _start_session(
 
     await asyncio.to_thread(start)
     response = web.HTTPSeeOther(next_path)
-    set_session_cookie(response, ctx.signer.sign(token), secure=ctx.settings.secure_cookies)
+    set_session_cookie(response, ctx.signer.sign(token), secure=secure_cookies(request))
     response.del_cookie(auth.SIGNIN_COOKIE, path="/signin")
     return response
 
