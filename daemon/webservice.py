@@ -1,13 +1,14 @@
 """`rosterdrop web`: the Import Manager alone, for a host beside the one that runs `serve`.
 
 No SFTP, upload watcher or mailer here: `rosterdrop serve` does those. Files uploaded with
-Choose Files are imported by import workers of this process, as `serve` imports an SFTP upload;
-a decision made here runs in this process, as `rosterdrop imports approve` does in an
-operator's shell: the pipeline holds the tenant's lock (a PostgreSQL advisory lock, which
+Choose Files are imported by import workers of this process, as `serve` imports an SFTP
+upload; a decision made here runs in this process, as `rosterdrop imports approve` does in an
+operator's shell. The pipeline holds the tenant's lock (a PostgreSQL advisory lock, which
 holds across hosts; on SQLite an flock beside the database, which holds on one machine only)
-for the whole re-check and apply, so it never runs beside the daemon's import of the same
-tenant, and the emails it queues are sent by the daemon's mailer, which reads the outbox table. The import's
-files are in the daemon's data directory: this process must see it at the same path.
+for the whole re-check and apply, so nothing here runs beside the daemon's import of the same
+tenant; the emails queued here are sent by the daemon's mailer, which reads the outbox table.
+The imports' files are in the daemon's data directory: this process must see it at the same
+path.
 """
 
 from __future__ import annotations
