@@ -15,7 +15,7 @@ from daemon.errors import Conflict, NotFound, RosterdropError
 from daemon.store import users
 from daemon.web import api, auth
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
-from daemon.web.views import pages, setup, signin
+from daemon.web.views import pages, roster, setup, signin
 
 log = structlog.get_logger(__name__)
 
@@ -146,5 +146,13 @@ def create_app(ctx: WebContext) -> web.Application:
     app.router.add_get("/api/v1/imports", api.list_imports)
     app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
     app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)
+    # The roster pages and their JSON (views/roster.py).
+    app.router.add_get("/roster", roster.overview)
+    app.router.add_get("/roster/{entity}", roster.list_page)
+    app.router.add_get("/roster/{entity:schools}/{school}", roster.record_page)
+    app.router.add_get(
+        "/roster/{entity:students|teachers|sections}/{school}/{id}", roster.record_page
+    )
+    app.router.add_get("/api/v1/roster/{entity}", roster.api_list)
     app.router.add_static("/static/", STATIC, append_version=True)
     return app

@@ -1,0 +1,406 @@
+"""Reading one tenant's roster a page at a time: search by id or name, keyset paging, a
+record with its links. Every read goes through an index (migration 0007): no whole tables."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from daemon.errors import NotFound
+from daemon.store.tables import imports, roster_tables
+
+MAX_RELATED = 500  # sections, students or enrollments shown on one record's page
+# The five lists people browse (section_teachers is shown inside sections).
+LISTED = ("schools", "students", "teachers", "sections", "enrollments")
+_NULLABLE = {"course_name", "name"}  # as in migration 0007's folded columns
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(text: str) -> str:
+    """A search term as the databases fold names: A–Z lower-cased, nothing else changed."""
+    return text.translate(_ASCII_LOWER)
+
+
+def folded(conn: Connection, column: sa.ColumnElement[Any]) -> ColumnElement[Any]:
+    """The expression migration 0007 indexes (the databases match it as written)."""
+    value: ColumnElement[Any] = column
+    if getattr(column, "name", None) in _NULLABLE:
+        value = sa.func.coalesce(column, sa.literal_column("''"))
+    if conn.dialect.name == "postgresql":
+        value = sa.collate(value, "C")
+    return sa.func.lower(value)
+
+
+def _prefix(expr: ColumnElement[Any], term: str) -> ColumnElement[bool]:
+    """`expr` starts with `term`, as an index range: [term, term with its last letter + 1)."""
+    last = ord(term[-1])
+    if last >= 0x10FFFF:
+        return expr >= term
+    return sa.and_(expr >= term, expr < term[:-1] + chr(last + 1))
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a list asks for: a search term, inactive records too, one school, a cursor."""
+
+    q: str = ""
+    inactive: bool = False
+    school: str = ""
+    after: tuple[str, ...] | None = None  # the last row's sort values, from the cursor
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    after: tuple[str, ...] | None  # the cursor of the next page; None: this is the last
+
+
+def _order(conn: Connection, entity: str) -> list[ColumnElement[Any]]:
+    t = roster_tables[entity]
+    if entity == "schools":
+        return [folded(conn, t.c.name), t.c.school_id]
+    if entity in ("students", "teachers"):
+        person = t.c.student_id if entity == "students" else t.c.teacher_id
+        return [folded(conn, t.c.last_name), folded(conn, t.c.first_name), t.c.school_id, person]
+    if entity == "sections":
+        return [folded(conn, t.c.course_name), t.c.school_id, t.c.section_id]
+    return [t.c.school_id, t.c.section_id, t.c.student_id]  # enrollments: the primary key
+
+
+def _matches(conn: Connection, entity: str, term: str) -> ColumnElement[bool]:
+    """The search, as docs/web.md says it: an id exactly, a name by its beginning."""
+    t = roster_tables[entity]
+    if entity == "schools":
+        return sa.or_(folded(conn, t.c.school_id) == term, _prefix(folded(conn, t.c.name), term))
+    if entity in ("students", "teachers"):
+        person = t.c.student_id if entity == "students" else t.c.teacher_id
+        return sa.or_(
+            folded(conn, person) == term,
+            _prefix(folded(conn, t.c.last_name), term),
+            _prefix(folded(conn, t.c.first_name), term),
+        )
+    if entity == "sections":
+        return sa.or_(
+            folded(conn, t.c.section_id) == term, _prefix(folded(conn, t.c.course_name), term)
+        )
+    raise AssertionError(entity)  # enrollments: see _enrollments_matching
+
+
+def _enrollments_matching(conn: Connection, tenant_id: int, term: str) -> ColumnElement[bool]:
+    """Enrollments of a student or of a section with the id `term`: the ids are looked up
+    first in their own (indexed) tables, then the enrollments by those values."""
+    e, students, sections = (roster_tables[n] for n in ("enrollments", "students", "sections"))
+    people = conn.execute(
+        sa.select(students.c.school_id, students.c.student_id)
+        .where(students.c.tenant_id == tenant_id, folded(conn, students.c.student_id) == term)
+        .limit(MAX_RELATED)
+    ).all()
+    classes = conn.execute(
+        sa.select(sections.c.school_id, sections.c.section_id)
+        .where(sections.c.tenant_id == tenant_id, folded(conn, sections.c.section_id) == term)
+        .limit(MAX_RELATED)
+    ).all()
+    found: list[ColumnElement[bool]] = [
+        sa.and_(e.c.school_id == school, e.c.student_id == student) for school, student in people
+    ]
+    found += [
+        sa.and_(e.c.school_id == school, e.c.section_id == section) for school, section in classes
+    ]
+    return sa.or_(sa.false(), *found)
+
+
+def list_page(conn: Connection, tenant_id: int, entity: str, query: Query, size: int) -> Page:
+    """One page of `entity` in its order (names, folded, then keys), after `query.after`."""
+    t = roster_tables[entity]
+    order = _order(conn, entity)
+    where: list[ColumnElement[bool]] = [t.c.tenant_id == tenant_id]
+    if not query.inactive:
+        where.append(t.c.active)
+    if query.school:
+        where.append(t.c.school_id == query.school)
+    if query.q:
+        term = fold(query.q)
+        where.append(
+            _enrollments_matching(conn, tenant_id, term)
+            if entity == "enrollments"
+            else _matches(conn, entity, term)
+        )
+    if query.after is not None:
+        if len(query.after) != len(order):
+            raise NotFound("not a page of this list")
+        where.append(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in query.after)))
+    labels = [o.label(f"_sort{i}") for i, o in enumerate(order)]
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(t, *labels).where(*where).order_by(*order).limit(size + 1)
+        ).mappings()
+    ]
+    more = len(rows) > size
+    rows = rows[:size]
+    after = tuple(str(rows[-1][f"_sort{i}"]) for i in range(len(order))) if more else None
+    for row in rows:
+        for i in range(len(order)):
+            row.pop(f"_sort{i}")
+        _plain(row)
+    if entity == "sections":
+        teachers = section_teachers(
+            conn, tenant_id, [(r["school_id"], r["section_id"]) for r in rows]
+        )
+        for row in rows:
+            row["teachers"] = teachers.get((row["school_id"], row["section_id"]), [])
+    if entity == "enrollments":
+        _name_enrollments(conn, tenant_id, rows)
+    return Page(rows, after)
+
+
+def counts(conn: Connection, tenant_id: int, school: str = "") -> dict[str, dict[str, int]]:
+    """Active and inactive records per entity (through each table's primary key)."""
+    result: dict[str, dict[str, int]] = {}
+    for entity in LISTED:
+        t = roster_tables[entity]
+        where = [t.c.tenant_id == tenant_id]
+        if school:
+            where.append(t.c.school_id == school)
+        found: dict[bool, int] = {
+            bool(active): count
+            for active, count in conn.execute(
+                sa.select(t.c.active, sa.func.count()).where(*where).group_by(t.c.active)
+            )
+        }
+        result[entity] = {"active": found.get(True, 0), "inactive": found.get(False, 0)}
+    return result
+
+
+def record(conn: Connection, tenant_id: int, entity: str, key: Sequence[str]) -> dict[str, Any]:
+    """One record by its natural key (school and id), inactive or not."""
+    t = roster_tables[entity]
+    names = [c.name for c in t.primary_key.columns if c.name != "tenant_id"]
+    row = (
+        conn.execute(
+            sa.select(t).where(
+                t.c.tenant_id == tenant_id, *(t.c[n] == v for n, v in zip(names, key, strict=True))
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no {entity} {'/'.join(key)}")
+    return _plain(dict(row))
+
+
+def import_of(conn: Connection, import_id: int) -> dict[str, Any]:
+    row = conn.execute(
+        sa.select(imports.c.id, imports.c.state, imports.c.received_at).where(
+            imports.c.id == import_id
+        )
+    ).first()
+    if row is None:
+        return {"id": import_id, "state": None, "received_at": None}
+    return {"id": row.id, "state": row.state, "received_at": row.received_at}
+
+
+def sections_of_student(
+    conn: Connection, tenant_id: int, school_id: str, student_id: str
+) -> list[dict[str, Any]]:
+    """The student's enrollments (active or not), each with its section and teachers."""
+    e, s = roster_tables["enrollments"], roster_tables["sections"]
+    rows = conn.execute(
+        sa.select(
+            e.c.section_id,
+            e.c.active,
+            s.c.course_name,
+            s.c.term_start,
+            s.c.term_end,
+            s.c.active.label("section_active"),
+        )
+        .select_from(
+            e.outerjoin(
+                s,
+                sa.and_(
+                    s.c.tenant_id == e.c.tenant_id,
+                    s.c.school_id == e.c.school_id,
+                    s.c.section_id == e.c.section_id,
+                ),
+            )
+        )
+        .where(e.c.tenant_id == tenant_id, e.c.student_id == student_id, e.c.school_id == school_id)
+        .order_by(e.c.active.desc(), e.c.section_id)
+        .limit(MAX_RELATED)
+    ).mappings()
+    found = [_plain({**dict(r), "school_id": school_id}) for r in rows]
+    teachers = section_teachers(conn, tenant_id, [(school_id, r["section_id"]) for r in found])
+    for row in found:
+        row["teachers"] = teachers.get((school_id, row["section_id"]), [])
+    return found
+
+
+def sections_of_teacher(conn: Connection, tenant_id: int, teacher_id: str) -> list[dict[str, Any]]:
+    """Every section the teacher is linked to, in any school (a teacher may be listed under
+    one school and teach in another), with its position and the section's teachers."""
+    st, s = roster_tables["section_teachers"], roster_tables["sections"]
+    rows = conn.execute(
+        sa.select(
+            st.c.school_id,
+            st.c.section_id,
+            st.c.position,
+            st.c.active,
+            s.c.course_name,
+            s.c.term_start,
+            s.c.term_end,
+        )
+        .select_from(
+            st.outerjoin(
+                s,
+                sa.and_(
+                    s.c.tenant_id == st.c.tenant_id,
+                    s.c.school_id == st.c.school_id,
+                    s.c.section_id == st.c.section_id,
+                ),
+            )
+        )
+        .where(st.c.tenant_id == tenant_id, st.c.teacher_id == teacher_id)
+        .order_by(st.c.active.desc(), st.c.school_id, st.c.section_id)
+        .limit(MAX_RELATED)
+    ).mappings()
+    found = [_plain(dict(r)) for r in rows]
+    teachers = section_teachers(conn, tenant_id, [(r["school_id"], r["section_id"]) for r in found])
+    for row in found:
+        row["teachers"] = teachers.get((row["school_id"], row["section_id"]), [])
+    return found
+
+
+def students_of_section(
+    conn: Connection, tenant_id: int, school_id: str, section_id: str
+) -> list[dict[str, Any]]:
+    e, p = roster_tables["enrollments"], roster_tables["students"]
+    rows = conn.execute(
+        sa.select(e.c.student_id, e.c.active, p.c.first_name, p.c.last_name, p.c.grade)
+        .select_from(
+            e.outerjoin(
+                p,
+                sa.and_(
+                    p.c.tenant_id == e.c.tenant_id,
+                    p.c.school_id == e.c.school_id,
+                    p.c.student_id == e.c.student_id,
+                ),
+            )
+        )
+        .where(e.c.tenant_id == tenant_id, e.c.school_id == school_id, e.c.section_id == section_id)
+        .order_by(
+            e.c.active.desc(),
+            folded(conn, p.c.last_name),
+            folded(conn, p.c.first_name),
+            e.c.student_id,
+        )
+        .limit(MAX_RELATED)
+    ).mappings()
+    return [{**dict(r), "school_id": school_id} for r in rows]
+
+
+def section_teachers(
+    conn: Connection, tenant_id: int, sections: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The active teachers of each section in display order: the primary teacher first, then
+    the others by last name, first name, ignoring case and accents (as `roster show`). A
+    teacher listed only under another school is named from that listing."""
+    if not sections:
+        return {}
+    st, t = roster_tables["section_teachers"], roster_tables["teachers"]
+    links = conn.execute(
+        sa.select(st.c.school_id, st.c.section_id, st.c.teacher_id, st.c.position).where(
+            st.c.tenant_id == tenant_id,
+            st.c.active,
+            sa.tuple_(st.c.school_id, st.c.section_id).in_(list(set(sections))),
+        )
+    ).all()
+    ids = sorted({link.teacher_id for link in links})
+    names: dict[tuple[str, str], tuple[str, str]] = {}
+    anywhere: dict[str, tuple[str, str]] = {}
+    if ids:
+        for row in conn.execute(
+            sa.select(t.c.school_id, t.c.teacher_id, t.c.first_name, t.c.last_name)
+            .where(t.c.tenant_id == tenant_id, t.c.active, t.c.teacher_id.in_(ids))
+            .order_by(t.c.school_id)
+        ):
+            names[(row.school_id, row.teacher_id)] = (row.first_name, row.last_name)
+            anywhere.setdefault(row.teacher_id, (row.first_name, row.last_name))
+    result: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for link in links:
+        first, last = names.get((link.school_id, link.teacher_id)) or anywhere.get(
+            link.teacher_id, ("", "")
+        )
+        result.setdefault((link.school_id, link.section_id), []).append(
+            {
+                "teacher_id": link.teacher_id,
+                "first_name": first,
+                "last_name": last,
+                "position": link.position,
+                "school_id": link.school_id,
+            }
+        )
+    for listed in result.values():
+        listed.sort(
+            key=lambda x: (
+                x["position"] != 1,
+                _by_name(x["last_name"]),
+                _by_name(x["first_name"]),
+                x["teacher_id"],
+            )
+        )
+    return result
+
+
+def _name_enrollments(conn: Connection, tenant_id: int, rows: list[dict[str, Any]]) -> None:
+    """Each enrollment's student name and course name, by primary key."""
+    if not rows:
+        return
+    p, s = roster_tables["students"], roster_tables["sections"]
+    people = {
+        (r.school_id, r.student_id): f"{r.first_name} {r.last_name}"
+        for r in conn.execute(
+            sa.select(p.c.school_id, p.c.student_id, p.c.first_name, p.c.last_name).where(
+                p.c.tenant_id == tenant_id,
+                sa.tuple_(p.c.school_id, p.c.student_id).in_(
+                    list({(r["school_id"], r["student_id"]) for r in rows})
+                ),
+            )
+        )
+    }
+    courses = {
+        (r.school_id, r.section_id): r.course_name
+        for r in conn.execute(
+            sa.select(s.c.school_id, s.c.section_id, s.c.course_name).where(
+                s.c.tenant_id == tenant_id,
+                sa.tuple_(s.c.school_id, s.c.section_id).in_(
+                    list({(r["school_id"], r["section_id"]) for r in rows})
+                ),
+            )
+        )
+    }
+    for row in rows:
+        row["student_name"] = people.get((row["school_id"], row["student_id"]), "")
+        row["course_name"] = courses.get((row["school_id"], row["section_id"]), "")
+
+
+def _by_name(name: str | None) -> str:
+    decomposed = unicodedata.normalize("NFKD", name or "")
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop("tenant_id", None)
+    if row.get("extra"):
+        row["extra"] = json.loads(row["extra"])
+    for key in ("term_start", "term_end"):
+        if row.get(key) is not None:
+            row[key] = row[key].isoformat()
+    return row
