@@ -89,7 +89,6 @@ PAGES: list[tuple[str, Callable[[Found], str]]] = [
     ("a student", lambda f: f"/roster/students/{_q(f.student[0])}/{_q(f.student[1])}"),
     ("a section", lambda f: f"/roster/sections/{_q(f.section[0])}/{_q(f.section[1])}"),
     ("a school", lambda f: f"/roster/schools/{_q(f.school)}"),
-    ("students of a school", lambda f: f"/roster/students?school={_q(f.school)}"),
     ("page 50 of students", lambda f: f.students_page_50),
     ("api: imports", lambda f: "/api/v1/imports"),
     ("api: an import", lambda f: f"/api/v1/imports/{f.paused}"),

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from daemon.errors import NotFound
+from daemon.store.imports import APPLIED
 from daemon.store.tables import imports, roster_tables
 
 MAX_RELATED = 500  # sections, students or enrollments shown on one record's page
@@ -48,11 +49,10 @@ def _prefix(expr: ColumnElement[Any], term: str) -> ColumnElement[bool]:
 
 @dataclass(frozen=True)
 class Query:
-    """What a list asks for: a search term, inactive records too, one school, a cursor."""
+    """What a list asks for: a search term, inactive records too, a cursor."""
 
     q: str = ""
     inactive: bool = False
-    school: str = ""
     after: tuple[str, ...] | None = None  # the last row's sort values, from the cursor
 
 
@@ -74,23 +74,46 @@ def _order(conn: Connection, entity: str) -> list[ColumnElement[Any]]:
     return [t.c.school_id, t.c.section_id, t.c.student_id]  # enrollments: the primary key
 
 
-def _matches(conn: Connection, entity: str, term: str) -> ColumnElement[bool]:
-    """The search, as docs/web.md says it: an id exactly, a name by its beginning."""
+def _branches(
+    conn: Connection, tenant_id: int, entity: str, term: str
+) -> list[tuple[ColumnElement[bool] | None, bool]]:
+    """The search, as docs/web.md says it: an id exactly, or a name by its beginning; each
+    branch says whether its index reads it in the list's order. The branches are read apart:
+    an OR would make the databases walk the order's index through every name before a match."""
     t = roster_tables[entity]
     if entity == "schools":
-        return sa.or_(folded(conn, t.c.school_id) == term, _prefix(folded(conn, t.c.name), term))
+        return [
+            (folded(conn, t.c.school_id) == term, False),  # a district has few schools
+            (_prefix(folded(conn, t.c.name), term), True),
+        ]
     if entity in ("students", "teachers"):
         person = t.c.student_id if entity == "students" else t.c.teacher_id
-        return sa.or_(
-            folded(conn, person) == term,
-            _prefix(folded(conn, t.c.last_name), term),
-            _prefix(folded(conn, t.c.first_name), term),
-        )
-    if entity == "sections":
-        return sa.or_(
-            folded(conn, t.c.section_id) == term, _prefix(folded(conn, t.c.course_name), term)
-        )
-    raise AssertionError(entity)  # enrollments: see _enrollments_matching
+        return [
+            (_with_id(conn, tenant_id, entity, person, term), False),
+            (_prefix(folded(conn, t.c.last_name), term), True),
+            (_prefix(folded(conn, t.c.first_name), term), False),
+        ]
+    return [
+        (_with_id(conn, tenant_id, entity, t.c.section_id, term), False),
+        (_prefix(folded(conn, t.c.course_name), term), True),
+    ]
+
+
+def _with_id(
+    conn: Connection, tenant_id: int, entity: str, column: sa.Column[Any], term: str
+) -> ColumnElement[bool] | None:
+    """The records whose id folds to `term` (None: there are none), looked up first through
+    the folded id's index (SQLite, without statistics, would rather filter the whole tenant's
+    primary key range)."""
+    t = roster_tables[entity]
+    keys = conn.execute(
+        sa.select(t.c.school_id, column)
+        .where(t.c.tenant_id == tenant_id, folded(conn, column) == term)
+        .limit(MAX_RELATED)
+    ).all()
+    if not keys:
+        return None
+    return sa.or_(*(sa.and_(t.c.school_id == k[0], column == k[1]) for k in keys))
 
 
 def _enrollments_matching(conn: Connection, tenant_id: int, term: str) -> ColumnElement[bool]:
@@ -123,26 +146,44 @@ def list_page(conn: Connection, tenant_id: int, entity: str, query: Query, size:
     where: list[ColumnElement[bool]] = [t.c.tenant_id == tenant_id]
     if not query.inactive:
         where.append(t.c.active)
-    if query.school:
-        where.append(t.c.school_id == query.school)
-    if query.q:
-        term = fold(query.q)
-        where.append(
-            _enrollments_matching(conn, tenant_id, term)
-            if entity == "enrollments"
-            else _matches(conn, entity, term)
-        )
     if query.after is not None:
         if len(query.after) != len(order):
             raise NotFound("not a page of this list")
+        # The leading bound makes the first column an index range on SQLite too (it does not
+        # take a row-value comparison of expressions as one).
+        where.append(order[0] >= query.after[0])
         where.append(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in query.after)))
     labels = [o.label(f"_sort{i}") for i, o in enumerate(order)]
-    rows = [
-        dict(r)
-        for r in conn.execute(
-            sa.select(t, *labels).where(*where).order_by(*order).limit(size + 1)
+    branches: list[tuple[ColumnElement[bool] | None, bool]] = [(sa.true(), True)]
+    if query.q:
+        term = fold(query.q)
+        if entity == "enrollments":
+            branches = [(_enrollments_matching(conn, tenant_id, term), True)]
+        else:
+            branches = _branches(conn, tenant_id, entity, term)
+    arms = []
+    for branch, in_order in branches:
+        if branch is None:
+            continue  # no record has that id
+        sort = order
+        if not in_order and conn.dialect.name == "sqlite":
+            # An order no index has (`x || ''`), so that SQLite reads the branch through its
+            # own index and sorts it, instead of filtering the order's index from the start.
+            sort = [o.op("||")(sa.literal_column("''")) for o in order]
+        arms.append(sa.select(t, *labels).where(*where, branch).order_by(*sort).limit(size + 1))
+    if not arms:
+        return Page([], None)
+    if len(arms) == 1:
+        found = conn.execute(arms[0]).mappings()
+    else:
+        # Each branch's first page in the list's order, merged: a page of the whole.
+        merged = sa.union(*(sa.select(arm.subquery()) for arm in arms)).subquery()
+        found = conn.execute(
+            sa.select(merged)
+            .order_by(*(merged.c[f"_sort{i}"] for i in range(len(order))))
+            .limit(size + 1)
         ).mappings()
-    ]
+    rows = [dict(r) for r in found]
     more = len(rows) > size
     rows = rows[:size]
     after = tuple(str(rows[-1][f"_sort{i}"]) for i in range(len(order))) if more else None
@@ -161,18 +202,39 @@ def list_page(conn: Connection, tenant_id: int, entity: str, query: Query, size:
     return Page(rows, after)
 
 
-def counts(conn: Connection, tenant_id: int, school: str = "") -> dict[str, dict[str, int]]:
-    """Active and inactive records per entity (through each table's primary key)."""
+def counts(conn: Connection, tenant_id: int) -> dict[str, dict[str, int]]:
+    """Active and inactive records per entity, from the figures the applied imports recorded
+    with what they applied (only imports change the roster, and never delete a record):
+    active after the last one; inactive, what all of them deactivated less what they
+    reactivated. Counting the rows would read every record of a district."""
+    result = {entity: {"active": 0, "inactive": 0} for entity in LISTED}
+    applied = conn.execute(
+        sa.select(imports.c.counts)
+        .where(imports.c.tenant_id == tenant_id, imports.c.state.in_([str(s) for s in APPLIED]))
+        .order_by(imports.c.id)
+    ).scalars()
+    for figures in applied:
+        for entity in LISTED:
+            c = (figures or {}).get(entity)
+            if c is None:
+                continue
+            active = c["active_before"] + c["added"] + c["reactivated"] - c["deactivated"]
+            result[entity]["active"] = active
+            result[entity]["inactive"] += c["deactivated"] - c["reactivated"]
+    return result
+
+
+def school_counts(conn: Connection, tenant_id: int, school_id: str) -> dict[str, dict[str, int]]:
+    """A school's active and inactive records per entity (its range of each primary key)."""
     result: dict[str, dict[str, int]] = {}
-    for entity in LISTED:
+    for entity in LISTED[1:]:
         t = roster_tables[entity]
-        where = [t.c.tenant_id == tenant_id]
-        if school:
-            where.append(t.c.school_id == school)
         found: dict[bool, int] = {
             bool(active): count
             for active, count in conn.execute(
-                sa.select(t.c.active, sa.func.count()).where(*where).group_by(t.c.active)
+                sa.select(t.c.active, sa.func.count())
+                .where(t.c.tenant_id == tenant_id, t.c.school_id == school_id)
+                .group_by(t.c.active)
             )
         }
         result[entity] = {"active": found.get(True, 0), "inactive": found.get(False, 0)}
@@ -328,7 +390,13 @@ def section_teachers(
     if ids:
         for row in conn.execute(
             sa.select(t.c.school_id, t.c.teacher_id, t.c.first_name, t.c.last_name)
-            .where(t.c.tenant_id == tenant_id, t.c.active, t.c.teacher_id.in_(ids))
+            .where(
+                t.c.tenant_id == tenant_id,
+                t.c.active,
+                # Through the folded id's index (migration 0007), then exactly.
+                folded(conn, t.c.teacher_id).in_(sorted({fold(i) for i in ids})),
+                t.c.teacher_id.in_(ids),
+            )
             .order_by(t.c.school_id)
         ):
             names[(row.school_id, row.teacher_id)] = (row.first_name, row.last_name)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.clever.files import find_files
@@ -21,6 +22,8 @@ from daemon.passwords import hash_password
 from daemon.pipeline import Pipeline
 from daemon.store import tenants, users
 from daemon.store.database import Database
+from daemon.store.roster_reads import LISTED
+from daemon.store.tables import roster_tables
 from daemon.web.app import create_app
 from daemon.web.context import SftpDetails
 from daemon.web.server import WebServer
@@ -203,6 +206,40 @@ async def test_inactive_records_show_only_on_request(web: Roster) -> None:
     assert re.search(rf'id="changed-import">import <a href="/imports/{second}"', record)
     overview = await web.html("/roster")
     assert re.search(r"Students</a></th>\s*<td class=\"num\">1</td>", overview)
+    assert counted(web.db, "acme") == shown_counts(overview)
+
+    people(snap, [("S2", "Bob", "Kim"), ("S3", "Cy", "Ng")])  # S2 comes back, S3 is new
+    web.district("acme", snap)
+    overview = await web.html("/roster")
+    assert counted(web.db, "acme") == shown_counts(overview)
+    assert shown_counts(overview)["Students"] == (3, 0)
+
+
+def counted(db: Database, tenant: str) -> dict[str, tuple[int, int]]:
+    """(active, inactive) per list, counted row by row, to hold the overview's figures to."""
+    with db.read() as conn:
+        tenant_id = tenants.get(conn, tenant).id
+        found = {}
+        for entity in LISTED:
+            rows = (
+                conn.execute(
+                    sa.select(roster_tables[entity].c.active).where(
+                        roster_tables[entity].c.tenant_id == tenant_id
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            found[entity.title()] = (sum(rows), len(rows) - sum(rows))
+    return found
+
+
+def shown_counts(html: str) -> dict[str, tuple[int, int]]:
+    cells = re.findall(
+        r'>(\w+)</a></th>\s*<td class="num">([\d,]+)</td>\s*<td class="num">(?:<a [^>]*>)?([\d,]+)',
+        html,
+    )
+    return {name: (int(a.replace(",", "")), int(i.replace(",", ""))) for name, a, i in cells}
 
 
 async def test_a_sections_teachers_are_in_display_order(web: Roster) -> None:

@@ -90,7 +90,6 @@ def query_of(request: web.Request, entity: str) -> Query:
     return Query(
         q=q,
         inactive=request.query.get("inactive", "") in ("1", "true", "on"),
-        school=request.query.get("school", ""),
         after=decode_cursor(entity, request.query.get("page", "")),
     )
 
@@ -202,7 +201,7 @@ async def list_page(request: web.Request) -> web.Response:
     if found is None:
         return await _choose(request, f"/roster/{entity}")
     chosen, page = found
-    kept = {"q": query.q, "inactive": "1" if query.inactive else "", "school": query.school}
+    kept = {"q": query.q, "inactive": "1" if query.inactive else ""}
     if chosen.operator:
         kept["tenant"] = chosen.tenant.name
     params = {k: v for k, v in kept.items() if v}
@@ -247,7 +246,7 @@ def _record(db: Database, user: User, name: str, entity: str, key: tuple[str, ..
             school_href=record_href("schools", row["school_id"], "", tq),
         )  # fmt: skip
         if entity == "schools":
-            view.counts = roster_reads.counts(conn, tenant_id, school=row["school_id"])
+            view.counts = roster_reads.school_counts(conn, tenant_id, row["school_id"])
         elif entity == "students":
             view.sections = roster_reads.sections_of_student(conn, tenant_id, *key)
         elif entity == "teachers":
