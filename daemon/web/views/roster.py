@@ -9,12 +9,13 @@ import binascii
 import json
 import urllib.parse
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from daemon.errors import NotFound
-from daemon.store import roster_reads, tenants
+from daemon.store import roster_reads, roster_records, tenants
 from daemon.store.database import Database
 from daemon.store.roster_reads import LISTED, Page, Query
 from daemon.store.tenants import Tenant
@@ -239,23 +240,23 @@ def _record(db: Database, user: User, name: str, entity: str, key: tuple[str, ..
         raise web.HTTPBadRequest(reason="tenant: an operator names the tenant (?tenant=NAME).")
     tenant_id, tq = chosen.tenant.id, chosen.query
     with db.read() as conn:
-        row = roster_reads.record(conn, tenant_id, entity, key)
+        row = roster_records.record(conn, tenant_id, entity, key)
         view = RecordView(
-            entity, chosen, row, roster_reads.import_of(conn, row["created_import_id"]),
-            roster_reads.import_of(conn, row["changed_import_id"]),
+            entity, chosen, row, roster_records.import_of(conn, row["created_import_id"]),
+            roster_records.import_of(conn, row["changed_import_id"]),
             school_href=record_href("schools", row["school_id"], "", tq),
         )  # fmt: skip
         if entity == "schools":
             view.counts = roster_reads.school_counts(conn, tenant_id, row["school_id"])
         elif entity == "students":
-            view.sections = roster_reads.sections_of_student(conn, tenant_id, *key)
+            view.sections = roster_records.sections_of_student(conn, tenant_id, *key)
         elif entity == "teachers":
-            view.sections = roster_reads.sections_of_teacher(conn, tenant_id, key[1])
+            view.sections = roster_records.sections_of_teacher(conn, tenant_id, key[1])
         else:
             pair = (key[0], key[1])
             teachers = roster_reads.section_teachers(conn, tenant_id, [pair])
             view.teachers = teachers.get(pair, [])
-            view.students = roster_reads.students_of_section(conn, tenant_id, *key)
+            view.students = roster_records.students_of_section(conn, tenant_id, *key)
     for section in view.sections:
         section["href"] = record_href("sections", section["school_id"], section["section_id"], tq)
         for teacher in section["teachers"]:
@@ -285,6 +286,12 @@ async def record_page(request: web.Request) -> web.Response:
     )  # fmt: skip
 
 
+def _iso(value: object) -> str:
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
 async def api_list(request: web.Request) -> web.Response:
     """GET /api/v1/roster/{entity}: a page of records as JSON, with the pages' permissions."""
     current = session(request)
@@ -310,5 +317,5 @@ async def api_list(request: web.Request) -> web.Response:
             "records": page.rows,
             "next_page": encode_cursor(page.after) if page.after else None,
         },
-        dumps=lambda value: json.dumps(value, default=str),
+        dumps=lambda value: json.dumps(value, default=_iso),
     )
