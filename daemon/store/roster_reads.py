@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +113,7 @@ def _with_id(
     ).all()
     if not keys:
         return None
-    return sa.or_(*(sa.and_(t.c.school_id == k[0], column == k[1]) for k in keys))
+    return any_key(t, tenant_id, ("school_id", column.name), keys)
 
 
 def _enrollments_matching(conn: Connection, tenant_id: int, term: str) -> ColumnElement[bool]:
@@ -241,6 +241,24 @@ def school_counts(conn: Connection, tenant_id: int, school_id: str) -> dict[str,
     return result
 
 
+def any_key(
+    table: sa.Table, tenant_id: int, columns: Sequence[str], keys: Iterable[Sequence[str]]
+) -> ColumnElement[bool]:
+    """The tenant's rows with one of these keys, as ORed equalities that each start with the
+    tenant: both databases look each one up in the primary key (SQLite, given a row-value IN
+    list or the tenant outside the OR, reads the whole tenant's range instead)."""
+    return sa.or_(
+        sa.false(),
+        *(
+            sa.and_(
+                table.c.tenant_id == tenant_id,
+                *(table.c[c] == v for c, v in zip(columns, key, strict=True)),
+            )
+            for key in keys
+        ),
+    )
+
+
 def section_teachers(
     conn: Connection, tenant_id: int, sections: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -249,35 +267,17 @@ def section_teachers(
     teacher listed only under another school is named from that listing."""
     if not sections:
         return {}
-    st, t = roster_tables["section_teachers"], roster_tables["teachers"]
+    st = roster_tables["section_teachers"]
     links = conn.execute(
         sa.select(st.c.school_id, st.c.section_id, st.c.teacher_id, st.c.position).where(
-            st.c.tenant_id == tenant_id,
-            st.c.active,
-            sa.tuple_(st.c.school_id, st.c.section_id).in_(list(set(sections))),
+            st.c.active, any_key(st, tenant_id, ("school_id", "section_id"), set(sections))
         )
     ).all()
-    ids = sorted({link.teacher_id for link in links})
-    names: dict[tuple[str, str], tuple[str, str]] = {}
-    anywhere: dict[str, tuple[str, str]] = {}
-    if ids:
-        for row in conn.execute(
-            sa.select(t.c.school_id, t.c.teacher_id, t.c.first_name, t.c.last_name)
-            .where(
-                t.c.tenant_id == tenant_id,
-                t.c.active,
-                # Through the folded id's index (migration 0007), then exactly.
-                folded(conn, t.c.teacher_id).in_(sorted({fold(i) for i in ids})),
-                t.c.teacher_id.in_(ids),
-            )
-            .order_by(t.c.school_id)
-        ):
-            names[(row.school_id, row.teacher_id)] = (row.first_name, row.last_name)
-            anywhere.setdefault(row.teacher_id, (row.first_name, row.last_name))
+    names = _teacher_names(conn, tenant_id, {(link.school_id, link.teacher_id) for link in links})
     result: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for link in links:
-        first, last = names.get((link.school_id, link.teacher_id)) or anywhere.get(
-            link.teacher_id, ("", "")
+        first, last = names.get((link.school_id, link.teacher_id)) or names.get(
+            ("", link.teacher_id), ("", "")
         )
         result.setdefault((link.school_id, link.section_id), []).append(
             {
@@ -300,19 +300,57 @@ def section_teachers(
     return result
 
 
+def _teacher_names(
+    conn: Connection, tenant_id: int, wanted: set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """(first, last) of each (school, teacher) from its own school's listing; a teacher
+    listed only under another school (Clever accepts it) under ("", teacher) from that one."""
+    t = roster_tables["teachers"]
+    if not wanted:
+        return {}
+    columns = (t.c.school_id, t.c.teacher_id, t.c.first_name, t.c.last_name)
+    found = {
+        (r.school_id, r.teacher_id): (r.first_name, r.last_name)
+        for r in conn.execute(
+            sa.select(*columns).where(
+                t.c.active, any_key(t, tenant_id, ("school_id", "teacher_id"), wanted)
+            )
+        )
+    }
+    elsewhere = sorted({teacher for key in wanted - found.keys() for teacher in key[1:]})
+    if elsewhere:
+        # The other schools' listings, found through the folded id's index (migration 0007).
+        keys = conn.execute(
+            sa.select(t.c.school_id, t.c.teacher_id)
+            .where(
+                t.c.tenant_id == tenant_id,
+                folded(conn, t.c.teacher_id).in_({fold(i) for i in elsewhere}),
+            )
+            .order_by(t.c.school_id)
+            .limit(MAX_RELATED)
+        ).all()
+        for r in conn.execute(
+            sa.select(*columns)
+            .where(t.c.active, any_key(t, tenant_id, ("school_id", "teacher_id"), keys))
+            .order_by(t.c.school_id)
+        ):
+            if r.teacher_id in elsewhere:
+                found.setdefault(("", r.teacher_id), (r.first_name, r.last_name))
+    return found
+
+
 def _name_enrollments(conn: Connection, tenant_id: int, rows: list[dict[str, Any]]) -> None:
     """Each enrollment's student name and course name, by primary key."""
     if not rows:
         return
     p, s = roster_tables["students"], roster_tables["sections"]
+    pupils = {(r["school_id"], r["student_id"]) for r in rows}
+    classes = {(r["school_id"], r["section_id"]) for r in rows}
     people = {
         (r.school_id, r.student_id): f"{r.first_name} {r.last_name}"
         for r in conn.execute(
             sa.select(p.c.school_id, p.c.student_id, p.c.first_name, p.c.last_name).where(
-                p.c.tenant_id == tenant_id,
-                sa.tuple_(p.c.school_id, p.c.student_id).in_(
-                    list({(r["school_id"], r["student_id"]) for r in rows})
-                ),
+                any_key(p, tenant_id, ("school_id", "student_id"), pupils)
             )
         )
     }
@@ -320,10 +358,7 @@ def _name_enrollments(conn: Connection, tenant_id: int, rows: list[dict[str, Any
         (r.school_id, r.section_id): r.course_name
         for r in conn.execute(
             sa.select(s.c.school_id, s.c.section_id, s.c.course_name).where(
-                s.c.tenant_id == tenant_id,
-                sa.tuple_(s.c.school_id, s.c.section_id).in_(
-                    list({(r["school_id"], r["section_id"]) for r in rows})
-                ),
+                any_key(s, tenant_id, ("school_id", "section_id"), classes)
             )
         )
     }

@@ -42,9 +42,17 @@ INDEXES = {
     "ix_sections_by_course_name": ("sections", "tenant_id ~course_name school_id section_id"),
     "ix_sections_by_id": ("sections", "tenant_id ~section_id"),
     "ix_schools_by_name": ("schools", "tenant_id ~name school_id"),
-    # A student's sections, a teacher's sections: plain columns, as downstream queries them.
-    "ix_enrollments_tenant_id_student_id": ("enrollments", "tenant_id student_id school_id"),
-    "ix_section_teachers_tenant_id_teacher_id": ("section_teachers", "tenant_id teacher_id"),
+    # A student's sections, a teacher's sections: plain columns, as downstream queries them;
+    # covering (with the primary key's columns, which a WITHOUT ROWID index holds), or SQLite
+    # without statistics would rather read the school's or the tenant's whole range.
+    "ix_enrollments_tenant_id_student_id": (
+        "enrollments",
+        "tenant_id student_id school_id active",
+    ),
+    "ix_section_teachers_tenant_id_teacher_id": (
+        "section_teachers",
+        "tenant_id teacher_id active position",
+    ),
 }
 _NULLABLE = {"course_name", "name"}
 
