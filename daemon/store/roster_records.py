@@ -69,7 +69,7 @@ def sections_of_student(
         )
         .where(e.c.tenant_id == tenant_id, e.c.student_id == student_id, e.c.school_id == school_id)
         .order_by(e.c.active.desc(), e.c.section_id)
-        .limit(MAX_RELATED)
+        .limit(MAX_RELATED + 1)  # one more: the page says when it shows only the first
     ).mappings()
     found = [plain({**dict(r), "school_id": school_id}) for r in rows]
     teachers = section_teachers(conn, tenant_id, [(school_id, r["section_id"]) for r in found])
@@ -104,7 +104,7 @@ def sections_of_teacher(conn: Connection, tenant_id: int, teacher_id: str) -> li
         )
         .where(st.c.tenant_id == tenant_id, st.c.teacher_id == teacher_id)
         .order_by(st.c.active.desc(), st.c.school_id, st.c.section_id)
-        .limit(MAX_RELATED)
+        .limit(MAX_RELATED + 1)  # one more: the page says when it shows only the first
     ).mappings()
     found = [plain(dict(r)) for r in rows]
     teachers = section_teachers(conn, tenant_id, [(r["school_id"], r["section_id"]) for r in found])
@@ -136,6 +136,6 @@ def students_of_section(
             folded(conn, p.c.first_name),
             e.c.student_id,
         )
-        .limit(MAX_RELATED)
+        .limit(MAX_RELATED + 1)  # one more: the page says when it shows only the first
     ).mappings()
     return [{**dict(r), "school_id": school_id} for r in rows]

@@ -22,7 +22,7 @@ from daemon.passwords import hash_password
 from daemon.pipeline import Pipeline
 from daemon.store import tenants, users
 from daemon.store.database import Database
-from daemon.store.roster_reads import LISTED
+from daemon.store.roster_reads import LISTED, MAX_RELATED
 from daemon.store.tables import roster_tables
 from daemon.web.app import create_app
 from daemon.web.context import SftpDetails
@@ -299,3 +299,15 @@ async def test_a_search_term_and_a_cursor_are_bounded(web: Roster) -> None:
         refused = await web.api(f"/api/v1/roster/students?page={cursor}", 400)
         assert refused["error"].startswith("page: not a page of this list")
     assert (await web.client.get("/roster/nothing")).status == 404
+
+
+async def test_a_sections_page_shows_at_most_its_bound_of_students(web: Roster) -> None:
+    web.district("acme", school(MAX_RELATED))
+    await web.sign_in("acme-admin")
+    html = await web.html("/roster/sections/SCH1/C1")
+    assert html.count('href="/roster/students/SCH1/') == MAX_RELATED
+    assert 'id="more-students"' not in html  # all of them: nothing left out to say
+    web.district("acme", school(MAX_RELATED + 1))
+    html = await web.html("/roster/sections/SCH1/C1")
+    assert html.count('href="/roster/students/SCH1/') == MAX_RELATED
+    assert f"The first {MAX_RELATED} are shown." in html
