@@ -262,6 +262,9 @@ async def test_a_sections_teachers_are_in_display_order(web: Roster) -> None:
 async def test_another_tenants_roster_is_not_found(web: Roster) -> None:
     web.district("north", people(school(), [("N1", "Nora", "North")]))
     web.district("south", people(school(), [("X1", "Sam", "South")]))
+    assert (await web.client.get("/api/v1/roster/students")).status == 401  # signed out
+    signed_out = await web.client.get("/roster/students", allow_redirects=False)
+    assert signed_out.status == 303
     await web.sign_in("south-admin")
     for path in (
         "/roster/students/SCH1/N1",

@@ -20,6 +20,7 @@ from daemon.store.database import Database
 from daemon.store.roster_reads import LISTED, Page, Query
 from daemon.store.tenants import Tenant
 from daemon.store.users import User
+from daemon.web import api
 from daemon.web.context import context, session
 from daemon.web.views.data import the_tenant
 from daemon.web.views.pages import signed_in
@@ -294,14 +295,12 @@ def _iso(value: object) -> str:
 
 async def api_list(request: web.Request) -> web.Response:
     """GET /api/v1/roster/{entity}: a page of records as JSON, with the pages' permissions."""
-    current = session(request)
-    if current is None:
-        raise web.HTTPUnauthorized(reason="Sign in first.")
+    user = api._user(request)  # the /api/v1 routes' one check: a session (or API token)
     ctx = context(request)
     entity = _entity(request)
     query = query_of(request, entity)
     found = await asyncio.to_thread(
-        _list, ctx.db, current.user, request.query.get("tenant", ""), entity, query,
+        _list, ctx.db, user, request.query.get("tenant", ""), entity, query,
         ROSTER_API_PAGE_SIZE,
     )  # fmt: skip
     if found is None:
