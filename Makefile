@@ -37,6 +37,7 @@ bench: $(STAMP) tools
 	$(BIN)/python bench/sftp_throughput.py
 	$(BIN)/python bench/serve_latency.py
 	$(BIN)/python bench/web_upload.py
+	$(BIN)/python bench/web_pages.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

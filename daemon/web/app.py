@@ -24,6 +24,7 @@ from daemon.web.views import (
     operator_tenants,
     operator_users,
     pages,
+    roster,
     setup,
     setup_keys,
     setup_rules,
@@ -210,5 +211,13 @@ def create_app(ctx: WebContext) -> web.Application:
     )
     # The API's OpenAPI description (daemon/web/openapi.yaml), to everyone.
     app.router.add_get(openapi.ROUTE, openapi.openapi)
+    # The roster pages and their JSON (views/roster.py).
+    app.router.add_get("/roster", roster.overview)
+    app.router.add_get("/roster/{entity}", roster.list_page)
+    app.router.add_get("/roster/{entity:schools}/{school}", roster.record_page)
+    app.router.add_get(
+        "/roster/{entity:students|teachers|sections}/{school}/{id}", roster.record_page
+    )
+    app.router.add_get("/api/v1/roster/{entity}", roster.api_list)
     app.router.add_static("/static/", STATIC, append_version=True)
     return app

@@ -2,7 +2,7 @@
 a second factor and Bearer tokens for /api/v1
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 12:10:00.000000
 """
 
