@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -78,8 +78,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status >= 400:
             response = _problem(request, exc.status, exc.reason)
-            if "Allow" in exc.headers:  # a 405 says which methods there are (RFC 9110)
-                response.headers["Allow"] = exc.headers["Allow"]
+            # A 405 says which methods there are (RFC 9110), a 401 how to authenticate.
+            for name in ("Allow", "WWW-Authenticate"):
+                if name in exc.headers:
+                    response.headers[name] = exc.headers[name]
             return response
         raise
     except RosterdropError as exc:
@@ -89,11 +91,19 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.update(_HEADERS)
-    if not request.path.startswith("/static/"):
-        response.headers["Cache-Control"] = "no-store"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a raised redirect, the sign-in's with its cookie too
+        _secure(request, exc.headers)
+        raise
+    _secure(request, response.headers)
     return response
+
+
+def _secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    headers.update(_HEADERS)
+    if not request.path.startswith("/static/"):
+        headers["Cache-Control"] = "no-store"
 
 
 @web.middleware

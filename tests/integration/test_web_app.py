@@ -208,6 +208,32 @@ async def test_the_cookie_is_httponly_and_lax_and_signed(web: Web) -> None:
         assert response.status == status
 
 
+async def test_every_answer_carries_the_security_headers_redirects_too(web: Web) -> None:
+    """A raised redirect (the sign-in's 303 that sets the session cookie) is an answer too:
+    it must not go out without the policy and no-store the pages have."""
+    add_user(web.db, "admin", "acme")
+    token = csrf_of(await (await web.client.get("/signin")).text())
+    answers = {
+        "a page": await web.client.get("/signin"),
+        "a redirect": await web.client.get("/imports", allow_redirects=False),
+        "the sign-in's redirect": await web.client.post(
+            "/signin", data={"csrf_token": token, "username": "admin", "password": PASSWORD},
+            allow_redirects=False,
+        ),
+        "a 404": await web.client.get("/imports/999999"),
+    }  # fmt: skip
+    assert answers["the sign-in's redirect"].status == 303
+    for what, response in answers.items():
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'self'"), what
+        assert response.headers["X-Frame-Options"] == "DENY", what
+        assert response.headers["X-Content-Type-Options"] == "nosniff", what
+        assert response.headers["Cache-Control"] == "no-store", what
+    web.client.session.cookie_jar.clear()
+    anonymous = await web.client.get("/api/v1/imports")
+    assert anonymous.status == 401
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"  # RFC 9110: a 401 says how
+
+
 async def test_behind_https_the_cookies_are_secure(settings: Settings, db: Database) -> None:
     add_user(db, "admin", "acme")
     async with web_for(settings, db, public_url="https://roster.example.org") as web:
@@ -231,14 +257,24 @@ async def test_the_sign_in_form_needs_its_own_token_and_stays_on_this_site(web: 
         "/signin", data={"username": "admin", "password": PASSWORD}, allow_redirects=False
     )
     assert refused.status == 403
-    form = await web.client.get("/signin")
-    response = await web.client.post(
-        "/signin",
-        data={"csrf_token": csrf_of(await form.text()), "username": "admin",
-              "password": PASSWORD, "next": "//evil.example/"},
-        allow_redirects=False,
-    )  # fmt: skip
-    assert response.headers["Location"] == "/imports"
+    # Browsers drop tabs and line breaks from a URL: "/<TAB>/evil.example" is another site.
+    elsewhere = ["//evil.example/", "/\t/evil.example", "/\n/evil.example", "/\r/evil.example",
+                 "/\\evil.example", "https://evil.example/", "imports"]  # fmt: skip
+    for target in elsewhere:
+        web.client.session.cookie_jar.clear()  # signed out again, with a fresh form
+        token = csrf_of(await (await web.client.get("/signin")).text())
+        response = await web.client.post(
+            "/signin",
+            data={"csrf_token": token, "username": "admin", "password": PASSWORD,
+                  "next": target},
+            allow_redirects=False,
+        )  # fmt: skip
+        assert response.status == 303
+        assert response.headers["Location"] == "/imports", target
+    signed_in = await web.client.get("/signin?next=/%09/evil.example", allow_redirects=False)
+    assert signed_in.headers["Location"] == "/imports"
+    here = await web.client.get("/signin?next=/imports/7%3Fpage%3D2", allow_redirects=False)
+    assert here.headers["Location"] == "/imports/7?page=2"
 
 
 async def test_the_imports_list_pages_by_keyset_with_paused_imports_on_top(web: Web) -> None:
