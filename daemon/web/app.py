@@ -144,6 +144,10 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         or request.match_info.handler in _CSRF_IN_BODY
     ):
         return await handler(request)
+    if request.path == "/signout" and session(request) is None:
+        # Signed out already (the session timed out): nothing to protect, and "this form
+        # has expired" would be an odd answer to signing out.
+        raise web.HTTPSeeOther("/signin")
     form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
     given = request.headers.get(auth.CSRF_HEADER) or str(form.get(auth.CSRF_FIELD, "") or "")
     if auth.signed_out_form(request.path):

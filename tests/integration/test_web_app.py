@@ -109,9 +109,7 @@ def add_imports(db: Database, tenant: str, state: ImportState, count: int) -> li
 async def web_for(settings: Settings, db: Database, **web: object) -> AsyncIterator[Web]:
     clock = Clock()
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=clock)
-    sftp = SftpDetails(
-        "sftp.example.org", lambda: 2222, settings.paths.host_keys, public_key_line
-    )
+    sftp = SftpDetails("sftp.example.org", lambda: 2222, settings.paths.host_keys, public_key_line)
     server = WebServer(
         dataclasses.replace(settings.web, **web),  # type: ignore[arg-type]
         settings.paths.root, db, pipeline, sftp=sftp,
@@ -157,6 +155,19 @@ async def test_a_session_ends_after_the_idle_timeout(web: Web) -> None:
     assert await web.status("/imports") == 303  # to the sign-in form
     web.clock.advance(timedelta(seconds=-idle.total_seconds() * 2))
     assert await web.status("/imports") == 303  # the row is gone, not only out of date
+
+
+async def test_signing_out_of_a_session_that_timed_out_goes_to_the_sign_in_form(
+    web: Web,
+) -> None:
+    add_user(web.db, "admin", "acme")
+    assert await web.sign_in("admin") == 303
+    page = await web.client.get("/imports")
+    token = csrf_of(await page.text())
+    web.client.session.cookie_jar.clear()  # as after the idle timeout: no live session
+    response = await web.client.post("/signout", data={"csrf_token": token}, allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/signin"
 
 
 async def test_a_session_ends_at_the_absolute_timeout_however_active(web: Web) -> None:
