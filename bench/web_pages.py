@@ -128,8 +128,8 @@ OPERATOR_PAGES: list[tuple[str, Callable[[Found], str]]] = [
 
 # The CSV downloads: time to the first byte and to the whole list.
 CSV_PAGES: list[tuple[str, Callable[[Found], str]]] = [
-    ("changes.csv: paused, largest", lambda f: _csv(f.paused, _largest(f.paused_lists))),
-    ("changes.csv: applied, students", lambda f: _csv(f.applied, ("students", "add"))),
+    ("csv: paused, largest", lambda f: _csv(f.paused, _largest(f.paused_lists))),
+    ("csv: applied, students", lambda f: _csv(f.applied, ("students", "add"))),
 ]
 
 
@@ -336,7 +336,7 @@ class Browser:
 def _line(kind: str, label: str, times: list[float]) -> str:
     median = statistics.median(times)
     return (
-        f"{kind:10} {label:36} {min(times):7.1f} {median:7.1f} {max(times):7.1f}"
+        f"{kind:10} {label:44} {min(times):7.1f} {median:7.1f} {max(times):7.1f}"
         f"   {median / TARGET_MS:5.2f}"
     )
 
@@ -402,7 +402,7 @@ def main() -> None:
                 lines += measure(kind, url, work, base, changed, args.repeat, args.pages)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\nload average at the end (this machine's {os.cpu_count()} cores): {load}")
-        print(f"\n{'database':10} {'page':36} {'min ms':>7} {'median':>7} {'max':>7}   x 200 ms")
+        print(f"\n{'database':10} {'page':44} {'min ms':>7} {'median':>7} {'max':>7}   x 200 ms")
         print("\n".join(lines))
 
 
