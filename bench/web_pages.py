@@ -113,6 +113,7 @@ PAGES: list[tuple[str, Callable[[Found], str]]] = [
     ("changes: search 'smi'", lambda f: _look(f.paused, "students", "smi")),
     ("changes: search enrollments", lambda f: _look(f.paused, "enrollments", f.student[1][:4])),
     ("applied changes: search 'smi'", lambda f: _look(f.applied, "students", "smi")),
+    ("applied changes: search enrollments", lambda f: _look(f.applied, "enrollments", "smi")),
     ("applied changes: page 50", lambda f: f.changes_page_50),
     ("api: changes", lambda f: f"/api/v1/imports/{f.paused}/changes"),
     ("api: changes, last page", lambda f: _changes(f.applied, _LINKS, f.applied_lists, -1, "api")),
