@@ -133,6 +133,12 @@ async def test_the_pages_reached_by_next_and_previous_are_the_pages_by_number(
             back.append(answer["records"])
         assert back[::-1] == by_number
 
+    # An applied first import's enrollments, searched by their student's name or an id.
+    links = f"/api/v1/imports/{first}/changes?entity=enrollments&kind=add&q="
+    assert [r["name"] for r in (await get(links + "kid%20no1"))["records"]] == ["Kid No1"]
+    assert (await get(links + "no2"))["total"] == 0  # S02 … are in no class
+    assert (await get(links + "c1"))["total"] == 1  # the section's id
+
     # The page's own links are those cursors, and say where they are.
     html = await (await web.client.get(f"/imports/{first}/changes?entity=students&kind=add")).text()
     assert "Page 1 of 3" in html
