@@ -120,9 +120,7 @@ def changes_view(
     record = data.visible_import(db, user, import_id)
     chosen, kind = _chosen(record, entity, kind)
     width = len(chosen.key)
-    seek = Seek(
-        after=decode_cursor("after", after, width), before=decode_cursor("before", before, width)
-    )
+    seek = Seek(after=decode_cursor(after, width), before=decode_cursor(before, width))
     applied = record.state in APPLIED
     planned = getattr(_counts(record, chosen.name), _COUNTED[kind])
     records: list[ChangedRecord] = []
@@ -162,23 +160,22 @@ def encode_cursor(key: tuple[str, ...]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
 
 
-def decode_cursor(name: str, raw: str, width: int) -> tuple[str, ...] | None:
-    """The key a cursor carries; one that is not a key of this list is a 400."""
-    if not raw:
+def decode_cursor(raw: str, width: int) -> tuple[str, ...] | None:
+    """The key a cursor carries. One that is not a key of this list (malformed, longer than
+    MAX_CURSOR_CHARS, another list's) is ignored, as a malformed `page` is: the page is then
+    found by its number."""
+    if not raw or len(raw) > MAX_CURSOR_CHARS:
         return None
-    bad = web.HTTPBadRequest(reason=f"{name}: not a page of this list; start from the first page")
-    if len(raw) > MAX_CURSOR_CHARS:
-        raise bad
     try:
         values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (binascii.Error, ValueError):
-        raise bad from None
+        return None
     if (
         not isinstance(values, list)
         or len(values) != width
         or not all(isinstance(v, str) for v in values)
     ):
-        raise bad
+        return None
     return tuple(values)
 
 
