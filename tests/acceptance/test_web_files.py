@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from daemon.clever.files import find_files
+from daemon.passwords import hash_password
 from daemon.pipeline import Pipeline
-from daemon.store import imports, tenants
+from daemon.store import imports, tenants, users
 from tests.acceptance.test_web_browser import (  # noqa: F401 - the module's daemon and pages
+    WEB_PASSWORD,
     Manager,
     manager,
     page,
@@ -135,7 +137,7 @@ def test_only_the_five_files_are_served_never_a_path_or_a_symlink(
     assert page.request.get(f"{base}/schools.csv").status == 200
 
 
-def test_a_paused_imports_files_come_from_the_spool_and_are_the_districts_own(
+def test_a_paused_imports_files_come_from_the_spool_for_the_district_and_operators_only(
     page: Any,  # noqa: F811
     manager: Manager,  # noqa: F811
 ) -> None:
@@ -156,6 +158,17 @@ def test_a_paused_imports_files_come_from_the_spool_and_are_the_districts_own(
     assert answer.status == 200
     assert b"<script>alert('x')</script>" in answer.body()  # as sent, as an attachment
     assert answer.headers["content-type"] == "text/csv"
+    page.get_by_role("button", name="Sign out").click()
+
+    # An operator sees every tenant: its files too.
+    with manager.site.db() as db, db.write() as conn:
+        users.add(
+            conn, f"ops-{north}", tenant_id=None, email=None,
+            password_hash=hash_password(WEB_PASSWORD), now=datetime.now(UTC),
+        )  # fmt: skip
+    sign_in(page, f"ops-{north}")
+    page.wait_for_url(re.compile(r"/imports$"))
+    assert page.request.get(f"/imports/{paused}/files/students.csv").body() == answer.body()
 
 
 def test_expired_files_are_gone_and_the_page_says_so(
