@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
+import re
 import subprocess
 import sys
 import tempfile
@@ -106,7 +106,9 @@ def child(step: str, url: str, data_dir: str, folder: str) -> None:
         else import_once(url, Path(data_dir), Path(folder))
     )
     seconds = time.perf_counter() - start
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: this process's own peak (ru_maxrss would carry the bench's over the exec).
+    status = Path("/proc/self/status").read_text()
+    rss_mb = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "outcome": outcome}))
 
 

@@ -5,7 +5,6 @@ out (no username is ever banned, and public-key logins are never paced)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable
@@ -13,14 +12,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from daemon.addresses import source_key
 from daemon.config import SftpSettings
 
 log = structlog.get_logger(__name__)
 
 # Bound the memory an attacker can make us spend by inventing usernames or addresses.
 MAX_TRACKED_KEYS = 50_000
-# An IPv6 client owns at least a /64: banning single addresses of it would ban nobody.
-IPV6_PREFIX = 64
 # Usernames remembered per source, so that `tenant unban NAME` finds the sources it banned.
 MAX_USERS_PER_SOURCE = 8
 
@@ -66,19 +64,6 @@ class _Source:
 class _User:
     failures: deque[float] = field(default_factory=deque)
     next_check: float = 0.0  # when the next paced password check may run
-
-
-def source_key(peer: str) -> str:
-    """The unit a ban applies to: one IPv4 address, or the IPv6 /64 it belongs to."""
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return peer
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network(f"{address}/{IPV6_PREFIX}", strict=False))
-    return str(address)
 
 
 def user_key(username: str) -> str:

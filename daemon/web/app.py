@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -78,8 +78,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status >= 400:
             response = _problem(request, exc.status, exc.reason)
-            if "Allow" in exc.headers:  # a 405 says which methods there are (RFC 9110)
-                response.headers["Allow"] = exc.headers["Allow"]
+            # A 405 says which methods there are (RFC 9110), a 401 how to authenticate.
+            for name in ("Allow", "WWW-Authenticate"):
+                if name in exc.headers:
+                    response.headers[name] = exc.headers[name]
             return response
         raise
     except RosterdropError as exc:
@@ -88,11 +90,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def headers(request: web.Request, response: web.StreamResponse) -> None:
-    """On every response as it is sent: a streamed one (a file download) sends its headers
-    before its handler returns, so a middleware would add these too late."""
-    response.headers.update(_HEADERS)
+    """On every response as it is sent (app.on_response_prepare): a raised redirect, the
+    sign-in's with its cookie, too; and a streamed one (a file download), which sends its
+    headers before its handler returns, so a middleware would add these too late."""
+    _secure(request, response.headers)
+
+
+def _secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    headers.update(_HEADERS)
     if not request.path.startswith("/static/"):
-        response.headers["Cache-Control"] = "no-store"
+        headers["Cache-Control"] = "no-store"
 
 
 @web.middleware
@@ -133,6 +140,10 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         or request.match_info.handler in _CSRF_IN_BODY
     ):
         return await handler(request)
+    if request.path == "/signout" and session(request) is None:
+        # Signed out already (the session timed out): nothing to protect, and "this form
+        # has expired" would be an odd answer to signing out.
+        raise web.HTTPSeeOther("/signin")
     form = await request.post() if request.content_type.endswith("form-urlencoded") else {}
     given = request.headers.get(auth.CSRF_HEADER) or str(form.get(auth.CSRF_FIELD, "") or "")
     if auth.signed_out_form(request.path):

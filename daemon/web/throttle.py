@@ -9,8 +9,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from daemon.addresses import source_key
+
 # Bound the memory a guesser can make us spend by inventing usernames or addresses.
 MAX_TRACKED_KEYS = 10_000
+# Locks are kept apart from the failure counts and bounded on their own: forgetting a count to
+# make room must never lift a lock (else 10,000 invented usernames would unlock the one being
+# guessed). Each lock takes five failures, from addresses counted per IPv6 /64.
+MAX_LOCKS = 100_000
 # "Forgot password": at most this many emails per hour for one address, or one username or
 # email asked about (each request counts, whatever the answer), so that the form cannot be
 # used to flood a person's mailbox or the outbox.
@@ -33,11 +39,11 @@ class SigninThrottle:
         self.policy = policy
         self.clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self._locked_until: dict[str, float] = {}
+        self._locked_until: OrderedDict[str, float] = OrderedDict()  # oldest lock first
 
     @staticmethod
     def keys(address: str, username: str) -> tuple[str, str]:
-        return f"address:{address}", f"user:{username.lower()}"
+        return f"address:{source_key(address)}", f"user:{username.lower()}"
 
     def wait(self, address: str, username: str) -> float:
         """Seconds until a sign-in from `address` as `username` may be tried (0: now)."""
@@ -58,13 +64,17 @@ class SigninThrottle:
                 times.popleft()
             self._failures[key] = times
             if len(times) >= self.policy.max_failures:
+                self._locked_until.pop(key, None)
                 self._locked_until[key] = now + self.policy.lock_seconds
                 times.clear()
         while len(self._failures) > MAX_TRACKED_KEYS:
-            old, _ = self._failures.popitem(last=False)
-            self._locked_until.pop(old, None)
-        for key in [k for k, until in self._locked_until.items() if until <= now]:
-            del self._locked_until[key]
+            self._failures.popitem(last=False)
+        # Every lock lasts as long, so the oldest ends first: drop the ended ones from the
+        # front, and past the bound the oldest (the nearest to its end) too.
+        while self._locked_until and (
+            next(iter(self._locked_until.values())) <= now or len(self._locked_until) > MAX_LOCKS
+        ):
+            self._locked_until.popitem(last=False)
 
     def succeeded(self, address: str, username: str) -> None:
         for key in self.keys(address, username):

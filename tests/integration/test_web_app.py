@@ -109,9 +109,7 @@ def add_imports(db: Database, tenant: str, state: ImportState, count: int) -> li
 async def web_for(settings: Settings, db: Database, **web: object) -> AsyncIterator[Web]:
     clock = Clock()
     pipeline = Pipeline(db, settings.paths, settings.smtp, clock=clock)
-    sftp = SftpDetails(
-        "sftp.example.org", lambda: 2222, settings.paths.host_keys, public_key_line
-    )
+    sftp = SftpDetails("sftp.example.org", lambda: 2222, settings.paths.host_keys, public_key_line)
     server = WebServer(
         dataclasses.replace(settings.web, **web),  # type: ignore[arg-type]
         settings.paths.root, db, pipeline, sftp=sftp,
@@ -157,6 +155,19 @@ async def test_a_session_ends_after_the_idle_timeout(web: Web) -> None:
     assert await web.status("/imports") == 303  # to the sign-in form
     web.clock.advance(timedelta(seconds=-idle.total_seconds() * 2))
     assert await web.status("/imports") == 303  # the row is gone, not only out of date
+
+
+async def test_signing_out_of_a_session_that_timed_out_goes_to_the_sign_in_form(
+    web: Web,
+) -> None:
+    add_user(web.db, "admin", "acme")
+    assert await web.sign_in("admin") == 303
+    page = await web.client.get("/imports")
+    token = csrf_of(await page.text())
+    web.client.session.cookie_jar.clear()  # as after the idle timeout: no live session
+    response = await web.client.post("/signout", data={"csrf_token": token}, allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/signin"
 
 
 async def test_a_session_ends_at_the_absolute_timeout_however_active(web: Web) -> None:
@@ -208,6 +219,32 @@ async def test_the_cookie_is_httponly_and_lax_and_signed(web: Web) -> None:
         assert response.status == status
 
 
+async def test_every_answer_carries_the_security_headers_redirects_too(web: Web) -> None:
+    """A raised redirect (the sign-in's 303 that sets the session cookie) is an answer too:
+    it must not go out without the policy and no-store the pages have."""
+    add_user(web.db, "admin", "acme")
+    token = csrf_of(await (await web.client.get("/signin")).text())
+    answers = {
+        "a page": await web.client.get("/signin"),
+        "a redirect": await web.client.get("/imports", allow_redirects=False),
+        "the sign-in's redirect": await web.client.post(
+            "/signin", data={"csrf_token": token, "username": "admin", "password": PASSWORD},
+            allow_redirects=False,
+        ),
+        "a 404": await web.client.get("/imports/999999"),
+    }  # fmt: skip
+    assert answers["the sign-in's redirect"].status == 303
+    for what, response in answers.items():
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'self'"), what
+        assert response.headers["X-Frame-Options"] == "DENY", what
+        assert response.headers["X-Content-Type-Options"] == "nosniff", what
+        assert response.headers["Cache-Control"] == "no-store", what
+    web.client.session.cookie_jar.clear()
+    anonymous = await web.client.get("/api/v1/imports")
+    assert anonymous.status == 401
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"  # RFC 9110: a 401 says how
+
+
 async def test_behind_https_the_cookies_are_secure(settings: Settings, db: Database) -> None:
     add_user(db, "admin", "acme")
     async with web_for(settings, db, public_url="https://roster.example.org") as web:
@@ -231,14 +268,24 @@ async def test_the_sign_in_form_needs_its_own_token_and_stays_on_this_site(web: 
         "/signin", data={"username": "admin", "password": PASSWORD}, allow_redirects=False
     )
     assert refused.status == 403
-    form = await web.client.get("/signin")
-    response = await web.client.post(
-        "/signin",
-        data={"csrf_token": csrf_of(await form.text()), "username": "admin",
-              "password": PASSWORD, "next": "//evil.example/"},
-        allow_redirects=False,
-    )  # fmt: skip
-    assert response.headers["Location"] == "/imports"
+    # Browsers drop tabs and line breaks from a URL: "/<TAB>/evil.example" is another site.
+    elsewhere = ["//evil.example/", "/\t/evil.example", "/\n/evil.example", "/\r/evil.example",
+                 "/\\evil.example", "https://evil.example/", "imports"]  # fmt: skip
+    for target in elsewhere:
+        web.client.session.cookie_jar.clear()  # signed out again, with a fresh form
+        token = csrf_of(await (await web.client.get("/signin")).text())
+        response = await web.client.post(
+            "/signin",
+            data={"csrf_token": token, "username": "admin", "password": PASSWORD,
+                  "next": target},
+            allow_redirects=False,
+        )  # fmt: skip
+        assert response.status == 303
+        assert response.headers["Location"] == "/imports", target
+    signed_in = await web.client.get("/signin?next=/%09/evil.example", allow_redirects=False)
+    assert signed_in.headers["Location"] == "/imports"
+    here = await web.client.get("/signin?next=/imports/7%3Fpage%3D2", allow_redirects=False)
+    assert here.headers["Location"] == "/imports/7?page=2"
 
 
 async def test_the_imports_list_pages_by_keyset_with_paused_imports_on_top(web: Web) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from daemon.addresses import source_key
 from daemon.config import SftpSettings
 from daemon.sftp import throttle
-from daemon.sftp.throttle import LoginGuard, ThrottlePolicy, source_key
+from daemon.sftp.throttle import LoginGuard, ThrottlePolicy
 
 DEFAULTS = ThrottlePolicy.from_settings(SftpSettings())
 HOUR = 3600.0

@@ -16,6 +16,7 @@ from daemon.notify import messages
 from daemon.roster.outcome import ImportReport, ImportState
 from daemon.roster.plan import EntityChanges
 from daemon.store.users import Session, User
+from daemon.web import throttle as throttle_module
 from daemon.web.auth import (
     SECRET_FILE,
     Signer,
@@ -78,6 +79,40 @@ def test_the_throttle_tracks_a_bounded_number_of_keys() -> None:
     for n in range(MAX_TRACKED_KEYS):
         throttle.failed(f"a{n}", f"u{n}")
     assert len(throttle._failures) == MAX_TRACKED_KEYS
+
+
+def test_inventing_usernames_never_lifts_a_lock() -> None:
+    """Making room among the failure counts forgets counts, never locks: 10,000 made-up
+    usernames pushed through after a lock leave the guessed account locked."""
+    throttle = SigninThrottle(SigninPolicy(5, window=60, lock_seconds=300), clock=lambda: 0.0)
+    for n in range(5):
+        throttle.failed(f"10.0.{n}.1", "registrar")
+    assert throttle.wait("192.0.2.7", "registrar") == 300
+    for n in range(MAX_TRACKED_KEYS + 10):
+        throttle.failed(f"2001:db8:{n:x}::1", f"made-up-{n}")
+    assert len(throttle._failures) == MAX_TRACKED_KEYS
+    assert throttle.wait("192.0.2.7", "registrar") == 300
+
+
+def test_the_locks_are_bounded_the_oldest_going_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(throttle_module, "MAX_LOCKS", 3)
+    now = [0.0]
+    throttle = SigninThrottle(SigninPolicy(1, window=60, lock_seconds=300), clock=lambda: now[0])
+    for n in range(4):
+        now[0] = float(n)
+        throttle.failed("10.0.0.1", f"user{n}")
+    assert len(throttle._locked_until) == 3  # the address's and the two newest users'
+    assert throttle.wait("10.0.0.9", "user0") == 0
+    assert throttle.wait("10.0.0.9", "user1") == 0
+    assert throttle.wait("10.0.0.9", "user3") == 300
+
+
+def test_an_ipv6_client_is_counted_by_its_64() -> None:
+    throttle = SigninThrottle(SigninPolicy(3, window=60, lock_seconds=300), clock=lambda: 0.0)
+    for n in range(3):
+        throttle.failed(f"2001:db8:1:2::{n + 1:x}", f"user{n}")
+    assert throttle.wait("2001:db8:1:2:ffff::9", "someone") == 300
+    assert throttle.wait("2001:db8:1:3::1", "someone") == 0
 
 
 def test_no_throttle_when_the_limit_is_zero() -> None:

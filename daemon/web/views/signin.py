@@ -8,6 +8,7 @@ import math
 from datetime import timedelta
 from typing import Any
 
+import yarl
 from aiohttp import web
 
 from daemon import accounts
@@ -24,10 +25,18 @@ NOTICES = {"password": "Your password is set: sign in with it."}
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path of this site: never an open redirect to another one."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/imports"
+    """Only a path of this site: never an open redirect to another one. A browser drops tabs
+    and line breaks from a URL (slash, tab, slash is "//", another site), so any control
+    character refuses the target, and what is left must parse as a bare path."""
+    if not target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target) or "\\" in target:
+        return "/imports"
+    try:
+        url = yarl.URL(target)
+    except ValueError:
+        return "/imports"
+    if url.scheme or url.host is not None or target.startswith("//") or target[:1] != "/":
+        return "/imports"
+    return target
 
 
 def form_token(request: web.Request) -> str:
