@@ -89,15 +89,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _problem(request, 503, "The Import Manager cannot do that right now; try again.")
 
 
-@web.middleware
-async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # a raised redirect, the sign-in's with its cookie too
-        _secure(request, exc.headers)
-        raise
+async def headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response as it is sent (app.on_response_prepare): a raised redirect, the
+    sign-in's with its cookie, too; and a streamed one (a file download), which sends its
+    headers before its handler returns, so a middleware would add these too late."""
     _secure(request, response.headers)
-    return response
 
 
 def _secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
@@ -165,9 +161,10 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def create_app(ctx: WebContext) -> web.Application:
     app = web.Application(
-        middlewares=[headers, errors, sessions, bearer.bearer_tokens, csrf],
+        middlewares=[errors, sessions, bearer.bearer_tokens, csrf],
         client_max_size=MAX_BODY_BYTES,
     )
+    app.on_response_prepare.append(headers)
     app[CONTEXT] = ctx
     app.router.add_get("/", pages.home)
     app.router.add_get("/signin", signin.signin_form)
@@ -233,5 +230,7 @@ def create_app(ctx: WebContext) -> web.Application:
         "/roster/{entity:students|teachers|sections}/{school}/{id}", roster.record_page
     )
     app.router.add_get("/api/v1/roster/{entity}", roster.api_list)
+    # An import's five files as uploaded, while kept (views/uploaded.py).
+    app.router.add_get("/imports/{id:\\d+}/files/{name}", pages.uploaded_file)
     app.router.add_static("/static/", STATIC, append_version=True)
     return app

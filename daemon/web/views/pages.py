@@ -13,8 +13,8 @@ from daemon.errors import NotFound
 from daemon.notify.problem_list import formula_safe_report
 from daemon.roster.outcome import ImportState
 from daemon.store.users import User
-from daemon.web.context import context, session
-from daemon.web.views import data, decisions
+from daemon.web.context import WebContext, context, session
+from daemon.web.views import data, decisions, uploaded
 
 # The largest problem report a download sends whole (the kept rows are bounded, the report of
 # a file full of errors is not): past it, the first rows and a note on the page.
@@ -93,8 +93,23 @@ async def import_page(request: web.Request) -> web.Response:
     )
     view = await asyncio.to_thread(data.import_view, ctx.db, user, _import_id(request), chosen)
     return ctx.templates.page(
-        "import.html.j2", **_common(request, f"Import #{view.record.id}"), view=view
+        "import.html.j2", **_common(request, f"Import #{view.record.id}"), view=view,
+        uploaded=await _uploaded(ctx, view),
+    )  # fmt: skip
+
+
+async def _uploaded(ctx: WebContext, view: data.ImportView) -> uploaded.UploadedFiles:
+    return await asyncio.to_thread(
+        uploaded.uploaded_files, ctx.pipeline.paths, view.record, view.report
     )
+
+
+async def uploaded_file(request: web.Request) -> web.StreamResponse:
+    """One of the five files as it was sent (views/uploaded.py), to whoever sees the import."""
+    user = signed_in(request)
+    ctx = context(request)
+    record = await asyncio.to_thread(data.visible_import, ctx.db, user, _import_id(request))
+    return await uploaded.download(request, user, record)
 
 
 async def problems_csv(request: web.Request) -> web.Response:
@@ -139,4 +154,5 @@ async def decide(request: web.Request) -> web.Response:
     return ctx.templates.page(
         "import.html.j2", **_common(request, f"Import #{view.record.id}"), view=view,
         result=_DECIDED.get(report.state, f"The import is {report.state.value}."),
+        uploaded=await _uploaded(ctx, view),
     )  # fmt: skip

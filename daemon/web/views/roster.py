@@ -77,22 +77,28 @@ def decode_cursor(entity: str, raw: str) -> tuple[str, ...] | None:
     if (
         not isinstance(values, list)
         or len(values) != SORT_WIDTH[entity]
-        or not all(isinstance(v, str) for v in values)
+        or not all(isinstance(v, str) and "\x00" not in v for v in values)
     ):
         raise bad
     return tuple(values)
 
 
-def query_of(request: web.Request, entity: str) -> Query:
+def query_of(request: web.Request, entity: str, *, lenient_cursor: bool = False) -> Query:
+    """`lenient_cursor`: a cursor that is not this list's means the first page (the API's
+    rule for every paging parameter, as `before=` and `page=`), not a 400."""
     q = request.query.get("q", "").strip()
     if len(q) > MAX_QUERY_CHARS:
         raise web.HTTPBadRequest(
             reason=f"q: a search is at most {MAX_QUERY_CHARS} characters, not {len(q)}."
         )
+    try:
+        after = decode_cursor(entity, request.query.get("page", ""))
+    except web.HTTPBadRequest:
+        if not lenient_cursor:
+            raise
+        after = None
     return Query(
-        q=q,
-        inactive=request.query.get("inactive", "") in ("1", "true", "on"),
-        after=decode_cursor(entity, request.query.get("page", "")),
+        q=q, inactive=request.query.get("inactive", "") in ("1", "true", "on"), after=after
     )
 
 
@@ -172,6 +178,10 @@ def _list(
     chosen = _tenant(db, user, name)
     if chosen is None:
         return None
+    if "\x00" in query.q:
+        # No record holds a NUL (a file with one is refused: not_text), and PostgreSQL
+        # refuses it in a query: such a search finds nothing.
+        return chosen, Page([], None)
     with db.read() as conn:
         return chosen, roster_reads.list_page(conn, chosen.tenant.id, entity, query, size)
 
@@ -298,7 +308,7 @@ async def api_list(request: web.Request) -> web.Response:
     user = api._user(request)  # the /api/v1 routes' one check: a session (or API token)
     ctx = context(request)
     entity = _entity(request)
-    query = query_of(request, entity)
+    query = query_of(request, entity, lenient_cursor=True)
     found = await asyncio.to_thread(
         _list, ctx.db, user, request.query.get("tenant", ""), entity, query,
         ROSTER_API_PAGE_SIZE,
