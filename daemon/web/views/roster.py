@@ -15,15 +15,15 @@ from typing import Any
 from aiohttp import web
 
 from daemon.errors import NotFound
-from daemon.store import roster_reads, roster_records, tenants
+from daemon.store import roster_reads, roster_records
 from daemon.store.database import Database
 from daemon.store.roster_reads import LISTED, Page, Query
 from daemon.store.tenants import Tenant
 from daemon.store.users import User
 from daemon.web import api
-from daemon.web.context import context, session
+from daemon.web.context import context
 from daemon.web.views.data import the_tenant
-from daemon.web.views.pages import signed_in
+from daemon.web.views.pages import page_values, signed_in, tenant_chooser
 
 ROSTER_PAGE_SIZE = 50  # records per page of a roster list
 ROSTER_API_PAGE_SIZE = 100  # records per page of GET /api/v1/roster/{entity}
@@ -130,25 +130,11 @@ def _tenant(db: Database, user: User, name: str) -> RosterTenant | None:
     return RosterTenant(chosen, user.operator) if chosen else None
 
 
-def _common(request: web.Request, title: str) -> dict[str, Any]:
-    current = session(request)
-    assert current is not None
-    return {"title": title, "user": current.user, "csrf_token": current.csrf_token}
-
-
 async def _choose(request: web.Request, back: str) -> web.Response:
-    """An operator who named no tenant picks one."""
-    ctx = context(request)
-    everyone = await asyncio.to_thread(_all_tenants, ctx.db)
-    return ctx.templates.page(
-        "roster_choose.html.j2", **_common(request, "Roster"), tenants=everyone,
-        links=[(t, f"{back}?tenant={_segment(t.name)}") for t in everyone],
+    return await tenant_chooser(
+        request, title="Roster", intro="Choose the tenant whose roster to see.",
+        link=lambda t: f"{back}?tenant={_segment(t.name)}",
     )  # fmt: skip
-
-
-def _all_tenants(db: Database) -> list[Tenant]:
-    with db.read() as conn:
-        return tenants.list_all(conn)
 
 
 def _overview(db: Database, user: User, name: str) -> tuple[RosterTenant, dict[str, Any]] | None:
@@ -167,7 +153,7 @@ async def overview(request: web.Request) -> web.Response:
         return await _choose(request, "/roster")
     chosen, counts = found
     return ctx.templates.page(
-        "roster.html.j2", **_common(request, f"Roster of {chosen.tenant.name}"),
+        "roster.html.j2", **page_values(request, f"Roster of {chosen.tenant.name}"),
         chosen=chosen, counts=counts, titles=TITLES,
     )  # fmt: skip
 
@@ -224,7 +210,7 @@ async def list_page(request: web.Request) -> web.Response:
     )
     first_href = f"/roster/{entity}?" + urllib.parse.urlencode(params) if query.after else ""
     return ctx.templates.page(
-        "roster_list.html.j2", **_common(request, f"{TITLES[entity]} of {chosen.tenant.name}"),
+        "roster_list.html.j2", **page_values(request, f"{TITLES[entity]} of {chosen.tenant.name}"),
         chosen=chosen, entity=entity, titles=TITLES, searched_by=SEARCHED_BY[entity],
         query=query, rows=_linked(entity, page, chosen), next_href=next_href,
         first_href=first_href, page_size=ROSTER_PAGE_SIZE,
@@ -292,7 +278,7 @@ async def record_page(request: web.Request) -> web.Response:
     )
     label = TITLES[entity][:-1]
     return ctx.templates.page(
-        "roster_record.html.j2", **_common(request, f"{label} {key[-1]}"), view=view,
+        "roster_record.html.j2", **page_values(request, f"{label} {key[-1]}"), view=view,
         label=label, titles=TITLES, max_related=roster_reads.MAX_RELATED,
     )  # fmt: skip
 
