@@ -80,10 +80,14 @@ async def test_the_deactivated_students_page_by_the_page_size_and_search_by_id_o
     beyond = await (await web.client.get(base + "&page=99")).json()
     assert beyond["page"] == 2  # past the last page: the last page
 
-    by_id = await (await web.client.get(base + "&q=s11")).json()
-    assert [r["key"]["student_id"] for r in by_id["records"]] == [f"S11{n}" for n in range(10)]
-    by_name = await (await web.client.get(base + "&q=no10")).json()
-    assert by_name["total"] == 10  # No100 … No109
+    # The roster's search: an id exactly (any case), a name by its beginning.
+    by_id = await (await web.client.get(base + "&q=s111")).json()
+    assert [r["key"]["student_id"] for r in by_id["records"]] == ["S111"]
+    assert (await (await web.client.get(base + "&q=s11")).json())["total"] == 0  # not S110 …
+    by_name = await (await web.client.get(base + "&q=NO10")).json()
+    assert (by_name["total"], by_name["total_exact"]) == (10, True)  # No100 … No109
+    assert (await (await web.client.get(base + "&q=kid")).json())["total"] == GONE
+    assert (await (await web.client.get(base + "&q=o10")).json())["total"] == 0  # not within
     literal = await (await web.client.get(base + "&q=%25")).json()
     assert literal["total"] == 0  # a % is searched for, not a wildcard
 
@@ -135,9 +139,14 @@ async def test_the_pages_reached_by_next_and_previous_are_the_pages_by_number(
 
     # An applied first import's enrollments, searched by their student's name or an id.
     links = f"/api/v1/imports/{first}/changes?entity=enrollments&kind=add&q="
-    assert [r["name"] for r in (await get(links + "kid%20no1"))["records"]] == ["Kid No1"]
+    assert [r["name"] for r in (await get(links + "no1"))["records"]] == ["Kid No1"]
+    assert [r["name"] for r in (await get(links + "S01"))["records"]] == ["Kid No1"]  # its id
     assert (await get(links + "no2"))["total"] == 0  # S02 … are in no class
     assert (await get(links + "c1"))["total"] == 1  # the section's id
+    assert (await get(links + "o1"))["total"] == 0  # a part of a name is not its beginning
+    students = f"/api/v1/imports/{first}/changes?entity=students&kind=add&q="
+    assert (await get(students + "no11"))["total"] == 11  # No11, No110 … No119
+    assert (await get(students + "s1"))["total"] == 0  # the ids are S01 …: no S1
 
     # The page's own links are those cursors, and say where they are.
     html = await (await web.client.get(f"/imports/{first}/changes?entity=students&kind=add")).text()

@@ -1,0 +1,134 @@
+"""The change browser's search, defined as the roster's (docs/web.md, "Roster"): a record
+matches when its id equals the term or its name begins with it, A–Z folded; a link (an
+enrollment, a section's teacher) by its student's or teacher's match, or its section's id.
+
+Read from the roster (an applied first import's adds), the matches are looked up through
+migration 0007's indexes first; only a term that finds more than SEARCH_LOOKUP_MAX of them
+(so common that the list's own key order meets a match every few rows) filters the list in
+key order instead, and is then counted only as far as the look-up went ("at least N").
+A kept list (import_changes) is filtered within its own primary-key range and counted up to
+SEARCH_COUNT_MAX."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from daemon.roster.entities import ENROLLMENTS, SECTION_TEACHERS, Entity
+from daemon.store.roster_reads import _prefix, any_key, fold, folded
+from daemon.store.tables import import_changes, roster_tables
+
+# Records (or students, teachers and sections, for a link list) a search looks up through
+# the indexes before it reads the list in key order instead; also the depth of the ORed
+# key lookups it then reads by (SQLite refuses expressions deeper than 1,000).
+SEARCH_LOOKUP_MAX = 500
+SEARCH_COUNT_MAX = 1_000  # matches counted in a kept list; past it, "at least 1,001"
+# A kept record's own id: import_changes' key columns that hold it (links: both ends').
+_KEPT_IDS = {"schools": ("key1",), "enrollments": ("key2", "key3"),
+             "section_teachers": ("key2", "key3")}  # fmt: skip
+_PERSON = {ENROLLMENTS.name: ("students", "student_id"),
+           SECTION_TEACHERS.name: ("teachers", "teacher_id")}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A search's records: the condition on the list's rows, and how many there are —
+    `total` exactly, or (`exact` False) at least `total`; None: count `where`."""
+
+    where: ColumnElement[bool]
+    total: int | None
+    exact: bool = True
+
+
+def term_of(q: str) -> str:
+    return fold(q.strip())
+
+
+def kept_matches(conn: Connection, entity: Entity, term: str) -> ColumnElement[bool]:
+    """A kept record: an id equal to the term, or a word of its name (kept as "First Last")
+    beginning with it — the first name, the last name, or a later word of either."""
+    kept = import_changes.c
+    ids = [folded(conn, kept[c]) == term for c in _KEPT_IDS.get(entity.name, ("key2",))]
+    label = folded(conn, kept.label)
+    named = [
+        label.startswith(term, autoescape=True),
+        label.contains(" " + term, autoescape=True),
+    ]
+    return sa.or_(*ids, *named)
+
+
+def _record_branches(conn: Connection, table: sa.Table, entity: str, term: str) -> list[Any]:
+    """The roster's search branches for a record of `entity` (roster_reads._branches)."""
+    t = table.c
+    if entity == "schools":
+        return [folded(conn, t.school_id) == term, _prefix(folded(conn, t.name), term)]
+    if entity in ("students", "teachers"):
+        person = t.student_id if entity == "students" else t.teacher_id
+        return [
+            folded(conn, person) == term,
+            _prefix(folded(conn, t.last_name), term),
+            _prefix(folded(conn, t.first_name), term),
+        ]
+    return [folded(conn, t.section_id) == term, _prefix(folded(conn, t.course_name), term)]
+
+
+def _looked_up(
+    conn: Connection, columns: list[Any], where: list[Any], branches: list[Any]
+) -> set[tuple[str, ...]]:
+    """The keys each branch finds through its own index, up to one past the bound: read
+    apart, as an OR would make the databases scan the tenant's records instead."""
+    found: set[tuple[str, ...]] = set()
+    for branch in branches:
+        query = sa.select(*columns).where(*where, branch).limit(SEARCH_LOOKUP_MAX + 1)
+        found |= {tuple(row) for row in conn.execute(query)}
+    return found
+
+
+def roster_matches(
+    conn: Connection, entity: Entity, tenant_id: int, import_id: int, term: str
+) -> Matches:
+    """An applied import's adds (the roster's records it created) that match `term`."""
+    live = roster_tables[entity.name]
+    base = sa.and_(live.c.tenant_id == tenant_id, live.c.created_import_id == import_id)
+    if entity.name not in _PERSON:
+        branches = _record_branches(conn, live, entity.name, term)
+        keys = _looked_up(conn, [live.c[k] for k in entity.key], [base], branches)
+        if len(keys) > SEARCH_LOOKUP_MAX:
+            return Matches(sa.and_(base, sa.or_(*branches)), len(keys), exact=False)
+        return Matches(sa.and_(base, any_key(live, tenant_id, entity.key, keys)), len(keys))
+    people_table, person = _PERSON[entity.name]
+    people = roster_tables[people_table]
+    sections = roster_tables["sections"]
+    # An enrollment's student is of its school; a section's teacher may be listed under
+    # another school (Clever accepts it), so a teacher matches its links in every school.
+    person_key = ["school_id", person] if entity is ENROLLMENTS else [person]
+    branches = _record_branches(conn, people, people_table, term)
+    found = _looked_up(
+        conn, [people.c[k] for k in person_key], [people.c.tenant_id == tenant_id], branches
+    )
+    classes = _looked_up(
+        conn, [sections.c.school_id, sections.c.section_id],
+        [sections.c.tenant_id == tenant_id], [folded(conn, sections.c.section_id) == term],
+    )  # fmt: skip
+    by_keys = sa.and_(
+        base,
+        sa.or_(
+            any_key(live, tenant_id, person_key, found),
+            any_key(live, tenant_id, ("school_id", "section_id"), classes),
+        ),
+    )
+    if len(found) + len(classes) <= SEARCH_LOOKUP_MAX:
+        return Matches(by_keys, None)
+    named = sa.exists().where(
+        people.c.tenant_id == tenant_id,
+        *(people.c[k] == live.c[k] for k in person_key),
+        sa.or_(*branches),
+    )
+    dense = sa.and_(base, sa.or_(named, folded(conn, live.c.section_id) == term))
+    # What the look-up found is a part of the matches: counted, it is what is known.
+    known = conn.execute(sa.select(sa.func.count()).where(by_keys)).scalar_one()
+    return Matches(dense, int(known), exact=False)
