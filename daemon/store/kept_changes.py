@@ -33,13 +33,8 @@ from daemon.roster.entities import (
     Entity,
 )
 from daemon.roster.plan import Plan
-from daemon.store.change_search import (
-    SEARCH_COUNT_MAX,
-    Matches,
-    kept_matches,
-    roster_matches,
-    term_of,
-)
+from daemon.store import change_search
+from daemon.store.change_search import Matches, kept_matches, roster_matches, term_of
 from daemon.store.staging import ADD, CHANGES, DEACTIVATE, REACTIVATE, STAGE, UPDATE, Stage
 from daemon.store.tables import import_changes, roster_tables
 
@@ -265,15 +260,15 @@ class Listing:
     def counted(self, q: str = "") -> tuple[int, bool]:
         """How many records match `q`, and whether that is exact: a kept list is counted up
         to SEARCH_COUNT_MAX matches, a search of the roster as far as its look-up went."""
-        found = self.search(q)
+        found, bound = self.search(q), change_search.SEARCH_COUNT_MAX
         if found.total is not None:
             return found.total, found.exact
         rows = sa.select(sa.literal(1)).where(found.where)
         if not self._roster:
-            rows = rows.select_from(import_changes).limit(SEARCH_COUNT_MAX + 1)
+            rows = rows.select_from(import_changes).limit(bound + 1)
         n = int(self.conn.execute(sa.select(sa.func.count()).select_from(rows.subquery()))
                 .scalar_one())  # fmt: skip
-        return n, n <= SEARCH_COUNT_MAX or self._roster
+        return n, n <= bound or self._roster  # a roster look-up's are few, counted whole
 
     def count(self, q: str = "") -> int:
         return self.counted(q)[0]

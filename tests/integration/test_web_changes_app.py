@@ -16,7 +16,7 @@ import pytest
 from daemon.clever.files import find_files
 from daemon.config import Settings
 from daemon.roster.outcome import ImportState
-from daemon.store import tenants
+from daemon.store import change_search, tenants
 from daemon.store.database import Database
 from daemon.web.views import changes
 from daemon.web.views.changes import CHANGES_PAGE_SIZE, SEARCH_MAX_CHARS
@@ -262,3 +262,48 @@ async def test_another_tenants_changes_are_not_found(web: Web, tmp_path: Path) -
     add_user(web.db, "ops", None)
     assert await web.sign_in("ops") == 303
     assert await web.status(f"/imports/{theirs}/changes") == 200  # an operator sees all
+
+
+async def test_a_search_past_its_bounds_is_counted_in_part_and_paged_by_next(
+    web: Web, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kid` finds all 120 of the first import's students: at SEARCH_LOOKUP_MAX they are all
+    looked up and counted; one fewer, and the list is read in key order and counted as far as
+    the look-up went, its pages walked by Next. A kept list is counted up to
+    SEARCH_COUNT_MAX."""
+    first, paused = _imports(web, tmp_path)
+    assert await web.sign_in("acme-admin") == 303
+    students = f"/api/v1/imports/{first}/changes?entity=students&kind=add&q=kid"
+    monkeypatch.setattr(change_search, "SEARCH_LOOKUP_MAX", 120)
+    exact = await (await web.client.get(students)).json()
+    assert (exact["total"], exact["total_exact"], exact["pages"]) == (120, True, 3)
+    monkeypatch.setattr(change_search, "SEARCH_LOOKUP_MAX", 119)
+    answer = await (await web.client.get(students)).json()
+    assert (answer["total"], answer["total_exact"], answer["pages"]) == (120, False, 2)
+    seen: list[str] = []
+    while True:
+        seen += [r["key"]["student_id"] for r in answer["records"]]
+        if not answer["next_after"]:
+            break
+        url = f"{students}&page={answer['page'] + 1}&after={answer['next_after']}"
+        answer = await (await web.client.get(url)).json()
+    assert seen == sorted(f"S{n:02d}" for n in range(1, 121))
+    assert answer["page"] == 3
+    html = await (await web.client.get(students.replace("/api/v1", ""))).text()
+    assert "Students this import added: at least 120 matching" in html
+    assert "Page 1</span>" in html  # no "of N", and no Last: the last page is not known
+    assert ">Last</a>" not in html
+
+    # Enrollments: past the bound, the look-up's students' enrollments are what is known.
+    links = f"/api/v1/imports/{first}/changes?entity=enrollments&kind=add&q=kid"
+    found = await (await web.client.get(links)).json()
+    assert (found["total"], found["total_exact"], found["records"][0]["name"]) == (
+        1, False, "Kid No1",
+    )  # fmt: skip
+
+    kept = f"/api/v1/imports/{paused}/changes?entity=students&kind=deactivate&q=kid"
+    monkeypatch.setattr(change_search, "SEARCH_COUNT_MAX", GONE)
+    assert (await (await web.client.get(kept)).json())["total_exact"] is True
+    monkeypatch.setattr(change_search, "SEARCH_COUNT_MAX", GONE - 1)
+    past = await (await web.client.get(kept)).json()
+    assert (past["total"], past["total_exact"]) == (GONE, False)  # "at least 60"
