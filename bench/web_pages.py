@@ -114,6 +114,12 @@ PAGES: list[tuple[str, Callable[[Found], str]]] = [
     ("changes: search enrollments", lambda f: _look(f.paused, "enrollments", f.student[1][:4])),
     ("applied changes: search 'smi'", lambda f: _look(f.applied, "students", "smi")),
     ("applied changes: search enrollments", lambda f: _look(f.applied, "enrollments", "smi")),
+    # The change browser's search of an applied first import's adds, as the roster's: by id,
+    # and a term that finds nothing (every index branch read to its end).
+    ("applied changes: search students by id", lambda f: _look(f.applied, "students", f.student[1])),
+    ("applied changes: search enrollments by student id",
+     lambda f: _look(f.applied, "enrollments", f.student[1])),  # fmt: skip
+    ("applied changes: search enrollments, none found", lambda f: _look(f.applied, "enrollments", "zzq")),
     ("applied changes: page 50", lambda f: f.changes_page_50),
     ("api: changes", lambda f: f"/api/v1/imports/{f.paused}/changes"),
     ("api: changes, last page", lambda f: _changes(f.applied, _LINKS, f.applied_lists, -1, "api")),

@@ -88,6 +88,24 @@ def _looked_up(
     return found
 
 
+def _by_ids(
+    conn: Connection, table: sa.Table, column: str, keys: Any, *, fold_id: bool
+) -> ColumnElement[bool]:
+    """Rows with one of these keys ((school, id), or (id,)): an IN list of the ids, which
+    both databases read as lookups in the id's index (folded, for a record; plain, for a
+    link) and plan at no cost per key, then the exact pairs among them."""
+    if not keys:
+        return sa.false()
+    ids = sorted({key[-1] for key in keys})
+    if fold_id:
+        found = folded(conn, table.c[column]).in_(sorted({fold(i) for i in ids}))
+    else:
+        found = table.c[column].in_(ids)
+    if len(next(iter(keys))) == 1:
+        return found
+    return sa.and_(found, sa.tuple_(table.c.school_id, table.c[column]).in_(sorted(keys)))
+
+
 def roster_matches(
     conn: Connection, entity: Entity, tenant_id: int, import_id: int, term: str
 ) -> Matches:
@@ -99,7 +117,11 @@ def roster_matches(
         keys = _looked_up(conn, [live.c[k] for k in entity.key], [base], branches)
         if len(keys) > SEARCH_LOOKUP_MAX:
             return Matches(sa.and_(base, sa.or_(*branches)), len(keys), exact=False)
-        return Matches(sa.and_(base, any_key(live, tenant_id, entity.key, keys)), len(keys))
+        column = entity.key[-1]
+        if entity.name == "schools":
+            return Matches(sa.and_(base, any_key(live, tenant_id, entity.key, keys)), len(keys))
+        found_keys = _by_ids(conn, live, column, keys, fold_id=True)
+        return Matches(sa.and_(base, found_keys), len(keys))
     people_table, person = _PERSON[entity.name]
     people = roster_tables[people_table]
     sections = roster_tables["sections"]
@@ -114,15 +136,18 @@ def roster_matches(
         conn, [sections.c.school_id, sections.c.section_id],
         [sections.c.tenant_id == tenant_id], [folded(conn, sections.c.section_id) == term],
     )  # fmt: skip
-    by_keys = sa.and_(
-        base,
-        sa.or_(
-            any_key(live, tenant_id, person_key, found),
-            any_key(live, tenant_id, ("school_id", "section_id"), classes),
-        ),
-    )
+
+    def by_keys(people_found: Any, classes_found: Any) -> ColumnElement[bool]:
+        return sa.and_(
+            base,
+            sa.or_(
+                _by_ids(conn, live, person, people_found, fold_id=False),
+                any_key(live, tenant_id, ("school_id", "section_id"), classes_found),
+            ),
+        )
+
     if len(found) + len(classes) <= SEARCH_LOOKUP_MAX:
-        return Matches(by_keys, None)
+        return Matches(by_keys(found, classes), None)
     named = sa.exists().where(
         people.c.tenant_id == tenant_id,
         *(people.c[k] == live.c[k] for k in person_key),
@@ -130,5 +155,6 @@ def roster_matches(
     )
     dense = sa.and_(base, sa.or_(named, folded(conn, live.c.section_id) == term))
     # What the look-up found is a part of the matches: counted, it is what is known.
-    known = conn.execute(sa.select(sa.func.count()).where(by_keys)).scalar_one()
+    some = sorted(found)[:SEARCH_LOOKUP_MAX]  # within the ORed lookups' depth
+    known = conn.execute(sa.select(sa.func.count()).where(by_keys(some, []))).scalar_one()
     return Matches(dense, int(known), exact=False)
