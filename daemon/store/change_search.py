@@ -101,14 +101,15 @@ def _by_ids(
     if conn.dialect.name == "sqlite":
         return any_key(table, tenant_id, columns, keys)
     column = columns[-1]
+    tenant = table.c.tenant_id == tenant_id
     ids = sorted({key[-1] for key in keys})
     if fold_id:
         found = folded(conn, table.c[column]).in_(sorted({fold(i) for i in ids}))
     else:
         found = table.c[column].in_(ids)
     if len(columns) == 1:
-        return found
-    return sa.and_(found, sa.tuple_(*(table.c[c] for c in columns)).in_(sorted(keys)))
+        return sa.and_(tenant, found)
+    return sa.and_(tenant, found, sa.tuple_(*(table.c[c] for c in columns)).in_(sorted(keys)))
 
 
 def roster_matches(
@@ -117,6 +118,9 @@ def roster_matches(
     """An applied import's adds (the roster's records it created) that match `term`."""
     live = roster_tables[entity.name]
     base = sa.and_(live.c.tenant_id == tenant_id, live.c.created_import_id == import_id)
+    # By keys, each lookup carries the tenant itself: SQLite, given the tenant outside the
+    # ORed lookups too, reads the tenant's whole range instead of searching each of them.
+    created = live.c.created_import_id == import_id
     if entity.name not in _PERSON:
         branches = _record_branches(conn, live, entity.name, term)
         # Looked up in the whole tenant: SQLite, given created_import_id too, would rather
@@ -125,8 +129,10 @@ def roster_matches(
         keys = _looked_up(conn, [live.c[k] for k in entity.key], tenant, branches)
         if len(keys) > SEARCH_LOOKUP_MAX:
             return Matches(sa.and_(base, sa.or_(*branches)), len(keys), exact=False)
+        if not keys:
+            return Matches(sa.false(), 0)
         by_ids = _by_ids(conn, live, tenant_id, entity.key, keys, fold_id=True)
-        return Matches(sa.and_(base, by_ids), None)  # counted: a few lookups
+        return Matches(sa.and_(created, by_ids), None)  # counted: a few lookups
     people_table, person = _PERSON[entity.name]
     people = roster_tables[people_table]
     sections = roster_tables["sections"]
@@ -144,13 +150,15 @@ def roster_matches(
 
     def by_keys(people_found: Any, classes_found: Any) -> ColumnElement[bool]:
         return sa.and_(
-            base,
+            created,
             sa.or_(
                 _by_ids(conn, live, tenant_id, person_key, people_found, fold_id=False),
                 any_key(live, tenant_id, ("school_id", "section_id"), classes_found),
             ),
         )
 
+    if not found and not classes:
+        return Matches(sa.false(), 0)
     if len(found) + len(classes) <= SEARCH_LOOKUP_MAX:
         return Matches(by_keys(found, classes), None)
     named = sa.exists().where(
