@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from daemon.roster.entities import ENROLLMENTS, SECTION_TEACHERS, Entity
-from daemon.store.roster_reads import _prefix, any_key, fold, folded
+from daemon.store.roster_reads import _prefix, fold, folded
 from daemon.store.tables import import_changes, roster_tables
 
 # Records (or students, teachers and sections, for a link list) a search looks up through
@@ -37,7 +37,8 @@ _PERSON = {ENROLLMENTS.name: ("students", "student_id"),
 @dataclass(frozen=True)
 class Matches:
     """A search's records: the condition on the list's rows, and how many there are —
-    `total` exactly, or (`exact` False) at least `total`; None: count `where`."""
+    `total` exactly, or (`exact` False) at least `total`; None: count `where` (with `exact`
+    False, or in a kept list, up to SEARCH_COUNT_MAX)."""
 
     where: ColumnElement[bool]
     total: int | None
@@ -95,11 +96,11 @@ def _by_ids(
     lookup in the id's index. PostgreSQL: an IN list of the ids (folded, for a record's
     index; plain, for a link's), then the exact pairs among them — 500 ORed equalities take
     it longer to plan than to run. SQLite, without statistics, reads an IN list as a filter
-    of the tenant's whole range, but each ORed equality as a search (roster_reads.any_key)."""
+    of the tenant's whole range, but each ORed equality as a search (_each_key)."""
     if not keys:
         return sa.false()
     if conn.dialect.name == "sqlite":
-        return any_key(table, tenant_id, columns, keys)
+        return sa.or_(*_each_key(table, tenant_id, columns, keys))
     column = columns[-1]
     tenant = table.c.tenant_id == tenant_id
     ids = sorted({key[-1] for key in keys})
@@ -110,6 +111,20 @@ def _by_ids(
     if len(columns) == 1:
         return sa.and_(tenant, found)
     return sa.and_(tenant, found, sa.tuple_(*(table.c[c] for c in columns)).in_(sorted(keys)))
+
+
+def _each_key(
+    table: sa.Table, tenant_id: int, columns: Any, keys: Any
+) -> list[ColumnElement[bool]]:
+    """One equality per key, each with the tenant. Not roster_reads.any_key's OR, whose
+    `0 = 1` (to be false when empty) is a term no index serves: SQLite then scans the table."""
+    return [
+        sa.and_(
+            table.c.tenant_id == tenant_id,
+            *(table.c[c] == v for c, v in zip(columns, key, strict=True)),
+        )
+        for key in keys
+    ]
 
 
 def roster_matches(
@@ -152,8 +167,12 @@ def roster_matches(
         return sa.and_(
             created,
             sa.or_(
-                _by_ids(conn, live, tenant_id, person_key, people_found, fold_id=False),
-                any_key(live, tenant_id, ("school_id", "section_id"), classes_found),
+                *(
+                    [_by_ids(conn, live, tenant_id, person_key, people_found, fold_id=False)]
+                    if people_found
+                    else []
+                ),
+                *_each_key(live, tenant_id, ("school_id", "section_id"), classes_found),
             ),
         )
 
@@ -167,7 +186,6 @@ def roster_matches(
         sa.or_(*branches),
     )
     dense = sa.and_(base, sa.or_(named, folded(conn, live.c.section_id) == term))
-    # What the look-up found is a part of the matches: counted, it is what is known.
-    some = sorted(found)[:SEARCH_LOOKUP_MAX]  # within the ORed lookups' depth
-    known = conn.execute(sa.select(sa.func.count()).where(by_keys(some, []))).scalar_one()
-    return Matches(dense, int(known), exact=False)
+    # Counted as a kept list is, up to SEARCH_COUNT_MAX: matches are dense in the key order
+    # (counting the look-up's own ORed keys took SQLite seconds: it reads them by school).
+    return Matches(dense, None, exact=False)

@@ -264,11 +264,16 @@ class Listing:
         if found.total is not None:
             return found.total, found.exact
         rows = sa.select(sa.literal(1)).where(found.where)
-        if not self._roster:
-            rows = rows.select_from(import_changes).limit(bound + 1)
+        if self._roster:
+            rows = rows.select_from(roster_tables[self.entity.name])
+        else:
+            rows = rows.select_from(import_changes)
+        whole = self._roster and found.exact  # a roster look-up's few keys: counted whole
+        if not whole:
+            rows = rows.limit(bound + 1)
         n = int(self.conn.execute(sa.select(sa.func.count()).select_from(rows.subquery()))
                 .scalar_one())  # fmt: skip
-        return n, n <= bound or self._roster  # a roster look-up's are few, counted whole
+        return n, whole or n <= bound
 
     def count(self, q: str = "") -> int:
         return self.counted(q)[0]
