@@ -5,9 +5,9 @@ enrollment, a section's teacher) by its student's or teacher's match, or its sec
 Read from the roster (an applied first import's adds), the matches are looked up through
 migration 0007's indexes first; only a term that finds more than SEARCH_LOOKUP_MAX of them
 (so common that the list's own key order meets a match every few rows) filters the list in
-key order instead, and is then counted only as far as the look-up went ("at least N").
-A kept list (import_changes) is filtered within its own primary-key range and counted up to
-SEARCH_COUNT_MAX."""
+key order instead, and is then counted in part ("at least N"): a record list as far as the
+look-up went, a link list up to SEARCH_COUNT_MAX. A kept list (import_changes) is filtered
+within its own primary-key range and counted up to SEARCH_COUNT_MAX."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from daemon.store.tables import import_changes, roster_tables
 # the indexes before it reads the list in key order instead; also the depth of the ORed
 # key lookups it then reads by (SQLite refuses expressions deeper than 1,000).
 SEARCH_LOOKUP_MAX = 500
-SEARCH_COUNT_MAX = 1_000  # matches counted in a kept list; past it, "at least 1,001"
+SEARCH_COUNT_MAX = 1_000  # matches counted in a kept or dense link list; then "at least 1,001"
 # A kept record's own id: import_changes' key columns that hold it (links: both ends').
 _KEPT_IDS = {"schools": ("key1",), "enrollments": ("key2", "key3"),
              "section_teachers": ("key2", "key3")}  # fmt: skip
@@ -162,24 +162,15 @@ def roster_matches(
         conn, [sections.c.school_id, sections.c.section_id],
         [sections.c.tenant_id == tenant_id], [folded(conn, sections.c.section_id) == term],
     )  # fmt: skip
-
-    def by_keys(people_found: Any, classes_found: Any) -> ColumnElement[bool]:
-        return sa.and_(
-            created,
-            sa.or_(
-                *(
-                    [_by_ids(conn, live, tenant_id, person_key, people_found, fold_id=False)]
-                    if people_found
-                    else []
-                ),
-                *_each_key(live, tenant_id, ("school_id", "section_id"), classes_found),
-            ),
-        )
-
     if not found and not classes:
         return Matches(sa.false(), 0)
     if len(found) + len(classes) <= SEARCH_LOOKUP_MAX:
-        return Matches(by_keys(found, classes), None)
+        by_people = [_by_ids(conn, live, tenant_id, person_key, found, fold_id=False)]
+        lookups = [
+            *(by_people if found else []),
+            *_each_key(live, tenant_id, ("school_id", "section_id"), classes),
+        ]
+        return Matches(sa.and_(created, sa.or_(*lookups)), None)
     named = sa.exists().where(
         people.c.tenant_id == tenant_id,
         *(people.c[k] == live.c[k] for k in person_key),
