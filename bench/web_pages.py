@@ -114,6 +114,11 @@ PAGES: list[tuple[str, Callable[[Found], str]]] = [
     ("changes: search enrollments", lambda f: _look(f.paused, "enrollments", f.student[1][:4])),
     ("applied changes: search 'smi'", lambda f: _look(f.applied, "students", "smi")),
     ("applied changes: search enrollments", lambda f: _look(f.applied, "enrollments", "smi")),
+    # The change browser's search of an applied first import's adds, as the roster's: by id,
+    # and a term that finds nothing (every index branch read to its end).
+    ("applied changes: search students id", lambda f: _look(f.applied, "students", _id(f))),
+    ("applied changes: search enrol. id", lambda f: _look(f.applied, "enrollments", _id(f))),
+    ("applied changes: search, none found", lambda f: _look(f.applied, "enrollments", "zzq")),
     ("applied changes: page 50", lambda f: f.changes_page_50),
     ("api: changes", lambda f: f"/api/v1/imports/{f.paused}/changes"),
     ("api: changes, last page", lambda f: _changes(f.applied, _LINKS, f.applied_lists, -1, "api")),
@@ -139,6 +144,10 @@ def _largest(lists: dict[tuple[str, str], int]) -> tuple[str, str]:
 
 
 _LINKS = ("enrollments", "add")  # a first import's largest list: 700,000 at 100,000 students
+
+
+def _id(found: Found) -> str:
+    return found.student[1]
 
 
 def _look(import_id: int, entity: str, q: str) -> str:

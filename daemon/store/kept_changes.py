@@ -33,6 +33,8 @@ from daemon.roster.entities import (
     Entity,
 )
 from daemon.roster.plan import Plan
+from daemon.store import change_search
+from daemon.store.change_search import Matches, kept_matches, roster_matches, term_of
 from daemon.store.staging import ADD, CHANGES, DEACTIVATE, REACTIVATE, STAGE, UPDATE, Stage
 from daemon.store.tables import import_changes, roster_tables
 
@@ -213,6 +215,8 @@ class Listing:
         applied: bool,
     ) -> None:  # fmt: skip
         self.conn, self.entity, self.kind, self._tenant_id = conn, entity, kind, tenant_id
+        self._import_id = import_id
+        self._searched: dict[str, Matches] = {}
         kept = import_changes.c
         self._kept = sa.and_(
             kept.import_id == import_id, kept.entity == entity.name, kept.kind == kind
@@ -234,33 +238,45 @@ class Listing:
         query = sa.select(sa.literal(1)).select_from(import_changes).where(self._kept).limit(1)
         return self.conn.execute(query).first() is not None
 
-    def _matching(self, q: str) -> sa.ColumnElement[bool]:
-        if not q:
-            return self._where
-        found = [c.icontains(q, autoescape=True) for c in self._columns]
-        return sa.and_(self._where, sa.or_(*found, self._named(q)))
+    def search(self, q: str) -> Matches:
+        """The records matching `q` (all of them when it is empty), found once per search."""
+        term = term_of(q)
+        if term not in self._searched:
+            if not term:
+                found = Matches(self._where, None)
+            elif self._roster:
+                found = roster_matches(
+                    self.conn, self.entity, self._tenant_id, self._import_id, term
+                )
+            else:
+                found = Matches(sa.and_(self._where, kept_matches(self.conn, self.entity, term)),
+                                None)  # fmt: skip
+            self._searched[term] = found
+        return self._searched[term]
 
-    def _named(self, q: str) -> sa.ColumnElement[bool]:
-        """The records whose name has `q`. A link read from the roster is named by its
-        student or teacher: those are found first, once, rather than a name looked up for
-        each of 700,000 enrollments."""
-        person = {ENROLLMENTS.name: "students", SECTION_TEACHERS.name: "teachers"}
-        if not self._roster or self.entity.name not in person:
-            return self._name.icontains(q, autoescape=True)
-        other = roster_tables[person[self.entity.name]]
-        column = "student_id" if self.entity is ENROLLMENTS else "teacher_id"
-        live = roster_tables[self.entity.name]
-        named = sa.select(other.c.school_id, other.c[column]).where(
-            other.c.tenant_id == self._tenant_id,
-            _person(other.c).icontains(q, autoescape=True),
-        )
-        return sa.tuple_(live.c.school_id, live.c[column]).in_(named)
+    def _matching(self, q: str) -> sa.ColumnElement[bool]:
+        return self.search(q).where
+
+    def counted(self, q: str = "") -> tuple[int, bool]:
+        """How many records match `q`, and whether that is exact: a kept list is counted up
+        to SEARCH_COUNT_MAX matches, a search of the roster as far as its look-up went."""
+        found, bound = self.search(q), change_search.SEARCH_COUNT_MAX
+        if found.total is not None:
+            return found.total, found.exact
+        rows = sa.select(sa.literal(1)).where(found.where)
+        if self._roster:
+            rows = rows.select_from(roster_tables[self.entity.name])
+        else:
+            rows = rows.select_from(import_changes)
+        whole = self._roster and found.exact  # a roster look-up's few keys: counted whole
+        if not whole:
+            rows = rows.limit(bound + 1)
+        n = int(self.conn.execute(sa.select(sa.func.count()).select_from(rows.subquery()))
+                .scalar_one())  # fmt: skip
+        return n, whole or n <= bound
 
     def count(self, q: str = "") -> int:
-        query = sa.select(sa.func.count()).where(self._matching(q))
-        if not self._roster:
-            query = query.select_from(import_changes)
-        return int(self.conn.execute(query).scalar_one())
+        return self.counted(q)[0]
 
     def _select(self, where: sa.ColumnElement[bool], order: list[Any]) -> sa.Select[Any]:
         extra = [] if self._roster else [import_changes.c[c] for c in ("fields", "line", "known")]
@@ -285,7 +301,7 @@ class Listing:
         backward = at.before is not None or at.from_end
         if backward:
             order = [c.desc() for c in self._columns]
-        if self._roster and not q:
+        if self._roster:
             return self._roster_page(where, order, at.offset, limit)
         rows = self.conn.execute(self._select(where, order).offset(at.offset).limit(limit))
         records = [self._record(row) for row in rows]

@@ -162,3 +162,27 @@ def test_the_kept_changes_expire_with_the_archived_files(
     assert _kept_rows(db, paused.import_id) == 8  # what was refused can still be read
     assert pipeline.expire(-1) == 1  # past the retention: the files and the list go
     assert _kept_rows(db, paused.import_id) == 0
+
+
+def test_a_kept_list_is_searched_as_the_roster_is(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """By an id equal to the term (any case), or a word of the kept name beginning with it;
+    a link by its student's name or its student's or section's id."""
+    add_tenant(db, "acme")
+    pipeline = pipeline_for(db, settings)
+    run_import(pipeline, "acme", write_upload(tmp_path / "day1", _district()))
+    paused = run_import(pipeline, "acme", write_upload(tmp_path / "day2", _next_day()))
+
+    def found(entity: str, kind: str, q: str) -> list[str]:
+        return [r.key[-1] for r in _listed(db, paused.import_id, entity, kind, q=q)]
+
+    assert found("students", "update", "s1") == ["S1"]  # the id, in any case
+    assert found("students", "update", "ANN") == ["S1"]  # "Ann Lee-Smith": the first name
+    assert found("students", "update", "lee-") == ["S1"]  # … the last name's beginning
+    assert found("students", "update", "nn") == []  # not a part of a word
+    assert found("students", "update", "S") == []  # an id is equal, not begun
+    assert found("students", "add", "=hyp") == ["S4"]  # a name's later word, as typed
+    assert found("enrollments", "deactivate", "bob") == ["S2"]  # by its student's name
+    assert found("enrollments", "deactivate", "s2") == ["S2"]  # … its student's id
+    assert found("enrollments", "deactivate", "c1") == ["S2"]  # … its section's id

@@ -16,7 +16,7 @@ import pytest
 from daemon.clever.files import find_files
 from daemon.config import Settings
 from daemon.roster.outcome import ImportState
-from daemon.store import tenants
+from daemon.store import change_search, tenants
 from daemon.store.database import Database
 from daemon.web.views import changes
 from daemon.web.views.changes import CHANGES_PAGE_SIZE, SEARCH_MAX_CHARS
@@ -80,10 +80,14 @@ async def test_the_deactivated_students_page_by_the_page_size_and_search_by_id_o
     beyond = await (await web.client.get(base + "&page=99")).json()
     assert beyond["page"] == 2  # past the last page: the last page
 
-    by_id = await (await web.client.get(base + "&q=s11")).json()
-    assert [r["key"]["student_id"] for r in by_id["records"]] == [f"S11{n}" for n in range(10)]
-    by_name = await (await web.client.get(base + "&q=no10")).json()
-    assert by_name["total"] == 10  # No100 … No109
+    # The roster's search: an id exactly (any case), a name by its beginning.
+    by_id = await (await web.client.get(base + "&q=s111")).json()
+    assert [r["key"]["student_id"] for r in by_id["records"]] == ["S111"]
+    assert (await (await web.client.get(base + "&q=s11")).json())["total"] == 0  # not S110 …
+    by_name = await (await web.client.get(base + "&q=NO10")).json()
+    assert (by_name["total"], by_name["total_exact"]) == (10, True)  # No100 … No109
+    assert (await (await web.client.get(base + "&q=kid")).json())["total"] == GONE
+    assert (await (await web.client.get(base + "&q=o10")).json())["total"] == 0  # not within
     literal = await (await web.client.get(base + "&q=%25")).json()
     assert literal["total"] == 0  # a % is searched for, not a wildcard
 
@@ -135,9 +139,14 @@ async def test_the_pages_reached_by_next_and_previous_are_the_pages_by_number(
 
     # An applied first import's enrollments, searched by their student's name or an id.
     links = f"/api/v1/imports/{first}/changes?entity=enrollments&kind=add&q="
-    assert [r["name"] for r in (await get(links + "kid%20no1"))["records"]] == ["Kid No1"]
+    assert [r["name"] for r in (await get(links + "no1"))["records"]] == ["Kid No1"]
+    assert [r["name"] for r in (await get(links + "S01"))["records"]] == ["Kid No1"]  # its id
     assert (await get(links + "no2"))["total"] == 0  # S02 … are in no class
     assert (await get(links + "c1"))["total"] == 1  # the section's id
+    assert (await get(links + "o1"))["total"] == 0  # a part of a name is not its beginning
+    students = f"/api/v1/imports/{first}/changes?entity=students&kind=add&q="
+    assert (await get(students + "no11"))["total"] == 11  # No11, No110 … No119
+    assert (await get(students + "s1"))["total"] == 0  # the ids are S01 …: no S1
 
     # The page's own links are those cursors, and say where they are.
     html = await (await web.client.get(f"/imports/{first}/changes?entity=students&kind=add")).text()
@@ -253,3 +262,51 @@ async def test_another_tenants_changes_are_not_found(web: Web, tmp_path: Path) -
     add_user(web.db, "ops", None)
     assert await web.sign_in("ops") == 303
     assert await web.status(f"/imports/{theirs}/changes") == 200  # an operator sees all
+
+
+async def test_a_search_past_its_bounds_is_counted_in_part_and_paged_by_next(
+    web: Web, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kid` finds all 120 of the first import's students: at SEARCH_LOOKUP_MAX they are all
+    looked up and counted; one fewer, and the list is read in key order and counted as far as
+    the look-up went, its pages walked by Next. A kept list is counted up to
+    SEARCH_COUNT_MAX."""
+    first, paused = _imports(web, tmp_path)
+    assert await web.sign_in("acme-admin") == 303
+    students = f"/api/v1/imports/{first}/changes?entity=students&kind=add&q=kid"
+    monkeypatch.setattr(change_search, "SEARCH_LOOKUP_MAX", 120)
+    exact = await (await web.client.get(students)).json()
+    assert (exact["total"], exact["total_exact"], exact["pages"]) == (120, True, 3)
+    monkeypatch.setattr(change_search, "SEARCH_LOOKUP_MAX", 119)
+    answer = await (await web.client.get(students)).json()
+    assert (answer["total"], answer["total_exact"], answer["pages"]) == (120, False, 2)
+    seen: list[str] = []
+    while True:
+        seen += [r["key"]["student_id"] for r in answer["records"]]
+        if not answer["next_after"]:
+            break
+        url = f"{students}&page={answer['page'] + 1}&after={answer['next_after']}"
+        answer = await (await web.client.get(url)).json()
+    assert seen == sorted(f"S{n:02d}" for n in range(1, 121))
+    assert answer["page"] == 3
+    html = await (await web.client.get(students.replace("/api/v1", ""))).text()
+    assert "Students this import added: at least 120 matching" in html
+    assert "Page 1</span>" in html  # no "of N", and no Last: the last page is not known
+    assert ">Last</a>" not in html
+
+    # Enrollments: past the bound, read in key order and counted up to SEARCH_COUNT_MAX.
+    links = f"/api/v1/imports/{first}/changes?entity=enrollments&kind=add&q=kid"
+    found = await (await web.client.get(links)).json()
+    assert (found["total"], found["total_exact"], found["records"][0]["name"]) == (
+        1, True, "Kid No1",
+    )  # fmt: skip
+    monkeypatch.setattr(change_search, "SEARCH_COUNT_MAX", 0)
+    found = await (await web.client.get(links)).json()
+    assert (found["total"], found["total_exact"]) == (1, False)  # "at least 1"
+
+    kept = f"/api/v1/imports/{paused}/changes?entity=students&kind=deactivate&q=kid"
+    monkeypatch.setattr(change_search, "SEARCH_COUNT_MAX", GONE)
+    assert (await (await web.client.get(kept)).json())["total_exact"] is True
+    monkeypatch.setattr(change_search, "SEARCH_COUNT_MAX", GONE - 1)
+    past = await (await web.client.get(kept)).json()
+    assert (past["total"], past["total_exact"]) == (GONE, False)  # "at least 60"

@@ -59,13 +59,14 @@ class ChangesView:
     q: str
     page: int
     pages: int
-    total: int  # records of this entity and kind matching q
+    total: int  # records of this entity and kind matching q (at least, unless exact)
     records: list[ChangedRecord]
     entity_counts: list[Tab]  # one per entity: all its changes
     kind_counts: list[Tab]  # this entity's, one per kind
     applied: bool
     after: str = ""  # the cursor of the next page ("": this is the last)
     before: str = ""  # the cursor of the previous page ("": this is the first)
+    exact: bool = True  # False: a search counted only in part, `total` is "at least"
 
     @property
     def title(self) -> str:
@@ -124,24 +125,33 @@ def changes_view(
     applied = record.state in APPLIED
     planned = getattr(_counts(record, chosen.name), _COUNTED[kind])
     records: list[ChangedRecord] = []
-    total = 0
+    total, exact, more = 0, True, False
     if planned:
         with db.read() as conn:
             listing = _listing(conn, record, chosen, kind)
-            total = listing.count(q) if q else planned
-            page = min(max(page, 1), max(1, -(-total // limit)))
+            total, exact = listing.counted(q) if q else (planned, True)
+            page = max(page, 1)
+            if exact or (seek.after is None and seek.before is None):
+                page = min(page, max(1, -(-total // limit)))  # within the pages surely there
             rows = limit
             if seek.after is None and seek.before is None:
-                seek, rows = _by_number(page, total, limit)
+                seek, rows = _by_number(page, total, limit) if exact else (
+                    Seek(offset=(page - 1) * limit), limit)  # fmt: skip
+            if not exact and seek.before is None:
+                rows = limit + 1  # one more says whether a next page is there
             records = listing.page(q, rows, seek)
+            more = len(records) > limit or seek.before is not None
+            records = records[:limit]
     pages = max(1, -(-total // limit))
+    if not exact:  # counted in part: this page, and the next one if it is there
+        pages = page + 1 if more else page
     page = min(max(page, 1), pages)
     return ChangesView(
         record=record, entity=chosen, kind=kind, q=q, page=page, pages=pages, total=total,
         records=records, entity_counts=[_entity_tab(record, e) for e in ENTITIES],
         kind_counts=[_kind_tab(record, chosen, k) for k in KINDS], applied=applied,
         after=encode_cursor(records[-1].key) if records and page < pages else "",
-        before=encode_cursor(records[0].key) if records and page > 1 else "",
+        before=encode_cursor(records[0].key) if records and page > 1 else "", exact=exact,
     )  # fmt: skip
 
 
@@ -338,6 +348,7 @@ async def api_changes(request: web.Request) -> web.Response:
             "page": view.page,
             "pages": view.pages,
             "total": view.total,
+            "total_exact": view.exact,
             "counts": {t.kind: t.count for t in view.kind_counts},
             "records": [_record_json(view.entity, r) for r in view.records],
             "next_after": view.after or None,
