@@ -185,11 +185,12 @@ def user_list(app: App, as_json: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.pass_obj
 def user_passwd(app: App, name: str, password_stdin: bool) -> None:
-    """Set a new password (generated unless --password-stdin); signs the user out everywhere."""
+    """Set a new password (generated unless --password-stdin); signs the user out everywhere
+    and revokes its API tokens."""
     password = read_password_stdin() if password_stdin else _generate()
     with app.db.write() as conn:
         users.set_password(conn, name, hash_password(password), _now())
-    click.echo(f"password of {name} changed; its sessions are signed out")
+    click.echo(f"password of {name} changed; its sessions are signed out, its API tokens revoked")
     if not password_stdin:
         _show_once(password)
 
