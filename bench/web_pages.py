@@ -9,7 +9,10 @@ fetched once to warm up, then `--repeat` times, and min/median/max ms are printe
 median's ratio to the target (issue 11: well under 200 ms).
 
 To time another page, add a line to PAGES: a label and a function of the Pages found (ids of
-the imports and of a student, a section, a school) that gives its path.
+the imports and of a student, a section, a school) that gives its path. The change browser's
+lists are found from the imports' counts (CHANGE_PAGES: every entity and kind with records,
+its first, a middle and its last page), and the operator's pages are read signed in as an
+operator (OPERATOR_PAGES). `--pages WORD` times only the pages whose label has WORD.
 """
 
 from __future__ import annotations
@@ -45,12 +48,14 @@ from daemon.passwords import hash_password  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.store import tenants, users  # noqa: E402
 from daemon.store.database import Database  # noqa: E402
+from daemon.store.imports import get as get_import  # noqa: E402
 from daemon.store.tables import roster_tables  # noqa: E402
 from tests.support.postgres import create_database, postgres_server  # noqa: E402
 
 TARGET_MS = 200.0
 PASSWORD = "bench-web-password"
-TENANT, ADMIN = "bench", "bench-admin"
+TENANT, ADMIN, OPERATOR = "bench", "bench-admin", "bench-operator"
+CHANGES_PAGE_SIZE = 50  # the change browser's (daemon/web/views/changes.py)
 
 
 @dataclass
@@ -62,7 +67,10 @@ class Found:
     student: tuple[str, str]
     section: tuple[str, str]
     school: str
+    paused_lists: dict[tuple[str, str], int]  # (entity, kind) -> records, from the counts
+    applied_lists: dict[tuple[str, str], int]
     students_page_50: str = ""  # followed through the "Next" links before timing
+    changes_page_50: str = ""  # the applied import's largest list, likewise
 
 
 def _q(value: str) -> str:
@@ -96,7 +104,79 @@ PAGES: list[tuple[str, Callable[[Found], str]]] = [
     ("api: search students", lambda f: "/api/v1/roster/students?q=smi"),
     ("api: sections", lambda f: "/api/v1/roster/sections"),
     ("api: enrollments", lambda f: "/api/v1/roster/enrollments"),
+    ("import: problems by file", lambda f: f"/imports/{f.paused}?file=students.csv"),
+    ("import: problems by code", lambda f: f"/imports/{f.paused}?code=unknown_school"),
+    ("approve confirmation", lambda f: f"/imports/{f.paused}/approve"),
+    ("setup", lambda f: f"/tenants/{TENANT}/setup"),
+    ("choose files", lambda f: f"/tenants/{TENANT}/upload"),
+    ("changes (default list)", lambda f: f"/imports/{f.paused}/changes"),
+    ("changes: search 'smi'", lambda f: _look(f.paused, "students", "smi")),
+    ("changes: search enrollments", lambda f: _look(f.paused, "enrollments", f.student[1][:4])),
+    ("applied changes: search 'smi'", lambda f: _look(f.applied, "students", "smi")),
+    ("applied changes: search enrollments", lambda f: _look(f.applied, "enrollments", "smi")),
+    ("applied changes: page 50", lambda f: f.changes_page_50),
+    ("api: changes", lambda f: f"/api/v1/imports/{f.paused}/changes"),
+    ("api: changes, last page", lambda f: _changes(f.applied, _LINKS, f.applied_lists, -1, "api")),
 ]
+
+# The operator's pages, read signed in as the operator.
+OPERATOR_PAGES: list[tuple[str, Callable[[Found], str]]] = [
+    ("operator: tenants", lambda f: "/operator/tenants"),
+    ("operator: users", lambda f: "/operator/users"),
+    ("operator: outbox", lambda f: "/operator/outbox"),
+    ("operator: audit", lambda f: "/operator/audit"),
+]
+
+# The CSV downloads: time to the first byte and to the whole list.
+CSV_PAGES: list[tuple[str, Callable[[Found], str]]] = [
+    ("csv: paused, largest", lambda f: _csv(f.paused, _largest(f.paused_lists))),
+    ("csv: applied, students", lambda f: _csv(f.applied, ("students", "add"))),
+]
+
+
+def _largest(lists: dict[tuple[str, str], int]) -> tuple[str, str]:
+    return max(lists, key=lambda k: lists[k])
+
+
+_LINKS = ("enrollments", "add")  # a first import's largest list: 700,000 at 100,000 students
+
+
+def _look(import_id: int, entity: str, q: str) -> str:
+    return f"/imports/{import_id}/changes?entity={entity}&kind=add&q={_q(q)}"
+
+
+def _csv(import_id: int, entity_kind: tuple[str, str]) -> str:
+    entity, kind = entity_kind
+    return f"/imports/{import_id}/changes.csv?entity={entity}&kind={kind}"
+
+
+def _changes(
+    import_id: int, entity_kind: tuple[str, str], lists: dict[tuple[str, str], int], page: int,
+    where: str = "",
+) -> str:  # fmt: skip
+    """A change list's page (1 the first, 0 the middle, -1 the last) by its number; `where`
+    "api" for the JSON."""
+    pages = max(1, -(-lists.get(entity_kind, 0) // CHANGES_PAGE_SIZE))
+    number = {1: 1, 0: (pages + 1) // 2, -1: pages}[page]
+    entity, kind = entity_kind
+    query = urllib.parse.urlencode({"entity": entity, "kind": kind, "page": number})
+    return f"{'/api/v1' if where == 'api' else ''}/imports/{import_id}/changes?{query}"
+
+
+def change_pages(found: Found) -> list[tuple[str, Callable[[Found], str]]]:
+    """Every list of both imports: its first, middle and last page."""
+    pages: list[tuple[str, Callable[[Found], str]]] = []
+    for which, import_id, lists in (
+        ("paused", found.paused, found.paused_lists),
+        ("applied", found.applied, found.applied_lists),
+    ):
+        for (entity, kind), count in sorted(lists.items()):
+            for page, name in ((1, "first"), (0, "middle"), (-1, "last")):
+                if page != 1 and count <= CHANGES_PAGE_SIZE:
+                    continue
+                at = (import_id, (entity, kind), lists, page)
+                pages.append((f"{which} {entity} {kind} {name}", lambda f, a=at: _changes(*a)))
+    return pages
 
 
 def environment(data: Path, url: str) -> dict[str, str]:
@@ -123,6 +203,10 @@ def prepare(env: dict[str, str], base: Path, changed: Path) -> Found:
         tenant = tenants.add(conn, TENANT, emails=["bench@example.org"], now=now)
         users.add(
             conn, ADMIN, tenant_id=tenant.id, email=None,
+            password_hash=hash_password(PASSWORD), now=now,
+        )  # fmt: skip
+        users.add(
+            conn, OPERATOR, tenant_id=None, email=None,
             password_hash=hash_password(PASSWORD), now=now,
         )  # fmt: skip
     pipeline = Pipeline(db, settings.paths, settings.smtp)
@@ -153,8 +237,25 @@ def prepare(env: dict[str, str], base: Path, changed: Path) -> Found:
         if db.is_postgres:
             # What autovacuum does within a minute of an import: time the steady state.
             conn.execute(sa.text("ANALYZE"))
+        lists = [_lists(get_import(conn, i).counts or {}) for i in ids]
     db.close()
-    return Found(ids[0], ids[1], tuple(student), tuple(section), student[0])  # type: ignore[arg-type]
+    return Found(
+        ids[0], ids[1], tuple(student), tuple(section), student[0],  # type: ignore[arg-type]
+        paused_lists=lists[1], applied_lists=lists[0],
+    )  # fmt: skip
+
+
+_COUNTED = {"add": "added", "update": "updated", "reactivate": "reactivated",
+            "deactivate": "deactivated", "held": "held"}  # fmt: skip
+
+
+def _lists(counts: dict[str, dict[str, int]]) -> dict[tuple[str, str], int]:
+    return {
+        (entity, kind): figures[counted]
+        for entity, figures in counts.items()
+        for kind, counted in _COUNTED.items()
+        if figures.get(counted)
+    }
 
 
 def paused_upload(folder: Path, base: Path, students: int) -> None:
@@ -201,10 +302,10 @@ class Browser:
         with self.opener.open(self.base + path, timeout=60) as response:
             return str(response.read().decode())
 
-    def sign_in(self) -> None:
+    def sign_in(self, name: str = ADMIN) -> None:
         token = re.search(r'name="csrf_token" value="([^"]+)"', self.get("/signin"))
         assert token, "no CSRF token on the sign-in form"
-        form = {"csrf_token": token.group(1), "username": ADMIN, "password": PASSWORD}
+        form = {"csrf_token": token.group(1), "username": name, "password": PASSWORD}
         data = urllib.parse.urlencode(form).encode()
         with self.opener.open(self.base + "/signin", data, timeout=60) as response:
             assert "/signin" not in response.url, "the sign-in was refused"
@@ -222,26 +323,58 @@ class Browser:
         self.get(path)
         return (time.perf_counter() - started) * 1000
 
+    def timed_download(self, path: str) -> tuple[float, float, int]:
+        """ms to the first byte of the body, ms to its end, and its size."""
+        started = time.perf_counter()
+        with self.opener.open(self.base + path, timeout=300) as response:
+            size = len(response.read(1))
+            first = time.perf_counter()
+            while chunk := response.read(1 << 16):
+                size += len(chunk)
+        return (first - started) * 1000, (time.perf_counter() - started) * 1000, size
 
-def measure(kind: str, url: str, work: Path, base: Path, changed: Path, repeat: int) -> list[str]:
+
+def _line(kind: str, label: str, times: list[float]) -> str:
+    median = statistics.median(times)
+    return (
+        f"{kind:10} {label:44} {min(times):7.1f} {median:7.1f} {max(times):7.1f}"
+        f"   {median / TARGET_MS:5.2f}"
+    )
+
+
+def measure(
+    kind: str, url: str, work: Path, base: Path, changed: Path, repeat: int, only: str
+) -> list[str]:
     env = environment(work / f"data-{kind}", url)
     print(f"{kind}: preparing the district")
     found = prepare(env, base, changed)
     lines = []
     with serve(env, work / f"serve-{kind}.log") as port:
-        browser = Browser(f"http://127.0.0.1:{port}")
+        browser, operator = Browser(f"http://127.0.0.1:{port}"), Browser(f"http://127.0.0.1:{port}")
         browser.sign_in()
+        operator.sign_in(OPERATOR)
         found.students_page_50 = browser.follow_next("/roster/students", 50)
-        for label, path_of in PAGES:
+        largest = _largest(found.applied_lists)
+        found.changes_page_50 = browser.follow_next(
+            _changes(found.applied, largest, found.applied_lists, 1), 50
+        )
+        timed = [(browser, p) for p in PAGES + change_pages(found)]
+        timed += [(operator, p) for p in OPERATOR_PAGES]
+        for client, (label, path_of) in timed:
+            if only not in label:
+                continue
             path = path_of(found)
-            browser.timed(path)  # warm-up: the first view of a page parses its template
-            times = [browser.timed(path) for _ in range(repeat)]
-            median = statistics.median(times)
-            lines.append(
-                f"{kind:10} {label:28} {min(times):7.1f} {median:7.1f} {max(times):7.1f}"
-                f"   {median / TARGET_MS:5.2f}"
-            )
+            client.timed(path)  # warm-up: the first view of a page parses its template
+            lines.append(_line(kind, label, [client.timed(path) for _ in range(repeat)]))
             print(lines[-1], flush=True)
+        for label, path_of in CSV_PAGES:
+            if only not in label:
+                continue
+            path = path_of(found)
+            first, whole, size = zip(*(browser.timed_download(path) for _ in range(3)), strict=True)
+            lines.append(_line(kind, f"{label}, first byte", list(first)))
+            lines.append(_line(kind, f"{label}, whole ({size[0]:,} B)", list(whole)))
+            print("\n".join(lines[-2:]), flush=True)
     return lines
 
 
@@ -250,6 +383,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--only", choices=("postgresql", "sqlite"))
+    parser.add_argument("--pages", default="", help="time only the pages whose label has this")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rosterdrop-web-bench-") as tmp:
         work = Path(tmp)
@@ -266,10 +400,10 @@ def main() -> None:
                     if kind == "postgresql"
                     else f"sqlite:///{work}/data-sqlite/rosterdrop.db"
                 )
-                lines += measure(kind, url, work, base, changed, args.repeat)
+                lines += measure(kind, url, work, base, changed, args.repeat, args.pages)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\nload average at the end (this machine's {os.cpu_count()} cores): {load}")
-        print(f"\n{'database':10} {'page':28} {'min ms':>7} {'median':>7} {'max':>7}   x 200 ms")
+        print(f"\n{'database':10} {'page':44} {'min ms':>7} {'median':>7} {'max':>7}   x 200 ms")
         print("\n".join(lines))
 
 

@@ -253,7 +253,7 @@ def _decided_by(by: str | None) -> str:
     return by or cli_user()
 
 
-def _audit_decision(app: App, report: ImportReport, action: str, by: str, detail: str) -> None:
+def _audit_entry(app: App, report: ImportReport, action: str, by: str, detail: str) -> None:
     """The decision in the audit log, as the web writes it (right after the pipeline's own
     transactions, which approve, reject and fail run themselves)."""
     with app.db.write() as conn:
@@ -264,10 +264,10 @@ def _audit_decision(app: App, report: ImportReport, action: str, by: str, detail
         )  # fmt: skip
 
 
-def _decided(
+def _audited_decision(
     app: App, report: ImportReport, action: str, by: str, as_json: bool, detail: str = ""
 ) -> None:
-    _audit_decision(app, report, action, by, detail)
+    _audit_entry(app, report, action, by, detail)
     if as_json:
         _echo_json(console.import_json(report))
     else:
@@ -282,7 +282,7 @@ def _decided(
 def imports_approve(app: App, import_id: int, by: str | None, as_json: bool) -> None:
     """Apply a paused import after re-checking it against the roster as it is now."""
     who = _decided_by(by)
-    _decided(app, app.pipeline().approve(import_id, who), "approve", who, as_json)
+    _audited_decision(app, app.pipeline().approve(import_id, who), "approve", who, as_json)
 
 
 @imports_group.command("reject")
@@ -293,7 +293,7 @@ def imports_approve(app: App, import_id: int, by: str | None, as_json: bool) -> 
 def imports_reject(app: App, import_id: int, by: str | None, as_json: bool) -> None:
     """Discard a paused import: nothing is applied."""
     who = _decided_by(by)
-    _decided(app, app.pipeline().reject(import_id, who), "reject", who, as_json)
+    _audited_decision(app, app.pipeline().reject(import_id, who), "reject", who, as_json)
 
 
 @imports_group.command("fail")
@@ -307,7 +307,7 @@ def imports_fail(app: App, import_id: int, reason: str, by: str | None, as_json:
     nothing is applied, the district is emailed, the files are archived."""
     who = _decided_by(by)
     report = app.pipeline().fail(import_id, who, reason)
-    _decided(app, report, "fail", who, as_json, f"; reason: {reason}")
+    _audited_decision(app, report, "fail", who, as_json, f"; reason: {reason}")
 
 
 # -- roster --------------------------------------------------------------------------------------

@@ -178,22 +178,26 @@ def tenant_set(
 
 
 # `tenant set`'s options, audited under the web Setup page's action names where it has them.
-_SETTING_ACTIONS = {
-    "max_deactivate_percent": "thresholds", "max_update_percent": "thresholds",
-    "threshold_floor": "thresholds", "max_row_errors": "thresholds",
-    "grade_rules": "grade_rules", "common_grade_rules": "grade_rules",
-}  # fmt: skip
+_THRESHOLDS = ("max_deactivate_percent", "max_update_percent", "threshold_floor", "max_row_errors")
+_GRADE_RULES = ("grade_rules", "common_grade_rules")
 
 
 def _audited_settings(changes: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
     """(action, detail) of each kind of change `tenant set` made, one entry per kind."""
     said: dict[str, list[str]] = {}
     for key, value in changes.items():
-        said.setdefault(_SETTING_ACTIONS.get(key, "tenant_settings"), []).append(f"{key}={value}")
+        action = (
+            "thresholds" if key in _THRESHOLDS
+            else "grade_rules" if key in _GRADE_RULES
+            else "tenant_settings"
+        )  # fmt: skip
+        said.setdefault(action, []).append(f"{key}={value}")
     if "emails" in values:
-        said["emails"] = [", ".join(values["emails"])]
+        action = "emails"
+        said[action] = [", ".join(values["emails"])]
     if "allow_from" in values:
-        said["allowed_networks"] = [", ".join(values["allow_from"]) or "any"]
+        action = "allowed_networks"
+        said[action] = [", ".join(values["allow_from"]) or "any"]
     return [(action, "; ".join(parts)) for action, parts in said.items()]
 
 

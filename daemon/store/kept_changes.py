@@ -43,6 +43,17 @@ STREAM_ROWS = 2_000  # rows fetched at a time for a download
 
 
 @dataclass(frozen=True)
+class Seek:
+    """Where a page starts: after a key (the next page), before one (the previous), or an
+    offset from the first record or, `from_end`, back from the last."""
+
+    after: tuple[str, ...] | None = None
+    before: tuple[str, ...] | None = None
+    offset: int = 0
+    from_end: bool = False
+
+
+@dataclass(frozen=True)
 class ChangedRecord:
     """One record in a change list."""
 
@@ -226,8 +237,24 @@ class Listing:
     def _matching(self, q: str) -> sa.ColumnElement[bool]:
         if not q:
             return self._where
-        found = [c.icontains(q, autoescape=True) for c in (*self._columns, self._name)]
-        return sa.and_(self._where, sa.or_(*found))
+        found = [c.icontains(q, autoescape=True) for c in self._columns]
+        return sa.and_(self._where, sa.or_(*found, self._named(q)))
+
+    def _named(self, q: str) -> sa.ColumnElement[bool]:
+        """The records whose name has `q`. A link read from the roster is named by its
+        student or teacher: those are found first, once, rather than a name looked up for
+        each of 700,000 enrollments."""
+        person = {ENROLLMENTS.name: "students", SECTION_TEACHERS.name: "teachers"}
+        if not self._roster or self.entity.name not in person:
+            return self._name.icontains(q, autoescape=True)
+        other = roster_tables[person[self.entity.name]]
+        column = "student_id" if self.entity is ENROLLMENTS else "teacher_id"
+        live = roster_tables[self.entity.name]
+        named = sa.select(other.c.school_id, other.c[column]).where(
+            other.c.tenant_id == self._tenant_id,
+            _person(other.c).icontains(q, autoescape=True),
+        )
+        return sa.tuple_(live.c.school_id, live.c[column]).in_(named)
 
     def count(self, q: str = "") -> int:
         query = sa.select(sa.func.count()).where(self._matching(q))
@@ -235,28 +262,46 @@ class Listing:
             query = query.select_from(import_changes)
         return int(self.conn.execute(query).scalar_one())
 
-    def _select(self, q: str) -> sa.Select[Any]:
+    def _select(self, where: sa.ColumnElement[bool], order: list[Any]) -> sa.Select[Any]:
         extra = [] if self._roster else [import_changes.c[c] for c in ("fields", "line", "known")]
-        return (
-            sa.select(*self._columns, self._name, *extra)
-            .where(self._matching(q))
-            .order_by(*self._columns)
-        )
+        return sa.select(*self._columns, self._name, *extra).where(where).order_by(*order)
 
-    def page(self, q: str, offset: int, limit: int) -> list[ChangedRecord]:
+    def page(self, q: str, limit: int, at: Seek) -> list[ChangedRecord]:
+        """One page in key order, found as `at` says: both lists are read through their
+        primary key (import_changes', or the roster's), so a cursor costs a page's rows
+        whatever the depth, where an offset costs every row it skips."""
+        where = self._matching(q)
+        order: list[Any] = list(self._columns)
+        if at.after is not None or at.before is not None:
+            cursor = at.after if at.after is not None else at.before
+            assert cursor is not None
+            row = sa.tuple_(*self._columns)
+            bound = sa.tuple_(*(sa.literal(v) for v in cursor))
+            # The leading column's own bound makes it an index range on SQLite too.
+            if at.after is not None:
+                where = sa.and_(where, self._columns[0] >= cursor[0], row > bound)
+            else:
+                where = sa.and_(where, self._columns[0] <= cursor[0], row < bound)
+        backward = at.before is not None or at.from_end
+        if backward:
+            order = [c.desc() for c in self._columns]
         if self._roster and not q:
-            return self._roster_page(offset, limit)
-        rows = self.conn.execute(self._select(q).offset(offset).limit(limit))
-        return [self._record(row) for row in rows]
+            return self._roster_page(where, order, at.offset, limit)
+        rows = self.conn.execute(self._select(where, order).offset(at.offset).limit(limit))
+        records = [self._record(row) for row in rows]
+        return records[::-1] if backward else records
 
-    def _roster_page(self, offset: int, limit: int) -> list[ChangedRecord]:
+    def _roster_page(
+        self, where: sa.ColumnElement[bool], order: list[Any], offset: int, limit: int
+    ) -> list[ChangedRecord]:
         """The page's records first, then their names: a link's name is a look-up, which
-        PostgreSQL would otherwise make for every row the offset skips."""
+        PostgreSQL would otherwise make for every row an offset skips. In key order, whichever
+        way `order` read them."""
         live = roster_tables[self.entity.name]
         records = (
             sa.select(*(live.c[c] for c in self.entity.columns))
-            .where(self._where)
-            .order_by(*self._columns)
+            .where(where)
+            .order_by(*order)
             .offset(offset)
             .limit(limit)
             .subquery()
@@ -267,7 +312,8 @@ class Listing:
 
     def stream(self, q: str = "") -> Generator[ChangedRecord, None, None]:
         """Every matching record; close it (contextlib.closing) if not read to its end."""
-        rows = self.conn.execute(self._select(q).execution_options(yield_per=STREAM_ROWS))
+        query = self._select(self._matching(q), list(self._columns))
+        rows = self.conn.execute(query.execution_options(yield_per=STREAM_ROWS))
         try:
             for row in rows:
                 yield self._record(row)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from daemon.errors import ConfigError, Conflict, NotFound
+from daemon.store.audit_actions import AUDIT_ACTIONS
 from daemon.store.credentials import end_links
 from daemon.store.tables import api_tokens, audit_log, tenants, users, web_sessions
 
@@ -280,6 +281,8 @@ def audit(
     detail: str = "",
     address: str | None = None,
 ) -> None:
+    if action not in AUDIT_ACTIONS:  # the audit page and docs/web.md list them all from there
+        raise ValueError(f"audit action {action!r} is not in AUDIT_ACTIONS")
     conn.execute(
         audit_log.insert().values(
             at=now,

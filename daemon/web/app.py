@@ -89,15 +89,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _problem(request, 503, "The Import Manager cannot do that right now; try again.")
 
 
-@web.middleware
-async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # a raised redirect, the sign-in's with its cookie too
-        _secure(request, exc.headers)
-        raise
+async def headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response as it is sent (app.on_response_prepare): a raised redirect, the
+    sign-in's with its cookie, too; and a streamed one (a file download), which sends its
+    headers before its handler returns, so a middleware would add these too late."""
     _secure(request, response.headers)
-    return response
 
 
 def _secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
@@ -165,73 +161,79 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def create_app(ctx: WebContext) -> web.Application:
     app = web.Application(
-        middlewares=[headers, errors, sessions, bearer.bearer_tokens, csrf],
+        middlewares=[errors, sessions, bearer.bearer_tokens, csrf],
         client_max_size=MAX_BODY_BYTES,
     )
+    app.on_response_prepare.append(headers)
     app[CONTEXT] = ctx
-    app.router.add_get("/", pages.home)
-    app.router.add_get("/signin", signin.signin_form)
-    app.router.add_post("/signin", signin.signin)
-    app.router.add_post("/signout", signin.signout)
-    app.router.add_get("/imports", pages.imports_list)
-    app.router.add_get("/imports/{id:\\d+}", pages.import_page)
-    app.router.add_get("/imports/{id:\\d+}/problems.csv", pages.problems_csv)
-    app.router.add_get("/imports/{id:\\d+}/{action:approve|reject}", pages.confirm)
-    app.router.add_post("/imports/{id:\\d+}/{action:approve|reject}", pages.decide)
-    app.router.add_get("/setup", setup.choose)
-    app.router.add_get("/tenants/{tenant}/setup", setup.show)
-    app.router.add_get("/tenants/{tenant}/setup/password", setup.confirm_password)
-    app.router.add_post("/tenants/{tenant}/setup/password", setup.rotate_password)
-    app.router.add_post("/tenants/{tenant}/setup/emails", setup.save_emails)
-    app.router.add_post("/tenants/{tenant}/setup/thresholds", setup.save_thresholds)
-    # Setup's public keys and grade rules; the operator's pages (tenants, users, outbox, audit)
-    app.router.add_post("/tenants/{tenant}/setup/keys", setup_keys.add_key)
-    app.router.add_get("/tenants/{tenant}/setup/keys/remove", setup_keys.confirm_remove)
-    app.router.add_post("/tenants/{tenant}/setup/keys/remove", setup_keys.remove_key)
-    app.router.add_post("/tenants/{tenant}/setup/grade-rules", setup_rules.save_grade_rules)
-    app.router.add_get("/operator", operator.index)
-    app.router.add_get("/operator/tenants", operator_tenants.tenants_page)
-    app.router.add_post("/operator/tenants", operator_tenants.add_tenant)
-    app.router.add_post(
-        "/operator/tenants/{tenant}/{action:disable|enable}", operator_tenants.set_disabled
-    )
-    app.router.add_get("/operator/users", operator_users.users_page)
-    app.router.add_post(
-        "/operator/users/{name}/{action:disable|enable}", operator_users.set_disabled
-    )
-    app.router.add_get("/operator/outbox", operator_outbox.outbox_page)
-    app.router.add_post("/operator/outbox/{id:\\d+}/retry", operator_outbox.retry)
-    app.router.add_get("/operator/audit", operator_audit.audit_page)
-    # Choose Files: upload the five files, see the dry run, Process Import (views/upload.py).
-    app.router.add_get("/upload", upload.choose)
-    app.router.add_get("/tenants/{tenant}/upload", upload.show)
-    app.router.add_post("/tenants/{tenant}/upload", upload.check)
-    app.router.add_post("/tenants/{tenant}/upload/process", upload.process)
-    app.router.add_post("/tenants/{tenant}/upload/discard", upload.discard)
-    app.router.add_get("/api/v1/imports", api.list_imports)
-    app.router.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
-    app.router.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)
-    # Accounts: "forgot password" and the one-time link that sets a password (signed out).
-    app.router.add_get("/forgot", account.forgot_form)
-    app.router.add_post("/forgot", account.forgot)
-    app.router.add_get("/password/{token:[A-Za-z0-9_-]{1,100}}", account.password_form)
-    app.router.add_post("/password/{token:[A-Za-z0-9_-]{1,100}}", account.set_password)
-    # The change browser (issue 11, "What they see" 3): pages, CSV, API; links from other pages.
-    app.router.add_get("/imports/{id:\\d+}/changes", changes.changes_page)
-    app.router.add_get("/imports/{id:\\d+}/changes.csv", changes.changes_csv)
-    app.router.add_get("/api/v1/imports/{id:\\d+}/changes", changes.api_changes)
     ctx.templates.env.globals.update(
         changes_href=changes.figure_href, approval_lists=changes.approval_lists
     )
-    # The API's OpenAPI description (daemon/web/openapi.yaml), to everyone.
-    app.router.add_get(openapi.ROUTE, openapi.openapi)
-    # The roster pages and their JSON (views/roster.py).
-    app.router.add_get("/roster", roster.overview)
-    app.router.add_get("/roster/{entity}", roster.list_page)
-    app.router.add_get("/roster/{entity:schools}/{school}", roster.record_page)
-    app.router.add_get(
-        "/roster/{entity:students|teachers|sections}/{school}/{id}", roster.record_page
-    )
-    app.router.add_get("/api/v1/roster/{entity}", roster.api_list)
+    _pages(app.router)
+    _api(app.router)
     app.router.add_static("/static/", STATIC, append_version=True)
     return app
+
+
+def _pages(r: web.UrlDispatcher) -> None:
+    """The HTML pages, as docs/web.md lists them."""
+    # Signing in and out, and the signed-out account pages (forgot password, the link).
+    r.add_get("/", pages.home)
+    r.add_get("/signin", signin.signin_form)
+    r.add_post("/signin", signin.signin)
+    r.add_post("/signout", signin.signout)
+    r.add_get("/forgot", account.forgot_form)
+    r.add_post("/forgot", account.forgot)
+    r.add_get("/password/{token:[A-Za-z0-9_-]{1,100}}", account.password_form)
+    r.add_post("/password/{token:[A-Za-z0-9_-]{1,100}}", account.set_password)
+    # Imports: the list, one import, its problem report and files, its changes, decisions.
+    r.add_get("/imports", pages.imports_list)
+    r.add_get("/imports/{id:\\d+}", pages.import_page)
+    r.add_get("/imports/{id:\\d+}/problems.csv", pages.problems_csv)
+    r.add_get("/imports/{id:\\d+}/files/{name}", pages.uploaded_file)
+    r.add_get("/imports/{id:\\d+}/changes", changes.changes_page)
+    r.add_get("/imports/{id:\\d+}/changes.csv", changes.changes_csv)
+    r.add_get("/imports/{id:\\d+}/{action:approve|reject}", pages.confirm)
+    r.add_post("/imports/{id:\\d+}/{action:approve|reject}", pages.decide)
+    # The roster.
+    r.add_get("/roster", roster.overview)
+    r.add_get("/roster/{entity}", roster.list_page)
+    r.add_get("/roster/{entity:schools}/{school}", roster.record_page)
+    r.add_get("/roster/{entity:students|teachers|sections}/{school}/{id}", roster.record_page)
+    # Setup: SFTP settings and password, addresses, thresholds, keys, grade rules.
+    r.add_get("/setup", setup.choose)
+    r.add_get("/tenants/{tenant}/setup", setup.show)
+    r.add_get("/tenants/{tenant}/setup/password", setup.confirm_password)
+    r.add_post("/tenants/{tenant}/setup/password", setup.rotate_password)
+    r.add_post("/tenants/{tenant}/setup/emails", setup.save_emails)
+    r.add_post("/tenants/{tenant}/setup/thresholds", setup.save_thresholds)
+    r.add_post("/tenants/{tenant}/setup/keys", setup_keys.add_key)
+    r.add_get("/tenants/{tenant}/setup/keys/remove", setup_keys.confirm_remove)
+    r.add_post("/tenants/{tenant}/setup/keys/remove", setup_keys.remove_key)
+    r.add_post("/tenants/{tenant}/setup/grade-rules", setup_rules.save_grade_rules)
+    # Choose Files: upload the five files, see the dry run, Process Import.
+    r.add_get("/upload", upload.choose)
+    r.add_get("/tenants/{tenant}/upload", upload.show)
+    r.add_post("/tenants/{tenant}/upload", upload.check)
+    r.add_post("/tenants/{tenant}/upload/process", upload.process)
+    r.add_post("/tenants/{tenant}/upload/discard", upload.discard)
+    # The operator's pages.
+    r.add_get("/operator", operator.index)
+    r.add_get("/operator/tenants", operator_tenants.tenants_page)
+    r.add_post("/operator/tenants", operator_tenants.add_tenant)
+    r.add_post("/operator/tenants/{tenant}/{action:disable|enable}", operator_tenants.set_disabled)
+    r.add_get("/operator/users", operator_users.users_page)
+    r.add_post("/operator/users/{name}/{action:disable|enable}", operator_users.set_disabled)
+    r.add_get("/operator/outbox", operator_outbox.outbox_page)
+    r.add_post("/operator/outbox/{id:\\d+}/retry", operator_outbox.retry)
+    r.add_get("/operator/audit", operator_audit.audit_page)
+
+
+def _api(r: web.UrlDispatcher) -> None:
+    """/api/v1, as daemon/web/openapi.yaml describes it (the description to everyone)."""
+    r.add_get(openapi.ROUTE, openapi.openapi)
+    r.add_get("/api/v1/imports", api.list_imports)
+    r.add_get("/api/v1/imports/{id:\\d+}", api.show_import)
+    r.add_get("/api/v1/imports/{id:\\d+}/changes", changes.api_changes)
+    r.add_post("/api/v1/imports/{id:\\d+}/{action:approve|reject}", api.decide)
+    r.add_get("/api/v1/roster/{entity}", roster.api_list)

@@ -2,10 +2,13 @@
 PostgreSQL and data directory. The daemon imports what districts upload over SFTP; a district
 decides its paused imports on the web process, which applies or rejects them under the
 tenant's lock, and the daemon's mailer sends the emails those decisions queue. A web process
-that cannot see the import's files refuses to decide rather than failing the import."""
+that cannot see the import's files refuses to decide rather than failing the import. Choose
+Files works there too: the web process checks and imports the five files itself (source web),
+and the daemon mails the results."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -159,5 +162,74 @@ def test_an_approval_on_rosterdrop_web_waits_for_the_tenants_running_import(
             assert done.status_code == 200, done.text
             assert done.json()["state"] == "imported_with_errors"
             assert web.stop() == 0
+    finally:
+        site.close()
+
+
+def check_and_process(district: SignedIn, tenant: str, files: dict[str, bytes]) -> int:
+    """Choose Files as a browser sends it: the CSRF token first, then the five files; then
+    Process Import of the upload the page shows. Returns the import's id."""
+    checked = district.http.post(
+        f"{district.base_url}/tenants/{tenant}/upload",
+        files=[("csrf_token", (None, district.csrf_token)),
+               *(("files", (name, data, "text/csv")) for name, data in files.items())],
+        timeout=120,
+    )  # fmt: skip
+    assert checked.status_code == 200, checked.text
+    assert checked.url.endswith(f"/tenants/{tenant}/upload")  # the 303 back to the page
+    page = checked.text
+    verdict = re.search(r'id="dry-run-verdict"[^>]*>(.*?)</', page, re.S)
+    assert verdict, page
+    assert "apply" in verdict.group(1).lower(), verdict.group(1)  # a first import applies
+    pending = re.search(r'name="pending" value="([^"]+)"', page)
+    assert pending, page
+    done = district.http.post(
+        f"{district.base_url}/tenants/{tenant}/upload/process",
+        data={"csrf_token": district.csrf_token, "pending": pending.group(1)},
+        timeout=120,
+    )
+    assert done.status_code == 200, done.text
+    found = re.search(r"/imports/(\d+)$", done.url)
+    assert found, done.url  # the 303 to the new import's page
+    return int(found.group(1))
+
+
+@pytest.mark.postgres
+def test_choose_files_on_rosterdrop_web_imports_beside_the_daemon_which_mails_the_results(
+    tmp_path: Path, host_keys: Path, postgres_url: str, relay: Relay
+) -> None:
+    """A district checks and processes its five files on `rosterdrop web`: that process's own
+    dry run and import worker run them, recorded with source web, and the daemon's mailer
+    sends the Import Results."""
+    smtp = {"ROSTERDROP_SMTP_PORT": str(relay.port), "ROSTERDROP_SMTP_TLS": "none"}
+    site = Site.create(
+        tmp_path, host_keys, {"ROSTERDROP_DATABASE_URL": postgres_url,
+                              "ROSTERDROP_SMTP_HOST": "127.0.0.1", **smtp},
+    )  # fmt: skip
+    try:
+        site.add_tenant("acme", "roster@acme.example.org")
+        admin = add_admin(site, "acme")
+        with site.daemon(ROSTERDROP_WEB_ENABLED="false") as daemon, web_process(site, "web") as web:
+            daemon.ready()
+            district = sign_in(web_url(web), admin)
+            import_id = check_and_process(district, "acme", District("acme", students=9).files())
+            [row] = imported(site, 1)
+            assert (row["id"], row["state"], row["source"]) == (import_id, "imported", "web")
+            assert students(site) == 9
+            # Run by the web process's import worker, not by the daemon.
+            assert [line["import_id"] for line in web.find("import imported")] == [import_id]
+            assert daemon.find("import imported") == []
+            assert "received</strong> · by web" in district.get(f"/imports/{import_id}").text
+            results = relay.wait_for(f"Import Results: acme import #{import_id}")
+            assert "roster@acme.example.org" in str(results["To"])
+            wait_until(  # sent by the daemon's mailer: the web process has none
+                lambda: [e["state"] for e in site.emails("import_results")] == ["sent"], 30,
+                "the Import Results recorded as sent",
+            )  # fmt: skip
+            # The files went to the shared archive, where the daemon's retention finds them.
+            assert row["archived_at"] is not None
+            assert str(site.settings.paths.archive) in str(row["files_dir"])
+            assert web.stop() == 0
+            assert daemon.stop() == 0
     finally:
         site.close()

@@ -111,3 +111,47 @@ def test_a_district_reviews_the_records_of_its_paused_import_then_approves_it(
     page.get_by_role("link", name="1 deactivated: students.csv").click()
     assert page.locator("#records").inner_text() == "Students this import deactivated: 1"
     assert "Bob Kim" in page.locator("table.changes").inner_text()
+
+
+def test_a_district_pages_through_the_students_its_first_import_added(
+    page: Any,  # noqa: F811
+    manager: Manager,  # noqa: F811
+) -> None:
+    """An applied first import's 120 students (read from the roster): Next, Previous, First
+    and Last walk the three pages of 50, each link continuing from the record it names."""
+    tenant, admin = manager.district()
+    files = clever.minimal_files()
+    files["students.csv"] = [
+        ["SCH1", f"S{n:03d}", "Kid", f"No{n:03d}", "", f"kid{n}", "05"] for n in range(1, 121)
+    ]
+    files["enrollments.csv"] = [["SCH1", "SEC1", "S001"]]
+    import_id = manager.run_import(tenant, files)
+    assert manager.state(import_id) == "imported"
+    page.goto(f"/imports/{import_id}/changes?entity=students&kind=add")
+    sign_in(page, admin)
+    page.wait_for_url(re.compile(rf"/imports/{import_id}/changes\?"))
+    assert page.locator("#records").inner_text() == "Students this import added: 120"
+    pager = page.get_by_role("navigation", name="Record pages")
+    table = page.locator("table.changes tbody")
+
+    def on_page(number: int, first: int, last: int, *, followed: bool = True) -> None:
+        if followed:  # a link's page has loaded, not still the one before it
+            page.wait_for_url(re.compile(rf"[?&]page={number}(&|#|$)"))
+        assert f"Page {number} of 3" in pager.inner_text()
+        rows = table.locator("tr")
+        assert rows.count() == last - first + 1
+        assert f"S{first:03d}" in rows.first.inner_text()
+        assert f"S{last:03d}" in rows.last.inner_text()
+
+    on_page(1, 1, 50, followed=False)
+    pager.get_by_role("link", name="Next").click()
+    on_page(2, 51, 100)
+    pager.get_by_role("link", name="Next").click()
+    on_page(3, 101, 120)
+    assert pager.get_by_role("link", name="Next").count() == 0
+    pager.get_by_role("link", name="Previous").click()
+    on_page(2, 51, 100)
+    pager.get_by_role("link", name="Last").click()
+    on_page(3, 101, 120)
+    pager.get_by_role("link", name="First").press("Enter")  # the keyboard follows it too
+    on_page(1, 1, 50)

@@ -14,7 +14,7 @@ from daemon.roster.entities import BY_NAME
 from daemon.roster.outcome import ImportState
 from daemon.roster.tenant import TenantSettings
 from daemon.store.database import Database
-from daemon.store.kept_changes import ChangedRecord, Listing
+from daemon.store.kept_changes import ChangedRecord, Listing, Seek
 from daemon.store.tables import import_changes, roster_tables
 from tests.support.clever import write_upload
 from tests.support.roster import add_tenant, pipeline_for, roster, run_import
@@ -59,7 +59,7 @@ def _listed(
             conn, tenant_id=tenant_id, import_id=import_id, entity=BY_NAME[entity], kind=kind,
             applied=state in ("imported", "imported_with_errors"),
         )  # fmt: skip
-        return listing.page(q, 0, 100)
+        return listing.page(q, 100, Seek())
 
 
 def _kept_rows(db: Database, import_id: int) -> int:

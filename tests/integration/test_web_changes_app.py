@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.web.views import changes
 from daemon.web.views.changes import CHANGES_PAGE_SIZE, SEARCH_MAX_CHARS
+from daemon.web.views.roster import MAX_CURSOR_CHARS
 from tests.integration.test_web_app import Web, add_user, web_for
 from tests.support.clever import Snapshot, one_class_district
 
@@ -41,17 +44,21 @@ def _import(web: Web, tmp_path: Path, tenant: str, snap: Snapshot, name: str) ->
 
 
 def _paused(web: Web, tmp_path: Path, tenant: str = "acme") -> int:
-    """120 students, then an upload without the last GONE of them, and one renamed to a
-    formula (S02)."""
+    return _imports(web, tmp_path, tenant)[1]
+
+
+def _imports(web: Web, tmp_path: Path, tenant: str = "acme") -> tuple[int, int]:
+    """120 students (applied), then an upload without the last GONE of them, and one renamed
+    to a formula (S02) (paused)."""
     add_user(web.db, f"{tenant}-admin", tenant)
-    _import(web, tmp_path, tenant, one_class_district(120), f"{tenant}-first")
+    first = _import(web, tmp_path, tenant, one_class_district(120), f"{tenant}-first")
     smaller = one_class_district(120)
     for n in range(121 - GONE, 121):
         del smaller.students[("SCH1", f"S{n:02d}")]
     smaller.students[("SCH1", "S02")] = ("=cmd|'/c calc'!A0", "No2", "", "s2", "04")
     paused = _import(web, tmp_path, tenant, smaller, f"{tenant}-second")
     assert web.ctx.pipeline.report(paused).state is ImportState.PAUSED
-    return paused
+    return first, paused
 
 
 async def test_the_deactivated_students_page_by_the_page_size_and_search_by_id_or_name(
@@ -90,6 +97,83 @@ async def test_the_deactivated_students_page_by_the_page_size_and_search_by_id_o
     assert updated["counts"] == {
         "add": 0, "update": 1, "reactivate": 0, "deactivate": GONE, "held": 0,
     }  # fmt: skip
+
+
+async def test_the_pages_reached_by_next_and_previous_are_the_pages_by_number(
+    web: Web, tmp_path: Path
+) -> None:
+    first, paused = _imports(web, tmp_path)
+    assert await web.sign_in("acme-admin") == 303
+
+    async def get(url: str) -> dict[str, Any]:
+        answer = await web.client.get(url)
+        assert answer.status == 200, await answer.text()
+        return dict(await answer.json())
+
+    lists = [
+        (first, "students", "add", 120),  # an applied first import's: read from the roster
+        (paused, "students", "deactivate", GONE),  # kept in import_changes
+    ]
+    for import_id, entity, kind, total in lists:
+        base = f"/api/v1/imports/{import_id}/changes?entity={entity}&kind={kind}"
+        pages = -(-total // CHANGES_PAGE_SIZE)
+        by_number = [(await get(f"{base}&page={n}"))["records"] for n in range(1, pages + 1)]
+        assert sum(len(records) for records in by_number) == total
+        answer = await get(base)
+        onward = [answer["records"]]
+        while answer["next_after"]:
+            answer = await get(f"{base}&page={answer['page'] + 1}&after={answer['next_after']}")
+            onward.append(answer["records"])
+        assert onward == by_number
+        assert answer["page"] == pages
+        back = [answer["records"]]
+        while answer["previous_before"]:
+            before = answer["previous_before"]
+            answer = await get(f"{base}&page={answer['page'] - 1}&before={before}")
+            back.append(answer["records"])
+        assert back[::-1] == by_number
+
+    # An applied first import's enrollments, searched by their student's name or an id.
+    links = f"/api/v1/imports/{first}/changes?entity=enrollments&kind=add&q="
+    assert [r["name"] for r in (await get(links + "kid%20no1"))["records"]] == ["Kid No1"]
+    assert (await get(links + "no2"))["total"] == 0  # S02 … are in no class
+    assert (await get(links + "c1"))["total"] == 1  # the section's id
+
+    # The page's own links are those cursors, and say where they are.
+    html = await (await web.client.get(f"/imports/{first}/changes?entity=students&kind=add")).text()
+    assert "Page 1 of 3" in html
+    found = re.search(r'<a href="([^"]+)" rel="next">Next</a>', html)
+    assert found is not None
+    assert "after=" in found.group(1)
+    second = await (await web.client.get(found.group(1).replace("&amp;", "&"))).text()
+    assert "Page 2 of 3" in second
+    assert 'rel="prev">Previous</a>' in second
+    assert (
+        f"/imports/{first}/changes?entity=students&amp;kind=add&amp;q=&amp;page=3#records" in second
+    )
+
+
+async def test_a_cursor_that_is_not_of_the_list_is_ignored_for_the_page_number(
+    web: Web, tmp_path: Path
+) -> None:
+    first, _ = _imports(web, tmp_path)
+    assert await web.sign_in("acme-admin") == 303
+    base = f"/api/v1/imports/{first}/changes?entity=students&kind=add&page=2"
+    second = await (await web.client.get(base)).json()
+    after = second["records"][0]["key"]
+    at_limit = changes.encode_cursor((after["school_id"], after["student_id"]))
+    enrollment = changes.encode_cursor(("SCH1", "C1", "S01"))  # three values, not two
+    for name, cursor in [
+        ("after", "not-base64!"),
+        ("before", enrollment),
+        ("after", at_limit + "A" * (MAX_CURSOR_CHARS + 1 - len(at_limit))),  # one past
+    ]:
+        answer = await web.client.get(f"{base}&{name}={cursor}")
+        assert answer.status == 200
+        assert (await answer.json())["records"] == second["records"]
+    padded = at_limit + "=" * (MAX_CURSOR_CHARS - len(at_limit))  # at the bound: read
+    moved = await (await web.client.get(f"{base}&after={padded}")).json()
+    assert moved["records"][0] == second["records"][1]
 
 
 async def test_a_search_and_the_list_asked_for_are_checked(web: Web, tmp_path: Path) -> None:

@@ -5,9 +5,12 @@ as a page, a CSV download and /api/v1 JSON."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import csv
 import io
+import json
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +24,14 @@ from daemon.roster.plan import EntityChanges
 from daemon.roster.problems import formula_safe
 from daemon.store.database import Database
 from daemon.store.imports import APPLIED, ImportRecord
-from daemon.store.kept_changes import HELD, KINDS, ChangedRecord, Listing
+from daemon.store.kept_changes import HELD, KINDS, ChangedRecord, Listing, Seek
 from daemon.store.staging import ADD, DEACTIVATE, REACTIVATE, UPDATE
 from daemon.store.users import User
 from daemon.web.api import _user as api_user
 from daemon.web.context import context, session
 from daemon.web.views import data
 from daemon.web.views.pages import DOWNLOAD_LIMIT_BYTES, int_param, signed_in
+from daemon.web.views.roster import MAX_CURSOR_CHARS
 
 CHANGES_PAGE_SIZE = 50  # records per page, of the page and of the API
 SEARCH_MAX_CHARS = 100  # a search longer than any id or name is refused, not cut
@@ -60,6 +64,8 @@ class ChangesView:
     entity_counts: list[Tab]  # one per entity: all its changes
     kind_counts: list[Tab]  # this entity's, one per kind
     applied: bool
+    after: str = ""  # the cursor of the next page ("": this is the last)
+    before: str = ""  # the cursor of the previous page ("": this is the first)
 
     @property
     def title(self) -> str:
@@ -102,8 +108,10 @@ def _chosen(record: ImportRecord, entity: str, kind: str) -> tuple[Entity, str]:
 
 def changes_view(
     db: Database, user: User, import_id: int, *, entity: str = "", kind: str = "", q: str = "",
-    page: int = 1, limit: int = CHANGES_PAGE_SIZE,
+    page: int = 1, after: str = "", before: str = "", limit: int = CHANGES_PAGE_SIZE,
 ) -> ChangesView:  # fmt: skip
+    """One page of a list: after the cursor `after` (the Next link's), before `before` (the
+    Previous link's), else page `page` by its number, `page` also numbering the others."""
     if len(q) > SEARCH_MAX_CHARS:  # as sent: the bound the API's description states
         raise web.HTTPBadRequest(
             reason=f"a search is at most {SEARCH_MAX_CHARS} characters, not {len(q)}"
@@ -111,6 +119,8 @@ def changes_view(
     q = q.strip()
     record = data.visible_import(db, user, import_id)
     chosen, kind = _chosen(record, entity, kind)
+    width = len(chosen.key)
+    seek = Seek(after=decode_cursor(after, width), before=decode_cursor(before, width))
     applied = record.state in APPLIED
     planned = getattr(_counts(record, chosen.name), _COUNTED[kind])
     records: list[ChangedRecord] = []
@@ -119,16 +129,54 @@ def changes_view(
         with db.read() as conn:
             listing = _listing(conn, record, chosen, kind)
             total = listing.count(q) if q else planned
-            pages = max(1, -(-total // limit))
-            page = min(max(page, 1), pages)
-            records = listing.page(q, (page - 1) * limit, limit)
+            page = min(max(page, 1), max(1, -(-total // limit)))
+            rows = limit
+            if seek.after is None and seek.before is None:
+                seek, rows = _by_number(page, total, limit)
+            records = listing.page(q, rows, seek)
     pages = max(1, -(-total // limit))
+    page = min(max(page, 1), pages)
     return ChangesView(
-        record=record, entity=chosen, kind=kind, q=q, page=min(max(page, 1), pages),
-        pages=pages, total=total, records=records,
-        entity_counts=[_entity_tab(record, e) for e in ENTITIES],
+        record=record, entity=chosen, kind=kind, q=q, page=page, pages=pages, total=total,
+        records=records, entity_counts=[_entity_tab(record, e) for e in ENTITIES],
         kind_counts=[_kind_tab(record, chosen, k) for k in KINDS], applied=applied,
+        after=encode_cursor(records[-1].key) if records and page < pages else "",
+        before=encode_cursor(records[0].key) if records and page > 1 else "",
     )  # fmt: skip
+
+
+def _by_number(page: int, total: int, limit: int) -> tuple[Seek, int]:
+    """Page `page` without a cursor, and its number of records: an offset from the nearer
+    end, so that the last page costs what the first does and none skips more than half."""
+    start = (page - 1) * limit
+    on_page = min(limit, total - start)
+    from_end = total - start - on_page
+    if from_end < start:
+        return Seek(offset=from_end, from_end=True), on_page
+    return Seek(offset=start), limit
+
+
+def encode_cursor(key: tuple[str, ...]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, width: int) -> tuple[str, ...] | None:
+    """The key a cursor carries. One that is not a key of this list (malformed, longer than
+    MAX_CURSOR_CHARS, another list's) is ignored, as a malformed `page` is: the page is then
+    found by its number."""
+    if not raw or len(raw) > MAX_CURSOR_CHARS:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    if (
+        not isinstance(values, list)
+        or len(values) != width
+        or not all(isinstance(v, str) for v in values)
+    ):
+        return None
+    return tuple(values)
 
 
 def _listing(conn: Any, record: ImportRecord, entity: Entity, kind: str) -> Listing:
@@ -238,12 +286,21 @@ def _params(request: web.Request) -> dict[str, Any]:
     return {"entity": q.get("entity", ""), "kind": q.get("kind", ""), "q": q.get("q", "")}
 
 
+def _paging(request: web.Request) -> dict[str, Any]:
+    q = request.query
+    return {
+        "page": int_param(q, "page") or 1,
+        "after": q.get("after", ""),
+        "before": q.get("before", ""),
+    }
+
+
 async def changes_page(request: web.Request) -> web.Response:
     user = signed_in(request)
     ctx = context(request)
     view = await asyncio.to_thread(
         changes_view, ctx.db, user, int(request.match_info["id"]), **_params(request),
-        page=int_param(request.query, "page") or 1,
+        **_paging(request),
     )  # fmt: skip
     current = session(request)
     assert current is not None
@@ -270,7 +327,7 @@ async def api_changes(request: web.Request) -> web.Response:
     ctx = context(request)
     view = await asyncio.to_thread(
         changes_view, ctx.db, user, int(request.match_info["id"]), **_params(request),
-        page=int_param(request.query, "page") or 1,
+        **_paging(request),
     )  # fmt: skip
     return web.json_response(
         {
@@ -283,6 +340,8 @@ async def api_changes(request: web.Request) -> web.Response:
             "total": view.total,
             "counts": {t.kind: t.count for t in view.kind_counts},
             "records": [_record_json(view.entity, r) for r in view.records],
+            "next_after": view.after or None,
+            "previous_before": view.before or None,
         }
     )
 

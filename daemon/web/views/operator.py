@@ -10,8 +10,8 @@ from aiohttp import web
 from daemon.errors import NotFound
 from daemon.store import users
 from daemon.store.users import User
-from daemon.web.context import WebContext, address, context, session
-from daemon.web.views.pages import signed_in
+from daemon.web.context import WebContext, address, context
+from daemon.web.views.pages import int_param, page_values, signed_in
 
 
 def operator_only(request: web.Request) -> User:
@@ -21,15 +21,8 @@ def operator_only(request: web.Request) -> User:
     return user
 
 
-def common(request: web.Request, title: str) -> dict[str, Any]:
-    current = session(request)
-    assert current is not None
-    return {"title": title, "user": current.user, "csrf_token": current.csrf_token}
-
-
 def before_id(request: web.Request) -> int | None:
-    text = request.query.get("before", "")
-    return int(text) if text.isdigit() else None
+    return int_param(request.query, "before")
 
 
 def audit_operator(
@@ -44,4 +37,4 @@ def audit_operator(
 
 async def index(request: web.Request) -> web.Response:
     operator_only(request)
-    return context(request).templates.page("operator.html.j2", **common(request, "Operator"))
+    return context(request).templates.page("operator.html.j2", **page_values(request, "Operator"))

@@ -10,8 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from daemon.store import tenants, users
+from daemon.store.audit_actions import AUDIT_ACTIONS
 from daemon.web.context import WebContext, context
-from daemon.web.views.operator import before_id, common, operator_only
+from daemon.web.views.operator import before_id, operator_only
+from daemon.web.views.pages import page_values
 
 AUDIT_PAGE_SIZE = 50  # entries per page, newest first
 
@@ -43,5 +45,6 @@ async def audit_page(request: web.Request) -> web.Response:
     filters = {key: request.query.get(key, "").strip() for key in ("tenant", "user", "action")}
     found = await asyncio.to_thread(_page, ctx, filters, before_id(request))
     return ctx.templates.page(
-        "operator_audit.html.j2", **common(request, "Audit log"), filters=filters, **found
-    )
+        "operator_audit.html.j2", **page_values(request, "Audit log"), filters=filters,
+        actions=AUDIT_ACTIONS, **found,
+    )  # fmt: skip

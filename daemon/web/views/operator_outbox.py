@@ -13,7 +13,8 @@ from daemon.notify.retry import retry_now
 from daemon.store import outbox
 from daemon.store.outbox import OutboxMessage, OutboxState
 from daemon.web.context import WebContext, context
-from daemon.web.views.operator import audit_operator, before_id, common, operator_only
+from daemon.web.views.operator import audit_operator, before_id, operator_only
+from daemon.web.views.pages import page_values
 
 OUTBOX_PAGE_SIZE = 50  # emails per page, newest first
 WAITING = (OutboxState.PENDING, OutboxState.FAILED)
@@ -41,7 +42,7 @@ async def _render(
     older = shown[-1].id if len(found) > OUTBOX_PAGE_SIZE else None
     state = states[0].value if len(states) == 1 else ""
     return ctx.templates.page(
-        "operator_outbox.html.j2", status=status, **common(request, "Outbox"), messages=shown,
+        "operator_outbox.html.j2", status=status, **page_values(request, "Outbox"), messages=shown,
         older=older, state=state, states=[s.value for s in WAITING], result=result, error=error,
     )  # fmt: skip
 

@@ -14,7 +14,8 @@ from daemon.passwords import generate_password, hash_password
 from daemon.store import overview, tenants
 from daemon.store.overview import TenantSummary
 from daemon.web.context import WebContext, context
-from daemon.web.views.operator import audit_operator, common, operator_only
+from daemon.web.views.operator import audit_operator, operator_only
+from daemon.web.views.pages import page_values
 from daemon.web.views.setup import form_emails
 
 TENANTS_PAGE_SIZE = 100  # tenants per page, by name
@@ -44,7 +45,7 @@ async def _render(request: web.Request, form: TenantsForm, status: int = 200) ->
     shown = found[:TENANTS_PAGE_SIZE]
     more = shown[-1].tenant.name if len(found) > TENANTS_PAGE_SIZE else None
     return ctx.templates.page(
-        "operator_tenants.html.j2", status=status, **common(request, "Tenants"),
+        "operator_tenants.html.j2", status=status, **page_values(request, "Tenants"),
         summaries=shown, next_after=more, form=form,
     )  # fmt: skip
 

@@ -12,7 +12,8 @@ from daemon.errors import Conflict
 from daemon.store import users
 from daemon.store.users import User
 from daemon.web.context import WebContext, context
-from daemon.web.views.operator import audit_operator, common, operator_only
+from daemon.web.views.operator import audit_operator, operator_only
+from daemon.web.views.pages import page_values
 
 USERS_PAGE_SIZE = 100  # users per page, by name
 
@@ -29,7 +30,7 @@ async def _render(request: web.Request, result: str = "", status: int = 200) -> 
     shown = found[:USERS_PAGE_SIZE]
     more = shown[-1].name if len(found) > USERS_PAGE_SIZE else None
     return ctx.templates.page(
-        "operator_users.html.j2", status=status, **common(request, "Users"), accounts=shown,
+        "operator_users.html.j2", status=status, **page_values(request, "Users"), accounts=shown,
         signins=signins, next_after=more, result=result,
     )  # fmt: skip
 

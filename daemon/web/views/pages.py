@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +13,11 @@ from multidict import MultiMapping
 from daemon.errors import NotFound
 from daemon.notify.problem_list import formula_safe_report
 from daemon.roster.outcome import ImportState
+from daemon.store import tenants
+from daemon.store.tenants import Tenant
 from daemon.store.users import User
-from daemon.web.context import context, session
-from daemon.web.views import data, decisions
+from daemon.web.context import WebContext, context, session
+from daemon.web.views import data, decisions, uploaded
 
 # The largest problem report a download sends whole (the kept rows are bounded, the report of
 # a file full of errors is not): past it, the first rows and a note on the page.
@@ -39,10 +42,28 @@ def signed_in(request: web.Request) -> User:
     return current.user
 
 
-def _common(request: web.Request, title: str) -> dict[str, Any]:
+def page_values(request: web.Request, title: str) -> dict[str, Any]:
+    """What every signed-in page's template is given (the title, the user, the CSRF token)."""
     current = session(request)
     assert current is not None
     return {"title": title, "user": current.user, "csrf_token": current.csrf_token}
+
+
+async def tenant_chooser(
+    request: web.Request, *, title: str, intro: str, link: Callable[[Tenant], str]
+) -> web.Response:
+    """An operator who named no tenant picks one (Setup, Roster, Choose Files)."""
+    ctx = context(request)
+    everyone = await asyncio.to_thread(_all_tenants, ctx)
+    return ctx.templates.page(
+        "choose_tenant.html.j2", **page_values(request, title), intro=intro,
+        links=[(t, link(t)) for t in everyone],
+    )  # fmt: skip
+
+
+def _all_tenants(ctx: WebContext) -> list[Tenant]:
+    with ctx.db.read() as conn:
+        return tenants.list_all(conn)
 
 
 def int_param(query: MultiMapping[str], name: str) -> int | None:
@@ -73,7 +94,7 @@ async def imports_list(request: web.Request) -> web.Response:
         before=int_param(request.query, "before"),
     )  # fmt: skip
     return ctx.templates.page(
-        "imports.html.j2", **_common(request, "Imports"), page=page,
+        "imports.html.j2", **page_values(request, "Imports"), page=page,
         states=[s.value for s in ImportState],
     )  # fmt: skip
 
@@ -93,8 +114,23 @@ async def import_page(request: web.Request) -> web.Response:
     )
     view = await asyncio.to_thread(data.import_view, ctx.db, user, _import_id(request), chosen)
     return ctx.templates.page(
-        "import.html.j2", **_common(request, f"Import #{view.record.id}"), view=view
+        "import.html.j2", **page_values(request, f"Import #{view.record.id}"), view=view,
+        uploaded=await _uploaded(ctx, view),
+    )  # fmt: skip
+
+
+async def _uploaded(ctx: WebContext, view: data.ImportView) -> uploaded.UploadedFiles:
+    return await asyncio.to_thread(
+        uploaded.uploaded_files, ctx.pipeline.paths, view.record, view.report
     )
+
+
+async def uploaded_file(request: web.Request) -> web.StreamResponse:
+    """One of the five files as it was sent (views/uploaded.py), to whoever sees the import."""
+    user = signed_in(request)
+    ctx = context(request)
+    record = await asyncio.to_thread(data.visible_import, ctx.db, user, _import_id(request))
+    return await uploaded.download(request, user, record)
 
 
 async def problems_csv(request: web.Request) -> web.Response:
@@ -125,7 +161,7 @@ async def confirm(request: web.Request) -> web.Response:
     if not view.paused:
         raise web.HTTPSeeOther(f"/imports/{view.record.id}")
     return ctx.templates.page(
-        "confirm.html.j2", **_common(request, f"{action.title()} import #{view.record.id}"),
+        "confirm.html.j2", **page_values(request, f"{action.title()} import #{view.record.id}"),
         view=view, action=action, changes=data.what_approving_does(view.report),
     )  # fmt: skip
 
@@ -137,6 +173,7 @@ async def decide(request: web.Request) -> web.Response:
     report = await decisions.decide(request, user, _import_id(request), action)
     view = await asyncio.to_thread(data.import_view, ctx.db, user, report.import_id)
     return ctx.templates.page(
-        "import.html.j2", **_common(request, f"Import #{view.record.id}"), view=view,
+        "import.html.j2", **page_values(request, f"Import #{view.record.id}"), view=view,
         result=_DECIDED.get(report.state, f"The import is {report.state.value}."),
+        uploaded=await _uploaded(ctx, view),
     )  # fmt: skip

@@ -15,15 +15,15 @@ from typing import Any
 from aiohttp import web
 
 from daemon.errors import NotFound
-from daemon.store import roster_reads, roster_records, tenants
+from daemon.store import roster_reads, roster_records
 from daemon.store.database import Database
 from daemon.store.roster_reads import LISTED, Page, Query
 from daemon.store.tenants import Tenant
 from daemon.store.users import User
 from daemon.web import api
-from daemon.web.context import context, session
+from daemon.web.context import context
 from daemon.web.views.data import the_tenant
-from daemon.web.views.pages import signed_in
+from daemon.web.views.pages import page_values, signed_in, tenant_chooser
 
 ROSTER_PAGE_SIZE = 50  # records per page of a roster list
 ROSTER_API_PAGE_SIZE = 100  # records per page of GET /api/v1/roster/{entity}
@@ -77,22 +77,28 @@ def decode_cursor(entity: str, raw: str) -> tuple[str, ...] | None:
     if (
         not isinstance(values, list)
         or len(values) != SORT_WIDTH[entity]
-        or not all(isinstance(v, str) for v in values)
+        or not all(isinstance(v, str) and "\x00" not in v for v in values)
     ):
         raise bad
     return tuple(values)
 
 
-def query_of(request: web.Request, entity: str) -> Query:
+def query_of(request: web.Request, entity: str, *, lenient_cursor: bool = False) -> Query:
+    """`lenient_cursor`: a cursor that is not this list's means the first page (the API's
+    rule for every paging parameter, as `before=` and `page=`), not a 400."""
     q = request.query.get("q", "").strip()
     if len(q) > MAX_QUERY_CHARS:
         raise web.HTTPBadRequest(
             reason=f"q: a search is at most {MAX_QUERY_CHARS} characters, not {len(q)}."
         )
+    try:
+        after = decode_cursor(entity, request.query.get("page", ""))
+    except web.HTTPBadRequest:
+        if not lenient_cursor:
+            raise
+        after = None
     return Query(
-        q=q,
-        inactive=request.query.get("inactive", "") in ("1", "true", "on"),
-        after=decode_cursor(entity, request.query.get("page", "")),
+        q=q, inactive=request.query.get("inactive", "") in ("1", "true", "on"), after=after
     )
 
 
@@ -124,25 +130,11 @@ def _tenant(db: Database, user: User, name: str) -> RosterTenant | None:
     return RosterTenant(chosen, user.operator) if chosen else None
 
 
-def _common(request: web.Request, title: str) -> dict[str, Any]:
-    current = session(request)
-    assert current is not None
-    return {"title": title, "user": current.user, "csrf_token": current.csrf_token}
-
-
 async def _choose(request: web.Request, back: str) -> web.Response:
-    """An operator who named no tenant picks one."""
-    ctx = context(request)
-    everyone = await asyncio.to_thread(_all_tenants, ctx.db)
-    return ctx.templates.page(
-        "roster_choose.html.j2", **_common(request, "Roster"), tenants=everyone,
-        links=[(t, f"{back}?tenant={_segment(t.name)}") for t in everyone],
+    return await tenant_chooser(
+        request, title="Roster", intro="Choose the tenant whose roster to see.",
+        link=lambda t: f"{back}?tenant={_segment(t.name)}",
     )  # fmt: skip
-
-
-def _all_tenants(db: Database) -> list[Tenant]:
-    with db.read() as conn:
-        return tenants.list_all(conn)
 
 
 def _overview(db: Database, user: User, name: str) -> tuple[RosterTenant, dict[str, Any]] | None:
@@ -161,7 +153,7 @@ async def overview(request: web.Request) -> web.Response:
         return await _choose(request, "/roster")
     chosen, counts = found
     return ctx.templates.page(
-        "roster.html.j2", **_common(request, f"Roster of {chosen.tenant.name}"),
+        "roster.html.j2", **page_values(request, f"Roster of {chosen.tenant.name}"),
         chosen=chosen, counts=counts, titles=TITLES,
     )  # fmt: skip
 
@@ -172,6 +164,10 @@ def _list(
     chosen = _tenant(db, user, name)
     if chosen is None:
         return None
+    if "\x00" in query.q:
+        # No record holds a NUL (a file with one is refused: not_text), and PostgreSQL
+        # refuses it in a query: such a search finds nothing.
+        return chosen, Page([], None)
     with db.read() as conn:
         return chosen, roster_reads.list_page(conn, chosen.tenant.id, entity, query, size)
 
@@ -214,7 +210,7 @@ async def list_page(request: web.Request) -> web.Response:
     )
     first_href = f"/roster/{entity}?" + urllib.parse.urlencode(params) if query.after else ""
     return ctx.templates.page(
-        "roster_list.html.j2", **_common(request, f"{TITLES[entity]} of {chosen.tenant.name}"),
+        "roster_list.html.j2", **page_values(request, f"{TITLES[entity]} of {chosen.tenant.name}"),
         chosen=chosen, entity=entity, titles=TITLES, searched_by=SEARCHED_BY[entity],
         query=query, rows=_linked(entity, page, chosen), next_href=next_href,
         first_href=first_href, page_size=ROSTER_PAGE_SIZE,
@@ -282,7 +278,7 @@ async def record_page(request: web.Request) -> web.Response:
     )
     label = TITLES[entity][:-1]
     return ctx.templates.page(
-        "roster_record.html.j2", **_common(request, f"{label} {key[-1]}"), view=view,
+        "roster_record.html.j2", **page_values(request, f"{label} {key[-1]}"), view=view,
         label=label, titles=TITLES, max_related=roster_reads.MAX_RELATED,
     )  # fmt: skip
 
@@ -298,7 +294,7 @@ async def api_list(request: web.Request) -> web.Response:
     user = api._user(request)  # the /api/v1 routes' one check: a session (or API token)
     ctx = context(request)
     entity = _entity(request)
-    query = query_of(request, entity)
+    query = query_of(request, entity, lenient_cursor=True)
     found = await asyncio.to_thread(
         _list, ctx.db, user, request.query.get("tenant", ""), entity, query,
         ROSTER_API_PAGE_SIZE,

@@ -17,8 +17,8 @@ from daemon.passwords import generate_password, hash_password
 from daemon.roster.tenant import TenantSettings
 from daemon.store import tenants
 from daemon.store.tenants import Tenant
-from daemon.web.context import WebContext, context, session
-from daemon.web.views.pages import signed_in
+from daemon.web.context import context
+from daemon.web.views.pages import page_values, signed_in, tenant_chooser
 from daemon.web.views.setup_page import (
     THRESHOLDS,
     SetupForm,
@@ -36,24 +36,16 @@ EMAIL_SEPARATORS = re.compile(r"[\s,;]+")  # one per line, or commas, or spaces
 async def choose(request: web.Request) -> web.Response:
     """`/setup`: a district's own Setup; an operator's for the tenant chosen, else a list."""
     user = signed_in(request)
-    ctx = context(request)
     if not user.operator:
         raise web.HTTPSeeOther(f"/tenants/{user.tenant}/setup")
     chosen = request.query.get("tenant", "")
     if chosen:
         raise web.HTTPSeeOther(f"/tenants/{urllib.parse.quote(chosen, safe='')}/setup")
-    everyone = await asyncio.to_thread(_all_tenants, ctx)
-    current = session(request)
-    assert current is not None
-    return ctx.templates.page(
-        "setup_choose.html.j2", title="Setup", user=user, csrf_token=current.csrf_token,
-        tenants=everyone,
+    return await tenant_chooser(
+        request, title="Setup",
+        intro="Choose the tenant whose SFTP settings, addresses and thresholds to see.",
+        link=lambda t: f"/tenants/{urllib.parse.quote(t.name, safe='')}/setup",
     )  # fmt: skip
-
-
-def _all_tenants(ctx: WebContext) -> list[Tenant]:
-    with ctx.db.read() as conn:
-        return tenants.list_all(conn)
 
 
 async def show(request: web.Request) -> web.Response:
@@ -68,11 +60,9 @@ async def confirm_password(request: web.Request) -> web.Response:
     user = signed_in(request)
     ctx = context(request)
     tenant = await asyncio.to_thread(tenant_for, ctx, user, request.match_info["tenant"])
-    current = session(request)
-    assert current is not None
     return ctx.templates.page(
-        "setup_password.html.j2", title=f"Rotate the SFTP password of {tenant.name}",
-        user=user, csrf_token=current.csrf_token, tenant=tenant,
+        "setup_password.html.j2",
+        **page_values(request, f"Rotate the SFTP password of {tenant.name}"), tenant=tenant,
     )  # fmt: skip
 
 

@@ -12,8 +12,8 @@ from daemon import publickeys
 from daemon.errors import ConfigError, NotFound
 from daemon.store import tenants
 from daemon.store.tenants import Tenant
-from daemon.web.context import context, session
-from daemon.web.views.pages import signed_in
+from daemon.web.context import context
+from daemon.web.views.pages import page_values, signed_in
 from daemon.web.views.setup_page import SetupForm, audit_change, render, tenant_for, visible_tenant
 
 KEY_LABEL = "Public key"
@@ -68,11 +68,9 @@ async def confirm_remove(request: web.Request) -> web.Response:
     ctx = context(request)
     tenant = await asyncio.to_thread(tenant_for, ctx, user, request.match_info["tenant"])
     key = _key_of(tenant, request.query.get("fingerprint", ""))
-    current = session(request)
-    assert current is not None
     return ctx.templates.page(
-        "setup_key_remove.html.j2", title=f"Remove a public key of {tenant.name}",
-        user=user, csrf_token=current.csrf_token, tenant=tenant, key=key,
+        "setup_key_remove.html.j2", **page_values(request, f"Remove a public key of {tenant.name}"),
+        tenant=tenant, key=key,
     )  # fmt: skip
 
 

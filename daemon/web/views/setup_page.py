@@ -18,7 +18,8 @@ from daemon.roster.tenant import TenantSettings
 from daemon.store import tenants, users
 from daemon.store.tenants import Tenant
 from daemon.store.users import User
-from daemon.web.context import SftpDetails, WebContext, address, context, session
+from daemon.web.context import SftpDetails, WebContext, address, context
+from daemon.web.views.pages import int_param, page_values
 
 UPLOAD_DIRECTORY = "/upload"  # every tenant's jail has it (sftp/jail.py)
 SETUP_AUDIT_PAGE_SIZE = 20  # audit entries per page of the Setup page
@@ -66,24 +67,18 @@ async def render(
 ) -> web.Response:
     ctx = context(request)
     sftp = await asyncio.to_thread(_sftp_lines, ctx.sftp, tenant)  # a DNS lookup, files
-    before = _before(request.query.get("audit_before", ""))
+    before = int_param(request.query, "audit_before")
     audit = await asyncio.to_thread(_audit_page, ctx, tenant, before)
-    current = session(request)
-    assert current is not None
     rules = _rules_field(tenant.settings, form)
     older = audit[SETUP_AUDIT_PAGE_SIZE - 1].id if len(audit) > SETUP_AUDIT_PAGE_SIZE else None
     return ctx.templates.page(
-        "setup.html.j2", status=status, title=f"Setup of {tenant.name}", user=current.user,
-        csrf_token=current.csrf_token, tenant=tenant, sftp=sftp,
+        "setup.html.j2", status=status, **page_values(request, f"Setup of {tenant.name}"),
+        tenant=tenant, sftp=sftp,
         thresholds=_threshold_fields(tenant.settings, form), form=form,
         emails_text=form.emails_text if form.emails_text is not None else "\n".join(tenant.emails),
         keys=_keys(tenant), rules=rules, audit=audit[:SETUP_AUDIT_PAGE_SIZE],
         audit_older=older,
     )  # fmt: skip
-
-
-def _before(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
 
 
 def _audit_page(ctx: WebContext, tenant: Tenant, before: int | None) -> list[users.AuditEntry]:

@@ -32,7 +32,7 @@ from daemon.web.uploads import (
     size_text,
 )
 from daemon.web.views.data import PROBLEMS_PAGE_SIZE, ProblemFilter
-from daemon.web.views.pages import int_param, signed_in
+from daemon.web.views.pages import int_param, page_values, signed_in, tenant_chooser
 
 # Process Import waits this long for the import to end or pause, so that the import's page
 # shows its result; a longer one shows as running there.
@@ -64,26 +64,15 @@ def _visible_tenant(ctx: WebContext, user: User, name: str) -> Tenant:
 async def choose(request: web.Request) -> web.Response:
     """`/upload`: a district's own page; an operator's for the tenant chosen, else a list."""
     user = signed_in(request)
-    ctx = context(request)
     if not user.operator:
         raise web.HTTPSeeOther(f"/tenants/{user.tenant}/upload")
     chosen = request.query.get("tenant", "")
     if chosen:
         raise web.HTTPSeeOther(f"/tenants/{urllib.parse.quote(chosen, safe='')}/upload")
-    everyone = await asyncio.to_thread(_all_tenants, ctx)
-    return ctx.templates.page("upload_choose.html.j2", **_common(request, "Choose Files"),
-                              tenants=everyone)  # fmt: skip
-
-
-def _all_tenants(ctx: WebContext) -> list[Tenant]:
-    with ctx.db.read() as conn:
-        return tenants.list_all(conn)
-
-
-def _common(request: web.Request, title: str) -> dict[str, Any]:
-    current = session(request)
-    assert current is not None
-    return {"title": title, "user": current.user, "csrf_token": current.csrf_token}
+    return await tenant_chooser(
+        request, title="Choose Files", intro="Choose the tenant whose five files to upload.",
+        link=lambda t: f"/tenants/{urllib.parse.quote(t.name, safe='')}/upload",
+    )  # fmt: skip
 
 
 async def show(request: web.Request) -> web.Response:
@@ -123,7 +112,7 @@ def _page(
             problems_total=sum(run.problem_totals.values()),
         )
     return ctx.templates.page(
-        "upload.html.j2", status=status, **_common(request, f"Choose Files for {tenant.name}"),
+        "upload.html.j2", status=status, **page_values(request, f"Choose Files for {tenant.name}"),
         tenant=tenant, max_file=size_text(settings.upload_max_file_bytes),
         max_total=size_text(settings.upload_max_bytes),
         file_bound=settings.upload_max_file_bytes, total_bound=settings.upload_max_bytes,
