@@ -83,14 +83,17 @@ def send_password_link(
 def set_password_by_link(
     conn: Connection, token: str, password_hash: str, now: datetime
 ) -> User | None:
-    """Spend the link and set the password (which ends the user's sessions); None when the
-    link is unknown, used, superseded or expired, or its user disabled."""
+    """Spend the link and set the password (which ends the user's sessions, and after a
+    "forgot password" link its API tokens too); None when the link is unknown, used,
+    superseded or expired, or its user disabled."""
     found = credentials.live_link(conn, secret_hash(token), now)
     if found is None or not credentials.use_link(conn, secret_hash(token)):
         return None
     user = users.by_id(conn, found.user_id)
     assert user is not None  # the link's row was just deleted with it alive
-    users.set_password(conn, user.name, password_hash, now)
+    # An invitation's tokens (made by the operator before the first password) stay.
+    reset = found.purpose is LinkPurpose.RESET
+    users.set_password(conn, user.name, password_hash, now, end_tokens=reset)
     return user
 
 

@@ -20,6 +20,7 @@ from daemon import __version__, console, logs
 from daemon.app import App
 from daemon.clever.files import find_files
 from daemon.clever.validate import fingerprints, validate
+from daemon.cliaudit import audit_cli, cli_user
 from daemon.config import (
     Settings,
     config_file_in_use,
@@ -29,7 +30,7 @@ from daemon.config import (
     unknown_env,
 )
 from daemon.errors import ConfigError, Conflict, NotFound, RosterdropError
-from daemon.roster.outcome import ImportState
+from daemon.roster.outcome import ImportReport, ImportState
 from daemon.roster.problems import KEEP_PROBLEMS, ProblemLog
 from daemon.roster.tenant import TenantSettings
 from daemon.store import imports, outbox, tenants
@@ -249,9 +250,28 @@ def imports_show(app: App, import_id: int, as_json: bool) -> None:
 
 
 def _decided_by(by: str | None) -> str:
-    import getpass
+    return by or cli_user()
 
-    return by or f"{getpass.getuser()} (cli)"
+
+def _audit_entry(app: App, report: ImportReport, action: str, by: str, detail: str) -> None:
+    """The decision in the audit log, as the web writes it (right after the pipeline's own
+    transactions, which approve, reject and fail run themselves)."""
+    with app.db.write() as conn:
+        audit_cli(
+            conn, action, tenant_id=tenants.get(conn, report.tenant).id,
+            import_id=report.import_id, by=by,
+            detail=f"result: {str(report.state).replace('_', ' ')}{detail}",
+        )  # fmt: skip
+
+
+def _audited_decision(
+    app: App, report: ImportReport, action: str, by: str, as_json: bool, detail: str = ""
+) -> None:
+    _audit_entry(app, report, action, by, detail)
+    if as_json:
+        _echo_json(console.import_json(report))
+    else:
+        console.print_import(click.echo, report)
 
 
 @imports_group.command("approve")
@@ -261,7 +281,8 @@ def _decided_by(by: str | None) -> str:
 @pass_app
 def imports_approve(app: App, import_id: int, by: str | None, as_json: bool) -> None:
     """Apply a paused import after re-checking it against the roster as it is now."""
-    _show_import(app.pipeline().approve(import_id, _decided_by(by)), as_json)
+    who = _decided_by(by)
+    _audited_decision(app, app.pipeline().approve(import_id, who), "approve", who, as_json)
 
 
 @imports_group.command("reject")
@@ -271,11 +292,8 @@ def imports_approve(app: App, import_id: int, by: str | None, as_json: bool) -> 
 @pass_app
 def imports_reject(app: App, import_id: int, by: str | None, as_json: bool) -> None:
     """Discard a paused import: nothing is applied."""
-    report = app.pipeline().reject(import_id, _decided_by(by))
-    if as_json:
-        _echo_json(console.import_json(report))
-    else:
-        console.print_import(click.echo, report)
+    who = _decided_by(by)
+    _audited_decision(app, app.pipeline().reject(import_id, who), "reject", who, as_json)
 
 
 @imports_group.command("fail")
@@ -287,11 +305,9 @@ def imports_reject(app: App, import_id: int, by: str | None, as_json: bool) -> N
 def imports_fail(app: App, import_id: int, reason: str, by: str | None, as_json: bool) -> None:
     """End an unfinished import that cannot end by itself (one that crashes on every attempt):
     nothing is applied, the district is emailed, the files are archived."""
-    report = app.pipeline().fail(import_id, _decided_by(by), reason)
-    if as_json:
-        _echo_json(console.import_json(report))
-    else:
-        console.print_import(click.echo, report)
+    who = _decided_by(by)
+    report = app.pipeline().fail(import_id, who, reason)
+    _audited_decision(app, report, "fail", who, as_json, f"; reason: {reason}")
 
 
 # -- roster --------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import UTC, datetime
 
@@ -10,17 +9,13 @@ import click
 
 from daemon import accounts
 from daemon.app import App
+from daemon.cliaudit import audit_cli
 from daemon.errors import ConfigError
 from daemon.store import credentials, users
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def cli_user() -> str:
-    """Who the audit log says acted, for a command run in a shell."""
-    return f"{getpass.getuser()} (cli)"
 
 
 def _when(moment: datetime | None) -> str:
@@ -44,9 +39,9 @@ def user_totp(app: App, name: str, off: bool) -> None:
         else:
             uri = accounts.enrol_totp(conn, user)
             users.end_sessions(conn, user.id)  # so that the next sign-in asks for a code
-        users.audit(
-            conn, user_name=cli_user(), action="totp_removed" if off else "totp_enrolled",
-            now=now, tenant_id=user.tenant_id, detail=f"user {name}",
+        audit_cli(
+            conn, "totp_removed" if off else "totp_enrolled", now=now, tenant_id=user.tenant_id,
+            detail=f"user {name}",
         )  # fmt: skip
     if off:
         click.echo(f"user {name} signs in with a password only")
@@ -102,10 +97,7 @@ def user_token(
                 conn, user, label, web=app.settings.web, now=now
             )
             action, detail = "token_created", f"user {name}, token #{token_id} {label}"
-        users.audit(
-            conn, user_name=cli_user(), action=action, now=now, tenant_id=user.tenant_id,
-            detail=detail.strip(),
-        )  # fmt: skip
+        audit_cli(conn, action, now=now, tenant_id=user.tenant_id, detail=detail.strip())
     if revoke_id is not None:
         click.echo(f"token #{revoke_id} of {name} revoked: requests with it get 401")
         return

@@ -13,6 +13,7 @@ import click
 
 from daemon import console, publickeys
 from daemon.app import App
+from daemon.cliaudit import audit_cli, cli_user
 from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.passwords import generate_password, hash_password, read_password_stdin
@@ -75,13 +76,14 @@ def tenant_add(
     if not no_password:
         password = read_password_stdin() if password_stdin else generate_password()
     with app.db.write() as conn:
-        tenants.add(
+        added = tenants.add(
             conn,
             name,
             emails=_checked_emails(emails),
             now=_now(),
             password_hash=hash_password(password) if password else None,
         )
+        audit_cli(conn, "tenant_added", tenant_id=added.id, detail=f"tenant {name}")
     _prepare_folder(app.settings, name)
     click.echo(f"tenant {name} added; give the district these SIS export settings:")
     connection_info(app.settings, name, None if password_stdin else password, click.echo)
@@ -170,7 +172,33 @@ def tenant_set(
         if allow_from is not None:
             values["allow_from"] = _checked_networks(allow_from)
         tenant = tenants.update(conn, name, **values)
+        for action, detail in _audited_settings(changes, values):
+            audit_cli(conn, action, tenant_id=tenant.id, detail=detail)
     click.echo(_dumps(console.tenant_json(tenant)))
+
+
+# `tenant set`'s options, audited under the web Setup page's action names where it has them.
+_THRESHOLDS = ("max_deactivate_percent", "max_update_percent", "threshold_floor", "max_row_errors")
+_GRADE_RULES = ("grade_rules", "common_grade_rules")
+
+
+def _audited_settings(changes: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(action, detail) of each kind of change `tenant set` made, one entry per kind."""
+    said: dict[str, list[str]] = {}
+    for key, value in changes.items():
+        action = (
+            "thresholds" if key in _THRESHOLDS
+            else "grade_rules" if key in _GRADE_RULES
+            else "tenant_settings"
+        )  # fmt: skip
+        said.setdefault(action, []).append(f"{key}={value}")
+    if "emails" in values:
+        action = "emails"
+        said[action] = [", ".join(values["emails"])]
+    if "allow_from" in values:
+        action = "allowed_networks"
+        said[action] = [", ".join(values["allow_from"]) or "any"]
+    return [(action, "; ".join(parts)) for action, parts in said.items()]
 
 
 def _checked_networks(text: str) -> list[str]:
@@ -214,7 +242,8 @@ def tenant_passwd(app: App, name: str, password_stdin: bool) -> None:
     """Set a new SFTP password (generated unless --password-stdin)."""
     password = read_password_stdin() if password_stdin else generate_password()
     with app.db.write() as conn:
-        tenants.update(conn, name, password_hash=hash_password(password))
+        tenant = tenants.update(conn, name, password_hash=hash_password(password))
+        audit_cli(conn, "sftp_password", tenant_id=tenant.id, detail="a new SFTP password")
     click.echo(f"password of {name} changed")
     if not password_stdin:
         click.echo(f"  new password: {password}  (shown only now)")
@@ -233,7 +262,11 @@ def tenant_add_key(app: App, name: str, key_file: Any) -> None:
     with app.db.write() as conn:
         tenant = tenants.get(conn, name)
         keys = publickeys.with_key(tenant.authorized_keys, line)
-        tenants.update(conn, name, authorized_keys=keys)
+        if keys != tenant.authorized_keys:  # the same key again changes nothing
+            tenants.update(conn, name, authorized_keys=keys)
+            key = publickeys.read_key(line)
+            detail = f"{key.kind} {key.fingerprint} {key.comment}".strip()
+            audit_cli(conn, "public_key_added", tenant_id=tenant.id, detail=detail)
     click.echo(f"key added for {name} ({len(keys.splitlines())} key(s) in all)")
 
 
@@ -245,8 +278,6 @@ def tenant_add_key(app: App, name: str, key_file: Any) -> None:
 def tenant_unban(app: App, name: str | None, addresses: tuple[str, ...], by: str | None) -> None:
     """Lift login bans at once: NAME's pace and the bans of the addresses that failed as NAME,
     and/or the bans of --address. Running daemons apply it at the next login attempt."""
-    import getpass
-
     if not name and not addresses:
         raise ConfigError("say whose ban to lift: a tenant NAME and/or --address ADDR")
     subjects = []
@@ -258,7 +289,11 @@ def tenant_unban(app: App, name: str | None, addresses: tuple[str, ...], by: str
                 subjects.append(f"address:{ipaddress.ip_address(address.strip())}")
             except ValueError:
                 raise ConfigError(f"--address wants one IP address, not {address!r}") from None
-        tenants.lift_bans(conn, subjects, now=_now(), by=by or f"{getpass.getuser()} (cli)")
+        who = by or cli_user()
+        tenants.lift_bans(conn, subjects, now=_now(), by=who)
+        found = tenants.find(conn, name) if name else None
+        detail = ", ".join(subjects)
+        audit_cli(conn, "bans_lifted", tenant_id=found.id if found else None, detail=detail, by=who)
     click.echo(f"lifting login bans of {', '.join(subjects)} (from the next attempt on)")
 
 
@@ -268,7 +303,8 @@ def tenant_unban(app: App, name: str | None, addresses: tuple[str, ...], by: str
 def tenant_disable(app: App, name: str) -> None:
     """Refuse the tenant's logins (its data stays)."""
     with app.db.write() as conn:
-        tenants.update(conn, name, disabled=True)
+        tenant = tenants.update(conn, name, disabled=True)
+        audit_cli(conn, "tenant_disabled", tenant_id=tenant.id)
     click.echo(f"{name} is disabled: its logins are refused")
 
 
@@ -278,7 +314,8 @@ def tenant_disable(app: App, name: str) -> None:
 def tenant_enable(app: App, name: str) -> None:
     """Accept the tenant's logins again."""
     with app.db.write() as conn:
-        tenants.update(conn, name, disabled=False)
+        tenant = tenants.update(conn, name, disabled=False)
+        audit_cli(conn, "tenant_enabled", tenant_id=tenant.id)
     click.echo(f"{name} is enabled")
 
 

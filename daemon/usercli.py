@@ -11,9 +11,9 @@ import click
 
 from daemon import accounts, factorcli
 from daemon.app import App
+from daemon.cliaudit import audit_cli
 from daemon.config import Settings
 from daemon.errors import ConfigError
-from daemon.factorcli import cli_user
 from daemon.passwords import hash_password, read_password_stdin
 from daemon.store import tenants, users
 from daemon.store.credentials import LinkPurpose
@@ -108,8 +108,9 @@ def user_add(
             password_hash=hash_password(password) if password else None,
             now=now,
         )
+        role = "operator" if operator else f"administrator of {tenant}"
+        audit_cli(conn, "user_added", now=now, tenant_id=tenant_id, detail=f"user {name} ({role})")
         sent = _invite(app, conn, user, now) if invite else None
-    role = "operator" if operator else f"administrator of {tenant}"
     click.echo(f"user {name} added ({role})")
     if sent is not None:
         _say_sent(user, sent)
@@ -122,8 +123,8 @@ def _invite(app: App, conn: Any, user: User, now: datetime) -> accounts.SentLink
     sent = accounts.send_password_link(
         conn, user, LinkPurpose.INVITATION, web=app.settings.web, smtp=app.settings.smtp, now=now
     )
-    users.audit(
-        conn, user_name=cli_user(), action="invitation_sent", now=now, tenant_id=user.tenant_id,
+    audit_cli(
+        conn, "invitation_sent", now=now, tenant_id=user.tenant_id,
         detail=f"user {user.name}, to {user.email}, until {sent.expires_at:%Y-%m-%d %H:%M} UTC",
     )  # fmt: skip
     return sent
@@ -185,11 +186,15 @@ def user_list(app: App, as_json: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.pass_obj
 def user_passwd(app: App, name: str, password_stdin: bool) -> None:
-    """Set a new password (generated unless --password-stdin); signs the user out everywhere."""
+    """Set a new password (generated unless --password-stdin); signs the user out everywhere
+    and revokes its API tokens."""
     password = read_password_stdin() if password_stdin else _generate()
     with app.db.write() as conn:
         users.set_password(conn, name, hash_password(password), _now())
-    click.echo(f"password of {name} changed; its sessions are signed out")
+        user = users.get(conn, name)
+        detail = f"user {name}; its sessions ended, its API tokens revoked"
+        audit_cli(conn, "password_set", tenant_id=user.tenant_id, detail=detail)
+    click.echo(f"password of {name} changed; its sessions are signed out, its API tokens revoked")
     if not password_stdin:
         _show_once(password)
 
@@ -201,6 +206,8 @@ def user_disable(app: App, name: str) -> None:
     """Refuse the user's sign-ins, and sign it out everywhere."""
     with app.db.write() as conn:
         users.set_disabled(conn, name, True)
+        user = users.get(conn, name)
+        audit_cli(conn, "user_disabled", tenant_id=user.tenant_id, detail=f"user {name}")
     click.echo(f"user {name} disabled")
 
 
@@ -211,6 +218,8 @@ def user_enable(app: App, name: str) -> None:
     """Let a disabled user sign in again."""
     with app.db.write() as conn:
         users.set_disabled(conn, name, False)
+        user = users.get(conn, name)
+        audit_cli(conn, "user_enabled", tenant_id=user.tenant_id, detail=f"user {name}")
     click.echo(f"user {name} enabled")
 
 
@@ -222,8 +231,8 @@ def user_remove(app: App, name: str) -> None:
     now = _now()
     with app.db.write() as conn:
         user = users.remove(conn, name)
-        users.audit(
-            conn, user_name=cli_user(), action="user_removed", now=now, tenant_id=user.tenant_id,
+        audit_cli(
+            conn, "user_removed", now=now, tenant_id=user.tenant_id,
             detail=f"user {user.name} ({'operator' if user.operator else user.tenant})",
         )  # fmt: skip
     click.echo(f"user {name} removed; its sessions and API tokens no longer work")

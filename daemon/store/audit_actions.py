@@ -8,6 +8,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     # An import's decisions (its page, the API) and downloads
     "approve": "a paused import approved (the result, the note)",
     "reject": "a paused import rejected (the note)",
+    "fail": "an unfinished import ended by the operator (`imports fail`: the reason)",
     "files_downloaded": "one of an import's five files downloaded as uploaded",
     # Setup
     "sftp_password": "the tenant's SFTP password rotated (never the password)",
@@ -28,6 +29,12 @@ AUDIT_ACTIONS: dict[str, str] = {
     "user_disabled": "a user disabled",
     "user_enabled": "a user enabled",
     "email_retry": "an email sent again now (its id, kind, recipients)",
+    # The operator's shell only (daemon/cliaudit.py)
+    "tenant_settings": "`tenant set`: encoding, extra or secret columns (each value)",
+    "allowed_networks": "`tenant set --allow-from`: the networks its logins come from",
+    "bans_lifted": "`tenant unban`: the login bans lifted (whose)",
+    "user_added": "`user add`: an account added (its name and role)",
+    "password_set": "`user passwd`: a new password; sessions ended, API tokens revoked",
     # Accounts (the web and the operator's shell)
     "invitation_sent": "an invitation emailed (`user add --email`, `user invite`)",
     "password_link_sent": "a forgot-password link emailed",

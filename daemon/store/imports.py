@@ -147,6 +147,14 @@ def last_applied(conn: Connection, tenant_id: int) -> ImportRecord | None:
     return _record(row) if row else None
 
 
+def count_in_state(conn: Connection, state: ImportState, *, tenant_id: int | None = None) -> int:
+    """How many imports are in `state` (of one tenant): one COUNT over the state index."""
+    query = sa.select(sa.func.count()).select_from(imports).where(imports.c.state == str(state))
+    if tenant_id is not None:
+        query = query.where(imports.c.tenant_id == tenant_id)
+    return int(conn.execute(query).scalar_one())
+
+
 def count_by_state(conn: Connection) -> dict[ImportState, int]:
     query = sa.select(imports.c.state, sa.func.count()).group_by(imports.c.state)
     return {ImportState(state): count for state, count in conn.execute(query)}

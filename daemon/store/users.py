@@ -152,8 +152,12 @@ def all_users(conn: Connection) -> list[User]:
     return [_user(row) for row in conn.execute(_select().order_by(users.c.name)).mappings()]
 
 
-def set_password(conn: Connection, name: str, password_hash: str, now: datetime) -> None:
-    """A new password ends every session the old one opened, and every link still unused."""
+def set_password(
+    conn: Connection, name: str, password_hash: str, now: datetime, *, end_tokens: bool = True
+) -> None:
+    """A new password ends every session the old one opened, and every link still unused; and,
+    unless `end_tokens` is false (an invitation's first password), every API token: a password
+    reset after a compromise must end every credential the intruder could hold."""
     user = get(conn, name)
     conn.execute(
         users.update()
@@ -162,6 +166,12 @@ def set_password(conn: Connection, name: str, password_hash: str, now: datetime)
     )
     end_sessions(conn, user.id)
     end_links(conn, user.id)
+    if end_tokens:
+        conn.execute(
+            api_tokens.update()
+            .where(api_tokens.c.user_id == user.id, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
 
 
 def set_disabled(conn: Connection, name: str, disabled: bool) -> None:

@@ -4,17 +4,20 @@ to disk within bounds, then the tenant's one pending upload (checked, waiting, e
 Layout, per tenant, under `<data_dir>/web-uploads/<tenant>/`: `files/` (the five files, as a
 drop folder holds them: an interrupted claim puts them back there, intake.py), `check.json`
 (the dry run) and `upload.json` (who, when, until when; written last: it makes the upload
-pending). An upload being received lives in `.incoming-<token>/` until it is whole and checked.
+pending). An upload being received lives in `.incoming-<token>/` until it is whole and checked;
+`.check.lock` is locked while a check or a processing of the tenant runs, in any process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,11 +40,12 @@ MAX_FIELD_BYTES = 1024  # a form field that is not a file (the CSRF token)
 # What a multipart body holds besides the files' bytes (boundaries, part headers, the token):
 # a Content-Length past the bound by more than this is refused before a byte is read.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
-# Checks (receiving the files, then the dry run) running at once in this daemon, all tenants.
+# Checks (receiving the files, then the dry run) running at once in this process, all tenants.
 MAX_CONCURRENT_CHECKS = 4
 SWEEP_SECONDS = 60.0  # how often expired pending uploads are looked for
 META = "upload.json"
 CHECK = "check.json"
+LOCK_FILE = ".check.lock"  # flocked while a check or processing of the tenant runs
 FILES_DIR = "files"
 _INCOMING = ".incoming-"
 
@@ -79,32 +83,82 @@ class Pending:
 
 @dataclass
 class CheckSlots:
-    """One check or processing per tenant at a time, and MAX_CONCURRENT_CHECKS in all."""
+    """One check or processing per tenant at a time across every process that shares the
+    data directory (`rosterdrop serve` and `rosterdrop web`, docs/web.md "Where it runs"): a
+    non-blocking `flock` on `web-uploads/<tenant>/.check.lock`, held while it runs and freed by
+    the kernel if the process dies. At most `limit` at a time in this process, all tenants."""
 
+    root: Path  # <data_dir>/web-uploads
     limit: int = MAX_CONCURRENT_CHECKS
-    _busy: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    _held: dict[str, int] = field(default_factory=dict)  # tenant → the descriptor locking it
 
     def take(self, tenant: str, user: str, now: datetime) -> None:
-        if tenant in self._busy:
-            who, since = self._busy[tenant]
+        if tenant in self._held:
+            raise self._busy_error(tenant)
+        if len(self._held) >= self.limit:
             raise UploadRefused(
-                f"{who} is already uploading or processing {tenant}'s files (since"
-                f" {since:%H:%M:%S} UTC): wait until that ends, then look at its result.",
-                status=409,
-            )
-        if len(self._busy) >= self.limit:
-            raise UploadRefused(
-                f"The Import Manager is checking {len(self._busy)} uploads already (at most"
+                f"The Import Manager is checking {len(self._held)} uploads already (at most"
                 f" {self.limit} at a time): try again in a minute.",
                 status=503,
             )
-        self._busy[tenant] = (user, now)
+        fd = _try_lock(self._lock_file(tenant))
+        if fd is None:
+            raise self._busy_error(tenant)
+        # Who holds it, for the 409 another process gives; read only while the lock is held.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"user": user, "since": now.isoformat()}).encode(), 0)
+        self._held[tenant] = fd
 
     def give_back(self, tenant: str) -> None:
-        self._busy.pop(tenant, None)
+        fd = self._held.pop(tenant, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor frees the lock
 
     def busy(self) -> frozenset[str]:
-        return frozenset(self._busy)
+        """The tenants this process checks or processes now."""
+        return frozenset(self._held)
+
+    @contextlib.contextmanager
+    def idle(self, tenant: str) -> Iterator[bool]:
+        """Whether no process checks or processes the tenant; while True, none can start."""
+        fd = _try_lock(self._lock_file(tenant))
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _lock_file(self, tenant: str) -> Path:
+        home = self.root / tenant
+        home.mkdir(parents=True, exist_ok=True)
+        return home / LOCK_FILE
+
+    def _busy_error(self, tenant: str) -> UploadRefused:
+        who, since = "someone", ""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            holder = json.loads((self.root / tenant / LOCK_FILE).read_text(encoding="utf-8"))
+            who = str(holder["user"])
+            since = f" (since {datetime.fromisoformat(holder['since']):%H:%M:%S} UTC)"
+        return UploadRefused(
+            f"{who} is already uploading or processing {tenant}'s files{since}: wait until"
+            " that ends, then look at its result.",
+            status=409,
+        )
+
+
+def _try_lock(path: Path) -> int | None:
+    """A descriptor holding the exclusive lock of `path`, or None when another holds it (in
+    any process, or this one through another descriptor: flock locks open files)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 @dataclass
@@ -116,7 +170,10 @@ class UploadDesk:
     dry_runs: DryRunner
     submit: Callable[[str, int], None]  # hands a received import to the daemon's worker
     clock: Callable[[], datetime] = utc_now
-    slots: CheckSlots = field(default_factory=CheckSlots)
+    slots: CheckSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = CheckSlots(self.paths.web_uploads)
 
     def folder(self, tenant: str) -> Path:
         return self.paths.web_uploads / tenant
@@ -230,8 +287,15 @@ class UploadDesk:
         """The tenant's pending upload (blocking); an expired or broken one is removed, unless
         a check or a processing of the tenant runs (a claim in progress moves the files away,
         and puts them back if it fails): then the sweep removes it later."""
+        return self._read_pending(tenant, self._remove_if_idle)
+
+    def _remove_if_idle(self, tenant: str) -> None:
+        with self.slots.idle(tenant) as idle:
+            if idle:
+                self.remove(tenant)
+
+    def _read_pending(self, tenant: str, tidy: Callable[[str], None]) -> Pending | None:
         home = self.folder(tenant)
-        tidy = self.remove if tenant not in self.slots.busy() else lambda _tenant: None
         try:
             meta = json.loads((home / META).read_text(encoding="utf-8"))
             dry_run = DryRun.from_dict(json.loads((home / CHECK).read_text(encoding="utf-8")))
@@ -274,22 +338,22 @@ class UploadDesk:
 
     def sweep(self) -> int:
         """Remove expired pending uploads, and the leftovers of uploads whose receiving was
-        cut short (a restart), except those of the checks running now. Returns how many
-        tenants' uploads went."""
-        busy = self.slots.busy()
+        cut short (a restart), of every tenant no process checks now (holding its lock while
+        at it, so none starts meanwhile). Returns how many tenants' uploads went."""
         removed = 0
         try:
             homes = [p for p in self.paths.web_uploads.iterdir() if p.is_dir()]
         except FileNotFoundError:
             return 0
         for home in homes:
-            if home.name in busy:
-                continue
-            for leftover in home.glob(f"{_INCOMING}*"):
-                shutil.rmtree(leftover, ignore_errors=True)
-            had = (home / META).exists()
-            if had and self.pending(home.name) is None:
-                removed += 1
+            with self.slots.idle(home.name) as idle:
+                if not idle:
+                    continue
+                for leftover in home.glob(f"{_INCOMING}*"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+                had = (home / META).exists()
+                if had and self._read_pending(home.name, self.remove) is None:
+                    removed += 1
         return removed
 
 

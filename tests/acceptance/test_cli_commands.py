@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from daemon.config import Settings
 from daemon.store import imports
 from daemon.store.database import Database
+from daemon.store.tables import audit_log
 from tests.support.clever import FIXTURES, minimal_files, write_upload
 from tests.support.roster import (
     add_tenant,
@@ -152,6 +154,17 @@ def test_paused_imports_are_approved_or_rejected(
         (1, "imported"),
     ]
     assert "rejected" in run(env, "imports", "list")
+    with db.read() as conn:  # each decision is audited, as the web's are; a refused one not
+        decisions = conn.execute(
+            sa.select(
+                audit_log.c.user_name, audit_log.c.action, audit_log.c.import_id,
+                audit_log.c.detail, audit_log.c.address,
+            ).order_by(audit_log.c.id)
+        ).all()  # fmt: skip
+    assert [tuple(d) for d in decisions] == [
+        ("ops", "reject", paused["id"], "result: rejected", "cli"),
+        ("ops", "approve", again["id"], "result: imported with errors", "cli"),
+    ]
 
 
 @sqlite_only

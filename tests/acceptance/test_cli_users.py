@@ -116,7 +116,9 @@ def test_an_invitation_needs_the_public_url_and_is_queued_for_the_user_alone(
     assert printed.returncode == 0, printed.stderr
     assert re.search(r"password: \S{20}", printed.stdout)
     assert len(site.emails("invitation")) == 2
-    assert [a for a, _ in audit_actions(site)] == ["invitation_sent", "invitation_sent"]
+    assert [a for a, _ in audit_actions(site)] == [
+        "user_added", "invitation_sent", "invitation_sent", "user_added",
+    ]  # fmt: skip
 
 
 def test_totp_tokens_and_removal_from_the_cli(make_site: Callable[..., Site]) -> None:
@@ -165,7 +167,7 @@ def test_totp_tokens_and_removal_from_the_cli(make_site: Callable[..., Site]) ->
     assert site.cli("user", "remove", "ops").returncode == 2
     actions = audit_actions(site)
     assert [a for a, _ in actions] == [
-        "totp_enrolled", "totp_removed", "token_created", "token_revoked", "token_created",
-        "user_removed",
+        "user_added", "totp_enrolled", "totp_removed", "token_created", "token_revoked",
+        "token_created", "user_removed",
     ]  # fmt: skip
     assert "user ops" in actions[-1][1]  # the audit log keeps the name

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from daemon import folders
 from daemon.clever.files import find_files
@@ -17,6 +18,7 @@ from daemon.pipeline import MAX_ATTEMPTS
 from daemon.roster.outcome import ImportState
 from daemon.store import imports, tenants
 from daemon.store.database import Database
+from daemon.store.tables import audit_log
 from tests.support.clever import minimal_files, write_upload
 from tests.support.drop import emails, import_rows
 from tests.support.roster import add_tenant, pipeline_for, roster, rosterdrop, rosterdrop_env
@@ -78,6 +80,13 @@ def test_an_operator_fails_an_import_stuck_in_validating(
     assert archived.is_relative_to(settings.paths.archive)
     assert {"students.csv", folders.PROBLEMS} <= {p.name for p in archived.iterdir()}
     assert [e["kind"] for e in emails(db) if e["import_id"] == stuck] == ["import_results"]
+    with db.read() as conn:
+        audited = conn.execute(
+            sa.select(audit_log.c.user_name, audit_log.c.action, audit_log.c.detail)
+        ).all()
+    assert [tuple(a) for a in audited] == [
+        ("ops@example.org", "fail", "result: failed; reason: stuck")
+    ]
     sent = rosterdrop(env, "outbox", "send")  # it goes out: the report attached is sound
     assert sent.returncode == 0, sent.stderr
     assert [e["state"] for e in emails(db) if e["import_id"] == stuck] == ["sent"]

@@ -286,6 +286,29 @@ async def test_a_bearer_token_reads_the_api_until_revoked_expired_or_disabled(we
     assert (await web.client.get("/api/v1/imports", headers=other_bearer)).status == 401
 
 
+async def test_a_forgot_password_reset_revokes_the_tokens_an_invitation_keeps_them(
+    web: Web, settings: Settings
+) -> None:
+    add_user(web.db, "admin", "acme")
+    set_email(web.db, "admin", "admin@acme.example.org")
+    with web.db.write() as conn:
+        user = users.get(conn, "admin")
+        _, token, _ = accounts.new_api_token(conn, user, "ci", web=web.ctx.settings, now=START)
+        accounts.send_password_link(
+            conn, user, credentials.LinkPurpose.INVITATION, web=web.ctx.settings,
+            smtp=settings.smtp, now=START,
+        )  # fmt: skip
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert await set_by_link(web, sent_links(web.db)[-1][1]) == 303
+    assert (await web.client.get("/api/v1/imports", headers=bearer)).status == 200
+    await forgot(web, "admin")  # a reset: whoever knew the old password may hold a token
+    assert await set_by_link(web, sent_links(web.db)[-1][1], "yet-another-password") == 303
+    assert (await web.client.get("/api/v1/imports", headers=bearer)).status == 401
+    with web.db.read() as conn:
+        (listed,) = credentials.tokens_of(conn, user.id)
+    assert listed.state(web.clock.now) == "revoked"
+
+
 async def test_a_cookie_still_needs_its_csrf_token_on_the_api(web: Web) -> None:
     add_user(web.db, "admin", "acme")
     assert await web.sign_in("admin") == 303

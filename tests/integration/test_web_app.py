@@ -28,7 +28,7 @@ from daemon.web.app import create_app
 from daemon.web.context import SftpDetails, WebContext
 from daemon.web.server import WebServer
 from daemon.web.throttle import SigninThrottle
-from daemon.web.views.data import IMPORTS_PAGE_SIZE, PROBLEMS_PAGE_SIZE
+from daemon.web.views.data import IMPORTS_PAGE_SIZE, MAX_PAUSED_SHOWN, PROBLEMS_PAGE_SIZE
 from tests.support.clever import Snapshot, one_class_district
 
 PASSWORD = "a-district-password"
@@ -306,6 +306,49 @@ async def test_the_imports_list_pages_by_keyset_with_paused_imports_on_top(web: 
     assert "before=" not in second
     only = await (await web.client.get("/api/v1/imports?state=paused")).json()
     assert [i["id"] for i in only["imports"]] == paused[::-1]
+
+
+async def test_the_list_says_how_many_paused_imports_it_does_not_show(web: Web) -> None:
+    add_user(web.db, "admin", "acme")
+    add_user(web.db, "other-admin", "other")
+    add_imports(web.db, "other", ImportState.PAUSED, 2)  # another tenant's are not counted
+    paused = add_imports(web.db, "acme", ImportState.PAUSED, MAX_PAUSED_SHOWN)
+    assert await web.sign_in("admin") == 303
+    html = await (await web.client.get("/imports")).text()
+    assert all(f'href="/imports/{i}"' in html for i in paused)
+    assert "more paused import" not in html  # exactly the bound: all of them are shown
+    oldest = paused[0]
+    paused += add_imports(web.db, "acme", ImportState.PAUSED, 2)
+    html = await (await web.client.get("/imports")).text()
+    assert f'href="/imports/{oldest}"' not in html
+    assert f'href="/imports/{paused[2]}"' in html
+    assert '<a href="/imports?tenant=acme&amp;state=paused">2 more paused imports</a>' in html
+    listed = await (await web.client.get("/imports?state=paused")).text()
+    assert f'href="/imports/{paused[-1]}"' in listed  # the filtered list pages through all
+    assert "more paused import" not in listed
+
+
+async def test_the_list_shows_each_imports_counts_from_its_plan(web: Web) -> None:
+    add_user(web.db, "admin", "acme")
+    applied, failed, quiet = add_imports(web.db, "acme", ImportState.IMPORTED, 3)
+    with web.db.write() as conn:
+        counts = {
+            "students": {"added": 1200, "updated": 3, "deactivated": 1, "unchanged": 40},
+            "teachers": {"updated": 2},
+            "schools": {"added": 1},  # not in the compact line
+        }
+        imports.update(conn, applied, START, counts=counts)
+        imports.update(conn, quiet, START, counts={"students": {"unchanged": 40}})
+        imports.update(conn, failed, START, state=ImportState.FAILED)
+    assert await web.sign_in("admin") == 303
+    html = await (await web.client.get("/imports")).text()
+    rows = {
+        int(m[1]): m[0]
+        for m in re.finditer(r'<tr>\s*<td><a href="/imports/(\d+)".*?</tr>', html, re.S)
+    }
+    assert "<td>students +1,200 ~3 −1 · teachers ~2</td>" in rows[applied]
+    assert "<td>no changes</td>" in rows[quiet]
+    assert "<td>—</td>" in rows[failed]  # failed before a plan was made
 
 
 async def test_an_imports_problems_page_and_filter(web: Web) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from daemon import publickeys
 from daemon.config import Settings
 from daemon.hostkeyfiles import HOST_KEY_FILES
 from daemon.passwords import PASSWORD_LENGTH, hash_password, verify_password
@@ -25,13 +26,18 @@ from daemon.web.context import SftpDetails
 from tests.integration.test_web_app import Web, add_user, csrf_of, web_for
 
 OLD_PASSWORD = "the-old-sftp-password"
+# north's own SSH key: removing it as south must be a 404 because of the tenant, not the key
+NORTH_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFHQQ+4bQaPB241NUyyDTSiwqIkc33Ir8WKgIE5n/yp8 north-sis"
+)
+NORTH_FINGERPRINT = publickeys.read_key(NORTH_KEY).fingerprint
 POSTS = ("password", "emails", "thresholds", "keys", "keys/remove", "grade-rules")
 FORMS = {
     "password": {},
     "keys": {
         "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICFLagAzTH5zrOlBOBz+TMtttxdsMbCoklpRvEMaBKHC"
     },
-    "keys/remove": {"fingerprint": "SHA256:x"},
+    "keys/remove": {"fingerprint": NORTH_FINGERPRINT},
     "grade-rules": {"grade_rules": "K=KG", "common_grade_rules": "on"},
     "emails": {"emails": "new@north.example.org"},
     "thresholds": {
@@ -110,6 +116,8 @@ def test_without_a_public_host_the_sftp_server_is_this_machines_name(tmp_path: P
 
 async def test_another_tenants_setup_is_not_found_for_every_route(web: Web) -> None:
     districts(web)
+    with web.db.write() as conn:
+        tenants.update(conn, "north", authorized_keys=NORTH_KEY + "\n")
     assert await web.sign_in("south-admin") == 303
     csrf = await token(web, "/tenants/south/setup")
     before = tenant(web, "north")

@@ -138,8 +138,8 @@ async def set_password(request: web.Request) -> web.Response:
             if user is not None:
                 users.audit(
                     conn, user_name=user.name, action="password_set_by_link", now=now,
-                    tenant_id=user.tenant_id, detail="a new password; its sessions ended",
-                    address=peer,
+                    tenant_id=user.tenant_id, address=peer,
+                    detail="a new password; its sessions (after a reset, its tokens) ended",
                 )  # fmt: skip
         return user
 

@@ -44,6 +44,27 @@ class ImportsPage:
     tenants: list[Tenant]  # an operator's switcher; empty for a district administrator
     tenant: str | None
     state: ImportState | None
+    paused_not_shown: int = 0  # paused imports past MAX_PAUSED_SHOWN: see ?state=paused
+    summaries: dict[int, str] = field(default_factory=dict)  # import id → its compact counts
+
+
+# The list's compact counts, in the order a district reads its roster.
+SUMMARY_ENTITIES = ("students", "teachers", "sections")
+_SUMMARY_FIGURES = (("added", "+"), ("updated", "~"), ("deactivated", "−"))
+
+
+def change_summary(record: ImportRecord) -> str:
+    """`students +12 ~3 −1 · teachers ~2` from the record's stored plan counts (no query);
+    "no changes" for a plan that changes nothing, "" when no plan was made (a failure)."""
+    if not record.counts:
+        return ""
+    parts = []
+    for name in SUMMARY_ENTITIES:
+        counts = record.counts.get(name) or {}
+        figures = [f"{sign}{counts[key]:,}" for key, sign in _SUMMARY_FIGURES if counts.get(key)]
+        if figures:
+            parts.append(f"{name} {' '.join(figures)}")
+    return " · ".join(parts) or "no changes"
 
 
 def the_tenant(db: Database, user: User, name: str | None) -> Tenant | None:
@@ -71,14 +92,19 @@ def imports_page(
     tenant_id = chosen.id if chosen else visible_tenant_ids(user)
     with db.read() as conn:
         paused: list[ImportRecord] = []
+        paused_not_shown = 0
         other_than: tuple[ImportState, ...] = ()
         if state is None:
             # Paused ones wait for a person: they lead every first page, and are not repeated.
             other_than = (ImportState.PAUSED,)
             if before is None:
                 paused = imports.list_recent(
-                    conn, tenant_id=tenant_id, states=[ImportState.PAUSED], limit=MAX_PAUSED_SHOWN
-                )
+                    conn, tenant_id=tenant_id, states=[ImportState.PAUSED],
+                    limit=MAX_PAUSED_SHOWN + 1,
+                )  # fmt: skip
+            if len(paused) > MAX_PAUSED_SHOWN:  # counted only when there are more to tell of
+                total = imports.count_in_state(conn, ImportState.PAUSED, tenant_id=tenant_id)
+                paused, paused_not_shown = paused[:MAX_PAUSED_SHOWN], total - MAX_PAUSED_SHOWN
         records = imports.list_recent(
             conn,
             tenant_id=tenant_id,
@@ -97,6 +123,8 @@ def imports_page(
         tenants=switcher,
         tenant=chosen.name if chosen else None,
         state=state,
+        paused_not_shown=paused_not_shown,
+        summaries={r.id: change_summary(r) for r in [*paused, *records]},
     )
 
 
