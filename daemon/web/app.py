@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 
 from daemon.errors import Conflict, NotFound, RosterdropError
-from daemon.store import users
+from daemon.store import tenants, users
 from daemon.web import api, auth, bearer, openapi
 from daemon.web.context import CONTEXT, WebContext, context, session, set_session
 from daemon.web.views import (
@@ -159,9 +159,38 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+@web.middleware
+async def disabled_tenants(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A disabled tenant's Import Manager is read-only for its administrators (a district
+    that left, or is paused by its operator, decides nothing and changes no setting); its
+    operator still acts. Signing out is never refused."""
+    current = session(request)
+    if (
+        request.method in _SAFE_METHODS
+        or request.path == "/signout"
+        or current is None
+        or current.user.operator
+        or current.user.tenant_id is None
+    ):
+        return await handler(request)
+    ctx = context(request)
+    tenant = await asyncio.to_thread(_tenant_of, ctx, current.user.tenant_id)
+    if tenant.disabled:
+        return _problem(
+            request, 403, f"{tenant.name} is disabled: its Import Manager is read-only until"
+            " an operator enables it again. Nothing was changed.",
+        )  # fmt: skip
+    return await handler(request)
+
+
+def _tenant_of(ctx: WebContext, tenant_id: int) -> tenants.Tenant:
+    with ctx.db.read() as conn:
+        return tenants.by_id(conn, tenant_id)
+
+
 def create_app(ctx: WebContext) -> web.Application:
     app = web.Application(
-        middlewares=[errors, sessions, bearer.bearer_tokens, csrf],
+        middlewares=[errors, sessions, bearer.bearer_tokens, csrf, disabled_tenants],
         client_max_size=MAX_BODY_BYTES,
     )
     app.on_response_prepare.append(headers)

@@ -390,6 +390,40 @@ async def test_an_operator_sees_every_tenant_and_can_pick_one(web: Web) -> None:
     assert await web.status("/imports?tenant=nowhere") == 404
 
 
+async def test_a_disabled_tenants_administrator_reads_but_changes_nothing(web: Web) -> None:
+    add_user(web.db, "ops", None)
+    add_user(web.db, "north-admin", "north")
+    (paused,) = add_imports(web.db, "north", ImportState.PAUSED, 1)
+    with web.db.write() as conn:
+        tenants.update(conn, "north", disabled=True)
+    assert await web.sign_in("north-admin") == 303
+    page = await web.client.get(f"/imports/{paused}/reject")
+    assert page.status == 200  # reading still works
+    token = csrf_of(await page.text())
+    refused = [
+        await web.client.post(f"/imports/{paused}/reject", data={"csrf_token": token}),
+        await web.client.post(
+            "/tenants/north/setup/emails", data={"csrf_token": token, "emails": "a@b.example"}
+        ),
+        await web.client.post(f"/api/v1/imports/{paused}/reject", headers={"X-CSRF-Token": token}),
+    ]
+    assert [r.status for r in refused] == [403, 403, 403]
+    assert "north is disabled" in await refused[0].text()
+    assert "read-only" in (await refused[2].json())["error"]
+    with web.db.read() as conn:
+        assert imports.get(conn, paused).state is ImportState.PAUSED
+        assert tenants.get(conn, "north").emails == ()
+    signed_out = await web.client.post(
+        "/signout", data={"csrf_token": token}, allow_redirects=False
+    )
+    assert signed_out.status == 303  # signing out is never refused
+    assert await web.sign_in("ops") == 303  # the operator still decides
+    confirm = await (await web.client.get(f"/imports/{paused}/reject")).text()
+    await web.client.post(f"/imports/{paused}/reject", data={"csrf_token": csrf_of(confirm)})
+    with web.db.read() as conn:
+        assert imports.get(conn, paused).state is ImportState.REJECTED
+
+
 async def test_an_approval_the_roster_outran_pauses_again_and_says_so(
     web: Web, tmp_path: Path
 ) -> None:
