@@ -258,7 +258,7 @@ def ensure_demo_user(db: Database, settings: Settings, tenant: str, echo: Any) -
             credentials.write_text(password + "\n", encoding="utf-8")
     web = settings.web
     host = "localhost" if web.host in ("0.0.0.0", "::", "127.0.0.1") else web.host  # noqa: S104
-    url = web.public_url or f"http://{host}:{web.port}"
+    url = web.public_url or f"{'https' if web.tls else 'http'}://{host}:{web.port}"
     saved = credentials.read_text(encoding="utf-8").strip() if credentials.exists() else None
     echo("Sign in to the Import Manager (the web pages) as the demo district's administrator:")
     echo(f"  Import Manager: {url}/")

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from daemon.roster.entities import ENROLLMENTS, SECTION_TEACHERS, Entity
-from daemon.store.roster_reads import _prefix, fold, folded
+from daemon.store.roster_reads import fold, folded, name_prefix
 from daemon.store.tables import import_changes, roster_tables
 
 # Records (or students, teachers and sections, for a link list) a search looks up through
@@ -66,15 +66,15 @@ def _record_branches(conn: Connection, table: sa.Table, entity: str, term: str) 
     """The roster's search branches for a record of `entity` (roster_reads._branches)."""
     t = table.c
     if entity == "schools":
-        return [folded(conn, t.school_id) == term, _prefix(folded(conn, t.name), term)]
+        return [folded(conn, t.school_id) == term, name_prefix(folded(conn, t.name), term)]
     if entity in ("students", "teachers"):
         person = t.student_id if entity == "students" else t.teacher_id
         return [
             folded(conn, person) == term,
-            _prefix(folded(conn, t.last_name), term),
-            _prefix(folded(conn, t.first_name), term),
+            name_prefix(folded(conn, t.last_name), term),
+            name_prefix(folded(conn, t.first_name), term),
         ]
-    return [folded(conn, t.section_id) == term, _prefix(folded(conn, t.course_name), term)]
+    return [folded(conn, t.section_id) == term, name_prefix(folded(conn, t.course_name), term)]
 
 
 def _looked_up(

@@ -39,7 +39,7 @@ def folded(conn: Connection, column: sa.ColumnElement[Any]) -> ColumnElement[Any
     return sa.func.lower(value)
 
 
-def _prefix(expr: ColumnElement[Any], term: str) -> ColumnElement[bool]:
+def name_prefix(expr: ColumnElement[Any], term: str) -> ColumnElement[bool]:
     """`expr` starts with `term`, as an index range: [term, term with its last letter + 1)."""
     last = ord(term[-1])
     if last >= 0x10FFFF:
@@ -84,18 +84,18 @@ def _branches(
     if entity == "schools":
         return [
             (folded(conn, t.c.school_id) == term, False),  # a district has few schools
-            (_prefix(folded(conn, t.c.name), term), True),
+            (name_prefix(folded(conn, t.c.name), term), True),
         ]
     if entity in ("students", "teachers"):
         person = t.c.student_id if entity == "students" else t.c.teacher_id
         return [
             (_with_id(conn, tenant_id, entity, person, term), False),
-            (_prefix(folded(conn, t.c.last_name), term), True),
-            (_prefix(folded(conn, t.c.first_name), term), False),
+            (name_prefix(folded(conn, t.c.last_name), term), True),
+            (name_prefix(folded(conn, t.c.first_name), term), False),
         ]
     return [
         (_with_id(conn, tenant_id, entity, t.c.section_id, term), False),
-        (_prefix(folded(conn, t.c.course_name), term), True),
+        (name_prefix(folded(conn, t.c.course_name), term), True),
     ]
 
 

@@ -18,7 +18,7 @@ from daemon.web.views.pages import int_param, state_param
 API_PAGE_SIZE = 100  # imports per page of GET /api/v1/imports (keyset: ?before=ID)
 
 
-def _user(request: web.Request) -> User:
+def api_user(request: web.Request) -> User:
     current = session(request)
     if current is None:
         raise web.HTTPUnauthorized(
@@ -29,7 +29,7 @@ def _user(request: web.Request) -> User:
 
 
 async def list_imports(request: web.Request) -> web.Response:
-    user = _user(request)
+    user = api_user(request)
     ctx = context(request)
     page = await asyncio.to_thread(
         data.imports_page, ctx.db, user, tenant=request.query.get("tenant") or None,
@@ -51,14 +51,14 @@ def _import_json(ctx_db: Any, user: User, import_id: int) -> dict[str, Any]:
 
 
 async def show_import(request: web.Request) -> web.Response:
-    user = _user(request)
+    user = api_user(request)
     ctx = context(request)
     import_id = int(request.match_info["id"])
     return web.json_response(await asyncio.to_thread(_import_json, ctx.db, user, import_id))
 
 
 async def decide(request: web.Request) -> web.Response:
-    user = _user(request)
+    user = api_user(request)
     report = await decisions.decide(
         request, user, int(request.match_info["id"]), request.match_info["action"]
     )

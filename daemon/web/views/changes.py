@@ -27,7 +27,7 @@ from daemon.store.imports import APPLIED, ImportRecord
 from daemon.store.kept_changes import HELD, KINDS, ChangedRecord, Listing, Seek
 from daemon.store.staging import ADD, DEACTIVATE, REACTIVATE, UPDATE
 from daemon.store.users import User
-from daemon.web.api import _user as api_user
+from daemon.web.api import api_user
 from daemon.web.context import context, session
 from daemon.web.views import data
 from daemon.web.views.pages import DOWNLOAD_LIMIT_BYTES, int_param, signed_in

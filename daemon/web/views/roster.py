@@ -291,7 +291,7 @@ def _iso(value: object) -> str:
 
 async def api_list(request: web.Request) -> web.Response:
     """GET /api/v1/roster/{entity}: a page of records as JSON, with the pages' permissions."""
-    user = api._user(request)  # the /api/v1 routes' one check: a session (or API token)
+    user = api.api_user(request)  # the /api/v1 routes' one check: a session (or API token)
     ctx = context(request)
     entity = _entity(request)
     query = query_of(request, entity, lenient_cursor=True)
