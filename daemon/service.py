@@ -12,14 +12,13 @@ import dataclasses
 import errno
 import fcntl
 import os
-import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from daemon import logs
+from daemon import logs, signals
 from daemon.clever.files import find_files
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
@@ -403,23 +402,6 @@ class Service:
             self.notifier.ready(self.status)
 
 
-@contextlib.contextmanager
-def _signals(service: Service) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    handled = {
-        signal.SIGTERM: service.stop,
-        signal.SIGINT: service.stop,
-        signal.SIGHUP: service.reload,
-    }
-    for signum, handler in handled.items():
-        loop.add_signal_handler(signum, handler)
-    try:
-        yield
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-
-
 def run(
     settings: Settings,
     db: Database,
@@ -431,7 +413,7 @@ def run(
 
     async def main() -> int:
         service = Service(settings, db, reload=reload)
-        with _signals(service):
+        with signals.handled(service.stop, service.reload):
             return await service.serve(once=once)
 
     return asyncio.run(main())

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 import structlog
 
-from daemon import logs
+from daemon import logs, signals
 from daemon.app import App
 from daemon.config import Settings, load_settings, unknown_env
 from daemon.errors import ConfigError, Conflict, RosterdropError
@@ -154,25 +154,12 @@ class WebService:
             log.error("reload failed; keeping the running settings", error=str(exc))
         else:
             logs.set_level(fresh.log.level)
+            # Choose Files' import processes started from now on log at the new level too.
+            running = self.runner.settings
+            log_settings = dataclasses.replace(running.log, level=fresh.log.level)
+            self.runner.settings = dataclasses.replace(running, log=log_settings)
             log.info("settings reloaded", log_level=fresh.log.level)
         self.notifier.ready(self.status)
-
-
-@contextlib.contextmanager
-def _signals(service: WebService) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    handled = {
-        signal.SIGTERM: service.stop,
-        signal.SIGINT: service.stop,
-        signal.SIGHUP: service.reload,
-    }
-    for signum, handler in handled.items():
-        loop.add_signal_handler(signum, handler)
-    try:
-        yield
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
 
 
 def run(settings: Settings, db: Database, *, reload: Callable[[], Settings] | None = None) -> int:
@@ -180,7 +167,7 @@ def run(settings: Settings, db: Database, *, reload: Callable[[], Settings] | No
 
     async def main() -> int:
         service = WebService(settings, db, reload=reload)
-        with _signals(service):
+        with signals.handled(service.stop, service.reload):
             return await service.serve()
 
     return asyncio.run(main())
