@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from daemon import reports
 from daemon.errors import NotFound
@@ -18,6 +21,7 @@ from daemon.notify.paused import ThresholdLine, threshold_line
 from daemon.notify.problem_list import ProblemLine, problem_lines
 from daemon.roster.entities import ENTITIES
 from daemon.roster.outcome import ImportReport, ImportState
+from daemon.roster.problems import Problem
 from daemon.store import imports, tenants, users
 from daemon.store.database import Database
 from daemon.store.imports import ImportRecord
@@ -195,7 +199,35 @@ def import_view(
     with db.read() as conn:
         report = reports.report_of(conn, record)
         audit = users.audit_of_import(conn, import_id)
-    problems = report.problems
+    shown = problem_page(report.problems, chosen)
+    return ImportView(
+        record=record,
+        report=report,
+        figures=file_figures(report.files, report.entities),
+        thresholds=[threshold_line(t) for t in report.tripped],
+        timeline=timeline(record, report),
+        audit=audit,
+        **shown.fields(),
+    )
+
+
+@dataclass(frozen=True)
+class ProblemPage:
+    """A page of problems as the import page lists them: grouped, filtered, paged."""
+
+    lines: list[ProblemLine]
+    lines_total: int
+    pages: int
+    chosen: ProblemFilter
+    severities: list[str]
+    files: list[str]
+    codes: list[str]
+
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def problem_page(problems: Sequence[Problem], chosen: ProblemFilter) -> ProblemPage:
     wanted = [
         p
         for p in problems
@@ -207,13 +239,7 @@ def import_view(
     pages = max(1, -(-len(lines) // PROBLEMS_PAGE_SIZE))
     page = min(max(chosen.page, 1), pages)
     start = (page - 1) * PROBLEMS_PAGE_SIZE
-    return ImportView(
-        record=record,
-        report=report,
-        figures=file_figures(report.files, report.entities),
-        thresholds=[threshold_line(t) for t in report.tripped],
-        timeline=timeline(record, report),
-        audit=audit,
+    return ProblemPage(
         lines=lines[start : start + PROBLEMS_PAGE_SIZE],
         lines_total=len(lines),
         pages=pages,

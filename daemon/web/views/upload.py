@@ -16,7 +16,6 @@ from daemon.clever.files import find_files
 from daemon.errors import Conflict, RosterdropError, UploadRefused
 from daemon.notify.figures import PERCENT_NOTE, file_figures, plural
 from daemon.notify.paused import threshold_line
-from daemon.notify.problem_list import problem_lines
 from daemon.roster.outcome import RESUMABLE
 from daemon.roster.problems import Problem
 from daemon.store import imports, tenants, users
@@ -31,7 +30,7 @@ from daemon.web.uploads import (
     UploadDesk,
     size_text,
 )
-from daemon.web.views.data import PROBLEMS_PAGE_SIZE, ProblemFilter
+from daemon.web.views.data import ProblemFilter, problem_page
 from daemon.web.views.pages import int_param, page_values, signed_in, tenant_chooser
 
 # Process Import waits this long for the import to end or pause, so that the import's page
@@ -122,26 +121,7 @@ def _page(
 
 def _problems(problems: tuple[Problem, ...], chosen: ProblemFilter) -> dict[str, Any]:
     """The dry run's problems as the import page lists them: grouped, filtered, paged."""
-    wanted = [
-        p
-        for p in problems
-        if (not chosen.severity or str(p.severity) == chosen.severity)
-        and (not chosen.file or (p.file or "") == chosen.file)
-        and (not chosen.code or p.code == chosen.code)
-    ]
-    lines = problem_lines(wanted)
-    pages = max(1, -(-len(lines) // PROBLEMS_PAGE_SIZE))
-    page = min(max(chosen.page, 1), pages)
-    start = (page - 1) * PROBLEMS_PAGE_SIZE
-    return {
-        "lines": lines[start : start + PROBLEMS_PAGE_SIZE],
-        "pages": pages,
-        "chosen": ProblemFilter(chosen.severity, chosen.file, chosen.code, page),
-        "severities": sorted({str(p.severity) for p in problems}),
-        "files": sorted({p.file for p in problems if p.file}),
-        "codes": sorted({p.code for p in problems}),
-        "problems_kept": len(problems),
-    }
+    return {**problem_page(problems, chosen).fields(), "problems_kept": len(problems)}
 
 
 async def check(request: web.Request) -> web.StreamResponse:
