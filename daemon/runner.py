@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.forkserver
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path
 import structlog
 
 from daemon.config import Settings
+from daemon.config.settings import LogLevel
 from daemon.diskspace import EXIT_NO_SPACE
 from daemon.metrics import IMPORT_NO_SPACE, IMPORTS_WAITING_FOR_SPACE
 from daemon.store.database import sqlite_file
@@ -77,6 +79,11 @@ class ImportRunner:
                 self._db_identity = (stat.st_dev, stat.st_ino)
 
     _closing: bool = False
+
+    def set_log_level(self, level: LogLevel) -> None:
+        """Import processes started from now on log at `level` (a SIGHUP's new setting)."""
+        log_settings = dataclasses.replace(self.settings.log, level=level)
+        self.settings = dataclasses.replace(self.settings, log=log_settings)
 
     def submit(self, tenant: str, import_id: int) -> None:
         queue = self._queues.setdefault(tenant, deque())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import os
@@ -393,10 +392,7 @@ class Service:
             log.error("reload failed; keeping the running settings", error=str(exc))
         else:
             logs.set_level(fresh.log.level)
-            # Import processes started from now on log at the new level too.
-            running = self.runner.settings
-            log_settings = dataclasses.replace(running.log, level=fresh.log.level)
-            self.runner.settings = dataclasses.replace(running, log=log_settings)
+            self.runner.set_log_level(fresh.log.level)
             log.info("settings reloaded", log_level=fresh.log.level)
         if self.ready.is_set():
             self.notifier.ready(self.status)

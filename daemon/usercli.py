@@ -204,11 +204,7 @@ def user_passwd(app: App, name: str, password_stdin: bool) -> None:
 @click.pass_obj
 def user_disable(app: App, name: str) -> None:
     """Refuse the user's sign-ins, and sign it out everywhere."""
-    with app.db.write() as conn:
-        users.set_disabled(conn, name, True)
-        user = users.get(conn, name)
-        audit_cli(conn, "user_disabled", tenant_id=user.tenant_id, detail=f"user {name}")
-    click.echo(f"user {name} disabled")
+    _set_disabled(app, name, True)
 
 
 @user_group.command("enable")
@@ -216,11 +212,16 @@ def user_disable(app: App, name: str) -> None:
 @click.pass_obj
 def user_enable(app: App, name: str) -> None:
     """Let a disabled user sign in again."""
+    _set_disabled(app, name, False)
+
+
+def _set_disabled(app: App, name: str, disabled: bool) -> None:
+    action = "user_disabled" if disabled else "user_enabled"  # as AUDIT_ACTIONS spells them
     with app.db.write() as conn:
-        users.set_disabled(conn, name, False)
+        users.set_disabled(conn, name, disabled)
         user = users.get(conn, name)
-        audit_cli(conn, "user_enabled", tenant_id=user.tenant_id, detail=f"user {name}")
-    click.echo(f"user {name} enabled")
+        audit_cli(conn, action, tenant_id=user.tenant_id, detail=f"user {name}")
+    click.echo(f"user {name} {'disabled' if disabled else 'enabled'}")
 
 
 @user_group.command("remove")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -154,10 +153,7 @@ class WebService:
             log.error("reload failed; keeping the running settings", error=str(exc))
         else:
             logs.set_level(fresh.log.level)
-            # Choose Files' import processes started from now on log at the new level too.
-            running = self.runner.settings
-            log_settings = dataclasses.replace(running.log, level=fresh.log.level)
-            self.runner.settings = dataclasses.replace(running, log=log_settings)
+            self.runner.set_log_level(fresh.log.level)
             log.info("settings reloaded", log_level=fresh.log.level)
         self.notifier.ready(self.status)
 
