@@ -93,6 +93,11 @@ class ImportRunner:
         queue.append(import_id)
         self._start_what_fits()
 
+    def known(self) -> set[int]:
+        """The imports queued or running here (a cluster's heartbeat submits only others)."""
+        running = {import_id for import_id, _ in self._running.values()}
+        return running.union(*self._queues.values())
+
     @property
     def busy(self) -> int:
         return len(self._running)

@@ -9,19 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
-import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from daemon import logs, signals
 from daemon.clever.files import find_files
+from daemon.cluster.node import ClusterNode, remove_stale_partials
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
-from daemon.errors import Conflict, RosterdropError
+from daemon.errors import RosterdropError
 from daemon.http import HttpServer
 from daemon.metrics import IMPORT_DURATION, IMPORT_STATES, ROWS_APPLIED
 from daemon.notify.sender import OutboxSender
@@ -42,21 +40,6 @@ HOUSEKEEPING_SECONDS = 3600.0
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS})
 RESOURCE_RETRY_SECONDS = 0.5
 RESOURCE_RETRY_MAX_SECONDS = 30.0
-SERVE_LOCK = "serve.lock"
-
-
-def lock_data_dir(root: Path) -> int:
-    """One `serve` per data directory, held until its process ends: a second one (a cron job's
-    `serve --once` beside the daemon) would delete the first one's uploads in progress as
-    abandoned and undo its claims in progress as interrupted. Returns the lock's descriptor."""
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / SERVE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise Conflict(f"another `rosterdrop serve` is running on {root}") from None
-    return fd
 
 
 class TenantAccounts:
@@ -140,6 +123,8 @@ class Service:
         self.sender = OutboxSender(db, settings.smtp, settings.paths.outbox)
         self.pipeline = Pipeline(db, settings.paths, settings.smtp, mail_queued=self.sender.wake)
         self.runner = ImportRunner(settings, on_done=self._import_done)
+        # On SQLite one node; on PostgreSQL one of several (daemon/cluster/node.py).
+        self.cluster = ClusterNode(settings, db)
         paths = settings.paths
         self.sftp = SftpServer(
             settings.sftp,
@@ -166,7 +151,6 @@ class Service:
         self.status = "starting"  # what systemd shows (STATUS=)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._data_lock: int | None = None
         self.exit_code = 0
 
     def _sftp_port(self) -> int:
@@ -193,16 +177,26 @@ class Service:
 
     async def startup(self, *, once: bool = False) -> None:
         paths = self.settings.paths
-        self._data_lock = lock_data_dir(paths.root)
+        # A second `serve` on SQLite (a cron job's `serve --once` beside the daemon) would
+        # delete the first one's uploads in progress and undo its claims: refused.
+        self.cluster.lock_single_node()
         for folder in (paths.tenants, paths.spool, paths.archive, paths.outbox):
             folder.mkdir(parents=True, exist_ok=True)
         warming = None if once else asyncio.ensure_future(asyncio.to_thread(warm_up))
-        await asyncio.to_thread(remove_abandoned_partials, paths)
-        resumable = await asyncio.to_thread(self.pipeline.recover)
+        await asyncio.to_thread(self.cluster.register)
+        self.pipeline.node_id = self.cluster.node_id
+        stale_after = self.cluster.abandoned_after()
+        if stale_after is None:
+            await asyncio.to_thread(remove_abandoned_partials, paths)
+        else:
+            await asyncio.to_thread(remove_stale_partials, paths.tenants, stale_after)
+        resumable = await asyncio.to_thread(self.cluster.recover, self.pipeline)
         if warming is not None:
             await warming
         for tenant, import_id in resumable:
             self.runner.submit(tenant, import_id)
+        if self.cluster.enabled:
+            self._spawn("cluster", resilient("cluster", self._heartbeats))
         if once:
             return
         await self.sftp.start()
@@ -253,7 +247,7 @@ class Service:
         await self.sftp.stop_accepting()
         await self.web.stop()  # no new decisions while the imports wind down
         for task in self._tasks:
-            if task.get_name() in ("uploads", "housekeeping", "watchdog"):
+            if task.get_name() in ("uploads", "housekeeping", "watchdog", "cluster"):
                 task.cancel()
         self.spool.stop_watching()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -264,9 +258,7 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
-        if self._data_lock is not None:
-            os.close(self._data_lock)
-            self._data_lock = None
+        await asyncio.to_thread(self.cluster.stop)  # its imports may run elsewhere now
         log.info("rosterdrop stopped")
 
     async def _drain(self) -> None:
@@ -301,25 +293,32 @@ class Service:
             await self.spool.wait(next_check)
 
     async def _claim(self, ready: ReadySet) -> None:
-        def claim() -> int | None:
+        if self.cluster.enabled and self.runner.pending() >= self.settings.spool.workers:
+            return  # every worker busy: the set waits for another node, or a free worker
+
+        def claim() -> tuple[int, bool] | None:
             with self.db.read() as conn:
                 tenant = tenants.find(conn, ready.tenant)
             if tenant is None or tenant.disabled:
                 return None
-            found = find_files(ready.folder)
-            if found.missing:  # a file was removed or renamed since the scan: decide again
-                return None
-            return self.pipeline.receive(tenant, found, source="sftp", move=True)
+            with self.cluster.claiming(tenant.id) as ours:
+                found = find_files(ready.folder)
+                # Another node claims it now, or a file was removed or renamed since the
+                # scan (or claimed by another node): decide again at the next scan.
+                if not ours or found.missing:
+                    return None
+                import_id = self.pipeline.receive(tenant, found, source="sftp", move=True)
+            return import_id, self.cluster.adopt(import_id, tenant.id)
 
         try:
-            import_id = await asyncio.to_thread(claim)
+            claimed = await asyncio.to_thread(claim)
         except (RosterdropError, OSError) as exc:
             # The database is down, or the folder changed under us: the files wait for the
             # next scan. Either way the watcher carries on for every other tenant.
             log.error("could not claim an upload", tenant=ready.tenant, error=str(exc))
             return
-        if import_id is not None:
-            self._submit(ready.tenant, import_id)
+        if claimed is not None and claimed[1]:
+            self._submit(ready.tenant, claimed[0])
 
     def _submit(self, tenant: str, import_id: int) -> None:
         """An import claimed from a folder (SFTP's, or the web's Choose Files) to the worker."""
@@ -343,6 +342,7 @@ class Service:
 
     def _import_done(self, import_id: int) -> None:
         self._show_imports()
+        self.spool.wake()  # a set left for a free worker may be claimed now
         asyncio.get_running_loop().create_task(self._after_import(import_id))
 
     def _show_imports(self) -> None:
@@ -365,6 +365,13 @@ class Service:
                 log.info("expired archived uploads removed", imports=removed)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
+    async def _heartbeats(self) -> None:
+        def ports() -> tuple[int | None, int | None]:
+            sftp = self.sftp.port if self.ready.is_set() else None
+            return sftp, (self.http.port or None) if self.ready.is_set() else None
+
+        await self.cluster.run(self.pipeline, self._submit, self.runner.known, ports)
+
     async def _refresh_metrics(self) -> None:
         """Before a scrape: the figures only the database knows."""
         try:
@@ -378,7 +385,11 @@ class Service:
             database = True
         except RosterdropError:
             database = False
-        return {"sftp": self.ready.is_set() and not self._stop.is_set(), "database": database}
+        ready = self.ready.is_set() and not self._stop.is_set()
+        checks = {"sftp": ready, "database": database}
+        if self.cluster.enabled:  # a node that lost its lease is not one to send districts to
+            checks["cluster_lease"] = self.cluster.lease_held
+        return checks
 
     def reload(self) -> None:
         """SIGHUP: re-read the settings that can change while running (the log level)."""

@@ -100,6 +100,10 @@ class Spool:
         self._folder(tenant).last_activity = self.clock()
         self._wake.set()
 
+    def wake(self) -> None:
+        """Look again now (a worker came free: a set left waiting may be claimed)."""
+        self._wake.set()
+
     def start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
         """Watch the tenants folder for new tenants, and each upload folder the scans find.
 

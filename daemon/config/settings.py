@@ -240,6 +240,32 @@ class ServiceSettings:
     public_host: str = ""  # the host name districts are told to use; defaults to this machine's
 
 
+# Several daemons on one PostgreSQL (docs/operations.md): a node renews its lease this often,
+# and is taken for dead (its imports run elsewhere) once the lease has run out.
+DEFAULT_HEARTBEAT_SECONDS = 2.0
+DEFAULT_LEASE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    node_name: str = ""  # shown by `cluster status`; empty: this machine's name and the pid
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_seconds <= 0:
+            raise ConfigError(
+                f"setting cluster.heartbeat_seconds must be above 0, not {self.heartbeat_seconds}"
+            )
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            # One late heartbeat must not make a live node look dead.
+            raise ConfigError(
+                "setting cluster.lease_seconds must be at least twice"
+                f" cluster.heartbeat_seconds ({2 * self.heartbeat_seconds:g}),"
+                f" not {self.lease_seconds:g}"
+            )
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default=DEFAULT_DATA_DIR, metadata=_env("ROSTERDROP_DATA_DIR"))
@@ -251,6 +277,7 @@ class Settings:
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     service: ServiceSettings = ServiceSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     def __post_init__(self) -> None:
         # The emails link to the web pages: one source for that address, [web] public_url.

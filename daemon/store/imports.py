@@ -43,6 +43,7 @@ class ImportRecord:
     superseded_by: int | None = None
     attempts: int = 0
     work_seconds: float | None = None  # None: recorded before it was kept
+    node_id: int | None = None  # the node that runs it (None: a command's)
 
 
 _COLUMNS = [c for c in imports.c if c.name != "tenant_id"]
@@ -67,10 +68,12 @@ def create(
     source: str,
     files: dict[str, Any],
     now: datetime,
+    node_id: int | None = None,
 ) -> int:
     result = conn.execute(
         imports.insert().values(
             tenant_id=tenant_id,
+            node_id=node_id,
             state=ImportState.RECEIVED,
             source=source,
             received_at=now,
