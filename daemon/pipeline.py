@@ -204,6 +204,7 @@ class Pipeline(Intake):
             run.validation = validate(found, prints, settings, run.problems, stage)
             stage.flush()
             timer.lap("validated")
+            testpoint.reached("validated-before-plan")
             if run.validation.fatal:
                 raise _Stop(ImportState.FAILED)
             run.plan = stage.plan(run.tenant.id, first_import=previous is None)

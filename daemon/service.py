@@ -16,6 +16,7 @@ import structlog
 
 from daemon import logs, signals
 from daemon.clever.files import find_files
+from daemon.cluster.logins import LoginSharing
 from daemon.cluster.node import ClusterNode, remove_stale_partials
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
@@ -195,8 +196,15 @@ class Service:
             await warming
         for tenant, import_id in resumable:
             self.runner.submit(tenant, import_id)
-        if self.cluster.enabled:
+        if self.cluster.enabled and self.cluster.node_id is not None:
             self._spawn("cluster", resilient("cluster", self._heartbeats))
+            logins = LoginSharing(
+                db=self.db,
+                guard=self.sftp.throttle,
+                node_id=self.cluster.node_id,
+                settings=self.settings.sftp,
+            )
+            self._spawn("logins", resilient("logins", logins.run))
         if once:
             return
         await self.sftp.start()
@@ -247,7 +255,7 @@ class Service:
         await self.sftp.stop_accepting()
         await self.web.stop()  # no new decisions while the imports wind down
         for task in self._tasks:
-            if task.get_name() in ("uploads", "housekeeping", "watchdog", "cluster"):
+            if task.get_name() in ("uploads", "housekeeping", "watchdog", "cluster", "logins"):
                 task.cancel()
         self.spool.stop_watching()
         deadline = asyncio.get_running_loop().time() + timeout
