@@ -16,8 +16,7 @@ import structlog
 
 from daemon import logs, signals
 from daemon.clever.files import find_files
-from daemon.cluster.logins import LoginSharing
-from daemon.cluster.node import ClusterNode, remove_stale_partials
+from daemon.cluster.node import ClusterNode
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
 from daemon.errors import RosterdropError
@@ -29,7 +28,7 @@ from daemon.roster.outcome import ENDED, ImportReport, ImportState
 from daemon.runner import ImportRunner, warm_up
 from daemon.sftp import Account, SftpServer, UploadEvent, public_key_line
 from daemon.sftp.accounts import parse_networks
-from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partials
+from daemon.spool import IncompleteSet, ReadySet, Spool
 from daemon.store import imports, tenants
 from daemon.store.database import Database
 from daemon.systemd import Notifier
@@ -184,27 +183,17 @@ class Service:
         for folder in (paths.tenants, paths.spool, paths.archive, paths.outbox):
             folder.mkdir(parents=True, exist_ok=True)
         warming = None if once else asyncio.ensure_future(asyncio.to_thread(warm_up))
-        await asyncio.to_thread(self.cluster.register)
-        self.pipeline.node_id = self.cluster.node_id
-        stale_after = self.cluster.abandoned_after()
-        if stale_after is None:
-            await asyncio.to_thread(remove_abandoned_partials, paths)
-        else:
-            await asyncio.to_thread(remove_stale_partials, paths.tenants, stale_after)
+        self.pipeline.node_id = await asyncio.to_thread(self.cluster.register)
+        await asyncio.to_thread(self.cluster.remove_abandoned_partials)
         resumable = await asyncio.to_thread(self.cluster.recover, self.pipeline)
         if warming is not None:
             await warming
         for tenant, import_id in resumable:
             self.runner.submit(tenant, import_id)
-        if self.cluster.enabled and self.cluster.node_id is not None:
-            self._spawn("cluster", resilient("cluster", self._heartbeats))
-            logins = LoginSharing(
-                db=self.db,
-                guard=self.sftp.throttle,
-                node_id=self.cluster.node_id,
-                settings=self.settings.sftp,
-            )
-            self._spawn("logins", resilient("logins", logins.run))
+        for name, work in self.cluster.background(
+            self.pipeline, self.runner, self.sftp.throttle, self._ports
+        ):
+            self._spawn(name, resilient(name, work))
         if once:
             return
         await self.sftp.start()
@@ -373,12 +362,11 @@ class Service:
                 log.info("expired archived uploads removed", imports=removed)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
-    async def _heartbeats(self) -> None:
-        def ports() -> tuple[int | None, int | None]:
-            sftp = self.sftp.port if self.ready.is_set() else None
-            return sftp, (self.http.port or None) if self.ready.is_set() else None
-
-        await self.cluster.run(self.pipeline, self._submit, self.runner.known, ports)
+    def _ports(self) -> tuple[int | None, int | None]:
+        """The node's SFTP and HTTP ports, for `cluster status` (None until listening)."""
+        if not self.ready.is_set():
+            return None, None
+        return self.sftp.port, self.http.port or None
 
     async def _refresh_metrics(self) -> None:
         """Before a scrape: the figures only the database knows."""

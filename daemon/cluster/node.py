@@ -19,22 +19,26 @@ import fcntl
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import structlog
 
+from daemon import spool
+from daemon.cluster.logins import LoginSharing
 from daemon.config import Settings
 from daemon.errors import Conflict, RosterdropError
 from daemon.intake import Intake
 from daemon.metrics import CLUSTER_LIVE_NODES, CLUSTER_NODE, CLUSTER_TAKEN_OVER
-from daemon.spool import is_partial
+from daemon.runner import ImportRunner
+from daemon.sftp.throttle import LoginGuard
 from daemon.store import nodes
 from daemon.store.database import Database
 
 log = structlog.get_logger(__name__)
 
 SERVE_LOCK = "serve.lock"
+Ports = Callable[[], tuple[int | None, int | None]]  # SFTP's and HTTP's, None until listening
 
 
 class ClusterNode:
@@ -60,10 +64,10 @@ class ClusterNode:
         for place in places:
             self._locks.append(_flock(place, self.settings.paths.root))
 
-    def register(self) -> None:
-        """Join the registry (PostgreSQL; SQLite's one node needs none)."""
+    def register(self) -> int | None:
+        """Join the registry (PostgreSQL; SQLite's one node needs none); the node's id."""
         if not self.enabled:
-            return
+            return None
         cluster = self.settings.cluster
         host = socket.gethostname()
         with self.db.write() as conn:
@@ -77,6 +81,7 @@ class ClusterNode:
             )
         CLUSTER_NODE.set(self.node_id)
         log.info("cluster node registered", node_id=self.node_id)
+        return self.node_id
 
     def stop(self) -> None:
         if self.node_id is not None:
@@ -129,19 +134,23 @@ class ClusterNode:
             CLUSTER_TAKEN_OVER.inc(len(taken))
             log.warning("imports of dead nodes taken over", node_id=self.node_id, imports=taken)
 
-    async def run(
-        self,
-        intake: Intake,
-        submit: Callable[[str, int], None],
-        known: Callable[[], set[int]],
-        ports: Callable[[], tuple[int | None, int | None]],
-    ) -> None:
-        """Heartbeats until cancelled; the imports handed or taken over go to `submit`."""
+    def background(
+        self, intake: Intake, runner: ImportRunner, guard: LoginGuard, ports: Ports
+    ) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        """The node's tasks for the service to run: its heartbeats and the shared login
+        failures (none on SQLite)."""
+        if not self.enabled or self.node_id is None:
+            return []
+        logins = LoginSharing(self.db, guard, self.node_id, self.settings.sftp)
+        return [("cluster", lambda: self.run(intake, runner, ports)), ("logins", logins.run)]
+
+    async def run(self, intake: Intake, runner: ImportRunner, ports: Ports) -> None:
+        """Heartbeats until cancelled; the imports handed or taken over go to the runner."""
         every = self.settings.cluster.heartbeat_seconds
         while True:
             # Imports the runner has now are its own to finish: one that ended while the
             # database was read must not be submitted again.
-            before = known()
+            before = runner.known()
             try:
                 owned = await asyncio.to_thread(self.tick, intake, ports())
             except RosterdropError as exc:  # the database is away: the next beat tries again
@@ -149,7 +158,7 @@ class ClusterNode:
                 owned = []
             for tenant, import_id in owned:
                 if import_id not in before:
-                    submit(tenant, import_id)
+                    runner.submit(tenant, import_id)
             await asyncio.sleep(every)
 
     @contextlib.contextmanager
@@ -173,21 +182,23 @@ class ClusterNode:
             log.info("import handed to its tenant's node", import_id=import_id, node_id=owner)
         return owner == self.node_id
 
-    def abandoned_after(self) -> float | None:
-        """How old a partial upload must be to count as abandoned at start: in a cluster,
-        another node may be writing it (its session would have timed out after idle_timeout);
-        None: any (one node: nobody else writes)."""
-        return self.settings.sftp.idle_timeout if self.enabled else None
+    def remove_abandoned_partials(self) -> int:
+        """At start, before SFTP listens. One node: every partial upload is a crash's. In a
+        cluster another node may be writing one: only those nobody wrote for longer than a
+        session may stay idle (sftp.idle_timeout) go."""
+        if not self.enabled:
+            return spool.remove_abandoned_partials(self.settings.paths)
+        return remove_stale_partials(self.settings.paths.tenants, self.settings.sftp.idle_timeout)
 
 
 def remove_stale_partials(tenants: Path, older_than: float) -> int:
-    """A cluster's start: remove partial uploads nobody has written for `older_than` seconds."""
+    """Remove the partial uploads nobody has written for `older_than` seconds."""
     removed = 0
     now = time.time()
     for upload in tenants.glob("*/upload"):
         for path in upload.iterdir():
             with contextlib.suppress(FileNotFoundError):
-                if is_partial(path.name) and now - path.stat().st_mtime > older_than:
+                if spool.is_partial(path.name) and now - path.stat().st_mtime > older_than:
                     path.unlink()
                     removed += 1
     if removed:
