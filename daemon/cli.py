@@ -21,6 +21,7 @@ from daemon.app import App
 from daemon.clever.files import find_files
 from daemon.clever.validate import fingerprints, validate
 from daemon.cliaudit import audit_cli, cli_user
+from daemon.clustercli import cluster_group
 from daemon.config import (
     Settings,
     config_file_in_use,
@@ -456,5 +457,6 @@ def serve(app: App, once: bool, demo: bool) -> None:
 
 
 main_group.add_command(tenant_group)
+main_group.add_command(cluster_group)
 main_group.add_command(user_group)
 main_group.add_command(web_command)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -25,7 +26,7 @@ from test_serve_crash import descendants, running
 from daemon.store import nodes
 from tests.support import drop
 from tests.support.drop import District, roster_ids
-from tests.support.process import Daemon, wait_until
+from tests.support.process import Daemon, metric, wait_until
 from tests.support.site import PASSWORD, Site, upload
 
 pytestmark = pytest.mark.postgres
@@ -188,7 +189,19 @@ def test_a_node_that_restarts_leaves_another_nodes_import_alone(site: Site, tmp_
         owner = node_of(site, row["id"])
         [busy] = [d for d in daemons if d.pid == owner["pid"]]
         [other] = [d for d in daemons if d is not busy]
+        status = cluster_status(site)
+        assert sorted((n["pid"], n["running"]) for n in status) == sorted(
+            [(busy.pid, [row["id"]]), (other.pid, [])]
+        )
+        assert {n["sftp_port"] for n in status} == {d.sftp_port for d in daemons}
+        for daemon in daemons:  # each node answers for itself
+            code, body = daemon.get("/readyz")
+            assert code == 200 and json.loads(body)["checks"]["cluster_lease"] is True
+            assert metric(daemon.metrics(), "rosterdrop_cluster_live_nodes") == 2
         assert other.stop() == 0
+        assert [n["pid"] for n in cluster_status(site)] == [busy.pid]
+        [stopped] = [n for n in cluster_status(site, "--all") if n["pid"] == other.pid]
+        assert stopped["live"] is False and stopped["stopped_at"] is not None
         with site.daemon("restarted") as restarted:
             restarted.ready()
             wait_until(lambda: restarted.find("cluster node registered"), 10, "registration")
@@ -200,6 +213,15 @@ def test_a_node_that_restarts_leaves_another_nodes_import_alone(site: Site, tmp_
     assert restarted.find("import started") == []
     assert (done["state"], done["attempts"], done["node_id"]) == ("imported", 1, owner["id"])
     assert [e["import_id"] for e in site.emails("import_results")] == [done["id"]]
+
+
+def cluster_status(site: Site, *args: str) -> list[dict[str, Any]]:
+    result = site.cli("cluster", "status", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    text = site.cli("cluster", "status", *args)
+    assert text.returncode == 0 and text.stdout.count("node ") == len(rows), text.stdout
+    return rows
 
 
 def host_key(port: int) -> str:
