@@ -120,8 +120,13 @@ class ClusterNode:
             # from running twice at once, and its state from being recorded twice.
             log.error("this node's lease had run out; it is renewed", node_id=self.node_id)
         self.lease_held = held
-        with self.db.write() as conn:
-            taken = nodes.take_over(conn, self.node_id)
+        # Back from a lapse of our own (the database was away): the others' leases ran out
+        # with ours, and their next heartbeat renews them. Taking their imports now would
+        # put one tenant's imports on two nodes.
+        taken = []
+        if held:
+            with self.db.write() as conn:
+                taken = nodes.take_over(conn, self.node_id)
         if taken:
             self._taken(taken)
             wanted = set(taken)

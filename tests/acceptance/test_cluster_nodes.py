@@ -196,12 +196,14 @@ def test_a_node_that_restarts_leaves_another_nodes_import_alone(site: Site, tmp_
         assert {n["sftp_port"] for n in status} == {d.sftp_port for d in daemons}
         for daemon in daemons:  # each node answers for itself
             code, body = daemon.get("/readyz")
-            assert code == 200 and json.loads(body)["checks"]["cluster_lease"] is True
+            assert code == 200
+            assert json.loads(body)["checks"]["cluster_lease"] is True
             assert metric(daemon.metrics(), "rosterdrop_cluster_live_nodes") == 2
         assert other.stop() == 0
         assert [n["pid"] for n in cluster_status(site)] == [busy.pid]
         [stopped] = [n for n in cluster_status(site, "--all") if n["pid"] == other.pid]
-        assert stopped["live"] is False and stopped["stopped_at"] is not None
+        assert stopped["live"] is False
+        assert stopped["stopped_at"] is not None
         with site.daemon("restarted") as restarted:
             restarted.ready()
             wait_until(lambda: restarted.find("cluster node registered"), 10, "registration")
@@ -220,7 +222,8 @@ def cluster_status(site: Site, *args: str) -> list[dict[str, Any]]:
     assert result.returncode == 0, result.stderr
     rows: list[dict[str, Any]] = json.loads(result.stdout)
     text = site.cli("cluster", "status", *args)
-    assert text.returncode == 0 and text.stdout.count("node ") == len(rows), text.stdout
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("node ") == len(rows), text.stdout
     return rows
 
 
