@@ -49,7 +49,8 @@ class ClusterNode:
         self.db = db
         self.enabled = db.is_postgres
         self.node_id: int | None = None
-        self.lease_held = True  # False after a heartbeat found the lease had run out
+        self._renewed = time.monotonic()  # the last heartbeat that reached the database
+        self._lapsed = False  # the last heartbeat found the lease had run out
         self._locks: list[int] = []
 
     # -- start and stop ---------------------------------------------------------------------
@@ -79,6 +80,7 @@ class ClusterNode:
                 workers=self.settings.spool.workers,
                 lease_seconds=cluster.lease_seconds,
             )
+        self._renewed = time.monotonic()
         CLUSTER_NODE.set(self.node_id)
         log.info("cluster node registered", node_id=self.node_id)
         return self.node_id
@@ -114,12 +116,13 @@ class ClusterNode:
                 conn, self.node_id, lease, sftp_port=ports[0], http_port=ports[1]
             )
             live = 1 + len(nodes.live_others(conn, self.node_id))
+        self._renewed = time.monotonic()
         CLUSTER_LIVE_NODES.set(live)
-        if not held and self.lease_held:
+        if not held:
             # Others may have taken our imports meanwhile; the tenant locks keep any import
             # from running twice at once, and its state from being recorded twice.
             log.error("this node's lease had run out; it is renewed", node_id=self.node_id)
-        self.lease_held = held
+        self._lapsed = not held
         # Back from a lapse of our own (the database was away): the others' leases ran out
         # with ours, and their next heartbeat renews them. Taking their imports now would
         # put one tenant's imports on two nodes.
@@ -133,6 +136,13 @@ class ClusterNode:
             intake.recover(lambda record: record.id in wanted)
         with self.db.read() as conn:
             return nodes.owned(conn, self.node_id)
+
+    @property
+    def lease_held(self) -> bool:
+        """Whether this node still holds its lease, as far as it knows (for /readyz): its last
+        heartbeat reached the database within lease_seconds, and found it unexpired."""
+        recent = time.monotonic() - self._renewed < self.settings.cluster.lease_seconds
+        return recent and not self._lapsed
 
     def _taken(self, taken: list[int]) -> None:
         if taken:
