@@ -41,6 +41,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import web_pages  # noqa: E402
 from bench.district import generate  # noqa: E402
 from daemon.config import load_settings  # noqa: E402
 from daemon.store import tenants  # noqa: E402
@@ -53,21 +54,14 @@ ENDED = ("imported", "imported_with_errors", "failed", "rejected", "superseded")
 
 
 def environment(data: Path, url: str, args: argparse.Namespace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTERDROP_")}
     return {
-        **env,
-        "ROSTERDROP_DATA_DIR": str(data),
-        "ROSTERDROP_DATABASE_URL": url,
-        "ROSTERDROP_SFTP_HOST": "127.0.0.1",
-        "ROSTERDROP_SFTP_PORT": "0",
-        "ROSTERDROP_HTTP_PORT": "0",
+        **web_pages.environment(data, url),
         "ROSTERDROP_WEB_ENABLED": "false",
         "ROSTERDROP_SETTLE_SECONDS": "0.5",
         "ROSTERDROP_SPOOL_RESCAN_SECONDS": "1",
         "ROSTERDROP_SPOOL_WORKERS": str(args.workers),
         "ROSTERDROP_CLUSTER_HEARTBEAT_SECONDS": str(args.heartbeat),
         "ROSTERDROP_CLUSTER_LEASE_SECONDS": str(args.lease),
-        "ROSTERDROP_LOG_FORMAT": "json",
     }
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 from test_ops_lockout import REFUSED
 from test_serve_crash import descendants, running
 
+from daemon.spool import partial_name
 from daemon.store import nodes
 from tests.support import drop
 from tests.support.drop import District, roster_ids
@@ -76,17 +78,27 @@ def kill_service(daemon: Daemon) -> None:
     wait_until(lambda: not any(running(pid) for pid in victims), 10, "the node's processes")
 
 
+SETTLE = 2.0
+
+
 def test_the_files_of_one_upload_through_two_nodes_make_one_import(site: Site) -> None:
     site.add_tenant("acme", "admin@acme.example.org")
     files = District("acme").files()
     names = list(files)
-    with cluster(site) as (first, second, third):
-        # One SFTP session per file, through whichever node the load balancer picks.
-        with drop.sftp_session(first.sftp_port, "acme", PASSWORD) as sftp:
-            drop.upload(sftp, {name: files[name] for name in names[:3]})
-        with drop.sftp_session(second.sftp_port, "acme", PASSWORD) as sftp:
-            drop.upload(sftp, {name: files[name] for name in names[3:]})
+    with (
+        cluster(site, ROSTERDROP_SETTLE_SECONDS=str(SETTLE)) as (first, second, third),
+        # One SFTP session per file's worth, through whichever node the balancer picks.
+        drop.sftp_session(first.sftp_port, "acme", PASSWORD) as one,
+        drop.sftp_session(second.sftp_port, "acme", PASSWORD) as two,
+        drop.sftp_session(third.sftp_port, "acme", PASSWORD) as three,
+    ):
+        drop.upload(one, {name: files[name] for name in names[:3]})
+        drop.upload(two, {name: files[name] for name in names[3:]})
+        # The SIS sends one file again through a third node: the set settles from that write.
+        last_write = time.time()
+        drop.upload(three, {"students.csv": files["students.csv"]})
         [row] = wait_until(lambda: ended(site, "acme", 1), 30, "one import")
+    assert row["received_at"].timestamp() >= last_write + SETTLE
     assert row["state"] == "imported"
     assert len(site.imports("acme")) == 1
     claims = [d for d in (first, second, third) if d.find("upload claimed", tenant="acme")]
@@ -227,25 +239,29 @@ def cluster_status(site: Site, *args: str) -> list[dict[str, Any]]:
     return rows
 
 
-def host_key(port: int) -> str:
-    transport = paramiko.Transport(("127.0.0.1", port))
-    try:
-        transport.start_client(timeout=10)
-        key = transport.get_remote_server_key()
-        return f"{key.get_name()} {key.get_fingerprint().hex()}"
-    finally:
-        transport.close()
-
-
 def test_every_node_presents_the_one_host_key_even_when_they_start_together(
     site: Site,
 ) -> None:
     for key in site.settings.paths.host_keys.iterdir():
         key.unlink()  # a new installation: the first node to start makes them
     with cluster(site) as daemons:
-        keys = {host_key(d.sftp_port) for d in daemons}
+        keys = {drop.server_fingerprint(d.sftp_port) for d in daemons}
     assert len(keys) == 1, keys
     assert len(list(site.settings.paths.host_keys.glob("ssh_host_*_key"))) == 2
+
+
+def test_a_starting_node_leaves_another_nodes_upload_in_progress_alone(site: Site) -> None:
+    upload = site.settings.paths.upload_dir("acme")
+    upload.mkdir(parents=True)
+    in_progress = upload / partial_name("students.csv")  # another node is writing it
+    in_progress.write_bytes(b"school_id,student_id\r\n")
+    abandoned = upload / partial_name("teachers.csv")
+    abandoned.write_bytes(b"school_id,teacher_id\r\n")
+    idle = site.settings.sftp.idle_timeout
+    os.utime(abandoned, (time.time() - idle - 1,) * 2)  # older than any session may idle
+    with cluster(site, 1):
+        assert in_progress.exists()
+        assert not abandoned.exists()
 
 
 def test_a_ban_earned_on_one_node_holds_on_the_others(site: Site) -> None:
