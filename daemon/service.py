@@ -323,15 +323,18 @@ class Service:
         self._show_imports()
 
     async def _report_incomplete(self, incomplete: IncompleteSet) -> None:
+        def report() -> None:
+            # Several nodes see the same stuck set: one reports it, once.
+            with self.cluster.reporting():
+                if self.spool.is_reported(incomplete):
+                    return
+                self.pipeline.report_incomplete(
+                    incomplete.tenant, incomplete.present, incomplete.missing, incomplete.since
+                )
+                self.spool.reported(incomplete)
+
         try:
-            await asyncio.to_thread(
-                self.pipeline.report_incomplete,
-                incomplete.tenant,
-                incomplete.present,
-                incomplete.missing,
-                incomplete.since,
-            )
-            await asyncio.to_thread(self.spool.reported, incomplete)
+            await asyncio.to_thread(report)
         except (RosterdropError, OSError) as exc:
             log.error(
                 "could not report an incomplete upload", tenant=incomplete.tenant, error=str(exc)

@@ -195,6 +195,11 @@ class Spool:
         present = sorted(p.name for p in files.values())
         return IncompleteSet(tenant, present, missing, since, fingerprint)
 
+    def is_reported(self, incomplete: IncompleteSet) -> bool:
+        """Whether this stuck set was reported already (by this node or, sharing the data
+        directory, another)."""
+        return self._reported().get(incomplete.tenant) == incomplete.fingerprint
+
     def reported(self, incomplete: IncompleteSet) -> None:
         """Remember a stuck set as reported, once its email is safely in the outbox: a
         failure before then reports it again on the next scan."""
@@ -213,7 +218,7 @@ class Spool:
 
     def _save_reported(self, reported: dict[str, str]) -> None:
         path = self.paths.root / STALE_REPORTS
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")  # no other writer's name
         tmp.write_text(json.dumps(reported))
         os.replace(tmp, path)
 

@@ -186,6 +186,17 @@ class ClusterNode:
         with self.db.write() as conn:
             yield nodes.xact_lock(conn, tenant_id, wait=False)
 
+    @contextlib.contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Hold the cluster's one lock of the stuck-set reports (rare: one a set) for the
+        block: a node decides and records a report while no other does."""
+        if not self.enabled:
+            yield
+            return
+        with self.db.write() as conn:
+            nodes.xact_lock(conn, nodes.REPORTS_KEY)
+            yield
+
     def adopt(self, import_id: int, tenant_id: int) -> bool:
         """Whether this node runs a just-claimed import (else its tenant's older imports'
         node does, and picks it up at its next heartbeat)."""

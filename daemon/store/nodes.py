@@ -20,9 +20,10 @@ from daemon.store.tables import imports, nodes, tenants
 
 # The advisory locks of the cluster's decisions, apart from the tenant import locks
 # (database._ADVISORY_LOCK_CLASS): key 0 serialises who owns which import; a tenant's id,
-# the claim of its upload folder's set.
+# the claim of its upload folder's set; key -1, the stuck-set reports (stale-reports.json).
 CLAIM_LOCK_CLASS = 0x524F5343  # "ROSC"
 OWNERSHIP_KEY = 0
+REPORTS_KEY = -1
 # A dead node's row stays this long for `cluster status`, then goes.
 FORGET_DEAD_AFTER = timedelta(days=1)
 

@@ -264,6 +264,18 @@ def test_a_starting_node_leaves_another_nodes_upload_in_progress_alone(site: Sit
         assert not abandoned.exists()
 
 
+def test_a_stuck_upload_seen_by_every_node_is_reported_once(site: Site) -> None:
+    site.add_tenant("acme", "admin@acme.example.org")
+    files = District("acme").files()
+    with cluster(site, ROSTERDROP_SPOOL_STALE_HOURS="0.0005") as daemons:  # 1.8 s
+        upload(daemons[0].sftp_port, "acme", {"schools.csv": files["schools.csv"]})
+        wait_until(lambda: site.emails("incomplete_upload"), 30, "the report")
+        # Every node rescans every 0.3 s: each gets several looks at the same stuck set.
+        time.sleep(2)
+    assert len(site.emails("incomplete_upload")) == 1
+    assert sum(len(d.find("incomplete upload", tenant="acme")) for d in daemons) == 1
+
+
 def test_a_ban_earned_on_one_node_holds_on_the_others(site: Site) -> None:
     site.add_tenant("acme", "admin@acme.example.org")
     with cluster(site, ROSTERDROP_SFTP_MAX_AUTH_FAILURES="4") as (first, second, third):
