@@ -441,8 +441,8 @@ def _beyond_approval(
 ) -> list[TrippedThreshold]:
     """The thresholds a re-planned approved import trips beyond what the person approved: the
     roster may have moved since, and an approval covers only what was shown."""
-    allowed = {(a["rule"], a["entity"]): a["count"] for a in approved}
-    return [t for t in tripped if t.count > int(str(allowed.get((t.rule, t.entity), -1)))]
+    allowed = {TrippedThreshold.from_dict(a).key: int(str(a["count"])) for a in approved}
+    return [t for t in tripped if t.count > allowed.get(t.key, -1)]
 
 
 def _sentence(problem: Problem) -> str:

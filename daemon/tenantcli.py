@@ -142,6 +142,11 @@ def _dumps(data: Any) -> str:
 @click.option("--max-update-percent", type=float)
 @click.option("--threshold-floor", type=int, help="Changes below this never trip a percentage.")
 @click.option("--max-row-errors", type=int, help="Row errors allowed before pausing.")
+@click.option(
+    "--per-school/--no-per-school",
+    default=None,
+    help="Also count the deactivation threshold school by school (default: on).",
+)
 @click.option("--grade-rule", "grade_rules", multiple=True, help="FROM=TO, e.g. K5=KG.")
 @click.option("--clear-grade-rules", is_flag=True, help="Drop this tenant's own rules first.")
 @click.option("--common-grade-rules/--no-common-grade-rules", default=None)
@@ -178,7 +183,10 @@ def tenant_set(
 
 
 # `tenant set`'s options, audited under the web Setup page's action names where it has them.
-_THRESHOLDS = ("max_deactivate_percent", "max_update_percent", "threshold_floor", "max_row_errors")
+_THRESHOLDS = (
+    "max_deactivate_percent", "max_update_percent", "threshold_floor", "max_row_errors",
+    "per_school",
+)  # fmt: skip
 _GRADE_RULES = ("grade_rules", "common_grade_rules")
 
 

@@ -20,6 +20,7 @@ from daemon.store.tenants import Tenant
 from daemon.web.context import context
 from daemon.web.views.pages import page_values, signed_in, tenant_chooser
 from daemon.web.views.setup_page import (
+    PER_SCHOOL,
     THRESHOLDS,
     SetupForm,
     audit_change,
@@ -151,6 +152,9 @@ def _threshold_changes(
             continue
         if value != getattr(current, name):
             changes[name] = value
+    per_school = posted.get(PER_SCHOOL, "") != ""
+    if per_school != current.per_school:
+        changes[PER_SCHOOL] = per_school
     return changes, errors
 
 
@@ -160,6 +164,7 @@ async def save_thresholds(request: web.Request) -> web.Response:
     name = request.match_info["tenant"]
     form = await request.post()
     posted = {key: str(form.get(key, "") or "") for key, _, _ in THRESHOLDS}
+    posted[PER_SCHOOL] = str(form.get(PER_SCHOOL, "") or "")
 
     def store() -> tuple[Tenant, dict[str, str], dict[str, Any]]:
         with ctx.db.write() as conn:

@@ -30,6 +30,7 @@ THRESHOLDS = (
     ("threshold_floor", "Threshold floor", int),
     ("max_row_errors", "Max row errors", int),
 )
+PER_SCHOOL = "per_school"  # the thresholds form's checkbox: count deactivations per school
 
 
 @dataclass
@@ -75,6 +76,10 @@ async def render(
         "setup.html.j2", status=status, **page_values(request, f"Setup of {tenant.name}"),
         tenant=tenant, sftp=sftp,
         thresholds=_threshold_fields(tenant.settings, form), form=form,
+        per_school=(
+            form.threshold_values.get(PER_SCHOOL, "") != ""
+            if form.threshold_values else tenant.settings.per_school
+        ),
         emails_text=form.emails_text if form.emails_text is not None else "\n".join(tenant.emails),
         keys=_keys(tenant), rules=rules, audit=audit[:SETUP_AUDIT_PAGE_SIZE],
         audit_older=older,
