@@ -26,6 +26,7 @@ from daemon.http import HttpServer
 from daemon.metrics import IMPORT_DURATION, IMPORT_STATES, ROWS_APPLIED
 from daemon.notify.sender import OutboxSender
 from daemon.pipeline import Pipeline
+from daemon.rollover import Rollover
 from daemon.roster.outcome import ENDED, ImportReport, ImportState
 from daemon.runner import ImportRunner, warm_up
 from daemon.sftp import Account, SftpServer, UploadEvent, public_key_line
@@ -140,6 +141,7 @@ class Service:
         self.sender = OutboxSender(db, settings.smtp, settings.paths.outbox)
         self.pipeline = Pipeline(db, settings.paths, settings.smtp, mail_queued=self.sender.wake)
         self.runner = ImportRunner(settings, on_done=self._import_done)
+        self.rollover = Rollover(db, self.pipeline, settings, self._submit)
         paths = settings.paths
         self.sftp = SftpServer(
             settings.sftp,
@@ -214,6 +216,7 @@ class Service:
         self._spawn("uploads", resilient("uploads", self._watch_uploads))
         self._spawn("mailer", resilient("mailer", self.sender.run))
         self._spawn("housekeeping", resilient("housekeeping", self._housekeeping))
+        self._spawn("windows", self.rollover.run())  # its first look: windows ended while down
         if self.notifier.watchdog_enabled:
             self._spawn("watchdog", self.notifier.keep_alive())
         self.status = f"SFTP on port {self.sftp.port}"
@@ -253,7 +256,7 @@ class Service:
         await self.sftp.stop_accepting()
         await self.web.stop()  # no new decisions while the imports wind down
         for task in self._tasks:
-            if task.get_name() in ("uploads", "housekeeping", "watchdog"):
+            if task.get_name() in ("uploads", "housekeeping", "watchdog", "windows"):
                 task.cancel()
         self.spool.stop_watching()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -279,6 +282,7 @@ class Service:
             await self._claim(ready_set)
         for incomplete in stuck:
             await self._report_incomplete(incomplete)
+        await self.rollover.turn()
         await self.runner.idle()
         await self.sender.deliver_due()
 

@@ -17,6 +17,7 @@ from daemon.cliaudit import audit_cli, cli_user
 from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.passwords import generate_password, hash_password, read_password_stdin
+from daemon.pausecli import default_window, pause_group
 from daemon.roster.tenant import TenantSettings, grade_rule
 from daemon.store import tenants
 from daemon.store.database import Database
@@ -84,6 +85,7 @@ def tenant_add(
             password_hash=hash_password(password) if password else None,
         )
         audit_cli(conn, "tenant_added", tenant_id=added.id, detail=f"tenant {name}")
+        default_window(conn, app.settings, added.id)
     _prepare_folder(app.settings, name)
     click.echo(f"tenant {name} added; give the district these SIS export settings:")
     connection_info(app.settings, name, None if password_stdin else password, click.echo)
@@ -325,6 +327,9 @@ def tenant_enable(app: App, name: str) -> None:
         tenant = tenants.update(conn, name, disabled=False)
         audit_cli(conn, "tenant_enabled", tenant_id=tenant.id)
     click.echo(f"{name} is enabled")
+
+
+tenant_group.add_command(pause_group)
 
 
 def ensure_demo_tenant(db: Database, settings: Settings, echo: Echo) -> Tenant:
