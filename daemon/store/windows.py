@@ -163,8 +163,13 @@ def claim_notice(conn: Connection, window: PauseWindow, kind: str, now: datetime
         "created_at": now,
     }
     dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(window_notices).values(**values).on_conflict_do_nothing()
-    return bool(conn.execute(statement).rowcount)
+    statement = (
+        dialect.insert(window_notices)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(window_notices.c.kind)
+    )
+    return conn.execute(statement).first() is not None
 
 
 def noticed(conn: Connection, window: PauseWindow, kind: str, outbox_id: int) -> None:
