@@ -59,9 +59,13 @@ class Rollover:
         self.clock = clock  # the outbox's and the records' time; windows use window_now
 
     async def run(self) -> None:
+        first = True
         while True:
             try:
-                await self.turn()
+                released = await self.turn()
+                if first:  # what a restart caught up on (later looks are quiet)
+                    log.info("pause windows looked at after the start", released=len(released))
+                first = False
             except RosterdropError as exc:  # the database is away: the next look catches up
                 log.error("could not look at the pause windows", error=str(exc))
             await asyncio.sleep(self.windows.check_seconds)
