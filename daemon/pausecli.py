@@ -21,18 +21,6 @@ def _now() -> datetime:
     return window_now(lambda: datetime.now(UTC))
 
 
-def described(window: PauseWindow) -> str:
-    """A window as the audit log and `list` say it."""
-    said = f"#{window.id} {window.dates()}"
-    if window.yearly:
-        said += ", yearly"
-    if window.expect_percent is not None:
-        said += (
-            f", expect up to {window.expect_percent:g}% changes (confirmed by {window.expect_by})"
-        )
-    return said
-
-
 def window_json(window: PauseWindow) -> dict[str, object]:
     return {
         "id": window.id,
@@ -87,8 +75,8 @@ def pause_add(
             conn, tenant.id, starts_on, ends_on, zone=app.settings.windows.zone(), now=_now(),
             by=cli_user(), note=note, yearly=yearly, expect_percent=expect_changes,
         )  # fmt: skip
-        audit_cli(conn, "pause_window_added", tenant_id=tenant.id, detail=described(window))
-    click.echo(f"pause window added for {name}: {described(window)}")
+        audit_cli(conn, "pause_window_added", tenant_id=tenant.id, detail=window.described())
+    click.echo(f"pause window added for {name}: {window.described()}")
     click.echo(
         f"  uploads from {window.starts_on} through {window.ends_on} are checked but not"
         f" applied; on {window.released_on} the newest one is imported"
@@ -110,12 +98,7 @@ def pause_list(app: App, name: str, as_json: bool) -> None:
         click.echo(f"{name} has no pause windows")
     now = _now()
     for window in found:
-        state = (
-            "holding uploads now" if window.holds(now)
-            else "ended" if window.ends_at <= now
-            else "to come"
-        )  # fmt: skip
-        click.echo(f"{described(window)}: {state}")
+        click.echo(f"{window.described()}: {window.state(now)}")
 
 
 @pause_group.command("remove")
@@ -127,8 +110,8 @@ def pause_remove(app: App, name: str, window_id: int) -> None:
     with app.db.write() as conn:
         tenant = tenants.get(conn, name)
         window = windows.remove(conn, tenant.id, window_id)
-        audit_cli(conn, "pause_window_removed", tenant_id=tenant.id, detail=described(window))
-    click.echo(f"pause window removed from {name}: {described(window)}")
+        audit_cli(conn, "pause_window_removed", tenant_id=tenant.id, detail=window.described())
+    click.echo(f"pause window removed from {name}: {window.described()}")
 
 
 def default_window(conn: Connection, settings: Settings, tenant_id: int) -> None:
@@ -138,4 +121,4 @@ def default_window(conn: Connection, settings: Settings, tenant_id: int) -> None
         now=_now(), by=cli_user(),
     )  # fmt: skip
     if window is not None:
-        audit_cli(conn, "pause_window_added", tenant_id=tenant_id, detail=described(window))
+        audit_cli(conn, "pause_window_added", tenant_id=tenant_id, detail=window.described())

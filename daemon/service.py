@@ -162,7 +162,7 @@ class Service:
                 public_key_line=public_key_line,
             ),
             import_done=self._import_done,
-            dry_runs=DryRunner(settings), submit_import=self._submit,
+            dry_runs=DryRunner(settings), submit_import=self._submit, windows=settings.windows,
         )  # fmt: skip
         self.ready = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)

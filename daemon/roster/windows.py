@@ -66,6 +66,24 @@ class PauseWindow:
         note = f" ({self.note})" if self.note else ""
         return f"{self.starts_on.isoformat()} to {self.ends_on.isoformat()}{note}"
 
+    def described(self) -> str:
+        """The window as `tenant pause list` and the audit log say it."""
+        said = f"#{self.id} {self.dates()}"
+        if self.yearly:
+            said += ", yearly"
+        if self.expect_percent is not None:
+            said += (
+                f", expect up to {self.expect_percent:g}% changes (confirmed by {self.expect_by})"
+            )
+        return said
+
+    def state(self, now: datetime) -> str:
+        return (
+            "holding uploads now"
+            if self.holds(now)
+            else ("ended" if self.ends_at <= now else "to come")
+        )
+
     def hold(self) -> TrippedThreshold:
         """How a held import records its window: as the rule that paused it (an approval
         covers the window's id, so approving applies it early)."""
