@@ -111,6 +111,9 @@ def test_an_upload_during_the_window_is_held_and_its_email_says_until_when(
         " the roster and imported"
     ) in text.replace("\n", " ")
     assert "Approve it to apply it now." in text.replace("\n", " ")
+    assert text.splitlines()[1] == (
+        "It is held until its pause window ends; approve it to apply it now, or reject it."
+    )
     assert f"rosterdrop imports approve {held.import_id}" in text
 
 

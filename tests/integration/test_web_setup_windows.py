@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from daemon.config import Settings
+from daemon.config import Settings, WindowSettings
 from daemon.store import tenants, windows
 from daemon.store.database import Database
 from daemon.store.tables import audit_log
@@ -155,4 +155,22 @@ async def test_the_per_school_box_turns_the_school_counts_off_and_on_audited(web
     assert [d for a, _, d in actions(web)] == [
         "per_school: True → False",
         "per_school: False → True",
+    ]
+
+
+async def test_a_tenant_the_operator_adds_gets_the_configured_yearly_window(web: Web) -> None:
+    web.ctx.windows = WindowSettings(new_tenant="06-15..08-10")
+    add_user(web.db, "ops", None)
+    assert await web.sign_in("ops") == 303
+    csrf = csrf_of(await (await web.client.get("/operator/tenants")).text())
+
+    added = await web.client.post(
+        "/operator/tenants", data={"csrf_token": csrf, "name": "fresh", "emails": "a@fresh.org"}
+    )
+
+    assert added.status == 200
+    assert listed(web, "fresh") == [("2027-06-15", "2027-08-10", "school year rollover", None)]
+    assert [a for a, who, _ in actions(web) if who == "ops"] == [
+        "tenant_added",
+        "pause_window_added",
     ]
