@@ -30,10 +30,11 @@ from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.roster.problems import IDENTICAL_UPLOAD, Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold, evaluate
-from daemon.store import imports, kept_changes, tenants
+from daemon.store import imports, kept_changes, tenants, windows
 from daemon.store.imports import ImportRecord
 from daemon.store.staging import Stage
 from daemon.store.tenants import Tenant
+from daemon.windowclock import window_now
 
 log = structlog.get_logger(__name__)
 
@@ -209,9 +210,11 @@ class Pipeline(Intake):
                 raise _Stop(ImportState.FAILED)
             run.plan = stage.plan(run.tenant.id, first_import=previous is None)
             timer.lap("planned")
+            held = windows.rules_for(conn, run.tenant.id, window_now(self.now))
             run.tripped = evaluate(
-                run.plan, run.validation.error_rows, run.validation.rows_read, settings
-            )
+                run.plan, run.validation.error_rows, run.validation.rows_read,
+                held.settings(settings),
+            ) + held.held  # fmt: skip
             if approved:
                 run.tripped = _beyond_approval(run.tripped, run.record.tripped or [])
             if run.tripped:
@@ -228,6 +231,7 @@ class Pipeline(Intake):
             kept_changes.keep(stage, run.plan, run.tenant.id, run.record.id, applied=True)
             timer.lap("kept")
             stage.apply(run.tenant.id, run.record.id, self.now())
+            held.used(conn, run.record.id)
             stage.close()
             timer.lap("applied")
             state = (
@@ -287,9 +291,11 @@ class Pipeline(Intake):
             validation = validate(found, fingerprints(found), tenant.settings, problems, stage)
             if not validation.fatal:
                 plan = stage.plan(tenant.id, first_import=first_import)
+                held = windows.rules_for(conn, tenant.id, window_now(self.now))
                 tripped = evaluate(
-                    plan, validation.error_rows, validation.rows_read, tenant.settings
-                )
+                    plan, validation.error_rows, validation.rows_read,
+                    held.settings(tenant.settings),
+                ) + held.held  # fmt: skip
             stage.close()  # the roster was only read; the staging tables go away
         return Preview(validation, plan, tripped, problems)
 
@@ -442,8 +448,8 @@ def _beyond_approval(
 ) -> list[TrippedThreshold]:
     """The thresholds a re-planned approved import trips beyond what the person approved: the
     roster may have moved since, and an approval covers only what was shown."""
-    allowed = {(a["rule"], a["entity"]): a["count"] for a in approved}
-    return [t for t in tripped if t.count > int(str(allowed.get((t.rule, t.entity), -1)))]
+    allowed = {TrippedThreshold.from_dict(a).key: int(str(a["count"])) for a in approved}
+    return [t for t in tripped if t.count > allowed.get(t.key, -1)]
 
 
 def _sentence(problem: Problem) -> str:

@@ -24,6 +24,7 @@ from daemon.http import HttpServer
 from daemon.metrics import IMPORT_DURATION, IMPORT_STATES, ROWS_APPLIED
 from daemon.notify.sender import OutboxSender
 from daemon.pipeline import Pipeline
+from daemon.rollover import Rollover
 from daemon.roster.outcome import ENDED, ImportReport, ImportState
 from daemon.runner import ImportRunner, warm_up
 from daemon.sftp import Account, SftpServer, UploadEvent, public_key_line
@@ -34,6 +35,8 @@ from daemon.store.database import Database
 from daemon.systemd import Notifier
 from daemon.web import SftpDetails, WebServer
 
+# Background tasks a stop cancels at once; the imports and the mailer wind down instead.
+_CANCELLED_AT_STOP = ("uploads", "housekeeping", "watchdog", "cluster", "logins", "windows")
 log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 3600.0
@@ -125,6 +128,7 @@ class Service:
         self.runner = ImportRunner(settings, on_done=self._import_done)
         # On SQLite one node; on PostgreSQL one of several (daemon/cluster/node.py).
         self.cluster = ClusterNode(settings, db)
+        self.rollover = Rollover(db, self.pipeline, settings, self._submit)
         paths = settings.paths
         self.sftp = SftpServer(
             settings.sftp,
@@ -145,7 +149,7 @@ class Service:
                 public_key_line=public_key_line,
             ),
             import_done=self._import_done,
-            dry_runs=DryRunner(settings), submit_import=self._submit,
+            dry_runs=DryRunner(settings), submit_import=self._submit, windows=settings.windows,
         )  # fmt: skip
         self.ready = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)
@@ -205,6 +209,7 @@ class Service:
         self._spawn("uploads", resilient("uploads", self._watch_uploads))
         self._spawn("mailer", resilient("mailer", self.sender.run))
         self._spawn("housekeeping", resilient("housekeeping", self._housekeeping))
+        self._spawn("windows", self.rollover.run())  # its first look: windows ended while down
         if self.notifier.watchdog_enabled:
             self._spawn("watchdog", self.notifier.keep_alive())
         self.status = f"SFTP on port {self.sftp.port}"
@@ -244,7 +249,7 @@ class Service:
         await self.sftp.stop_accepting()
         await self.web.stop()  # no new decisions while the imports wind down
         for task in self._tasks:
-            if task.get_name() in ("uploads", "housekeeping", "watchdog", "cluster", "logins"):
+            if task.get_name() in _CANCELLED_AT_STOP:
                 task.cancel()
         self.spool.stop_watching()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -268,6 +273,7 @@ class Service:
             await self._claim(ready_set)
         for incomplete in stuck:
             await self._report_incomplete(incomplete)
+        await self.rollover.turn()
         await self.runner.idle()
         await self.sender.deliver_due()
 

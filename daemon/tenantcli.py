@@ -17,6 +17,7 @@ from daemon.cliaudit import audit_cli, cli_user
 from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.passwords import generate_password, hash_password, read_password_stdin
+from daemon.pausecli import default_window, pause_group
 from daemon.roster.tenant import TenantSettings, grade_rule
 from daemon.store import tenants
 from daemon.store.database import Database
@@ -84,6 +85,7 @@ def tenant_add(
             password_hash=hash_password(password) if password else None,
         )
         audit_cli(conn, "tenant_added", tenant_id=added.id, detail=f"tenant {name}")
+        default_window(conn, app.settings, added.id)
     _prepare_folder(app.settings, name)
     click.echo(f"tenant {name} added; give the district these SIS export settings:")
     connection_info(app.settings, name, None if password_stdin else password, click.echo)
@@ -142,6 +144,11 @@ def _dumps(data: Any) -> str:
 @click.option("--max-update-percent", type=float)
 @click.option("--threshold-floor", type=int, help="Changes below this never trip a percentage.")
 @click.option("--max-row-errors", type=int, help="Row errors allowed before pausing.")
+@click.option(
+    "--per-school/--no-per-school",
+    default=None,
+    help="Also count the deactivation threshold school by school (default: on).",
+)
 @click.option("--grade-rule", "grade_rules", multiple=True, help="FROM=TO, e.g. K5=KG.")
 @click.option("--clear-grade-rules", is_flag=True, help="Drop this tenant's own rules first.")
 @click.option("--common-grade-rules/--no-common-grade-rules", default=None)
@@ -178,7 +185,10 @@ def tenant_set(
 
 
 # `tenant set`'s options, audited under the web Setup page's action names where it has them.
-_THRESHOLDS = ("max_deactivate_percent", "max_update_percent", "threshold_floor", "max_row_errors")
+_THRESHOLDS = (
+    "max_deactivate_percent", "max_update_percent", "threshold_floor", "max_row_errors",
+    "per_school",
+)  # fmt: skip
 _GRADE_RULES = ("grade_rules", "common_grade_rules")
 
 
@@ -317,6 +327,9 @@ def tenant_enable(app: App, name: str) -> None:
         tenant = tenants.update(conn, name, disabled=False)
         audit_cli(conn, "tenant_enabled", tenant_id=tenant.id)
     click.echo(f"{name} is enabled")
+
+
+tenant_group.add_command(pause_group)
 
 
 def ensure_demo_tenant(db: Database, settings: Settings, echo: Echo) -> Tenant:

@@ -31,6 +31,7 @@ from daemon.config.settings import (
     SmtpSettings,
     SpoolSettings,
     WebSettings,
+    WindowSettings,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "SmtpSettings",
     "SpoolSettings",
     "WebSettings",
+    "WindowSettings",
     "config_file_in_use",
     "keys",
     "load_settings",

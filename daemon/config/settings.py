@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from daemon.errors import ConfigError
 
@@ -44,6 +45,12 @@ MAX_API_TOKEN_DAYS = 3650.0
 DEFAULT_UPLOAD_MAX_FILE_BYTES = 1 << 30
 DEFAULT_UPLOAD_MAX_BYTES = 2 << 30
 DEFAULT_UPLOAD_PENDING_MINUTES = 60.0
+# Pause windows: their days are counted in this zone; `serve` looks for one starting or ending
+# this often (a notice or a release is at most this late), within these bounds.
+DEFAULT_WINDOW_TIMEZONE = "UTC"
+DEFAULT_WINDOW_CHECK_SECONDS = 300.0
+MIN_WINDOW_CHECK_SECONDS = 1.0
+MAX_WINDOW_CHECK_SECONDS = 3600.0
 
 
 class Secret:
@@ -267,6 +274,35 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class WindowSettings:
+    """Pause windows (docs/school-year.md): the days they are counted in, how often `serve`
+    looks for a window starting or ending, and the window a new tenant starts with."""
+
+    timezone: str = DEFAULT_WINDOW_TIMEZONE
+    check_seconds: float = DEFAULT_WINDOW_CHECK_SECONDS
+    new_tenant: str = ""  # MM-DD..MM-DD: a yearly window for every tenant added; "": none
+
+    def __post_init__(self) -> None:
+        from daemon.roster import windows
+
+        try:
+            windows.time_zone(self.timezone)
+            if self.new_tenant:
+                windows.yearly_rule(self.new_tenant)
+        except ConfigError as exc:
+            raise ConfigError(f"setting windows: {exc}") from None
+        low, high = MIN_WINDOW_CHECK_SECONDS, MAX_WINDOW_CHECK_SECONDS
+        if not low <= self.check_seconds <= high:
+            raise ConfigError(
+                f"setting windows.check_seconds must be between {low:g} and {high:g},"
+                f" not {self.check_seconds:g}"
+            )
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default=DEFAULT_DATA_DIR, metadata=_env("ROSTERDROP_DATA_DIR"))
     database_url: str = field(default="", metadata=_env("ROSTERDROP_DATABASE_URL"))
@@ -278,6 +314,7 @@ class Settings:
     log: LogSettings = LogSettings()
     service: ServiceSettings = ServiceSettings()
     cluster: ClusterSettings = ClusterSettings()
+    windows: WindowSettings = WindowSettings()
 
     def __post_init__(self) -> None:
         # The emails link to the web pages: one source for that address, [web] public_url.

@@ -97,6 +97,8 @@ def check_your_data(
         "approve_command": APPROVE_COMMAND.format(import_id=report.import_id),
         "reject_command": REJECT_COMMAND.format(import_id=report.import_id),
         "review_url": review_url,
+        # Held by a pause window: applied when it ends, unless decided before.
+        "held": any(t.rule == "window" for t in report.tripped),
     }
     return _report_email(CHECK_YOUR_DATA, subject, context, recipients, smtp, report, problems)
 

@@ -14,6 +14,7 @@ DEFAULT_MAX_DEACTIVATE_PERCENT = 10.0
 DEFAULT_MAX_UPDATE_PERCENT = 75.0
 DEFAULT_THRESHOLD_FLOOR = 5
 DEFAULT_MAX_ROW_ERRORS = 0
+DEFAULT_PER_SCHOOL = True
 DEFAULT_FALLBACK_ENCODING = "windows-1252"
 # Words that mark a column as holding a secret (full Clever exports carry plain-text
 # passwords): such a column is never read, stored or reported.
@@ -27,6 +28,9 @@ class TenantSettings:
     # Changes below this many rows never trip a percentage threshold (tiny schools).
     threshold_floor: int = DEFAULT_THRESHOLD_FLOOR
     max_row_errors: int = DEFAULT_MAX_ROW_ERRORS
+    # The deactivation threshold also counted school by school (same limit and floor): one
+    # small school lost whole stays under a large district's percentage.
+    per_school: bool = DEFAULT_PER_SCHOOL
     common_grade_rules: bool = True
     grade_rules: Mapping[str, str] = field(default_factory=dict)
     # A file that is not UTF-8 is decoded with this (and a warning), or fails when "".

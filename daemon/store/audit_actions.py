@@ -17,6 +17,8 @@ AUDIT_ACTIONS: dict[str, str] = {
     "public_key_added": "an SSH public key added (type, fingerprint, comment)",
     "public_key_removed": "an SSH public key removed (type, fingerprint, comment)",
     "grade_rules": "the grade replace rules replaced (the rules, whether the common ones apply)",
+    "pause_window_added": "a pause window added (its days, note, expected changes)",
+    "pause_window_removed": "a pause window removed (its days, note)",
     # Choose Files
     "upload_checked": "five files checked (their sizes, the problems, what would pause it)",
     "upload_refused": "an upload refused (the message)",

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from daemon.roster.entities import ENTITIES, SECTION_TEACHERS, SECTIONS, STUDENTS, TEACHERS, Entity
 from daemon.roster.plan import EntityChanges, Plan
+from daemon.store.school_shares import school_deactivations
 from daemon.store.tables import roster_tables
 
 BATCH_ROWS = 20_000
@@ -212,7 +213,10 @@ class Stage:
     def plan(self, tenant_id: int, *, first_import: bool) -> Plan:
         """Diff the staged snapshot against the tenant's roster; nothing is written to it."""
         self.flush()
-        return Plan({e.name: self._diff(e, tenant_id) for e in ENTITIES}, first_import)
+        entities = {e.name: self._diff(e, tenant_id) for e in ENTITIES}
+        known = {name: t for name, t in CHANGES.items() if name not in self._empty}
+        schools = school_deactivations(self.conn, tenant_id, known)
+        return Plan(entities, first_import, schools)
 
     def _diff(self, entity: Entity, tenant_id: int) -> EntityChanges:
         live, changes = roster_tables[entity.name], CHANGES[entity.name]

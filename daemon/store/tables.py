@@ -285,6 +285,40 @@ login_failures = Table(
     Index(None, "failed_at"),
 )
 
+# A tenant's pause windows (migration 0010; daemon/store/windows.py): uploads are held, not
+# applied, from starts_at until ends_at (the days starts_on … ends_on in [windows] timezone).
+pause_windows = Table(
+    "pause_windows",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),  # the last day held
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime(), nullable=False),  # the midnight after ends_on
+    Column("note", Text, nullable=False, server_default=""),
+    Column("yearly", Boolean, nullable=False, server_default=text("false")),
+    # The one-time threshold override its end carries, who confirmed it, the import it served.
+    Column("expect_percent", Float),
+    Column("expect_by", String(128)),
+    Column("expect_import_id", Id),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index(None, "tenant_id", "starts_on"),
+)
+
+# The notices sent about a window: its key makes each go out once, whichever node (or
+# restart) gets there first (migration 0010).
+window_notices = Table(
+    "window_notices",
+    metadata,
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("window_id", Id, ForeignKey("pause_windows.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # starts, ended
+    Column("outbox_id", Id),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
 _TYPES = {"term_start": Date, "term_end": Date, "position": Integer, "extra": Text}
 
 

@@ -28,6 +28,7 @@ from daemon.web.views import (
     setup,
     setup_keys,
     setup_rules,
+    setup_windows,
     signin,
     upload,
 )
@@ -240,6 +241,8 @@ def _pages(r: web.UrlDispatcher) -> None:
     r.add_get("/tenants/{tenant}/setup/keys/remove", setup_keys.confirm_remove)
     r.add_post("/tenants/{tenant}/setup/keys/remove", setup_keys.remove_key)
     r.add_post("/tenants/{tenant}/setup/grade-rules", setup_rules.save_grade_rules)
+    r.add_post("/tenants/{tenant}/setup/windows", setup_windows.add_window)
+    r.add_post("/tenants/{tenant}/setup/windows/remove", setup_windows.remove_window)
     # Choose Files: upload the five files, see the dry run, Process Import.
     r.add_get("/upload", upload.choose)
     r.add_get("/tenants/{tenant}/upload", upload.show)
