@@ -43,6 +43,7 @@ class ImportRecord:
     superseded_by: int | None = None
     attempts: int = 0
     work_seconds: float | None = None  # None: recorded before it was kept
+    undoes: int | None = None  # an undo import: the oldest import it undoes
 
 
 _COLUMNS = [c for c in imports.c if c.name != "tenant_id"]

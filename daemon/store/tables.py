@@ -111,6 +111,8 @@ imports = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     # Seconds of work so far: validating before a pause, plus the run after an approval.
     Column("work_seconds", Float),
+    # An undo import (source `undo`): the oldest import it undoes (migration 0011).
+    Column("undoes", Id),
     Index(None, "tenant_id", "id"),
     Index(None, "state"),
     # An undone claim deletes its row: its id must not come back (folders are named by it).
