@@ -26,9 +26,6 @@ from daemon.store.database import Database
 from daemon.store.imports import APPLIED, ImportRecord
 
 SOURCE = "undo"
-# Applied imports read when looking for the ones an undo reverses: the archive's retention
-# bounds them in practice (an import whose change log expired cannot be undone).
-SCAN_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,11 @@ def undone_by(
             f"import #{target.id} is {target.state.value.replace('_', ' ')}: only an applied"
             " import can be undone"
         )
-    newer = imports.list_recent(
-        conn, tenant_id=target.tenant_id, states=APPLIED, before=before, limit=SCAN_LIMIT
-    )
-    undone = [r for r in newer if r.id >= target.id]
+    # Unbounded, yet bounded by the retention: an import older than it cannot be undone.
+    undone = imports.list_recent(
+        conn, tenant_id=target.tenant_id, states=APPLIED, before=before, at_least=target.id,
+        limit=None,
+    )  # fmt: skip
     gone = [r for r in undone if r.archived_at is not None and r.files_dir is None]
     if gone:
         raise Conflict(
@@ -134,9 +132,9 @@ def moved_since(conn: Connection, record: ImportRecord) -> str | None:
     later = [
         r
         for r in imports.list_recent(
-            conn, tenant_id=record.tenant_id, states=APPLIED, limit=SCAN_LIMIT
+            conn, tenant_id=record.tenant_id, states=APPLIED, at_least=record.undoes, limit=None
         )
-        if r.id >= record.undoes and r.id != record.id
+        if r.id != record.id
         and r.finished_at is not None and r.finished_at > record.received_at
     ]  # fmt: skip
     if not later:

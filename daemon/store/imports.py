@@ -94,12 +94,16 @@ def list_recent(
     *,
     tenant_id: int | None = None,
     states: Iterable[ImportState] | None = None,
-    limit: int = 50,
+    limit: int | None = 50,
     before: int | None = None,
     other_than: Iterable[ImportState] = (),
+    at_least: int | None = None,
 ) -> list[ImportRecord]:
-    """Newest first; `before`: only imports older than that id (keyset paging)."""
+    """Newest first; `before`: only imports older than that id (keyset paging); `at_least`:
+    only that import and newer ones; `limit` None: all of them."""
     query = _select().order_by(imports.c.id.desc()).limit(limit)
+    if at_least is not None:
+        query = query.where(imports.c.id >= at_least)
     if tenant_id is not None:
         query = query.where(imports.c.tenant_id == tenant_id)
     if states is not None:

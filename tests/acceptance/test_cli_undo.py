@@ -28,22 +28,29 @@ from daemon.store.database import Database
 from daemon.store.tables import audit_log, outbox
 from daemon.testpoint import STOP_AT
 from tests.support.roster import ROSTERDROP, pipeline_for, rosterdrop, rosterdrop_env
-from tests.support.undoing import assert_restored, state
+from tests.support.undoing import State, assert_restored, state
 
 STUDENTS = 300
 POINT = "undo-before-commit"
 
 
 @pytest.fixture
-def district(settings: Settings, tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
-    """A tenant that imported day 1 (import #1), then a day 2 with 30 % changed (#2)."""
+def district(
+    db: Database, settings: Settings, tmp_path: Path
+) -> tuple[dict[str, str], State, State]:
+    """A tenant that imported day 1 (import #1), then a day 2 with 30 % changed (#2): the
+    command's environment, and the roster after each."""
     env = rosterdrop_env(settings)
     generate(tmp_path / "day1", STUDENTS)
     generate(tmp_path / "day2", STUDENTS, change=0.3)
     assert rosterdrop(env, "tenant", "add", "acme", "--no-password").returncode == 0
     limits = ("--max-deactivate-percent", "100", "--max-update-percent", "100")
     assert rosterdrop(env, "tenant", "set", "acme", *limits).returncode == 0
-    return env, tmp_path / "day1", tmp_path / "day2"
+    after = []
+    for day in ("day1", "day2"):
+        assert rosterdrop(env, "import", str(tmp_path / day), "--tenant", "acme").returncode == 0
+        after.append(state(db, "acme"))
+    return env, after[0], after[1]
 
 
 def _email_of(db: Database, import_id: int) -> Message:
@@ -64,13 +71,9 @@ def _text(message: Message) -> str:
 
 
 def test_an_operator_undoes_an_import_and_redoes_it(
-    db: Database, district: tuple[dict[str, str], Path, Path]
+    db: Database, district: tuple[dict[str, str], State, State]
 ) -> None:
-    env, day1, day2 = district
-    assert rosterdrop(env, "import", str(day1), "--tenant", "acme").returncode == 0
-    after_day1 = state(db, "acme")
-    assert rosterdrop(env, "import", str(day2), "--tenant", "acme").returncode == 0
-    after_day2 = state(db, "acme")
+    env, after_day1, after_day2 = district
 
     dry = rosterdrop(env, "imports", "undo", "2", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
@@ -124,13 +127,9 @@ def _wait_for(path: Path, seconds: float = 60) -> None:
 
 
 def test_a_killed_undo_leaves_the_roster_as_before_and_recovery_finishes_it(
-    db: Database, settings: Settings, district: tuple[dict[str, str], Path, Path]
+    db: Database, settings: Settings, district: tuple[dict[str, str], State, State]
 ) -> None:
-    env, day1, day2 = district
-    assert rosterdrop(env, "import", str(day1), "--tenant", "acme").returncode == 0
-    after_day1 = state(db, "acme")
-    assert rosterdrop(env, "import", str(day2), "--tenant", "acme").returncode == 0
-    after_day2 = state(db, "acme")
+    env, after_day1, after_day2 = district
     stops = settings.data_dir / "stops"
     stops.mkdir(parents=True)
 

@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from daemon import undo
 from daemon.config import Settings
 from daemon.errors import Conflict
-from daemon.roster.outcome import ImportState
+from daemon.pipeline import Pipeline
+from daemon.roster.outcome import ImportReport, ImportState
 from daemon.store import imports
 from daemon.store.database import Database
 from daemon.store.tables import import_changes
 from tests.support.clever import Snapshot
 from tests.support.roster import NEVER_PAUSE, add_tenant, pipeline_for, run_import
-from tests.support.undoing import add_extra_column, assert_restored, run_undo, state
+from tests.support.undoing import State, add_extra_column, assert_restored, run_undo, state
 
 
 def district_a() -> Snapshot:
@@ -60,6 +61,17 @@ def _upload(snap: Snapshot, folder: Path, state_ids: dict[str, str]) -> Path:
     return folder
 
 
+def _a_then_b(
+    db: Database, pipeline: Pipeline, tenant: str, tmp_path: Path
+) -> tuple[ImportReport, State, ImportReport, State]:
+    """District A imported, then the bad upload B: each report, and the roster after it."""
+    a = run_import(pipeline, tenant, _upload(district_a(), tmp_path / "a", {"S1": "X1"}))
+    after_a = state(db, tenant)
+    b = run_import(pipeline, tenant, _upload(district_b(), tmp_path / "b", {"S1": "X2"}))
+    assert b.state is ImportState.IMPORTED, b.problems
+    return a, after_a, b, state(db, tenant)
+
+
 @pytest.fixture
 def tenant(db: Database) -> str:
     add_tenant(db, "lincoln", NEVER_PAUSE)
@@ -70,11 +82,7 @@ def test_undo_restores_every_value_active_state_link_and_extra(
     db: Database, settings: Settings, tenant: str, tmp_path: Path
 ) -> None:
     pipeline = pipeline_for(db, settings)
-    a = run_import(pipeline, tenant, _upload(district_a(), tmp_path / "a", {"S1": "X1"}))
-    after_a = state(db, tenant)
-    b = run_import(pipeline, tenant, _upload(district_b(), tmp_path / "b", {"S1": "X2"}))
-    assert b.state is ImportState.IMPORTED, b.problems
-    after_b = state(db, tenant)
+    a, after_a, b, after_b = _a_then_b(db, pipeline, tenant, tmp_path)
     assert after_b != after_a
 
     undone = run_undo(pipeline, b.import_id)
@@ -96,9 +104,7 @@ def test_undo_of_an_undo_is_a_redo(
     db: Database, settings: Settings, tenant: str, tmp_path: Path
 ) -> None:
     pipeline = pipeline_for(db, settings)
-    run_import(pipeline, tenant, _upload(district_a(), tmp_path / "a", {"S1": "X1"}))
-    b = run_import(pipeline, tenant, _upload(district_b(), tmp_path / "b", {"S1": "X2"}))
-    after_b = state(db, tenant)
+    _, _, b, after_b = _a_then_b(db, pipeline, tenant, tmp_path)
     first = run_undo(pipeline, b.import_id)
 
     redo = run_undo(pipeline, first.import_id)
@@ -111,9 +117,7 @@ def test_an_older_import_is_undone_only_by_undoing_back_to_it(
     db: Database, settings: Settings, tenant: str, tmp_path: Path
 ) -> None:
     pipeline = pipeline_for(db, settings)
-    run_import(pipeline, tenant, _upload(district_a(), tmp_path / "a", {"S1": "X1"}))
-    after_a = state(db, tenant)
-    b = run_import(pipeline, tenant, _upload(district_b(), tmp_path / "b", {"S1": "X2"}))
+    _, after_a, b, _ = _a_then_b(db, pipeline, tenant, tmp_path)
     c_snap = district_b()
     c_snap.students[("SCH1", "S1")] = ("Third", "Version", "", "s1", "05")
     c = run_import(pipeline, tenant, _upload(c_snap, tmp_path / "c", {"S1": "X3"}))
