@@ -249,6 +249,8 @@ class Pipeline(Intake):
             run.plan = undo.carry_out(conn, run.record, run.problems, self.now())
             if run.plan is None:
                 raise _Stop(ImportState.FAILED)
+            # No file was read: the figures per file still say what changed.
+            run.validation = Validation(files={name: FileSummary(name) for name in FILES})
             self._end(conn, run, ImportState.IMPORTED)
             testpoint.reached("undo-before-commit")
 
