@@ -180,3 +180,27 @@ def test_only_an_applied_import_with_its_change_log_can_be_undone(
         Conflict, match=rf"change log of imports #\d+ and #{a.import_id} has expired"
     ):
         undo.ask(pipeline, a.import_id, back_to=True)
+
+
+def test_an_undo_is_refused_when_the_roster_moved_since_it_was_asked_for(
+    db: Database, settings: Settings, tenant: str, tmp_path: Path
+) -> None:
+    pipeline = pipeline_for(db, settings)
+    _, _, b, after_b = _a_then_b(db, pipeline, tenant, tmp_path)
+    with pytest.raises(Conflict, match=rf"import #{b.import_id} was applied since you were shown"):
+        undo.ask(pipeline, b.import_id, back_to=False, newest=b.import_id - 1)  # a stale page
+    asked = undo.ask(pipeline, b.import_id, back_to=False, newest=b.import_id)
+    c_snap = district_b()
+    c_snap.schools["SCH1"] = "Lincoln Elementary"
+    c = run_import(pipeline, tenant, _upload(c_snap, tmp_path / "c", {"S1": "X2"}))
+    after_c = state(db, tenant)
+    assert after_c != after_b
+
+    report = pipeline.run(asked)  # the roster moved under it: nothing is undone
+
+    assert report.state is ImportState.FAILED
+    assert report.fatal_reason is not None
+    assert f"Import #{c.import_id} was applied after this undo was asked for" in (
+        report.fatal_reason
+    )
+    assert state(db, tenant) == after_c
