@@ -51,11 +51,6 @@ def _target_table(entity: Entity) -> sa.Table:
 TARGET = {e.name: _target_table(e) for e in ENTITIES}
 
 
-def _kept_keys(entity: Entity) -> list[sa.ColumnElement[Any]]:
-    kept = import_changes.c
-    return [kept[k] for k in KEY_COLUMNS]
-
-
 def _padded(entity: Entity, columns: Any) -> list[sa.ColumnElement[Any]]:
     """A roster key as import_changes writes it: its parts, then '' up to three."""
     parts: list[sa.ColumnElement[Any]] = [columns[k] for k in entity.key]
@@ -99,7 +94,7 @@ class Undo:
     def _touched(self, entity: Entity) -> None:
         """Copy the current state of every record the undone imports touched."""
         live, kept, target = roster_tables[entity.name], import_changes.c, TARGET[entity.name]
-        logged = sa.select(*_kept_keys(entity)).where(
+        logged = sa.select(*(kept[k] for k in KEY_COLUMNS)).where(
             kept.import_id.in_(self.undone),
             kept.entity == entity.name,
             kept.kind.in_(REVERSIBLE),

@@ -8,6 +8,7 @@ from typing import Any
 
 from daemon import undo
 from daemon.pipeline import Pipeline
+from daemon.roster.entities import BY_NAME
 from daemon.roster.outcome import ImportReport
 from daemon.store.database import Database
 from tests.support.roster import tables
@@ -26,7 +27,7 @@ def state(db: Database, tenant: str) -> State:
     """Every record of the tenant, active or not: key -> (every field, active)."""
     out: State = {}
     for name, rows in tables(db, tenant).items():
-        width = {"schools": 1, "enrollments": 3, "section_teachers": 3}.get(name, 2)
+        width = len(BY_NAME[name].key)
         out[name] = {row[1 : 1 + width]: row[1 + width : -BOOKKEEPING] for row in rows}
     return out
 
