@@ -39,6 +39,7 @@ from daemon.store.database import Database, sqlite_file
 from daemon.store.roster import active_roster
 from daemon.store.staging import Stage
 from daemon.tenantcli import ensure_demo_tenant, tenant_group
+from daemon.undocli import undo_command
 from daemon.usercli import ensure_demo_user, user_group
 from daemon.webservice import web_command
 
@@ -214,7 +215,7 @@ def _show_import(report: Any, as_json: bool) -> None:
 
 @main_group.group("imports")
 def imports_group() -> None:
-    """The import history; approve or reject paused imports, end stuck ones."""
+    """The import history; approve or reject paused imports, end stuck ones, undo."""
 
 
 @imports_group.command("list")
@@ -309,6 +310,9 @@ def imports_fail(app: App, import_id: int, reason: str, by: str | None, as_json:
     who = _decided_by(by)
     report = app.pipeline().fail(import_id, who, reason)
     _audited_decision(app, report, "fail", who, as_json, f"; reason: {reason}")
+
+
+imports_group.add_command(undo_command)
 
 
 # -- roster --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy.engine import Connection
 
-from daemon import folders, reports, testpoint
+from daemon import folders, reports, testpoint, undo
 from daemon.clever.files import find_files
 from daemon.clever.validate import Validation, fingerprints, validate
 from daemon.errors import Conflict, RosterdropError, SpoolError, StoreError
@@ -149,7 +149,9 @@ class Pipeline(Intake):
                 started_at=record.started_at or self.now(),
                 attempts=record.attempts + 1,
             )
-            superseded = [] if approved else self._supersede_older(conn, record)
+            # An undo is a person's correction, not the district's newest snapshot.
+            keeps = approved or record.source == undo.SOURCE
+            superseded = [] if keeps else self._supersede_older(conn, record)
             started = imports.get(conn, import_id), tenant
         for older in superseded:  # ended: their files go to the archive, and expire from there
             try:
@@ -185,6 +187,9 @@ class Pipeline(Intake):
         """Validate, plan and apply (or pause) in one transaction. Returns None when it
         committed (its state was recorded inside), else the state to record; raises _Stop to
         roll back."""
+        if run.record.source == undo.SOURCE:
+            self._undo(run)
+            return None
         found = find_files(run.folder)
         # The spool folder holds the set (and older case twins); the upload's other files
         # stayed in /upload and are named in the manifest.
@@ -242,6 +247,17 @@ class Pipeline(Intake):
             self._end(conn, run, state)
             testpoint.reached("apply-before-commit")
         return None
+
+    def _undo(self, run: _Run) -> None:
+        """An undo import: applied and recorded in one transaction like any import's."""
+        with self.db.write() as conn:
+            run.plan = undo.carry_out(conn, run.record, run.problems, self.now())
+            if run.plan is None:
+                raise _Stop(ImportState.FAILED)
+            # No file was read: the figures per file still say what changed.
+            run.validation = Validation(files={name: FileSummary(name) for name in FILES})
+            self._end(conn, run, ImportState.IMPORTED)
+            testpoint.reached("undo-before-commit")
 
     def _identical(self, run: _Run, previous: ImportRecord) -> ImportState:
         """The same five files as the last applied import: the roster already matches them."""

@@ -9,6 +9,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "approve": "a paused import approved (the result, the note)",
     "reject": "a paused import rejected (the note)",
     "fail": "an unfinished import ended by the operator (`imports fail`: the reason)",
+    "undo": "an applied import undone, back to it (`imports undo`, its page: the result, the note)",
     "files_downloaded": "one of an import's five files downloaded as uploaded",
     # Setup
     "sftp_password": "the tenant's SFTP password rotated (never the password)",

@@ -44,6 +44,7 @@ class ImportRecord:
     attempts: int = 0
     work_seconds: float | None = None  # None: recorded before it was kept
     node_id: int | None = None  # the node that runs it (None: a command's)
+    undoes: int | None = None  # an undo import: the oldest import it undoes
 
 
 _COLUMNS = [c for c in imports.c if c.name != "tenant_id"]
@@ -96,12 +97,16 @@ def list_recent(
     *,
     tenant_id: int | None = None,
     states: Iterable[ImportState] | None = None,
-    limit: int = 50,
+    limit: int | None = 50,
     before: int | None = None,
     other_than: Iterable[ImportState] = (),
+    at_least: int | None = None,
 ) -> list[ImportRecord]:
-    """Newest first; `before`: only imports older than that id (keyset paging)."""
+    """Newest first; `before`: only imports older than that id (keyset paging); `at_least`:
+    only that import and newer ones; `limit` None: all of them."""
     query = _select().order_by(imports.c.id.desc()).limit(limit)
+    if at_least is not None:
+        query = query.where(imports.c.id >= at_least)
     if tenant_id is not None:
         query = query.where(imports.c.tenant_id == tenant_id)
     if states is not None:

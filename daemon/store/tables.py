@@ -114,6 +114,8 @@ imports = Table(
     # The node (nodes.id) that claimed or took over the import and runs it; null: a command's
     # (migration 0009). No foreign key: a dead node's row goes while its history stays.
     Column("node_id", Id),
+    # An undo import (source `undo`): the oldest import it undoes (migration 0011).
+    Column("undoes", Id),
     Index(None, "tenant_id", "id"),
     Index(None, "state"),
     # An undone claim deletes its row: its id must not come back (folders are named by it).

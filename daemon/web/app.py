@@ -30,6 +30,7 @@ from daemon.web.views import (
     setup_rules,
     setup_windows,
     signin,
+    undoing,
     upload,
 )
 
@@ -225,6 +226,9 @@ def _pages(r: web.UrlDispatcher) -> None:
     r.add_get("/imports/{id:\\d+}/changes.csv", changes.changes_csv)
     r.add_get("/imports/{id:\\d+}/{action:approve|reject}", pages.confirm)
     r.add_post("/imports/{id:\\d+}/{action:approve|reject}", pages.decide)
+    # Undo: what it changes, then the undo (daemon/web/views/undoing.py).
+    r.add_get("/imports/{id:\\d+}/undo", undoing.confirm_undo)
+    r.add_post("/imports/{id:\\d+}/undo", undoing.undo_import)
     # The roster.
     r.add_get("/roster", roster.overview)
     r.add_get("/roster/{entity}", roster.list_page)
