@@ -96,7 +96,7 @@ def _counts_json(changes: EntityChanges, errors: int) -> dict[str, Any]:
 
 
 def _errors_by_entity(files: Mapping[str, FileSummary]) -> dict[str, int]:
-    return {e.name: files[e.file].errors if e.file in files else 0 for e in ENTITIES}
+    return {e.name: sum(f.errors for f in files.values() if f.feeds(e)) for e in ENTITIES}
 
 
 def plan_json(plan: Plan | None, files: Mapping[str, FileSummary]) -> dict[str, Any]:

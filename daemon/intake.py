@@ -60,7 +60,10 @@ class Intake:
         """Register an upload and claim its files into the spool; returns the import id."""
         files = {name: {"name": path.name} for name, path in found.files.items()}
         with self.db.write() as conn:
-            import_id = imports.create(conn, tenant.id, source=source, files=files, now=self.now())
+            import_id = imports.create(
+                conn, tenant.id, source=source, files=files, now=self.now(),
+                source_format=found.format,
+            )  # fmt: skip
             folder = self.paths.spool / tenant.name / str(import_id)
             imports.update(conn, import_id, self.now(), files_dir=str(folder))
         try:

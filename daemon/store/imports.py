@@ -43,6 +43,7 @@ class ImportRecord:
     superseded_by: int | None = None
     attempts: int = 0
     work_seconds: float | None = None  # None: recorded before it was kept
+    source_format: str = "clever"  # the upload's input format: clever or oneroster
 
 
 _COLUMNS = [c for c in imports.c if c.name != "tenant_id"]
@@ -67,12 +68,14 @@ def create(
     source: str,
     files: dict[str, Any],
     now: datetime,
+    source_format: str = "clever",
 ) -> int:
     result = conn.execute(
         imports.insert().values(
             tenant_id=tenant_id,
             state=ImportState.RECEIVED,
             source=source,
+            source_format=source_format,
             received_at=now,
             updated_at=now,
             files=files,
