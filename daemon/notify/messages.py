@@ -27,7 +27,7 @@ from daemon.notify.problem_list import (
 from daemon.notify.render import neutralise, render
 from daemon.notify.skipped import rows_with_errors, what_skipping_does
 from daemon.roster.entities import FILES
-from daemon.roster.outcome import ImportReport, ImportState
+from daemon.roster.outcome import ImportReport, ImportState, format_label
 
 IMPORT_RESULTS = "import_results"
 CHECK_YOUR_DATA = "check_your_data"
@@ -182,6 +182,7 @@ def _report_context(report: ImportReport, subject: str, problems: ProblemSection
         "import_id": report.import_id,
         "state": state_label(report.state),
         "source": report.source,
+        "format": format_label(report.source_format),
         "received": when(report.received_at),
         "started": when(report.started_at),
         "finished": when(report.finished_at),

@@ -46,6 +46,14 @@ RESUMABLE = frozenset(
 )
 
 
+# How people see an import's input format (imports.source_format).
+FORMAT_LABELS = {"clever": "Clever CSV", "oneroster": "OneRoster CSV"}
+
+
+def format_label(source_format: str) -> str:
+    return FORMAT_LABELS.get(source_format, source_format)
+
+
 @dataclass(frozen=True)
 class FileSummary:
     """One of the five files: data rows read, rows skipped for errors, warnings.
