@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from daemon import uploadset
+from daemon.config import DataPaths, SpoolSettings
 from daemon.roster.tenant import TenantSettings
+from daemon.spool import ReadySet, Spool
 from tests.support.clever import Checked
 from tests.support.oneroster import (
     FIXTURES,
@@ -277,3 +280,44 @@ def test_the_broken_fixture_is_what_the_generator_writes() -> None:
         for name, data in set_files(version).items():
             assert (FIXTURES / f"v{version}" / name).read_bytes() == data
             assert data.count(b"\r\n") == data.count(b"\n")  # CRLF, every line
+
+
+def test_a_class_without_a_teacher_is_skipped_with_its_enrollments(tmp_path: Path) -> None:
+    files = set_files("1.1")
+    text = files["enrollments.csv"].decode()
+    files["enrollments.csv"] = text.replace(
+        '"E8","","","CL3","SCH2","T200","teacher"', '"E8","","","CL3","SCH2","T200","aide"'
+    ).encode()
+    checked = check_set(write_files(tmp_path / "set", files))
+    assert [c for c in checked.codes() if c[0] == "error"] == [
+        ("error", "classes.csv", 4, "sourcedId", "no_teacher"),
+        ("error", "enrollments.csv", 10, "classSourcedId", "parent_skipped"),
+    ]
+    assert "CL3" not in {r[1] for r in checked.fresh("sections")}
+    assert checked.validation.files["classes.csv"].errors == 1
+
+
+def test_the_watcher_claims_a_set_once_every_bulk_file_is_there(tmp_path: Path) -> None:
+    paths = DataPaths(tmp_path / "data")
+    upload = paths.upload_dir("sakura")
+    files = set_files("1.1")
+    write_files(
+        upload, {"manifest.csv": files.pop("manifest.csv"), "orgs.csv": files.pop("orgs.csv")}
+    )
+
+    def later() -> float:  # settled long ago, and stale
+        return time.time() + 3 * 86400
+
+    spool = Spool(SpoolSettings(), paths, clock=later)
+    ready, stuck, _ = spool.scan()
+    assert ready == []
+    assert [(s.present, s.missing) for s in stuck] == [(
+        ["manifest.csv", "orgs.csv"],
+        # in the manifest's order
+        ["academicSessions.csv", "classes.csv", "courses.csv", "enrollments.csv", "users.csv",
+         "demographics.csv"],
+    )]  # fmt: skip
+    write_files(upload, files)
+    assert spool.scan()[0] == [ReadySet("sakura", upload)]
+    pinned = Spool(SpoolSettings(), paths, clock=later, input_format=lambda tenant: "clever")
+    assert pinned.scan()[0] == []  # a tenant pinned to Clever waits for the five files
