@@ -184,7 +184,8 @@ class Pipeline(Intake):
         committed (its state was recorded inside), else the state to record; raises _Stop to
         roll back."""
         settings = run.tenant.settings
-        found = uploadset.find(run.folder, settings.input_format)
+        # The format the set was claimed in, whatever the tenant's setting says since.
+        found = uploadset.find(run.folder, run.record.source_format)
         # The spool folder holds the set (and older case twins); the upload's other files
         # stayed in /upload and are named in the manifest.
         found.others = folders.others(run.folder)

@@ -11,15 +11,18 @@ enrollments are read in a second pass over enrollments.csv, once the sections ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from daemon.clever.cells import MAX_ID, RECORD, VALUE, Key, Write
+from daemon.clever.cells import MAX_ID, RECORD, VALUE, Key, Row, Write
 from daemon.clever.reader import CsvFile
 from daemon.oneroster.cells import BOOLEANS, CLASS_TYPES, ENROLLMENT_ROLES_ALL, SESSION_TYPES
 from daemon.oneroster.files import CLASSES, ENROLLMENTS, USERS
 from daemon.oneroster.people import People, bucket
 from daemon.roster.entities import ENROLLMENTS as ENROLLMENT
-from daemon.roster.entities import SECTION_TEACHERS, SECTIONS, STUDENTS, TEACHERS
+from daemon.roster.entities import SECTION_TEACHERS, SECTIONS, STUDENTS, TEACHERS, Entity
+from daemon.roster.problems import ProblemLog
+from daemon.roster.tenant import TenantSettings
 
 TEACHERS_BUCKET = bucket(ENROLLMENTS, "teachers")
 STUDENTS_BUCKET = bucket(ENROLLMENTS, "students")
@@ -44,8 +47,10 @@ class Section:
 class Classes(People):
     """Sessions, courses and classes read so far, and the checks of their rows."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, settings: TenantSettings, problems: ProblemLog, skip: Callable[[Entity, Row], None]
+    ) -> None:
+        super().__init__(settings, problems, skip)
         self.sessions: dict[str, tuple[str, str] | None] = {}  # None: its dates are bad
         self.courses: dict[str, str] = {}
         self.sections: dict[str, Section] = {}

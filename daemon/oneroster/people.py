@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from daemon.clever.cells import MAX_ID, RECORD, VALUE, Key, Write
+from daemon.clever.cells import MAX_ID, RECORD, VALUE, Key, Row, Write
 from daemon.clever.reader import CsvFile
 from daemon.oneroster.cells import ORG_TYPES, ROLE_TYPES, ROLES_11, ROLES_12, RowCells
 from daemon.oneroster.files import ROLES, USERS
@@ -45,7 +45,7 @@ class People(RowCells):
         self,
         settings: TenantSettings,
         problems: ProblemLog,
-        skip: Callable[[Entity, tuple[object, ...]], None],
+        skip: Callable[[Entity, Row], None],
     ) -> None:
         super().__init__(settings, problems)
         self.skip_row = skip

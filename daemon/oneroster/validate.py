@@ -11,6 +11,7 @@ message saying to send a bulk set.
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,7 +118,7 @@ class _Validator:
         self.problems = problems
         self.sink = sink
         self.c = Classes(settings, problems, lambda entity, row: sink.skipped(entity).append(row))
-        self.rows: dict[str, int] = dict.fromkeys((label for label, _, _ in SUMMARIES), 0)
+        self.rows: Counter[str] = Counter()
         self.read: list[str] = []
 
     def run(self, files: dict[str, Path], others: list[str]) -> Validation:
@@ -299,9 +300,9 @@ class _Validator:
             if f.name == USERS:
                 self.c.bucket = ""  # user_role sets it
             step(f, line, fields)
-            teacher = self.c.bucket == TEACHERS_BUCKET
-            if (count and not teacher) or (not count and teacher):
-                self.rows[self.c.bucket or f.name] = self.rows.get(self.c.bucket or f.name, 0) + 1
+            # Teachers' enrollments are counted by the first pass, the others by the second.
+            if count != (self.c.bucket == TEACHERS_BUCKET):
+                self.rows[self.c.bucket or f.name] += 1
         self.c.notes.flush(self.problems)
         if blanks and f.blank_rows:
             rows = f"{f.blank_rows:,} blank row{'s' if f.blank_rows != 1 else ''}"
@@ -315,7 +316,9 @@ class _Validator:
             if not log:
                 return
             message = f"the row has {len(fields)} values but the header has {f.width} columns"
-            self.c.bucket = f.name
+            # A row that cannot be read has no role to tell which entity it was for.
+            self.c.bucket = _UNREAD.get(f.name, f.name)
+            self.rows[self.c.bucket] += 1
             self.c.error(f, line, None, None, "wrong_field_count", message)
 
         return report
@@ -334,14 +337,15 @@ class _Validator:
         for label, file, entity in SUMMARIES:
             rows = self.rows.get(label, 0)
             errors = self.c.error_rows.get(label, 0)
-            if file == label:
-                errors = self.c.error_rows.get(file, 0)
             if not rows and not errors and entity is None:
                 continue  # no parents in the set, no roles.csv: no line of its own
             warnings = 0 if file in warned else self.problems.warnings_by_file[file]
             warned.add(file)
             summaries[label] = FileSummary(label, rows, errors, warnings, entity)
         return summaries
+
+
+_UNREAD = {USERS: bucket(USERS, OTHER_ROLES), ENROLLMENTS: OTHERS_BUCKET}
 
 
 def _name(item: tuple[int, str]) -> str:
