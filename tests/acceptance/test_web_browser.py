@@ -304,3 +304,10 @@ def test_a_district_sets_up_its_sftp_login_addresses_and_thresholds(
     assert shown["emails"] == [f"it@{tenant}.example.org"]
     assert shown["settings"]["max_row_errors"] == 3
     assert shown["settings"]["max_deactivate_percent"] == 10.0  # the refused form changed nothing
+
+    # A district whose SIS exports OneRoster says so (docs/oneroster.md).
+    page.get_by_label("OneRoster 1.1 or 1.2 CSV (loose files or one .zip)").check()
+    page.get_by_role("button", name="Save upload format").click()
+    assert page.get_by_role("status").inner_text() == "The upload format was saved."
+    shown = json.loads(manager.site.cli("tenant", "show", tenant, "--json").stdout)
+    assert shown["settings"]["input_format"] == "oneroster"
