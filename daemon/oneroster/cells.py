@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from datetime import date
 
-from daemon.clever.cells import MAX_ID, VALUE, Cells
+from daemon.clever.cells import MAX_ID, Cells
 from daemon.clever.reader import CsvFile
 from daemon.roster.problems import ProblemLog
 from daemon.roster.tenant import TenantSettings
@@ -71,18 +71,11 @@ class RowCells(Cells):
             self._last_error = (f.name, line)
             self.error_rows[self.bucket or f.name] += 1
 
-    def bad(
-        self, f: CsvFile, line: int, column: str, value: str, code: str, message: str, drop: str
-    ) -> None:
-        if drop == VALUE:
-            message += (
-                f"; the value was not imported: the {NOUNS.get(f.name, 'record')} keeps the"
-                " value the roster has (none if new)"
-            )
-            shown = _header_name(f, column)
-            self.problems.warning(code, message, file=f.name, line=line, column=shown, value=value)
-        else:
-            self.error(f, line, column, value, code, message)
+    def noun(self, f: CsvFile) -> str:
+        return NOUNS.get(f.name, "record")
+
+    def column_name(self, f: CsvFile, column: str) -> str:
+        return _header_name(f, column)
 
     def enum(
         self,

@@ -56,6 +56,8 @@ from daemon.roster.problems import ProblemLog
 from daemon.roster.tenant import TenantSettings
 
 VERSIONS = ("1.1", "1.2")
+# A zip's files are unpacked into a hidden folder of this name (the watcher skips hidden names).
+UNPACKED_PREFIX = ".oneroster-"
 # Each line of the per-file table: its label, the file, and the entity its rows are.
 SUMMARIES: tuple[tuple[str, str, str | None], ...] = (
     (ORGS, ORGS, SCHOOLS.name),
@@ -97,7 +99,10 @@ def _unpacked(
     if zipped is None:
         yield dict(found.files)
         return
-    with tempfile.TemporaryDirectory(prefix=".oneroster-", dir=scratch) as target:
+    if scratch is not None:  # what an attempt that crashed while validating left behind
+        for stale in scratch.glob(f"{UNPACKED_PREFIX}*"):
+            archive.remove(stale)
+    with tempfile.TemporaryDirectory(prefix=UNPACKED_PREFIX, dir=scratch) as target:
         try:
             files = archive.unpack(zipped, Path(target), limits)
         except archive.ZipRefused as exc:

@@ -8,13 +8,18 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from daemon import uploadset
+from daemon.clever.validate import fingerprints
 from daemon.config import Settings
 from daemon.notify import messages
+from daemon.oneroster.validate import UNPACKED_PREFIX
 from daemon.pipeline import Pipeline
 from daemon.roster.outcome import ImportState
+from daemon.roster.problems import ProblemLog
+from daemon.roster.tenant import TenantSettings
 from daemon.store import tenants
 from daemon.store.database import Database
-from tests.support.oneroster import FIXTURES, check_set, set_files, write_files
+from daemon.store.staging import Stage
+from tests.support.oneroster import FIXTURES, check_set, set_files, write_files, zip_folder
 
 
 def test_an_import_is_read_in_the_format_it_was_claimed_in(
@@ -63,3 +68,25 @@ def test_an_incomplete_oneroster_set_is_told_what_its_manifest_lists(settings: S
     text = message.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
     assert "holds only 2 of the 3 files" in text
     assert "all 3 files each time: manifest.csv, orgs.csv, users.csv" in text
+
+
+def test_a_zip_is_unpacked_beside_it_and_what_a_crash_left_is_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "spool" / "7"
+    folder.mkdir(parents=True)
+    zipped = zip_folder(FIXTURES / "v1.1", folder / "roster.zip")
+    (folder / f"{UNPACKED_PREFIX}crashed").mkdir()
+    (folder / f"{UNPACKED_PREFIX}crashed" / "users.csv").write_bytes(b"left behind")
+    found = uploadset.find(folder)
+    assert found.files == {"zip": zipped}
+    db = Database("sqlite://")
+    try:
+        with db.read() as conn:
+            stage = Stage(conn)
+            validation = uploadset.validate(
+                found, fingerprints(found), TenantSettings(), ProblemLog(), stage, scratch=folder
+            )
+            stage.close()
+    finally:
+        db.close()
+    assert not validation.fatal
+    assert sorted(p.name for p in folder.iterdir()) == ["roster.zip"]
