@@ -321,3 +321,23 @@ def test_the_watcher_claims_a_set_once_every_bulk_file_is_there(tmp_path: Path) 
     assert spool.scan()[0] == [ReadySet("sakura", upload)]
     pinned = Spool(SpoolSettings(), paths, clock=later, input_format=lambda tenant: "clever")
     assert pinned.scan()[0] == []  # a tenant pinned to Clever waits for the five files
+
+
+def test_extras_follow_the_tenants_rules_and_secret_columns_are_never_read(tmp_path: Path) -> None:
+    files = set_files("1.1")
+    lines = files["users.csv"].decode().split("\r\n")
+    lines = [
+        f'{line},"{"ext_locker_pin" if n == 0 else "4711"}"' if line else line
+        for n, line in enumerate(lines)
+    ]
+    files["users.csv"] = "\r\n".join(lines).encode()
+    folder = write_files(tmp_path / "set", files)
+    checked = check_set(folder)
+    assert ("warning", "users.csv", 1, "ext_locker_pin", "secret_column") in checked.codes()
+    assert "4711" not in json.dumps(checked.records, default=str)
+    assert "ext_locker_pin" not in json.loads(checked.fresh("students")[0][-1])
+    plain = check_set(folder, TenantSettings(keep_extra_columns=False))
+    assert {r[-1] for r in plain.fresh("students")} == {None}
+    assert {r[-1] for r in plain.fresh("sections")} == {None}
+    own = check_set(folder, TenantSettings(secret_columns=("house",)))
+    assert "Kaede" not in json.dumps(own.records, default=str, ensure_ascii=False)  # ext_house
