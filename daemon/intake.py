@@ -62,8 +62,9 @@ class Intake:
         files = {name: {"name": path.name} for name, path in found.files.items()}
         with self.db.write() as conn:
             import_id = imports.create(
-                conn, tenant.id, source=source, files=files, now=self.now(), node_id=self.node_id
-            )
+                conn, tenant.id, source=source, files=files, now=self.now(),
+                source_format=found.format, node_id=self.node_id,
+            )  # fmt: skip
             folder = self.paths.spool / tenant.name / str(import_id)
             imports.update(conn, import_id, self.now(), files_dir=str(folder))
         try:

@@ -20,9 +20,8 @@ from pathlib import Path
 import structlog
 from sqlalchemy.engine import Connection
 
-from daemon import folders, reports, testpoint, undo
-from daemon.clever.files import find_files
-from daemon.clever.validate import Validation, fingerprints, validate
+from daemon import folders, reports, testpoint, undo, uploadset
+from daemon.clever.validate import Validation, fingerprints
 from daemon.errors import Conflict, RosterdropError, SpoolError, StoreError
 from daemon.intake import Intake
 from daemon.roster.entities import FILES
@@ -190,12 +189,13 @@ class Pipeline(Intake):
         if run.record.source == undo.SOURCE:
             self._undo(run)
             return None
-        found = find_files(run.folder)
+        settings = run.tenant.settings
+        # The format the set was claimed in, whatever the tenant's setting says since.
+        found = uploadset.find(run.folder, run.record.source_format)
         # The spool folder holds the set (and older case twins); the upload's other files
         # stayed in /upload and are named in the manifest.
         found.others = folders.others(run.folder)
         prints = fingerprints(found)
-        settings = run.tenant.settings
         run.snapshot_hash = _snapshot_hash(
             {n: p.sha256 for n, p in prints.items()}, settings.as_dict()
         )
@@ -207,7 +207,9 @@ class Pipeline(Intake):
         timer = _Timer(tenant=run.tenant.name, import_id=run.record.id)
         with gc_paused(), self.db.write() as conn:
             stage = Stage(conn)
-            run.validation = validate(found, prints, settings, run.problems, stage)
+            run.validation = uploadset.validate(
+                found, prints, settings, run.problems, stage, scratch=run.folder
+            )
             stage.flush()
             timer.lap("validated")
             testpoint.reached("validated-before-plan")
@@ -290,21 +292,23 @@ class Pipeline(Intake):
                 name: FileSummary(
                     name, **{k: v for k, v in rows.get(name, {}).items() if k != "file"}
                 )
-                for name in FILES
+                for name in rows or FILES
             }
         )
         return previous.state
 
     def preview(self, tenant: Tenant, folder: Path) -> Preview:
         """Validate and plan an upload against the roster without recording anything."""
-        found = find_files(folder)
+        found = uploadset.find_path(folder, tenant.settings.input_format)
         problems = ProblemLog()
         plan, tripped = None, []
         with self.db.read() as conn:
             first_import = imports.last_applied(conn, tenant.id) is None
         with gc_paused(), self.db.read() as conn:
             stage = Stage(conn)
-            validation = validate(found, fingerprints(found), tenant.settings, problems, stage)
+            validation = uploadset.validate(
+                found, fingerprints(found), tenant.settings, problems, stage
+            )
             if not validation.fatal:
                 plan = stage.plan(tenant.id, first_import=first_import)
                 held = windows.rules_for(conn, tenant.id, window_now(self.now))

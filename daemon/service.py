@@ -14,8 +14,7 @@ from typing import Any
 
 import structlog
 
-from daemon import logs, signals
-from daemon.clever.files import find_files
+from daemon import logs, signals, uploadset
 from daemon.cluster.node import ClusterNode
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
@@ -137,7 +136,12 @@ class Service:
             self._on_upload,
             holdings=lambda tenant: (paths.spool / tenant, paths.archive / tenant),
         )
-        self.spool = Spool(settings.spool, settings.paths, busy=self.sftp.active_uploads)
+        self.spool = Spool(
+            settings.spool,
+            settings.paths,
+            busy=self.sftp.active_uploads,
+            input_format=self._input_format,
+        )
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
         # The Import Manager: a listener of its own, never the ops one's /healthz and /metrics.
         self.web = WebServer(
@@ -305,7 +309,7 @@ class Service:
             if tenant is None or tenant.disabled:
                 return None
             with self.cluster.claiming(tenant.id) as ours:
-                found = find_files(ready.folder)
+                found = uploadset.find(ready.folder, tenant.settings.input_format)
                 # Another node claims it now, or a file was removed or renamed since the
                 # scan (or claimed by another node): decide again at the next scan.
                 if not ours or found.missing:
@@ -322,6 +326,16 @@ class Service:
             return
         if claimed is not None and claimed[1]:
             self._submit(ready.tenant, claimed[0])
+
+    def _input_format(self, tenant: str) -> str:
+        """A tenant's input format for the watcher (off the event loop); a database away
+        means "auto" for this scan: the claim reads the tenant again before it moves a file."""
+        try:
+            with self.db.read() as conn:
+                found = tenants.find(conn, tenant)
+        except RosterdropError:
+            return uploadset.AUTO
+        return found.settings.input_format if found is not None else uploadset.AUTO
 
     def _submit(self, tenant: str, import_id: int) -> None:
         """An import claimed from a folder (SFTP's, or the web's Choose Files) to the worker."""

@@ -24,9 +24,9 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from daemon.clever.files import find_files
+from daemon import uploadset
 from daemon.config import DataPaths, SpoolSettings
-from daemon.roster.entities import FILES
+from daemon.roster.tenant import AUTO
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +86,8 @@ class Spool:
     settings: SpoolSettings
     paths: DataPaths
     busy: Callable[[str], int] = lambda tenant: 0
+    # The tenant's input format (clever, oneroster or auto): which files make its set.
+    input_format: Callable[[str], str] = lambda tenant: AUTO
     clock: Callable[[], float] = time.time
     _folders: dict[str, _Folder] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -147,7 +149,7 @@ class Spool:
                 continue
             self._watch(upload)
             try:
-                found = find_files(upload)
+                found = uploadset.find(upload, self.input_format(tenant))
             except FileNotFoundError:  # a file went while we looked; its removal wakes us again
                 continue
             if not found.files:
@@ -161,7 +163,7 @@ class Spool:
                 ready.append(ReadySet(tenant, upload))
             elif quiet_for >= self.settings.stale_hours * 3600:
                 with contextlib.suppress(FileNotFoundError):
-                    incomplete = self._stuck(tenant, upload, found.files, quiet_for)
+                    incomplete = self._stuck(tenant, found.files, found.missing, quiet_for)
                     if incomplete is not None:
                         stuck.append(incomplete)
         return ready, stuck, next_check
@@ -185,13 +187,12 @@ class Spool:
         return max(0.0, self.clock() - last)
 
     def _stuck(
-        self, tenant: str, upload: Path, files: dict[str, Path], quiet_for: float
+        self, tenant: str, files: dict[str, Path], missing: list[str], quiet_for: float
     ) -> IncompleteSet | None:
         fingerprint = json.dumps(sorted((p.name, p.stat().st_mtime) for p in files.values()))
         if self._reported().get(tenant) == fingerprint:
             return None
         since = datetime.fromtimestamp(self.clock() - quiet_for, UTC)
-        missing = [name for name in FILES if name not in files]
         present = sorted(p.name for p in files.values())
         return IncompleteSet(tenant, present, missing, since, fingerprint)
 

@@ -18,7 +18,7 @@ from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.passwords import generate_password, hash_password, read_password_stdin
 from daemon.pausecli import default_window, pause_group
-from daemon.roster.tenant import TenantSettings, grade_rule
+from daemon.roster.tenant import INPUT_FORMATS, TenantSettings, grade_rule
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tenants import Tenant
@@ -155,6 +155,11 @@ def _dumps(data: Any) -> str:
 @click.option("--fallback-encoding", help="e.g. windows-1252; 'none' fails non-UTF-8 files.")
 @click.option("--keep-extra-columns/--ignore-extra-columns", default=None)
 @click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    help="What its uploads are: clever, oneroster, or auto (told from the files).",
+)
+@click.option(
     "--secret-columns",
     metavar="WORD[,WORD…]",
     help="Never read a column whose name has one of these words (default: password,"
@@ -199,6 +204,7 @@ def _audited_settings(changes: dict[str, Any], values: dict[str, Any]) -> list[t
         action = (
             "thresholds" if key in _THRESHOLDS
             else "grade_rules" if key in _GRADE_RULES
+            else "input_format" if key == "input_format"
             else "tenant_settings"
         )  # fmt: skip
         said.setdefault(action, []).append(f"{key}={value}")

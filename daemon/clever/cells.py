@@ -113,14 +113,22 @@ class Cells:
         """A value that cannot be imported: an error when it costs the record or a link, a
         warning when only the value is dropped."""
         if drop == VALUE:
-            noun = NOUNS[f.name]
+            noun, shown = self.noun(f), self.column_name(f, column)
             message += (
-                f"; the value was not imported: the {noun} keeps the {column} the roster has"
+                f"; the value was not imported: the {noun} keeps the {shown} the roster has"
                 " (none if new)"
             )
-            self.problems.warning(code, message, file=f.name, line=line, column=column, value=value)
+            self.problems.warning(code, message, file=f.name, line=line, column=shown, value=value)
         else:
             self.error(f, line, column, value, code, message)
+
+    def noun(self, f: CsvFile) -> str:
+        """What a row of `f` is ("student"), as messages say it (another format's files)."""
+        return NOUNS[f.name]
+
+    def column_name(self, f: CsvFile, column: str) -> str:
+        """A column as problems name it: Clever's names are already as they should read."""
+        return column
 
     def text(
         self,

@@ -19,6 +19,9 @@ DEFAULT_FALLBACK_ENCODING = "windows-1252"
 # Words that mark a column as holding a secret (full Clever exports carry plain-text
 # passwords): such a column is never read, stored or reported.
 DEFAULT_SECRET_COLUMNS = ("password", "passwd", "pwd", "pin", "passcode", "secret")
+# The upload's format (docs/oneroster.md): told from the files, or fixed per tenant.
+AUTO, CLEVER, ONEROSTER = "auto", "clever", "oneroster"
+INPUT_FORMATS = (AUTO, CLEVER, ONEROSTER)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class TenantSettings:
     fallback_encoding: str = DEFAULT_FALLBACK_ENCODING
     keep_extra_columns: bool = True
     secret_columns: tuple[str, ...] = DEFAULT_SECRET_COLUMNS
+    input_format: str = AUTO
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -68,6 +72,10 @@ class TenantSettings:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         self._check_grade_rules()
+        if self.input_format not in INPUT_FORMATS:
+            raise ConfigError(
+                f"input format {self.input_format!r}: use one of {', '.join(INPUT_FORMATS)}"
+            )
         for word in self.secret_columns:
             if not word.isalnum() or word != word.lower():
                 raise ConfigError(

@@ -20,6 +20,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "grade_rules": "the grade replace rules replaced (the rules, whether the common ones apply)",
     "pause_window_added": "a pause window added (its days, note, expected changes)",
     "pause_window_removed": "a pause window removed (its days, note)",
+    "input_format": "the upload format changed: clever, oneroster or auto (before → after)",
     # Choose Files
     "upload_checked": "five files checked (their sizes, the problems, what would pause it)",
     "upload_refused": "an upload refused (the message)",

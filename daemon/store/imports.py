@@ -45,6 +45,7 @@ class ImportRecord:
     work_seconds: float | None = None  # None: recorded before it was kept
     node_id: int | None = None  # the node that runs it (None: a command's)
     undoes: int | None = None  # an undo import: the oldest import it undoes
+    source_format: str = "clever"  # the upload's input format: clever or oneroster
 
 
 _COLUMNS = [c for c in imports.c if c.name != "tenant_id"]
@@ -70,6 +71,7 @@ def create(
     files: dict[str, Any],
     now: datetime,
     node_id: int | None = None,
+    source_format: str = "clever",
 ) -> int:
     result = conn.execute(
         imports.insert().values(
@@ -77,6 +79,7 @@ def create(
             node_id=node_id,
             state=ImportState.RECEIVED,
             source=source,
+            source_format=source_format,
             received_at=now,
             updated_at=now,
             files=files,

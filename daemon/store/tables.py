@@ -92,6 +92,8 @@ imports = Table(
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
     Column("state", String(32), nullable=False),
     Column("source", String(16), nullable=False),
+    # The upload's input format, clever or oneroster (migration 0013).
+    Column("source_format", String(16), nullable=False, server_default=text("'clever'")),
     Column("received_at", UtcDateTime(), nullable=False),
     Column("started_at", UtcDateTime()),
     Column("finished_at", UtcDateTime()),

@@ -26,6 +26,7 @@ from daemon.web.views import (
     pages,
     roster,
     setup,
+    setup_format,
     setup_keys,
     setup_rules,
     setup_windows,
@@ -247,6 +248,7 @@ def _pages(r: web.UrlDispatcher) -> None:
     r.add_post("/tenants/{tenant}/setup/grade-rules", setup_rules.save_grade_rules)
     r.add_post("/tenants/{tenant}/setup/windows", setup_windows.add_window)
     r.add_post("/tenants/{tenant}/setup/windows/remove", setup_windows.remove_window)
+    r.add_post("/tenants/{tenant}/setup/input-format", setup_format.save_input_format)
     # Choose Files: upload the five files, see the dry run, Process Import.
     r.add_get("/upload", upload.choose)
     r.add_get("/tenants/{tenant}/upload", upload.show)

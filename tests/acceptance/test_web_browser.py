@@ -305,6 +305,12 @@ def test_a_district_sets_up_its_sftp_login_addresses_and_thresholds(
     assert shown["settings"]["max_row_errors"] == 3
     assert shown["settings"]["max_deactivate_percent"] == 10.0  # the refused form changed nothing
 
+    # A district whose SIS exports OneRoster says so (docs/oneroster.md).
+    page.get_by_label("OneRoster 1.1 or 1.2 CSV (loose files or one .zip)").check()
+    page.get_by_role("button", name="Save upload format").click()
+    assert page.get_by_role("status").inner_text() == "The upload format was saved."
+    shown = json.loads(manager.site.cli("tenant", "show", tenant, "--json").stdout)
+    assert shown["settings"]["input_format"] == "oneroster"
 
 def test_a_district_undoes_an_import_approved_by_mistake(page: Any, manager: Manager) -> None:
     """Issue 14: the Undo button, its confirmation (the plan, the change browser of what it

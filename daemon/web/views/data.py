@@ -20,7 +20,7 @@ from daemon.notify.figures import (
 from daemon.notify.paused import ThresholdLine, threshold_line
 from daemon.notify.problem_list import ProblemLine, problem_lines
 from daemon.roster.entities import ENTITIES
-from daemon.roster.outcome import ImportReport, ImportState
+from daemon.roster.outcome import ImportReport, ImportState, format_label
 from daemon.roster.plan import EntityChanges
 from daemon.roster.problems import Problem
 from daemon.store import imports, tenants, users
@@ -257,7 +257,8 @@ def problem_page(problems: Sequence[Problem], chosen: ProblemFilter) -> ProblemP
 
 
 def timeline(record: ImportRecord, report: ImportReport) -> list[Step]:
-    steps = [Step("received", record.received_at, f"by {record.source}")]
+    how = f"by {record.source} · {format_label(record.source_format)}"
+    steps = [Step("received", record.received_at, how)]
     if record.started_at:
         steps.append(Step("validation started", record.started_at))
     if record.state is ImportState.PAUSED:

@@ -35,6 +35,14 @@ PER_SCHOOL = "per_school"  # the thresholds form's checkbox: count deactivations
 PER_SCHOOL_SHOWN = "per_school_shown"  # the form had the box (unticked, it sends nothing)
 
 
+# The upload format's choices (the values are TenantSettings.input_format's; setup_format).
+FORMAT_CHOICES = {
+    "auto": "Tell from the files (a manifest.csv, or a .zip without Clever's files, is OneRoster)",
+    "clever": "Clever: the five files",
+    "oneroster": "OneRoster 1.1 or 1.2 CSV (loose files or one .zip)",
+}
+
+
 @dataclass
 class SetupForm:
     """What the page shows besides the tenant: a result, and what a refused form said."""
@@ -79,7 +87,7 @@ async def render(
     older = audit[SETUP_AUDIT_PAGE_SIZE - 1].id if len(audit) > SETUP_AUDIT_PAGE_SIZE else None
     return ctx.templates.page(
         "setup.html.j2", status=status, **page_values(request, f"Setup of {tenant.name}"),
-        tenant=tenant, sftp=sftp,
+        tenant=tenant, sftp=sftp, format_choices=FORMAT_CHOICES,
         thresholds=_threshold_fields(tenant.settings, form), form=form,
         per_school=(
             form.threshold_values.get(PER_SCHOOL, "") != ""
