@@ -176,8 +176,8 @@ def test_bulk_and_careful_paths_agree(
             write_csv(folder / name, header, rows, tail=tail)
         # Small batches put plain and messy batches side by side in one file.
         patch.setattr(reader, "BATCH_ROWS", batch_rows)
-        bulk = check_folder(folder, tenant, bulk=True)
-        careful = check_folder(folder, tenant, bulk=False)
+        bulk = check_folder(folder, tenant, engine="batch")
+        careful = check_folder(folder, tenant, engine="careful")
 
     assert bulk.problems == careful.problems
     assert bulk.records == careful.records

@@ -1,0 +1,155 @@
+"""The columnar engine's driver: one file at a time, plain rows column-wise, the rest careful.
+
+The careful rows go through `Checker` in line order after the plain rows' state (ids seen,
+records known) is recorded: a plain row never repeats a key and logs no problem, so the
+careful rows see what a row-by-row pass would have shown them, and the problems come out
+in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+# Two cores per machine, shared with the daemon: polars must not take them all. Set before
+# polars starts its thread pool, which is only on first use (never in the fork server).
+os.environ.setdefault("POLARS_MAX_THREADS", "2")
+
+import polars as pl
+import pyarrow as pa
+
+from daemon.clever.cells import Row
+from daemon.clever.checks import Checker
+from daemon.clever.columns import notes
+from daemon.clever.columns.enrollments import enrollments
+from daemon.clever.columns.parse import read
+from daemon.clever.columns.people import people
+from daemon.clever.columns.plain import Known, Plain
+from daemon.clever.columns.sections import sections
+from daemon.clever.columns.text import join_keys
+from daemon.clever.reader import CsvFile
+from daemon.roster.entities import (
+    ENROLLMENTS,
+    SECTION_TEACHERS,
+    SECTIONS,
+    STUDENTS,
+    TEACHERS,
+    Entity,
+)
+
+# Records go to the sink this many at a time (the loader chunks further).
+LOAD_ROWS = 200_000
+
+
+class _Writer(Protocol):
+    def append(self, row: Row) -> None: ...
+
+
+class Sink(Protocol):
+    """`validate.SnapshotSink`, and optionally `load_table(entity, pyarrow.Table)`."""
+
+    def writer(self, entity: Entity) -> Any: ...
+
+
+class Columnar:
+    """Validates teachers, students, sections and enrollments column-wise when it can."""
+
+    def __init__(self, checker: Checker, sink: Sink) -> None:
+        self.c = checker
+        self.sink = sink
+        self.known = Known(checker)
+        self.taken: list[str] = []
+
+    def take(self, f: CsvFile) -> bool:
+        """Validate `f`; False (nothing done) when the careful reader must read it."""
+        entity = _ENTITY.get(f.name)
+        if entity is None:
+            return False
+        parsed = read(f)
+        if parsed is None:
+            return False
+        frame = parsed.frame
+        del parsed
+        f.rows = frame.height
+        if entity is SECTIONS:
+            plain = sections(self.known, f, frame)
+        elif entity is ENROLLMENTS:
+            plain = enrollments(self.known, f, frame)
+        else:
+            plain = people(self.known, f, frame, entity)
+        self._record(entity, plain)
+        careful = frame.filter(~plain.mask)
+        del frame
+        self._careful(f, entity, careful)
+        notes.merge(self.c.notes, f, plain.notes)
+        self.taken.append(f.name)
+        return True
+
+    def _record(self, entity: Entity, plain: Plain) -> None:
+        """The plain records to the sink, and what later rows must know of them."""
+        for name, records in plain.records.items():
+            self._load(_BY_NAME[name], records)
+        if entity is ENROLLMENTS:
+            return
+        records = plain.records[entity.name]
+        key = records.select(entity.key).rows()
+        self.c.seen[entity.file].update(zip(key, records.get_column("line"), strict=True))
+        self.c.known(entity).update(key)
+        self.known.keys[entity.name] = records.select(
+            pl.concat_str(list(entity.key), separator="\x00")
+        ).to_series()
+
+    def _load(self, entity: Entity, records: pl.DataFrame) -> None:
+        load = getattr(self.sink, "load_table", None)
+        for start in range(0, records.height, LOAD_ROWS):
+            chunk = records.slice(start, LOAD_ROWS)
+            if load is not None:
+                load(entity, _arrow(entity, chunk))
+            else:
+                self.sink.writer(entity).extend(chunk.rows())
+
+    def _careful(self, f: CsvFile, entity: Entity, careful: pl.DataFrame) -> None:
+        """The rows the masks did not pass, through the careful rules in line order."""
+        if careful.height == 0:
+            return
+        row = self._careful_row(f, entity)
+        added: list[tuple[str, ...]] = []
+        known = self.c.known(entity) if entity is not ENROLLMENTS else None
+        fields = [f"c{i}" for i in range(f.width)]
+        for line, *values in careful.select("line", *fields).iter_rows():
+            before = len(known) if known is not None else 0
+            row(line, list(values))
+            if known is not None and len(known) > before:
+                added.append(_newest_key(self.c, entity, line))
+        if added:
+            self.known.keys[entity.name] = pl.concat(
+                [self.known.keys.get(entity.name, pl.Series([], dtype=pl.String)), join_keys(added)]
+            )
+
+    def _careful_row(self, f: CsvFile, entity: Entity) -> Callable[[int, list[str]], None]:
+        c, sink = self.c, self.sink
+        if entity is SECTIONS:
+            write, link = sink.writer(SECTIONS).append, sink.writer(SECTION_TEACHERS).append
+            return lambda line, fields: c.section_row(f, line, fields, write, link)
+        if entity is ENROLLMENTS:
+            write = sink.writer(ENROLLMENTS).append
+            return lambda line, fields: c.enrollment_row(f, line, fields, write)
+        write = sink.writer(entity).append
+        return lambda line, fields: c.person_row(f, entity, line, fields, write)
+
+
+def _newest_key(c: Checker, entity: Entity, line: int) -> tuple[str, ...]:
+    """The key a careful row just made known: the last one `seen` took, on its line."""
+    seen = c.seen[entity.file]
+    key = next(reversed(seen))
+    assert seen[key] == line
+    return key
+
+
+def _arrow(entity: Entity, records: pl.DataFrame) -> pa.Table:
+    return records.select(entity.stage_columns).to_arrow()
+
+
+_ENTITY = {e.file: e for e in (TEACHERS, STUDENTS, SECTIONS, ENROLLMENTS)}
+_BY_NAME = {e.name: e for e in (TEACHERS, STUDENTS, SECTIONS, SECTION_TEACHERS, ENROLLMENTS)}
