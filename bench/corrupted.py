@@ -40,13 +40,13 @@ def corrupt(folder: Path, *, rate: float = 0.01, seed: int = 11) -> None:
         return change
 
     def at(i: int, value: str) -> Callable[[Row], list[Row]]:
-        return lambda row: [row[:i] + [value] + row[i + 1 :]]
+        return lambda row: [[*row[:i], value, *row[i + 1 :]]]
 
     def padded(i: int) -> Callable[[Row], list[Row]]:
-        return lambda row: [row[:i] + [f" {row[i]}\t"] + row[i + 1 :]]
+        return lambda row: [[*row[:i], f" {row[i]}\t", *row[i + 1 :]]]
 
     def split(i: int) -> Callable[[Row], list[Row]]:
-        return lambda row: [row[:i] + [row[i][:2] + "\r\n" + row[i][2:]] + row[i + 1 :]]
+        return lambda row: [[*row[:i], row[i][:2] + "\r\n" + row[i][2:], *row[i + 1 :]]]
 
     def twice(row: Row) -> list[Row]:
         return [row, row]
