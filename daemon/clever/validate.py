@@ -206,12 +206,7 @@ class _Validator:
             self.problems.fatal("empty_file", "the file has a header but no data rows", file=f.name)
 
     def _misshapen(self, f: CsvFile) -> Callable[[int, list[str]], None]:
-        def report(line: int, fields: list[str]) -> None:
-            message = f"the row has {len(fields)} values but the header has {f.width} columns"
-            self.c.error(f, line, None, None, "wrong_field_count", message)
-            self.c.unreadable(f, line, fields)
-
-        return report
+        return lambda line, fields: self.c.misshapen(f, line, fields)
 
     # -- the five files ---------------------------------------------------------------------
 

@@ -70,8 +70,8 @@ class Columnar:
         if parsed is None:
             return False
         frame = parsed.frame
-        del parsed
-        f.rows = frame.height
+        f.rows = frame.height + len(parsed.refused)
+        f.blank_rows, f.first_blank_line = parsed.blank_rows, parsed.first_blank_line
         if entity is SECTIONS:
             plain = sections(self.known, f, frame)
         elif entity is ENROLLMENTS:
@@ -81,7 +81,7 @@ class Columnar:
         self._record(entity, plain)
         careful = frame.filter(~plain.mask)
         del frame
-        self._careful(f, entity, careful)
+        self._careful(f, entity, careful, parsed.refused)
         notes.merge(self.c.notes, f, plain.notes)
         self.taken.append(f.name)
         return True
@@ -109,17 +109,29 @@ class Columnar:
             else:
                 self.sink.writer(entity).extend(chunk.rows())
 
-    def _careful(self, f: CsvFile, entity: Entity, careful: pl.DataFrame) -> None:
-        """The rows the masks did not pass, through the careful rules in line order."""
-        if careful.height == 0:
+    def _careful(
+        self,
+        f: CsvFile,
+        entity: Entity,
+        careful: pl.DataFrame,
+        refused: list[tuple[int, list[str]]],
+    ) -> None:
+        """The rows the masks did not pass, and those of another width, through the careful
+        rules in line order."""
+        if careful.height == 0 and not refused:
             return
         row = self._careful_row(f, entity)
         added: list[tuple[str, ...]] = []
         known = self.c.known(entity) if entity is not ENROLLMENTS else None
         fields = [f"c{i}" for i in range(f.width)]
-        for line, *values in careful.select("line", *fields).iter_rows():
+        rows = [(line, values) for line, *values in careful.select("line", *fields).iter_rows()]
+        misshapen = {line for line, _ in refused}
+        for line, values in sorted([*rows, *refused], key=lambda item: item[0]):
+            if line in misshapen:
+                self.c.misshapen(f, line, values)
+                continue
             before = len(known) if known is not None else 0
-            row(line, list(values))
+            row(line, values)
             if known is not None and len(known) > before:
                 added.append(_newest_key(self.c, entity, line))
         if added:

@@ -3,34 +3,42 @@
 The careful reader (`clever.reader`) has the last word on what a file holds. pyarrow reads the
 same records as Python's csv module for RFC 4180 text; whatever could make them differ, or
 needs the careful reader's fatal problems, sends the whole file back to it: a parse error, a
-row of the wrong width, a quote left open at the end, a field over the csv module's limit, a
-blank row, a record over MAX_RECORD_LINES lines, a header not alone on line 1, a file that
-is not UTF-8.
+quote left open at the end, a field over the csv module's limit, a record over
+MAX_RECORD_LINES lines, a header not alone on line 1, an encoding other than UTF-8 and
+Windows-1252. Rows of the wrong width and blank rows are the engine's to report, as the
+careful reader would.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from daemon.clever.columns.lines import record_lines
-from daemon.clever.reader import CsvFile
+from daemon.clever.columns.lines import Refused, record_lines
+from daemon.clever.reader import CsvFile, line_breaks
 
 # pyarrow parses in blocks of this many bytes (one block per thread at a time).
 BLOCK_BYTES = 8 << 20
 _END = "\x01end of file"
+# Decoded here exactly as the careful reader's text mode decodes them.
+_DECODED = ("utf-8-sig", "windows-1252")
 
 
 @dataclass
 class Parsed:
-    """A file's data rows: column `c{i}` is the header's i-th column, `line` where each
-    record starts."""
+    """A file's data rows of the header's width: column `c{i}` is the header's i-th column,
+    `line` where each record starts. `refused`: (line, values) of the rows of another width;
+    blank rows are counted, not kept."""
 
     frame: pl.DataFrame
+    refused: list[tuple[int, list[str]]] = field(default_factory=list)
+    blank_rows: int = 0
+    first_blank_line: int | None = None
 
 
 def column(position: int) -> str:
@@ -39,25 +47,53 @@ def column(position: int) -> str:
 
 def read(f: CsvFile) -> Parsed | None:
     """The file's rows as a frame, or None when the careful reader must read it."""
-    if f.header_line != 1 or f.encoding != "utf-8-sig":
+    if f.header_line != 1 or f.encoding not in _DECODED:
         return None
     data = f.path.read_bytes()
-    names = [column(i) for i in range(f.width)]
-    refused: list[object] = []
-
-    def wrong_width(row: object) -> str:
-        refused.append(row)
-        return "skip"
-
+    if f.encoding != "utf-8-sig":
+        data = data.decode(f.encoding).encode("utf-8")
     # A last row of its own when the file ends cleanly; swallowed into the last value when a
     # quote is left open at the end, which the careful reader reports (as it finds it).
-    end = ",".join([_END] * f.width).encode()
+    ends = b"" if data.endswith((b"\n", b"\r")) else b"\n"
+    text = data + ends + ",".join([_END] * f.width).encode()
+    parsed = _parse(text, f.width, threads=True)
+    if parsed is not None and parsed[1]:
+        # Rows of another width: read again on one thread, which knows their lines.
+        parsed = _parse(text, f.width, threads=False)
+    del text
+    if parsed is None:
+        return None
+    frame, odd = parsed
+    if frame.height == 0 or frame.row(-1) != (_END,) * f.width:
+        return None
+    frame = frame.slice(0, frame.height - 1)
+    refused = _refused(odd)
+    if refused is None or not _fits(frame, refused):
+        return None
+    counted = record_lines(frame, [Refused(n, line_breaks(v)) for n, v in refused], data)
+    if counted is None:
+        return None
+    lines, odd_lines = counted
+    placed = [(line, fields) for line, (_, fields) in zip(odd_lines, refused, strict=True)]
+    return _without_blanks(frame.with_columns(line=lines), placed)
+
+
+def _parse(data: bytes, width: int, *, threads: bool) -> tuple[pl.DataFrame, list[object]] | None:
+    names = [column(i) for i in range(width)]
+    odd: list[object] = []
+
+    def wrong_width(row: object) -> str:
+        odd.append(row)
+        return "skip"
+
     try:
         table = pacsv.read_csv(
-            pa.py_buffer(data + b"\n" + end),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES),
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=threads
+            ),
             parse_options=pacsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=wrong_width
+                newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=wrong_width
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
@@ -67,28 +103,43 @@ def read(f: CsvFile) -> Parsed | None:
         )
     except (pa.ArrowException, ValueError):
         return None
-    if refused or table.num_rows < 2:
-        return None
     frame = pl.from_arrow(table)
-    del table
     assert isinstance(frame, pl.DataFrame)
-    if frame.row(-1) != (_END,) * f.width:
-        return None
-    frame = frame.slice(0, frame.height - 1)
-    if not _plain_text(frame):
-        return None
-    lines = record_lines(frame, data)
-    if lines is None:
-        return None
-    return Parsed(frame.with_columns(line=lines))
+    return frame, odd
 
 
-def _plain_text(frame: pl.DataFrame) -> bool:
-    """No field over the csv module's limit (counted in bytes: never fewer than characters)
-    and no blank row (the careful reader counts them)."""
-    every = [pl.col(name) for name in frame.columns]
-    longest, blank = frame.select(
-        longest=pl.max_horizontal(c.str.len_bytes().max() for c in every),
-        blank=pl.all_horizontal(c == "" for c in every).any(),
-    ).row(0)
-    return bool(longest <= csv.field_size_limit() and not blank)
+def _refused(odd: list[object]) -> list[tuple[int, list[str]]] | None:
+    """(record, values) of each row of another width (record 0: the first after the header),
+    its values read by the csv module; None when its place is unknown or its text is not one
+    record."""
+    refused = []
+    for row in odd:
+        number, text = getattr(row, "number", None), getattr(row, "text", "")
+        if number is None:
+            return None
+        records = list(csv.reader(io.StringIO(text, newline="")))
+        if len(records) > 1:
+            return None
+        refused.append((number - 2, records[0] if records else []))  # 1 is the header
+    return refused
+
+
+def _fits(frame: pl.DataFrame, refused: list[tuple[int, list[str]]]) -> bool:
+    """No field over the csv module's limit (counted in bytes: never fewer than characters)."""
+    limit = csv.field_size_limit()
+    every = [pl.col(name).str.len_bytes().max() for name in frame.columns]
+    longest = frame.select(pl.max_horizontal(every)).item() if frame.height else 0
+    return bool(longest <= limit) and all(len(v) <= limit for _, fields in refused for v in fields)
+
+
+def _without_blanks(frame: pl.DataFrame, refused: list[tuple[int, list[str]]]) -> Parsed:
+    """Blank rows (no value at all, whatever their width) are counted and dropped."""
+    blank = frame.select(pl.all_horizontal(pl.exclude("line") == "")).to_series()
+    lines = frame.get_column("line").filter(blank).to_list()
+    lines += [line for line, fields in refused if not any(fields)]
+    return Parsed(
+        frame.filter(~blank),
+        [(line, fields) for line, fields in refused if any(fields)],
+        len(lines),
+        min(lines) if lines else None,
+    )
