@@ -30,6 +30,9 @@ from tests.support.clever import FIXTURES, Checked, check_folder, write_csv
 from tests.support.roster import NEVER_PAUSE, add_tenant, pipeline_for, roster, run_import
 
 
+NOISE = ["", ",,", "x", ',,,,,,,,,,,', 'A,"two\r\nlines",x', 'B,"C1\nD",T1,,,n,,,', '"a""b",\tc']
+
+
 def _agree(folder: Path, tenant: TenantSettings | None = None) -> tuple[Checked, Checked]:
     columnar = check_folder(folder, tenant, engine="columnar")
     careful = check_folder(folder, tenant, engine="careful")
@@ -49,18 +52,24 @@ def _agree(folder: Path, tenant: TenantSettings | None = None) -> tuple[Checked,
     rules=st.sampled_from([{}, {"1st": "01", "K": "PK"}]),
     tail=st.sampled_from(["", "\r\n", ",,,\r\n\r\n", '\r\n"open']),
     keep=st.booleans(),
+    noise=st.lists(st.tuples(st.integers(1, 9), st.sampled_from(NOISE)), max_size=4),
 )
 def test_the_engines_agree_on_any_upload(
     files: dict[str, tuple[list[str], list[list[str]]]],
     rules: dict[str, str],
     tail: str,
     keep: bool,
+    noise: list[tuple[int, str]],
 ) -> None:
     tenant = TenantSettings(grade_rules=rules, keep_extra_columns=keep)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for name, (header, rows) in files.items():
-            write_csv(folder / name, header, rows, tail=tail)
+            path = write_csv(folder / name, header, rows, tail=tail)
+            lines = path.read_bytes().split(b"\r\n")
+            for at, text in noise:  # rows of another width, blank ones, quoted line breaks
+                lines.insert(min(at, len(lines) - 1), text.encode())
+            path.write_bytes(b"\r\n".join(lines))
         _agree(folder, tenant)
 
 
