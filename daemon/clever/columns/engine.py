@@ -8,18 +8,12 @@ in the same order.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, Protocol
-
-# Two cores per machine, shared with the daemon: polars must not take them all. Set before
-# polars starts its thread pool, which is only on first use (never in the fork server).
-os.environ.setdefault("POLARS_MAX_THREADS", "2")
 
 import polars as pl
 import pyarrow as pa
 
-from daemon.clever.cells import Row
 from daemon.clever.checks import Checker
 from daemon.clever.columns import notes
 from daemon.clever.columns.enrollments import enrollments
@@ -40,10 +34,8 @@ from daemon.roster.entities import (
 
 # Records go to the sink this many at a time (the loader chunks further).
 LOAD_ROWS = 200_000
-
-
-class _Writer(Protocol):
-    def append(self, row: Row) -> None: ...
+# Enrollments are checked this many rows at a time (their rules need no whole-file view).
+ENROLLMENT_SLICE_ROWS = 200_000
 
 
 class Sink(Protocol):
@@ -72,17 +64,30 @@ class Columnar:
         frame = parsed.frame
         f.rows = frame.height + len(parsed.refused)
         f.blank_rows, f.first_blank_line = parsed.blank_rows, parsed.first_blank_line
-        if entity is SECTIONS:
-            plain = sections(self.known, f, frame)
-        elif entity is ENROLLMENTS:
-            plain = enrollments(self.known, f, frame)
+        del parsed.frame
+        if entity is ENROLLMENTS:
+            # Enrollments need no file-wide rule: a slice at a time keeps memory down.
+            plain_notes: list[notes.Note] = []
+            slices = []
+            for start in range(0, frame.height, ENROLLMENT_SLICE_ROWS):
+                part = frame.slice(start, ENROLLMENT_SLICE_ROWS)
+                plain = enrollments(self.known, f, part)
+                self._record(entity, plain)
+                slices.append(part.filter(~plain.mask))
+                del plain
+            careful = pl.concat(slices) if slices else frame.clear()
         else:
-            plain = people(self.known, f, frame, entity)
-        self._record(entity, plain)
-        careful = frame.filter(~plain.mask)
+            plain = (
+                sections(self.known, f, frame)
+                if entity is SECTIONS
+                else people(self.known, f, frame, entity)
+            )
+            self._record(entity, plain)
+            careful, plain_notes = frame.filter(~plain.mask), plain.notes
+            del plain
         del frame
         self._careful(f, entity, careful, parsed.refused)
-        notes.merge(self.c.notes, f, plain.notes)
+        notes.merge(self.c.notes, f, plain_notes)
         self.taken.append(f.name)
         return True
 

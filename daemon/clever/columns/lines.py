@@ -25,19 +25,19 @@ class Refused(NamedTuple):
     breaks: int
 
 
-def physical_lines(data: bytes) -> int:
+def physical_lines(data: bytearray, size: int) -> int:
+    """The lines of `data[:size]` (what follows is NUL bytes: no line break)."""
     breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-    return breaks + (0 if data.endswith((b"\n", b"\r")) else 1)
+    return breaks + (0 if size and data[size - 1] in b"\r\n" else 1)
 
 
 def record_lines(
-    frame: pl.DataFrame, refused: list[Refused], data: bytes
+    frame: pl.DataFrame, refused: list[Refused], total: int
 ) -> tuple[pl.Series, list[int]] | None:
     """Where each record of the frame starts (the header is line 1), and each row set aside;
     None when the lines do not add up or a record runs over MAX_RECORD_LINES lines (a quote
     left open: the careful reader's fatal problem)."""
     rows = frame.height
-    total = physical_lines(data)
     index = pl.int_range(0, rows, dtype=pl.Int64, eager=True)
     if total == rows + 1 and not refused:
         return (index + 2).alias("line"), []

@@ -19,11 +19,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from daemon.clever.columns.lines import Refused, record_lines
+from daemon.clever.columns.lines import Refused, physical_lines, record_lines
 from daemon.clever.reader import CsvFile, line_breaks
 
 # pyarrow parses in blocks of this many bytes (one block per thread at a time).
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 1 << 20
 _END = "\x01end of file"
 # Decoded here exactly as the careful reader's text mode decodes them.
 _DECODED = ("utf-8-sig", "windows-1252")
@@ -49,13 +49,7 @@ def read(f: CsvFile) -> Parsed | None:
     """The file's rows as a frame, or None when the careful reader must read it."""
     if f.header_line != 1 or f.encoding not in _DECODED:
         return None
-    data = f.path.read_bytes()
-    if f.encoding != "utf-8-sig":
-        data = data.decode(f.encoding).encode("utf-8")
-    # A last row of its own when the file ends cleanly; swallowed into the last value when a
-    # quote is left open at the end, which the careful reader reports (as it finds it).
-    ends = b"" if data.endswith((b"\n", b"\r")) else b"\n"
-    text = data + ends + ",".join([_END] * f.width).encode()
+    text, total = _text(f)
     parsed = _parse(text, f.width, threads=True)
     if parsed is not None and parsed[1]:
         # Rows of another width: read again on one thread, which knows their lines.
@@ -70,7 +64,7 @@ def read(f: CsvFile) -> Parsed | None:
     refused = _refused(odd)
     if refused is None or not _fits(frame, refused):
         return None
-    counted = record_lines(frame, [Refused(n, line_breaks(v)) for n, v in refused], data)
+    counted = record_lines(frame, [Refused(n, line_breaks(v)) for n, v in refused], total)
     if counted is None:
         return None
     lines, odd_lines = counted
@@ -78,7 +72,30 @@ def read(f: CsvFile) -> Parsed | None:
     return _without_blanks(frame.with_columns(line=lines), placed)
 
 
-def _parse(data: bytes, width: int, *, threads: bool) -> tuple[pl.DataFrame, list[object]] | None:
+def _text(f: CsvFile) -> tuple[bytearray, int]:
+    """The file as UTF-8 with an end row after it, read into one buffer (a district's
+    enrollments are 20 MB: no second copy), and its number of lines."""
+    end = ",".join([_END] * f.width).encode()
+    if f.encoding == "utf-8-sig":
+        size = f.path.stat().st_size
+        text = bytearray(size + 1 + len(end))
+        with f.path.open("rb") as handle:
+            size = handle.readinto(memoryview(text)[:size])
+    else:
+        text = bytearray(f.path.read_bytes().decode(f.encoding).encode("utf-8"))
+        size = len(text)
+        text.extend(bytes(1 + len(end)))
+    total = physical_lines(text, size)
+    # A last row of its own when the file ends cleanly; swallowed into the last value when a
+    # quote is left open at the end, which the careful reader reports (as it finds it).
+    tail = end if size and text[size - 1] in b"\r\n" else b"\n" + end
+    text[size:] = tail
+    return text, total
+
+
+def _parse(
+    data: bytearray, width: int, *, threads: bool
+) -> tuple[pl.DataFrame, list[object]] | None:
     names = [column(i) for i in range(width)]
     odd: list[object] = []
 
