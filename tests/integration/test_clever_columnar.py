@@ -29,8 +29,7 @@ from tests.integration.test_clever_bulk import upload
 from tests.support.clever import FIXTURES, Checked, check_folder, write_csv
 from tests.support.roster import NEVER_PAUSE, add_tenant, pipeline_for, roster, run_import
 
-
-NOISE = ["", ",,", "x", ',,,,,,,,,,,', 'A,"two\r\nlines",x', 'B,"C1\nD",T1,,,n,,,', '"a""b",\tc']
+NOISE = ["", ",,", "x", ",,,,,,,,,,,", 'A,"two\r\nlines",x', 'B,"C1\nD",T1,,,n,,,', '"a""b",\tc']
 
 
 def _agree(folder: Path, tenant: TenantSettings | None = None) -> tuple[Checked, Checked]:
