@@ -16,8 +16,10 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-# Rows per COPY write (a few MB of CSV) and per executemany batch.
+# Rows per COPY write (a few MB of CSV) and per executemany batch (as Python objects: kept
+# small, a batch costs memory while it is inserted).
 LOAD_CHUNK_ROWS = 50_000
+SQLITE_CHUNK_ROWS = 10_000
 
 
 def load(conn: Connection, table: sa.Table, records: pa.Table, key: tuple[str, ...]) -> None:
@@ -38,5 +40,5 @@ def load(conn: Connection, table: sa.Table, records: pa.Table, key: tuple[str, .
     records = records.sort_by([(k, "ascending") for k in key])
     marks = ", ".join("?" * len(names))
     insert = f"INSERT INTO temp.{table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
-    for batch in records.to_batches(LOAD_CHUNK_ROWS):
+    for batch in records.to_batches(SQLITE_CHUNK_ROWS):
         raw.executemany(insert, zip(*(column.to_pylist() for column in batch.columns), strict=True))

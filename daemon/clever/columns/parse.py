@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -57,7 +58,9 @@ def read(f: CsvFile) -> Parsed | None:
     del text
     if parsed is None:
         return None
-    frame, odd = parsed
+    tables, odd = [parsed[0]], parsed[1]
+    del parsed
+    frame = _frame(tables)
     if frame.height == 0 or frame.row(-1) != (_END,) * f.width:
         return None
     frame = frame.slice(0, frame.height - 1)
@@ -93,9 +96,7 @@ def _text(f: CsvFile) -> tuple[bytearray, int]:
     return text, total
 
 
-def _parse(
-    data: bytearray, width: int, *, threads: bool
-) -> tuple[pl.DataFrame, list[object]] | None:
+def _parse(data: bytearray, width: int, *, threads: bool) -> tuple[Any, list[object]] | None:
     names = [column(i) for i in range(width)]
     odd: list[object] = []
 
@@ -120,9 +121,19 @@ def _parse(
         )
     except (pa.ArrowException, ValueError):
         return None
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame, odd
+    return table, odd
+
+
+def _frame(tables: list[Any]) -> pl.DataFrame:
+    """The (only) table as polars columns, each arrow column let go once converted."""
+    table = tables.pop()
+    columns = []
+    for name in table.column_names:
+        series = pl.from_arrow(table.column(name))
+        assert isinstance(series, pl.Series)
+        columns.append(series.alias(name))
+        table = table.drop_columns([name])
+    return pl.DataFrame(columns)
 
 
 def _refused(odd: list[object]) -> list[tuple[int, list[str]]] | None:
@@ -155,7 +166,7 @@ def _without_blanks(frame: pl.DataFrame, refused: list[tuple[int, list[str]]]) -
     lines = frame.get_column("line").filter(blank).to_list()
     lines += [line for line, fields in refused if not any(fields)]
     return Parsed(
-        frame.filter(~blank),
+        frame.filter(~blank) if lines else frame,
         [(line, fields) for line, fields in refused if any(fields)],
         len(lines),
         min(lines) if lines else None,
