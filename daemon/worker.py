@@ -1,9 +1,8 @@
 """An import process: what it runs, and what the fork server makes ready for all of them.
 
 The runner's fork server imports this module once (runner.PRELOAD); every import process is
-forked from it with the pipeline (and the columnar engine's libraries) imported and the email
-templates compiled, which a fresh interpreter would otherwise spend most of a small
-district's import on.
+forked from it with the pipeline imported and the email templates compiled, which a fresh
+interpreter would otherwise spend most of a small district's import on.
 """
 
 from __future__ import annotations
@@ -13,12 +12,6 @@ import sys
 
 import structlog
 
-# The columnar engine and the store's table loader, for their polars and pyarrow: imported
-# here, never run here (their thread pools start on first use, in the forked process: a pool
-# started before the fork would leave the children deadlocked). The engine caps polars'
-# threads (POLARS_MAX_THREADS) before polars loads.
-import daemon.clever.columns.engine
-import daemon.store.staging_load  # noqa: F401
 from daemon import logs
 from daemon.config import Settings
 from daemon.diskspace import EXIT_NO_SPACE, out_of_space
