@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from bench.corrupted import corrupt
 from bench.district import generate
 from daemon import pipeline
+from daemon.clever.columns import engine as columnar_engine
 from daemon.clever.validate import Engine, validate
 from daemon.config import Settings
 from daemon.roster.tenant import TenantSettings
+from daemon.store import staging_load
 from daemon.store.database import Database
 from tests.integration.test_clever_bulk import upload
 from tests.support.clever import FIXTURES, Checked, check_folder, write_csv
@@ -52,6 +54,7 @@ def _agree(folder: Path, tenant: TenantSettings | None = None) -> tuple[Checked,
     tail=st.sampled_from(["", "\r\n", ",,,\r\n\r\n", '\r\n"open']),
     keep=st.booleans(),
     noise=st.lists(st.tuples(st.integers(1, 9), st.sampled_from(NOISE)), max_size=4),
+    chunk=st.sampled_from([1, 2, None]),
 )
 def test_the_engines_agree_on_any_upload(
     files: dict[str, tuple[list[str], list[list[str]]]],
@@ -59,9 +62,14 @@ def test_the_engines_agree_on_any_upload(
     tail: str,
     keep: bool,
     noise: list[tuple[int, str]],
+    chunk: int | None,
 ) -> None:
     tenant = TenantSettings(grade_rules=rules, keep_extra_columns=keep)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, pytest.MonkeyPatch.context() as patch:
+        if chunk is not None:  # every bound on slices and loads at its smallest
+            patch.setattr(columnar_engine, "ENROLLMENT_SLICE_ROWS", chunk)
+            patch.setattr(columnar_engine, "LOAD_ROWS", chunk)
+            patch.setattr(staging_load, "SQLITE_CHUNK_ROWS", chunk)
         folder = Path(scratch)
         for name, (header, rows) in files.items():
             path = write_csv(folder / name, header, rows, tail=tail)

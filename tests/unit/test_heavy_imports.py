@@ -27,6 +27,7 @@ def test_the_fork_server_preloads_them_with_polars_capped_at_two_threads() -> No
     loaded = _probe(
         "import os, sys, daemon.runner;"
         " [__import__(m) for m in daemon.runner.PRELOAD];"
-        " print('polars' in sys.modules, 'pyarrow' in sys.modules, os.environ['POLARS_MAX_THREADS'])"
+        " print('polars' in sys.modules, 'pyarrow' in sys.modules,"
+        " os.environ['POLARS_MAX_THREADS'])"
     )
     assert loaded.split() == ["True", "True", "2"]
