@@ -152,15 +152,20 @@ def _keys(file: tuple[list[str], list[list[str]]], *columns: str) -> list[tuple[
     return sorted({(row[where[0]], row[where[1]]) for row in rows})
 
 
-@settings(
+# How many uploads engines are compared on, and the grade rules they are read with.
+MESSY_UPLOADS = settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+GRADE_RULES = st.sampled_from([{}, {"1st": "01", "K": "PK"}])
+
+
+@MESSY_UPLOADS
 @given(
     files=upload(),
     batch_rows=st.sampled_from([1, 2, 3, 10_000]),
-    rules=st.sampled_from([{}, {"1st": "01", "K": "PK"}]),
+    rules=GRADE_RULES,
     tail=st.sampled_from(["", "\r\n", ",,,\r\n\r\n"]),
 )
 def test_bulk_and_careful_paths_agree(

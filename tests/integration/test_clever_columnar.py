@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.corrupted import corrupt
@@ -27,7 +27,7 @@ from daemon.config import Settings
 from daemon.roster.tenant import TenantSettings
 from daemon.store import staging_load
 from daemon.store.database import Database
-from tests.integration.test_clever_bulk import upload
+from tests.integration.test_clever_bulk import GRADE_RULES, MESSY_UPLOADS, upload
 from tests.support.clever import FIXTURES, Checked, check_folder, write_csv
 from tests.support.roster import NEVER_PAUSE, add_tenant, pipeline_for, roster, run_import
 
@@ -43,14 +43,10 @@ def _agree(folder: Path, tenant: TenantSettings | None = None) -> tuple[Checked,
     return columnar, careful
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@MESSY_UPLOADS
 @given(
     files=upload(),
-    rules=st.sampled_from([{}, {"1st": "01", "K": "PK"}]),
+    rules=GRADE_RULES,
     tail=st.sampled_from(["", "\r\n", ",,,\r\n\r\n", '\r\n"open']),
     keep=st.booleans(),
     noise=st.lists(st.tuples(st.integers(1, 9), st.sampled_from(NOISE)), max_size=4),
