@@ -54,6 +54,7 @@ def read(f: CsvFile) -> Parsed | None:
     parsed = _parse(text, f.width, threads=True)
     if parsed is not None and parsed[1]:
         # Rows of another width: read again on one thread, which knows their lines.
+        parsed = None
         parsed = _parse(text, f.width, threads=False)
     del text
     if parsed is None:
