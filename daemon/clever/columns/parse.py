@@ -50,7 +50,10 @@ def read(f: CsvFile) -> Parsed | None:
     """The file's rows as a frame, or None when the careful reader must read it."""
     if f.header_line != 1 or f.encoding not in _DECODED:
         return None
-    text, total = _text(f)
+    try:
+        text, total = _text(f)
+    except (OSError, UnicodeDecodeError):  # the careful reader says what is wrong
+        return None
     parsed = _parse(text, f.width, threads=True)
     if parsed is not None and parsed[1]:
         # Rows of another width: read again on one thread, which knows their lines.
