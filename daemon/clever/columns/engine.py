@@ -66,7 +66,7 @@ class Columnar:
         if parsed is None:
             return False
         frame = parsed.frame
-        f.rows = frame.height + len(parsed.refused)
+        f.rows = int((~frame.get_column("blank")).sum()) + len(parsed.refused)
         f.blank_rows, f.first_blank_line = parsed.blank_rows, parsed.first_blank_line
         del parsed.frame
         if entity is ENROLLMENTS:
@@ -77,7 +77,7 @@ class Columnar:
                 part = frame.slice(start, ENROLLMENT_SLICE_ROWS)
                 plain = enrollments(self.known, f, part)
                 self._record(entity, plain)
-                slices.append(part.filter(~plain.mask))
+                slices.append(part.filter(~plain.mask & ~part.get_column("blank")))
                 del plain
             careful = pl.concat(slices) if slices else frame.clear()
         else:
@@ -87,7 +87,8 @@ class Columnar:
                 else people(self.known, f, frame, entity)
             )
             self._record(entity, plain)
-            careful, plain_notes = frame.filter(~plain.mask), plain.notes
+            careful = frame.filter(~plain.mask & ~frame.get_column("blank"))
+            plain_notes = plain.notes
             del plain
         del frame
         self._careful(f, entity, careful, parsed.refused)

@@ -59,6 +59,7 @@ def record_lines(
         pushed.append(pushed[-1] + r.breaks)
     passed = pl.Series(valid, dtype=pl.Int64).search_sorted(index, side="right")
     lines = index + 2 + passed + before + pl.Series(pushed, dtype=pl.Int64).gather(passed)
-    through = [0, *breaks.cum_sum().to_list()]
-    odd = [2 + r.record + through[valid[k]] + pushed[k] for k, r in enumerate(refused)]
+    # line breaks of the frame's records before each set-aside row
+    through = pl.concat([pl.Series([0], dtype=pl.Int64), breaks.cum_sum()]).gather(valid).to_list()
+    odd = [2 + r.record + through[k] + pushed[k] for k, r in enumerate(refused)]
     return lines.alias("line"), odd

@@ -33,8 +33,8 @@ _DECODED = ("utf-8-sig", "windows-1252")
 @dataclass
 class Parsed:
     """A file's data rows of the header's width: column `c{i}` is the header's i-th column,
-    `line` where each record starts. `refused`: (line, values) of the rows of another width;
-    blank rows are counted, not kept."""
+    `line` where each record starts, `blank` whether it is a blank row (counted, never a
+    record). `refused`: (line, values) of the rows of another width that are not blank."""
 
     frame: pl.DataFrame
     refused: list[tuple[int, list[str]]] = field(default_factory=list)
@@ -76,7 +76,7 @@ def read(f: CsvFile) -> Parsed | None:
         return None
     lines, odd_lines = counted
     placed = [(line, fields) for line, (_, fields) in zip(odd_lines, refused, strict=True)]
-    return _without_blanks(frame.with_columns(line=lines), placed)
+    return _blanks_marked(frame.with_columns(line=lines), placed)
 
 
 def _text(f: CsvFile) -> tuple[bytearray, int]:
@@ -164,13 +164,14 @@ def _fits(frame: pl.DataFrame, refused: list[tuple[int, list[str]]]) -> bool:
     return bool(longest <= limit) and all(len(v) <= limit for _, fields in refused for v in fields)
 
 
-def _without_blanks(frame: pl.DataFrame, refused: list[tuple[int, list[str]]]) -> Parsed:
-    """Blank rows (no value at all, whatever their width) are counted and dropped."""
-    blank = frame.select(pl.all_horizontal(pl.exclude("line") == "")).to_series()
+def _blanks_marked(frame: pl.DataFrame, refused: list[tuple[int, list[str]]]) -> Parsed:
+    """Blank rows (no value at all, whatever their width) are counted, and marked in the
+    column `blank` rather than dropped (no copy of the file): no rule passes them."""
+    blank = frame.select(pl.all_horizontal(pl.exclude("line") == "").alias("blank")).to_series()
     lines = frame.get_column("line").filter(blank).to_list()
     lines += [line for line, fields in refused if not any(fields)]
     return Parsed(
-        frame.filter(~blank) if lines else frame,
+        frame.with_columns(blank),
         [(line, fields) for line, fields in refused if any(fields)],
         len(lines),
         min(lines) if lines else None,
