@@ -22,8 +22,11 @@ from bench.corrupted import corrupt
 from bench.district import generate
 from daemon import pipeline
 from daemon.clever.columns import engine as columnar_engine
-from daemon.clever.validate import Engine, validate
+from daemon.clever.files import find_files
+from daemon.clever.validate import Engine, fingerprints, validate
 from daemon.config import Settings
+from daemon.roster.entities import Entity
+from daemon.roster.problems import ProblemLog
 from daemon.roster.tenant import TenantSettings
 from daemon.store import staging_load
 from daemon.store.database import Database
@@ -163,3 +166,35 @@ def test_a_corrupted_district_imports_the_same_roster_with_either_engine(
 
     assert rosters["columnar"] == rosters["careful"]
     assert len(rosters["columnar"]["enrollments"]) > 3000
+
+
+class _ListSink:
+    """A sink without `load_table`: the engine hands it tuples, as the careful path does."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[object, ...]]] = {}
+
+    def writer(self, entity: Entity) -> _ListSink.Rows:
+        return _ListSink.Rows(self.rows.setdefault(entity.name, []))
+
+    def skipped(self, entity: Entity) -> _ListSink.Rows:
+        return _ListSink.Rows(self.rows.setdefault(f"skipped {entity.name}", []))
+
+    def duplicates(self, entity: Entity) -> list[tuple[int, int]]:
+        return []
+
+    class Rows:
+        def __init__(self, rows: list[tuple[object, ...]]) -> None:
+            self.append, self.extend = rows.append, rows.extend
+
+
+@pytest.mark.parametrize("fixture", ["sis_export", "broken_rows"])
+def test_a_sink_that_takes_only_tuples_gets_the_careful_paths_records(fixture: str) -> None:
+    found = find_files(FIXTURES / fixture)
+    staged = {}
+    for engine in ("columnar", "careful"):
+        sink = _ListSink()
+        validate(found, fingerprints(found), TenantSettings(), ProblemLog(), sink, engine=engine)
+        staged[engine] = {name: sorted(rows, key=repr) for name, rows in sink.rows.items()}
+
+    assert staged["columnar"] == staged["careful"]

@@ -24,7 +24,7 @@ from daemon.clever.columns.parse import read
 from daemon.clever.columns.people import people
 from daemon.clever.columns.plain import Known, Plain
 from daemon.clever.columns.sections import sections
-from daemon.clever.columns.text import join_keys
+from daemon.clever.columns.text import join_keys, joined
 from daemon.clever.reader import CsvFile
 from daemon.roster.entities import (
     ENROLLMENTS,
@@ -108,7 +108,7 @@ class Columnar:
         self.c.seen[entity.file].update(zip(key, records.get_column("line"), strict=True))
         self.c.known(entity).update(key)
         self.known.keys[entity.name] = records.select(
-            pl.concat_str(list(entity.key), separator="\x00")
+            joined(*(pl.col(k) for k in entity.key))
         ).to_series()
 
     def _load(self, entity: Entity, records: pl.DataFrame) -> None:
@@ -118,7 +118,7 @@ class Columnar:
             if load is not None:
                 load(entity, _arrow(entity, chunk))
             else:
-                self.sink.writer(entity).extend(chunk.rows())
+                self.sink.writer(entity).extend(chunk.select(entity.stage_columns).rows())
 
     def _careful(
         self,
