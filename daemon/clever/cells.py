@@ -70,6 +70,16 @@ class Notes:
             entry[0], entry[2] = line, value
         entry[1] += count
 
+    def reorder(self, tie: Callable[[tuple[str, str, str, str], int, int], int]) -> None:
+        """Order kinds first noted on the same line by `tie(kind, line, position)`, position
+        being the order they were noted in: the columnar engine notes its plain rows' kinds
+        after the careful rows', so it says in which order a row-by-row pass would have."""
+        items = list(self._seen.items())
+        order = sorted(
+            range(len(items)), key=lambda i: (items[i][1][0], tie(items[i][0], items[i][1][0], i))
+        )
+        self._seen = {items[i][0]: items[i][1] for i in order}
+
     def flush(self, problems: ProblemLog) -> None:
         for (file, column, code, detail), (line, count, value) in sorted(
             self._seen.items(), key=lambda item: item[1][0]
