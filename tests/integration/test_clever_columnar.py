@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from bench.corrupted import corrupt
 from bench.district import generate
-from daemon import pipeline
+from daemon import uploadset
 from daemon.clever.columns import engine as columnar_engine
 from daemon.clever.files import find_files
 from daemon.clever.validate import Engine, fingerprints, validate
@@ -158,7 +158,8 @@ def test_a_corrupted_district_imports_the_same_roster_with_either_engine(
     rosters = {}
     for engine in ("columnar", "careful"):
         add_tenant(db, engine, NEVER_PAUSE.updated(max_row_errors=1_000_000))
-        monkeypatch.setattr(pipeline, "validate", functools.partial(validate, engine=engine))
+        forced = functools.partial(validate, engine=engine)
+        monkeypatch.setattr(uploadset.clever, "validate", forced)
         folder = Path(shutil.copytree(corrupted, settings.data_dir / f"upload-{engine}"))
         report = run_import(pipeline_for(db, settings), engine, folder)
         assert report.state.value == "imported_with_errors", report.problems[:3]
