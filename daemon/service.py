@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from daemon import logs, signals
+from daemon.check.desk import CheckDesk, is_check_path
 from daemon.clever.files import find_files
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
@@ -148,7 +149,12 @@ class Service:
             self._on_upload,
             holdings=lambda tenant: (paths.spool / tenant, paths.archive / tenant),
         )
-        self.spool = Spool(settings.spool, settings.paths, busy=self.sftp.active_uploads)
+        self.spool = Spool(
+            settings.spool, settings.paths, busy=lambda t: self.sftp.active_uploads(t, "upload")
+        )
+        self.checks = CheckDesk(
+            db, settings, uploads_open=self.sftp.active_uploads, mail_queued=self.sender.wake
+        )
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
         # The Import Manager: a listener of its own, never the ops one's /healthz and /metrics.
         self.web = WebServer(
@@ -199,6 +205,7 @@ class Service:
         warming = None if once else asyncio.ensure_future(asyncio.to_thread(warm_up))
         await asyncio.to_thread(remove_abandoned_partials, paths)
         resumable = await asyncio.to_thread(self.pipeline.recover)
+        self.checks.resume(await asyncio.to_thread(self.checks.recover))
         if warming is not None:
             await warming
         for tenant, import_id in resumable:
@@ -212,6 +219,7 @@ class Service:
             await self.web.start()
         self.spool.start_watching(asyncio.get_running_loop())
         self._spawn("uploads", resilient("uploads", self._watch_uploads))
+        self._spawn("checks", resilient("checks", self.checks.watch))
         self._spawn("mailer", resilient("mailer", self.sender.run))
         self._spawn("housekeeping", resilient("housekeeping", self._housekeeping))
         if self.notifier.watchdog_enabled:
@@ -253,8 +261,9 @@ class Service:
         await self.sftp.stop_accepting()
         await self.web.stop()  # no new decisions while the imports wind down
         for task in self._tasks:
-            if task.get_name() in ("uploads", "housekeeping", "watchdog"):
+            if task.get_name() in ("uploads", "checks", "housekeeping", "watchdog"):
                 task.cancel()
+        await self.checks.stop()
         self.spool.stop_watching()
         deadline = asyncio.get_running_loop().time() + timeout
         await asyncio.gather(self.sftp.close(timeout), self.runner.stop(timeout))
@@ -279,6 +288,7 @@ class Service:
             await self._claim(ready_set)
         for incomplete in stuck:
             await self._report_incomplete(incomplete)
+        await self.checks.drain()
         await self.runner.idle()
         await self.sender.deliver_due()
 
@@ -289,7 +299,11 @@ class Service:
     # -- work -------------------------------------------------------------------------------
 
     def _on_upload(self, event: UploadEvent) -> None:
-        self.spool.activity(event.tenant)
+        # /check and its results are the check desk's: they never delay an /upload set.
+        if is_check_path(event.path):
+            self.checks.activity(event.tenant)
+        else:
+            self.spool.activity(event.tenant)
 
     async def _watch_uploads(self) -> None:
         while True:
@@ -363,6 +377,11 @@ class Service:
             )
             if removed:
                 log.info("expired archived uploads removed", imports=removed)
+            checks = await asyncio.to_thread(
+                self.checks.checker.expire, self.settings.spool.retention_days
+            )
+            if checks:
+                log.info("expired archived checks removed", checks=checks)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     async def _refresh_metrics(self) -> None:

@@ -42,6 +42,7 @@ def _now() -> datetime:
 
 def _prepare_folder(settings: Settings, name: str) -> None:
     settings.paths.upload_dir(name).mkdir(parents=True, exist_ok=True, mode=0o750)
+    settings.paths.check_results(name).mkdir(parents=True, exist_ok=True, mode=0o750)
 
 
 def connection_info(settings: Settings, tenant: str, password: str | None, echo: Echo) -> None:

@@ -120,8 +120,8 @@ class SftpServer:
             raise RuntimeError("SftpServer not started")
         return self._listener.port
 
-    def active_uploads(self, tenant: str) -> int:
-        return self._registry.active_uploads(tenant)
+    def active_uploads(self, tenant: str, folder: str | None = None) -> int:
+        return self._registry.active_uploads(tenant, folder)
 
     def session_count(self) -> int:
         return self._registry.session_count()
