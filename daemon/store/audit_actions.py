@@ -17,6 +17,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "public_key_added": "an SSH public key added (type, fingerprint, comment)",
     "public_key_removed": "an SSH public key removed (type, fingerprint, comment)",
     "grade_rules": "the grade replace rules replaced (the rules, whether the common ones apply)",
+    "check_emails": "whether each /check answer is also emailed (on or off)",
     # Choose Files
     "upload_checked": "five files checked (their sizes, the problems, what would pause it)",
     "upload_refused": "an upload refused (the message)",

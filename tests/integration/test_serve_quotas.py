@@ -108,3 +108,48 @@ async def test_a_tenant_at_its_handle_cap_leaves_another_district_served(
     assert f"too many open files for this account (at most {cap})" in refused[0]
     assert done["state"] == "imported"
     print(f"handle flood: {cap} handles held, RSS {before:.1f} -> {during:.1f} MiB")
+
+
+async def test_check_shares_the_hourly_bound_and_file_count_of_upload(
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
+) -> None:
+    from tests.support import checks
+
+    settings = serve_settings_with(
+        ROSTERDROP_SFTP_MAX_SETS_PER_HOUR="1", ROSTERDROP_SFTP_MAX_FILES_PER_TENANT="6"
+    )
+    district = District("acme", students=20)
+    async with serving(settings, db, sftp_password_hash) as served:
+        served.add_tenant("acme")
+        await asyncio.to_thread(checks.check_set, served.port, "acme", PASSWORD, district.files())
+        await served.wait(lambda: checks.ended_checks(db, "acme", 1), "the check")
+        # The check was the set of this hour: /upload is refused, and /check too.
+        with pytest.raises(OSError, match=r"too many sets .* \(1, at most 1\)"):
+            await asyncio.to_thread(served.upload, "acme", district.files())
+        with pytest.raises(OSError, match=r"too many sets .* \(1, at most 1\)"):
+            await asyncio.to_thread(
+                checks.check_set, served.port, "acme", PASSWORD, district.files()
+            )
+    assert drop.import_rows(db, "acme") == []
+    assert len(checks.check_rows(db, "acme")) == 1
+
+
+async def test_check_files_count_toward_the_file_bound_of_upload(
+    serve_settings_with: Callable[..., Settings], db: Database, sftp_password_hash: str
+) -> None:
+    from tests.support import checks
+
+    settings = serve_settings_with(
+        ROSTERDROP_SFTP_MAX_FILES_PER_TENANT="6", ROSTERDROP_SETTLE_SECONDS="3600"
+    )
+    district = District("acme", students=5).files()
+    async with serving(settings, db, sftp_password_hash) as served:
+        served.add_tenant("acme")
+        await asyncio.to_thread(checks.check_set, served.port, "acme", PASSWORD, district)
+        await asyncio.to_thread(
+            served.upload, "acme", {"schools.csv": district["schools.csv"]}
+        )  # the sixth file: at the bound
+        with pytest.raises(OSError, match=r"too many files in your folder \(at most 6\)"):
+            await asyncio.to_thread(
+                served.upload, "acme", {"teachers.csv": district["teachers.csv"]}
+            )
