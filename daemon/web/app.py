@@ -18,6 +18,7 @@ from daemon.web.context import CONTEXT, WebContext, context, session, set_sessio
 from daemon.web.views import (
     account,
     changes,
+    checks,
     operator,
     operator_audit,
     operator_outbox,
@@ -26,6 +27,7 @@ from daemon.web.views import (
     pages,
     roster,
     setup,
+    setup_checks,
     setup_keys,
     setup_rules,
     signin,
@@ -224,6 +226,11 @@ def _pages(r: web.UrlDispatcher) -> None:
     r.add_get("/imports/{id:\\d+}/changes.csv", changes.changes_csv)
     r.add_get("/imports/{id:\\d+}/{action:approve|reject}", pages.confirm)
     r.add_post("/imports/{id:\\d+}/{action:approve|reject}", pages.decide)
+    # Checks: sets dropped in /check, validated and planned, never imported.
+    r.add_get("/checks", checks.checks_list)
+    r.add_get("/checks/{id:\\d+}", checks.check_page)
+    r.add_get("/checks/{id:\\d+}/problems.csv", checks.check_problems_csv)
+    r.add_post("/tenants/{tenant}/setup/check-emails", setup_checks.save_check_emails)
     # The roster.
     r.add_get("/roster", roster.overview)
     r.add_get("/roster/{entity}", roster.list_page)

@@ -15,7 +15,7 @@ from daemon.clever.values import COMMON_GRADE_RULES
 from daemon.errors import ConfigError, NotFound
 from daemon.hostkeyfiles import host_key_fingerprints
 from daemon.roster.tenant import TenantSettings
-from daemon.store import tenants, users
+from daemon.store import checks, tenants, users
 from daemon.store.tenants import Tenant
 from daemon.store.users import User
 from daemon.web.context import SftpDetails, WebContext, address, context
@@ -70,6 +70,7 @@ async def render(
     before = int_param(request.query, "audit_before")
     audit = await asyncio.to_thread(_audit_page, ctx, tenant, before)
     rules = _rules_field(tenant.settings, form)
+    check_emails = await asyncio.to_thread(_check_emails, ctx, tenant)
     older = audit[SETUP_AUDIT_PAGE_SIZE - 1].id if len(audit) > SETUP_AUDIT_PAGE_SIZE else None
     return ctx.templates.page(
         "setup.html.j2", status=status, **page_values(request, f"Setup of {tenant.name}"),
@@ -77,8 +78,13 @@ async def render(
         thresholds=_threshold_fields(tenant.settings, form), form=form,
         emails_text=form.emails_text if form.emails_text is not None else "\n".join(tenant.emails),
         keys=_keys(tenant), rules=rules, audit=audit[:SETUP_AUDIT_PAGE_SIZE],
-        audit_older=older,
+        audit_older=older, check_emails=check_emails,
     )  # fmt: skip
+
+
+def _check_emails(ctx: WebContext, tenant: Tenant) -> bool:
+    with ctx.db.read() as conn:
+        return checks.emails_results(conn, tenant.id)
 
 
 def _audit_page(ctx: WebContext, tenant: Tenant, before: int | None) -> list[users.AuditEntry]:
