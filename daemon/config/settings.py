@@ -112,7 +112,7 @@ class SftpSettings:
     reserved_descriptors: int = 128
     # What one tenant may hold across all its sessions.
     max_open_files_per_tenant: int = 64
-    max_files_per_tenant: int = 200  # files in /upload, empty ones included
+    max_files_per_tenant: int = 200  # files in /upload and /check, empty ones included
     max_sets_per_hour: int = 6  # 0: no bound
 
 

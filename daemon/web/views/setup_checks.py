@@ -26,7 +26,8 @@ async def save_check_emails(request: web.Request) -> web.Response:
             if checks.emails_results(conn, tenant.id) == on:
                 return tenant, False
             checks.set_email_results(conn, tenant.id, on)
-            audit_change(conn, ctx, request, user, tenant, "check_emails", "on" if on else "off")
+            detail = "on" if on else "off"
+            audit_change(conn, ctx, request, user, tenant, "check_emails", detail)
             return tenant, True
 
     tenant, changed = await asyncio.to_thread(store)
