@@ -218,6 +218,7 @@ class Service:
         if self.settings.web.enabled:
             await self.web.start()
         self.spool.start_watching(asyncio.get_running_loop())
+        self.checks.start_watching(asyncio.get_running_loop())
         self._spawn("uploads", resilient("uploads", self._watch_uploads))
         self._spawn("checks", resilient("checks", self.checks.watch))
         self._spawn("mailer", resilient("mailer", self.sender.run))

@@ -51,6 +51,7 @@ def connection_info(settings: Settings, tenant: str, password: str | None, echo:
     echo(f"  SFTP server:    {host}")
     echo(f"  SFTP port:      {settings.sftp.port}")
     echo("  SFTP directory: /upload")
+    echo("  check folder:   /check (validated, never imported; answers in /check/results)")
     echo(f"  username:       {tenant}")
     if password:
         echo(f"  password:       {password}")

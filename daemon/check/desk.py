@@ -61,6 +61,10 @@ class CheckDesk:
     def activity(self, tenant: str) -> None:
         self.spool.activity(tenant)
 
+    def start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
+        """File-system events too: another program (sshd) may write into /check."""
+        self.spool.start_watching(loop)
+
     def recover(self) -> list[int]:
         """Blocking, before SFTP listens: the checks to run again."""
         return self.checker.recover()
@@ -95,6 +99,7 @@ class CheckDesk:
 
     async def stop(self) -> None:
         """A check cut short runs again after the restart: its files are still in /check."""
+        self.spool.stop_watching()
         for task in self._running:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)

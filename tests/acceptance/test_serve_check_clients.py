@@ -101,6 +101,9 @@ def test_openssh_sftp_checks_fetches_and_deletes_the_answer(
 
 def test_curl_checks_and_downloads_the_answer(site: Site, daemon: Daemon, tmp_path: Path) -> None:
     add_tenant(site, "curly", "--password-stdin", stdin=PASSWORD + "\n")
+    switched = site.cli("checks", "email", "curly", "on")  # the answer by email too
+    assert switched.returncode == 0, switched.stderr
+    assert site.cli("checks", "email", "nobody", "on").returncode == 2
     district = District("curly", students=35)
     files = district.files()
     files["teachers.csv"] = files["teachers.csv"].replace(b"t0@example.org", b"not-an-email")
@@ -133,3 +136,5 @@ def test_curl_checks_and_downloads_the_answer(site: Site, daemon: Daemon, tmp_pa
     assert "teachers.csv" in problems.stdout
     assert "not-an-email" in problems.stdout
     assert site.imports("curly") == []
+    [email] = wait_until(lambda: site.emails("check_results") or None, 30, "the email")
+    assert email["import_id"] is None

@@ -92,6 +92,7 @@ def test_serve_demo_creates_a_tenant_once_and_prints_working_credentials(
         assert shown["SFTP server"] == [socket.getfqdn()]
         assert shown["SFTP port"] == [str(port)]
         assert shown["SFTP directory"] == ["/upload"]
+        assert shown["check folder"][0].startswith("/check ")
         assert shown["username"] == ["demo"]
         [password] = shown["password"]
         assert len(password) >= 16

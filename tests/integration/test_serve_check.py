@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 
 import pytest
 from serve_fixtures import Served
@@ -208,7 +211,26 @@ async def test_results_are_emailed_when_the_district_asks(served: Served) -> Non
     await results_of(served, tenant)
     [email] = drop.emails(served.db, "check_results")
     assert email["import_id"] is None
+    message = _message(served, email["id"])
+    assert message["Subject"] == f"Check Results: {tenant} check #1 — import"
+    assert message["To"] == f"admin@{tenant}.example.org"
+    text = message.get_body(("plain",)).get_content()
+    assert "would be IMPORTED" in text
+    assert "WHAT AN IMPORT WOULD CHANGE" in text
+    assert "/check/results/" in text
     await served.wait(
         lambda: drop.emails(served.db, "check_results")[0]["state"] == "sent" or None,
         "the Check Results email to be delivered",
     )
+
+
+def _message(served: Served, email_id: int) -> EmailMessage:
+    import sqlalchemy as sa
+
+    from daemon.store.tables import outbox
+
+    with served.db.read() as conn:
+        raw = conn.execute(sa.select(outbox.c.message).where(outbox.c.id == email_id)).scalar()
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(parsed, EmailMessage)
+    return parsed

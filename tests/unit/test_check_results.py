@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.check import results
+from daemon.check.desk import is_check_path
 from daemon.check.report import as_json, as_text
 from daemon.config import SpoolSettings
 from daemon.config.settings import MAX_CHECK_RESULTS_KEPT
@@ -75,3 +76,17 @@ def test_the_results_bound_is_checked(kept: int) -> None:
 @pytest.mark.parametrize("kept", [1, MAX_CHECK_RESULTS_KEPT])
 def test_the_results_bound_edges_are_allowed(kept: int) -> None:
     assert SpoolSettings(check_results_kept=kept).check_results_kept == kept
+
+
+@pytest.mark.parametrize(
+    ("path", "inside"),
+    [
+        ("/data/tenants/acme/check/students.csv", True),
+        ("/data/tenants/acme/check/results/x-report.txt", True),
+        ("/data/tenants/acme/upload/students.csv", False),
+        ("/data/tenants/check/upload/students.csv", False),  # a tenant named "check"
+        ("/data/tenants/results/upload/students.csv", False),
+    ],
+)
+def test_events_are_routed_to_the_check_desk_by_folder(path: str, inside: bool) -> None:
+    assert is_check_path(Path(path)) is inside
