@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -24,6 +24,7 @@ from daemon.clever.files import FoundFiles
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
 from daemon.errors import RosterdropError, SpoolError
+from daemon.intake import utc_now
 from daemon.notify.check_results import check_results
 from daemon.store import checks, outbox, tenants
 from daemon.store.checks import CheckRecord, CheckState
@@ -36,10 +37,6 @@ log = structlog.get_logger(__name__)
 # with a failure rather than tried for ever.
 MAX_CHECK_ATTEMPTS = 3
 DRY_RUN_ANSWER = "dry-run.json"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Checker:

@@ -6,42 +6,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.acceptance import test_serve_clients as clients
 from tests.support.drop import District
 from tests.support.process import Daemon, wait_until
 from tests.support.site import Site
 
 PASSWORD = "district-chosen-password-2"
-SSH_OPTIONS = [
-    "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, host_keys: Path) -> Iterator[Site]:
-    site = Site.create(tmp_path_factory.mktemp("check-clients"), host_keys)
-    yield site
-    site.close()
-
-
-@pytest.fixture(scope="module")
-def daemon(site: Site) -> Iterator[Daemon]:
-    with site.daemon() as running:
-        running.ready()
-        yield running
-        assert running.stop() == 0
-
-
-def add_tenant(site: Site, name: str, *args: str, stdin: str | None = None) -> None:
-    done = site.cli("tenant", "add", name, "--email", f"admin@{name}.example.org", *args,
-                    stdin=stdin)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+SSH_OPTIONS, add_tenant = clients.SSH_OPTIONS, clients.add_tenant
+# The clients module's fixtures, registered here too: a daemon of this module's own.
+site, daemon = clients.site, clients.daemon
 
 
 def checked(site: Site, tenant: str) -> dict[str, Any]:

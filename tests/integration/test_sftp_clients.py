@@ -273,21 +273,17 @@ async def test_curl_upload_into_check_and_download(sftp_env: SftpEnv, tmp_path: 
     local = tmp_path / "teachers.csv"
     local.write_bytes(b"school_id,teacher_id\n" + b"9,8\n" * 40_000)
     url = f"sftp://127.0.0.1:{sftp_env.port}/check/"
-    code, output = await _run(
-        "curl", "--silent", "--show-error", "--insecure", "--user", f"{TENANT}:{PASSWORD}",
-        "--upload-file", str(local), url,
-    )  # fmt: skip
+
+    async def curl(*args: str) -> tuple[int, str]:
+        login = ("--silent", "--show-error", "--insecure", "--user", f"{TENANT}:{PASSWORD}")
+        return await _run("curl", *login, *args)
+
+    code, output = await curl("--upload-file", str(local), url)
     assert code == 0, output
     assert check_disk(sftp_env) == {"teachers.csv": local.read_bytes()}
     assert sftp_env.disk() == {}
-    code, output = await _run(
-        "curl", "--silent", "--show-error", "--insecure", "--user", f"{TENANT}:{PASSWORD}",
-        "--upload-file", str(local), url + "results/",
-    )  # fmt: skip
+    code, _ = await curl("--upload-file", str(local), url + "results/")
     assert code != 0  # the results folder is rosterdrop's to write
-    code, output = await _run(
-        "curl", "--silent", "--show-error", "--insecure", "--user", f"{TENANT}:{PASSWORD}",
-        "--output", str(tmp_path / "back.csv"), url + "teachers.csv",
-    )  # fmt: skip
+    code, output = await curl("--output", str(tmp_path / "back.csv"), url + "teachers.csv")
     assert code == 0, output
     assert (tmp_path / "back.csv").read_bytes() == local.read_bytes()

@@ -13,7 +13,7 @@ from aiohttp import web
 from daemon import folders
 from daemon.errors import NotFound
 from daemon.notify.figures import ENTITY_LABELS
-from daemon.notify.problem_list import ProblemLine, formula_safe_report, problem_lines
+from daemon.notify.problem_list import ProblemLine, problem_lines
 from daemon.roster.entities import FILES
 from daemon.roster.problems import Problem
 from daemon.store import checks, tenants
@@ -24,7 +24,7 @@ from daemon.store.users import User
 from daemon.web.auth import can_see_tenant, visible_tenant_ids
 from daemon.web.context import context
 from daemon.web.views.data import the_tenant
-from daemon.web.views.pages import DOWNLOAD_LIMIT_BYTES, int_param, page_values, signed_in
+from daemon.web.views.pages import int_param, page_values, report_download, signed_in
 
 CHECKS_PAGE_SIZE = 50  # checks per page of the list (keyset: ?before=ID)
 CHECK_PROBLEM_LINES = 200  # grouped problem lines a check's page shows; the CSV has all
@@ -133,13 +133,4 @@ async def check_problems_csv(request: web.Request) -> web.Response:
     record = await asyncio.to_thread(visible_check, ctx.db, user, _check_id(request))
     path = await asyncio.to_thread(_report_csv, record)
     filename = f"{record.results_name or f'check-{record.id}'}-problems.csv"
-    attachment = (
-        await asyncio.to_thread(formula_safe_report, path, filename, DOWNLOAD_LIMIT_BYTES)
-        if path
-        else None
-    )
-    if attachment is None:
-        raise NotFound("the problem report of this check is no longer kept")
-    response = web.Response(body=attachment.data, content_type="text/csv", charset="utf-8")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return await report_download(path, filename, "check")
