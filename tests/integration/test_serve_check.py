@@ -234,3 +234,28 @@ def _message(served: Served, email_id: int) -> EmailMessage:
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+@SQLITE_ONLY
+async def test_a_check_supersedes_no_paused_import(served: Served) -> None:
+    tenant = served.add_tenant("acme")
+    await asyncio.to_thread(served.upload, tenant, District("acme", students=40).files())
+    await served.imports_ended(tenant)
+    await asyncio.to_thread(served.upload, tenant, District("acme", students=10).files())
+    paused = await served.wait(
+        lambda: [r for r in drop.import_rows(served.db, tenant) if r["state"] == "paused"] or None,
+        "the second import to pause",
+    )
+    # A newer snapshot in /check: an upload of it would supersede the paused import; a check
+    # of it leaves the import waiting for its person.
+    await asyncio.to_thread(
+        checks.check_set, served.port, tenant, PASSWORD, District("acme", students=40).files()
+    )
+    results = await results_of(served, tenant)
+    [row] = checks.check_rows(served.db, tenant)
+    assert checks.answer(results, row["results_name"])["outcome"] == "import"
+    assert [r["state"] for r in drop.import_rows(served.db, tenant)] == ["imported", "paused"]
+    assert [r["id"] for r in drop.import_rows(served.db, tenant)][-1] == paused[0]["id"]
+    assert sorted(e["kind"] for e in drop.emails(served.db)) == [
+        "check_your_data", "import_results",
+    ]  # fmt: skip
