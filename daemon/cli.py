@@ -18,6 +18,7 @@ import click
 
 from daemon import __version__, console, logs, uploadset
 from daemon.app import App
+from daemon.checkcli import checks_group
 from daemon.clever.validate import fingerprints
 from daemon.cliaudit import audit_cli, cli_user
 from daemon.clustercli import cluster_group
@@ -463,5 +464,6 @@ def serve(app: App, once: bool, demo: bool) -> None:
 
 main_group.add_command(tenant_group)
 main_group.add_command(cluster_group)
+main_group.add_command(checks_group)
 main_group.add_command(user_group)
 main_group.add_command(web_command)

@@ -28,7 +28,7 @@ from daemon.pipeline import Pipeline
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import FileSummary
 from daemon.roster.plan import EntityChanges
-from daemon.roster.problems import Problem, Severity
+from daemon.roster.problems import Problem, ProblemLog, Severity
 from daemon.roster.thresholds import TrippedThreshold
 from daemon.store import tenants
 from daemon.store.database import Database, FileIdentity, sqlite_file
@@ -80,9 +80,15 @@ class DryRun:
 
 
 def dry_run(
-    settings: Settings, tenant: str, files: Path, answer: Path, expect: FileIdentity | None
+    settings: Settings,
+    tenant: str,
+    files: Path,
+    answer: Path,
+    expect: FileIdentity | None,
+    report: Path | None = None,
 ) -> None:
-    """The dry run process's body: preview `files` for `tenant`, write the answer as JSON."""
+    """The dry run process's body: preview `files` for `tenant`, write the answer as JSON
+    (and every problem to the CSV `report`, formula-safe as an import's, when given)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when it stops
     logs.configure(settings.log.level, settings.log.format)
     try:
@@ -95,7 +101,14 @@ def dry_run(
     try:
         with db.read() as conn:
             owner = tenants.get(conn, tenant)
-        preview = Pipeline(db, settings.paths, settings.smtp).preview(owner, files)
+        with contextlib.ExitStack() as stack:
+            out = (
+                None
+                if report is None
+                else stack.enter_context(report.open("w", encoding="utf-8", newline=""))
+            )
+            problems = ProblemLog(out)
+            preview = Pipeline(db, settings.paths, settings.smtp).preview(owner, files, problems)
         by_name = preview.validation.files
         result = DryRun(
             files=tuple(by_name[name] for name in FILES if name in by_name),
@@ -126,11 +139,13 @@ class DryRunner:
                 stat = file.stat()
                 self._expect = (stat.st_dev, stat.st_ino)
 
-    async def check(self, tenant: str, files: Path, answer: Path) -> DryRun:
+    async def check(
+        self, tenant: str, files: Path, answer: Path, report: Path | None = None
+    ) -> DryRun:
         await asyncio.to_thread(answer.unlink, missing_ok=True)
         process = _CONTEXT.Process(
             target=dry_run,
-            args=(self.settings, tenant, files, answer, self._expect),
+            args=(self.settings, tenant, files, answer, self._expect, report),
             name=f"rosterdrop-dry-run-{tenant}",
         )
         try:

@@ -297,10 +297,13 @@ class Pipeline(Intake):
         )
         return previous.state
 
-    def preview(self, tenant: Tenant, folder: Path) -> Preview:
-        """Validate and plan an upload against the roster without recording anything."""
+    def preview(self, tenant: Tenant, folder: Path, problems: ProblemLog | None = None) -> Preview:
+        """Validate and plan an upload against the roster without recording anything
+        (`problems`: a log that also writes the report CSV, as a check's does)."""
         found = uploadset.find_path(folder, tenant.settings.input_format)
-        problems = ProblemLog()
+        if folders.claimed(folder):  # a check's spool folder: what sat beside the set
+            found.others = folders.others(folder)
+        problems = problems or ProblemLog()
         plan, tripped = None, []
         with self.db.read() as conn:
             first_import = imports.last_applied(conn, tenant.id) is None

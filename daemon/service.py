@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from daemon import logs, signals, uploadset
+from daemon.check.desk import CheckDesk, is_check_path
 from daemon.cluster.node import ClusterNode
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
@@ -35,7 +36,9 @@ from daemon.systemd import Notifier
 from daemon.web import SftpDetails, WebServer
 
 # Background tasks a stop cancels at once; the imports and the mailer wind down instead.
-_CANCELLED_AT_STOP = ("uploads", "housekeeping", "watchdog", "cluster", "logins", "windows")
+_CANCELLED_AT_STOP = (
+    "uploads", "checks", "housekeeping", "watchdog", "cluster", "logins", "windows"
+)  # fmt: skip
 log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 3600.0
@@ -139,8 +142,15 @@ class Service:
         self.spool = Spool(
             settings.spool,
             settings.paths,
-            busy=self.sftp.active_uploads,
+            busy=lambda t: self.sftp.active_uploads(t, "upload"),
             input_format=self._input_format,
+        )
+        self.checks = CheckDesk(
+            db,
+            settings,
+            uploads_open=self.sftp.active_uploads,
+            mail_queued=self.sender.wake,
+            claiming=self.cluster.claiming,
         )
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
         # The Import Manager: a listener of its own, never the ops one's /healthz and /metrics.
@@ -192,8 +202,10 @@ class Service:
             folder.mkdir(parents=True, exist_ok=True)
         warming = None if once else asyncio.ensure_future(asyncio.to_thread(warm_up))
         self.pipeline.node_id = await asyncio.to_thread(self.cluster.register)
+        self.checks.checker.node_id = self.pipeline.node_id
         await asyncio.to_thread(self.cluster.remove_abandoned_partials)
         resumable = await asyncio.to_thread(self.cluster.recover, self.pipeline)
+        self.checks.resume(await asyncio.to_thread(self.checks.recover))
         if warming is not None:
             await warming
         for tenant, import_id in resumable:
@@ -210,7 +222,9 @@ class Service:
         if self.settings.web.enabled:
             await self.web.start()
         self.spool.start_watching(asyncio.get_running_loop())
+        self.checks.start_watching(asyncio.get_running_loop())
         self._spawn("uploads", resilient("uploads", self._watch_uploads))
+        self._spawn("checks", resilient("checks", self.checks.watch))
         self._spawn("mailer", resilient("mailer", self.sender.run))
         self._spawn("housekeeping", resilient("housekeeping", self._housekeeping))
         self._spawn("windows", self.rollover.run())  # its first look: windows ended while down
@@ -255,6 +269,7 @@ class Service:
         for task in self._tasks:
             if task.get_name() in _CANCELLED_AT_STOP:
                 task.cancel()
+        await self.checks.stop()
         self.spool.stop_watching()
         deadline = asyncio.get_running_loop().time() + timeout
         await asyncio.gather(self.sftp.close(timeout), self.runner.stop(timeout))
@@ -278,6 +293,7 @@ class Service:
         for incomplete in stuck:
             await self._report_incomplete(incomplete)
         await self.rollover.turn()
+        await self.checks.drain()
         await self.runner.idle()
         await self.sender.deliver_due()
 
@@ -288,7 +304,11 @@ class Service:
     # -- work -------------------------------------------------------------------------------
 
     def _on_upload(self, event: UploadEvent) -> None:
-        self.spool.activity(event.tenant)
+        # /check and its results are the check desk's: they never delay an /upload set.
+        if is_check_path(event.path):
+            self.checks.activity(event.tenant)
+        else:
+            self.spool.activity(event.tenant)
 
     async def _watch_uploads(self) -> None:
         while True:
@@ -383,6 +403,11 @@ class Service:
             )
             if removed:
                 log.info("expired archived uploads removed", imports=removed)
+            checks = await asyncio.to_thread(
+                self.checks.checker.expire, self.settings.spool.retention_days
+            )
+            if checks:
+                log.info("expired archived checks removed", checks=checks)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     def _ports(self) -> tuple[int | None, int | None]:

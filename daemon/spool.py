@@ -47,7 +47,7 @@ def is_partial(name: str) -> bool:
 def remove_abandoned_partials(paths: DataPaths) -> int:
     """At startup, before SFTP listens: a partial upload nobody is writing is garbage."""
     removed = 0
-    for upload in paths.tenants.glob("*/upload"):
+    for upload in (*paths.tenants.glob("*/upload"), *paths.tenants.glob("*/check")):
         for path in upload.iterdir():
             if is_partial(path.name):
                 path.unlink(missing_ok=True)
@@ -81,10 +81,12 @@ class IncompleteSet:
 
 @dataclass
 class Spool:
-    """Decides when a tenant's upload folder holds a set to import, or one that is stuck."""
+    """Decides when a tenant's upload folder holds a set to import, or one that is stuck.
+    `folder` names the drop folder it watches: `upload`, or `check` for daemon/check/."""
 
     settings: SpoolSettings
     paths: DataPaths
+    folder: str = "upload"
     busy: Callable[[str], int] = lambda tenant: 0
     # The tenant's input format (clever, oneroster or auto): which files make its set.
     input_format: Callable[[str], str] = lambda tenant: AUTO
@@ -142,7 +144,7 @@ class Spool:
         ready: list[ReadySet] = []
         stuck: list[IncompleteSet] = []
         next_check = self.settings.rescan_seconds
-        for upload in sorted(self.paths.tenants.glob("*/upload")):
+        for upload in sorted(self.paths.tenants.glob(f"*/{self.folder}")):
             tenant = upload.parent.name
             quiet_for = self._quiet_for(tenant, upload)
             if quiet_for is None:

@@ -43,6 +43,7 @@ def _now() -> datetime:
 
 def _prepare_folder(settings: Settings, name: str) -> None:
     settings.paths.upload_dir(name).mkdir(parents=True, exist_ok=True, mode=0o750)
+    settings.paths.check_results(name).mkdir(parents=True, exist_ok=True, mode=0o750)
 
 
 def connection_info(settings: Settings, tenant: str, password: str | None, echo: Echo) -> None:
@@ -51,6 +52,7 @@ def connection_info(settings: Settings, tenant: str, password: str | None, echo:
     echo(f"  SFTP server:    {host}")
     echo(f"  SFTP port:      {settings.sftp.port}")
     echo("  SFTP directory: /upload")
+    echo("  check folder:   /check (validated, never imported; answers in /check/results)")
     echo(f"  username:       {tenant}")
     if password:
         echo(f"  password:       {password}")

@@ -221,7 +221,7 @@ def remove_stale_partials(tenants: Path, older_than: float) -> int:
     """Remove the partial uploads nobody has written for `older_than` seconds."""
     removed = 0
     now = time.time()
-    for upload in tenants.glob("*/upload"):
+    for upload in [*tenants.glob("*/upload"), *tenants.glob("*/check")]:
         for path in upload.iterdir():
             with contextlib.suppress(FileNotFoundError):
                 if spool.is_partial(path.name) and now - path.stat().st_mtime > older_than:

@@ -27,6 +27,10 @@ DEFAULT_HTTP_PORT = 8080
 DEFAULT_SETTLE_SECONDS = 30.0
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_STALE_HOURS = 24.0
+# /check/results (daemon/check/): the last checks' answers a tenant finds there, three files
+# each; the bound keeps a daily test export from filling the folder (and the quota).
+DEFAULT_CHECK_RESULTS_KEPT = 20
+MAX_CHECK_RESULTS_KEPT = 1000
 DEFAULT_WEB_PORT = 8000
 # Web sessions: signed out after this long without a request, and this long after sign-in.
 DEFAULT_SESSION_IDLE_MINUTES = 30.0
@@ -115,7 +119,7 @@ class SftpSettings:
     reserved_descriptors: int = 128
     # What one tenant may hold across all its sessions.
     max_open_files_per_tenant: int = 64
-    max_files_per_tenant: int = 200  # files in /upload, empty ones included
+    max_files_per_tenant: int = 200  # files in /upload and /check, empty ones included
     max_sets_per_hour: int = 6  # 0: no bound
 
 
@@ -130,6 +134,15 @@ class SpoolSettings:
     workers: int = 2
     # An import stopped by a full disk waits this long, then tries again (not counted).
     no_space_retry_seconds: float = 30.0
+    # The checks whose results stay in a tenant's /check/results (older ones are removed).
+    check_results_kept: int = DEFAULT_CHECK_RESULTS_KEPT
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.check_results_kept <= MAX_CHECK_RESULTS_KEPT:
+            raise ConfigError(
+                f"setting spool.check_results_kept must be between 1 and"
+                f" {MAX_CHECK_RESULTS_KEPT}, not {self.check_results_kept}"
+            )
 
 
 TlsMode = Literal["starttls", "tls", "none"]
@@ -344,6 +357,13 @@ class DataPaths:
 
     def upload_dir(self, tenant: str) -> Path:
         return self.tenants / tenant / "upload"
+
+    def check_dir(self, tenant: str) -> Path:
+        """The validate-only drop folder (daemon/check/): checked, never imported."""
+        return self.tenants / tenant / "check"
+
+    def check_results(self, tenant: str) -> Path:
+        return self.check_dir(tenant) / "results"
 
     @property
     def spool(self) -> Path:

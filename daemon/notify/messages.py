@@ -265,6 +265,10 @@ def _email(
     return OutgoingEmail(kind, neutralise(subject), envelope, message)
 
 
+# For the emails other notify modules own (check_results.py): the same rendering and addressing.
+email = _email
+
+
 def readdressed(
     message: bytes, recipients: Sequence[str], smtp: SmtpSettings
 ) -> tuple[tuple[str, ...], bytes]:

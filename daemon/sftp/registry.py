@@ -86,9 +86,12 @@ class Registry:
             tenant = self._tenants[name] = Tenant(name, self.settings.tenant_quota_bytes)
         return tenant
 
-    def active_uploads(self, name: str) -> int:
+    def active_uploads(self, name: str, folder: str | None = None) -> int:
+        """The tenant's uploads open now, in one drop folder (`upload`, `check`) or all."""
         tenant = self._tenants.get(name)
-        return tenant.uploads if tenant else 0
+        if tenant is None:
+            return 0
+        return tenant.uploads if folder is None else tenant.uploads_in[folder]
 
     def session_count(self) -> int:
         return sum(tenant.sessions for tenant in self._tenants.values())

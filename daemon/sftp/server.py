@@ -126,8 +126,8 @@ class SftpServer:
         """The failed-login counts (a cluster's nodes share them: daemon/cluster/logins.py)."""
         return self._registry.throttle
 
-    def active_uploads(self, tenant: str) -> int:
-        return self._registry.active_uploads(tenant)
+    def active_uploads(self, tenant: str, folder: str | None = None) -> int:
+        return self._registry.active_uploads(tenant, folder)
 
     def session_count(self) -> int:
         return self._registry.session_count()

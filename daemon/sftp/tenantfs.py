@@ -193,7 +193,7 @@ class TenantSftp(SFTPServer):
     # -- names ----------------------------------------------------------------------------
 
     async def remove(self, path: bytes) -> None:
-        target = self._jail.writable(path)
+        target = self._jail.removable(path)
         if stat.S_ISDIR(os.lstat(target.host).st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a folder")
         await asyncio.to_thread(os.unlink, target.host)
@@ -265,7 +265,7 @@ class TenantSftp(SFTPServer):
             keep_existing=existing is not None and not pflags & FXF_TRUNC,
         )
         self._uploads.add(upload)
-        tenant.uploads += 1
+        tenant.upload_started(upload.final.parent.name)
         tenant.temp_names.add(upload.temp.name)
         self._emit_upload("started", upload)
         try:
@@ -280,7 +280,7 @@ class TenantSftp(SFTPServer):
         skip = frozenset(tenant.temp_names)
         jail = self._jail
         usage = await asyncio.to_thread(
-            measure_usage, jail.root, jail.upload_dir, self._ctx.holdings, skip
+            measure_usage, jail.root, jail.drop_dirs, self._ctx.holdings, skip
         )
         tenant.measured(usage)
         return usage
@@ -329,7 +329,7 @@ class TenantSftp(SFTPServer):
 
     def _forget(self, upload: Upload) -> None:
         self._uploads.discard(upload)
-        upload.tenant.uploads -= 1
+        upload.tenant.upload_ended(upload.final.parent.name)
         upload.tenant.temp_names.discard(upload.temp.name)
         self._ctx.upload_ended()
 
@@ -337,7 +337,7 @@ class TenantSftp(SFTPServer):
         self._ctx.emit(UploadEvent(self._ctx.tenant.name, kind, self._jail.event_path(target)))
 
     def _emit_upload(self, kind: UploadKind, upload: Upload) -> None:
-        path = self._jail.upload_dir / upload.final.name
+        path = self._jail.event_path(Target("", upload.final))
         self._ctx.emit(UploadEvent(self._ctx.tenant.name, kind, path))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,9 @@ class Usage:
     """What a tenant holds on disk, as last measured."""
 
     allocated: int = 0  # bytes allocated (st_blocks), open uploads excepted
-    files: int = 0  # entries in its upload folder, empty files and open uploads included
+    files: int = (
+        0  # entries in its drop folders (/upload, /check), empty files and open uploads included
+    )
     recent_sets: int = 0  # sets claimed for import within SET_WINDOW_SECONDS
 
 
@@ -31,11 +34,20 @@ class Tenant:
         self.quota = quota_bytes  # <= 0: no quota
         self.sessions = 0
         self.uploads = 0  # write handles open now
+        self.uploads_in: Counter[str] = Counter()  # of those, by drop folder (upload, check)
         self.open_files = 0  # handles of any kind open now, across all sessions
         self.temp_names: set[str] = set()  # hidden names of those uploads, skipped when measuring
         self.usage = Usage()
         self._committed = 0  # bytes on disk outside open uploads, as last measured
         self._inflight = 0  # bytes written so far into open uploads
+
+    def upload_started(self, folder: str) -> None:
+        self.uploads += 1
+        self.uploads_in[folder] += 1
+
+    def upload_ended(self, folder: str) -> None:
+        self.uploads -= 1
+        self.uploads_in[folder] -= 1
 
     def measured(self, usage: Usage) -> None:
         self.usage = usage
@@ -62,7 +74,7 @@ class Tenant:
 
 
 def measure_usage(
-    root: Path, upload_dir: Path, holdings: Sequence[Path], skip: frozenset[str]
+    root: Path, drop_dirs: Sequence[Path], holdings: Sequence[Path], skip: frozenset[str]
 ) -> Usage:
     """What the tenant holds under its root and in its import folders (`holdings`: its spool
     and archive), the named open uploads excepted. Blocking: run it in a thread.
@@ -74,10 +86,13 @@ def measure_usage(
         allocated += _allocated(top, skip)
     since = time.time() - SET_WINDOW_SECONDS
     recent = sum(_claimed_since(top, since) for top in holdings)
-    try:
-        files = sum(1 for _ in os.scandir(upload_dir))
-    except FileNotFoundError:
-        files = 0
+    files = 0
+    for folder in drop_dirs:
+        try:
+            # Folders (/check's results) are rosterdrop's own: files are what a client put.
+            files += sum(1 for entry in os.scandir(folder) if not entry.is_dir())
+        except FileNotFoundError:
+            continue
     return Usage(allocated, files, recent)
 
 

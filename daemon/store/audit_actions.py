@@ -21,6 +21,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "pause_window_added": "a pause window added (its days, note, expected changes)",
     "pause_window_removed": "a pause window removed (its days, note)",
     "input_format": "the upload format changed: clever, oneroster or auto (before → after)",
+    "check_emails": "whether each /check answer is also emailed (on or off)",
     # Choose Files
     "upload_checked": "five files checked (their sizes, the problems, what would pause it)",
     "upload_refused": "an upload refused (the message)",

@@ -323,6 +323,37 @@ window_notices = Table(
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
+# Checks: sets dropped in a tenant's /check, validated and planned, never applied
+# (daemon/check/; migration 0012). Not imports: no import query ever sees them.
+checks = Table(
+    "checks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("state", String(16), nullable=False),  # received, checked, failed
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Column("files_dir", Text),  # the checked files: spool, then archive; null once expired
+    Column("archived_at", UtcDateTime()),
+    Column("files", JSON, nullable=False),  # name -> {"name", "size"}, plus "others"
+    Column("result", JSON),  # the dry run: files, entities, tripped, problems, totals
+    Column("results_name", String(64)),  # /check/results/<results_name>-report.txt, …
+    Column("error", Text),  # why a check could not run to its end (state failed)
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # The cluster node that claimed it and runs it (as imports.node_id); null: one node.
+    Column("node_id", Id),
+    Index(None, "tenant_id", "id"),
+    sqlite_autoincrement=True,  # folders are named by the id: an undone claim's never returns
+)
+
+# Per tenant: whether a check's result is also emailed (default: only /check/results).
+check_options = Table(
+    "check_options",
+    metadata,
+    Column("tenant_id", Id, ForeignKey("tenants.id"), primary_key=True),
+    Column("email_results", Boolean, nullable=False, server_default=text("false")),
+)
+
 _TYPES = {"term_start": Date, "term_end": Date, "position": Integer, "extra": Text}
 
 

@@ -18,6 +18,7 @@ from daemon.web.context import CONTEXT, WebContext, context, session, set_sessio
 from daemon.web.views import (
     account,
     changes,
+    checks,
     operator,
     operator_audit,
     operator_outbox,
@@ -26,6 +27,7 @@ from daemon.web.views import (
     pages,
     roster,
     setup,
+    setup_checks,
     setup_format,
     setup_keys,
     setup_rules,
@@ -230,6 +232,11 @@ def _pages(r: web.UrlDispatcher) -> None:
     # Undo: what it changes, then the undo (daemon/web/views/undoing.py).
     r.add_get("/imports/{id:\\d+}/undo", undoing.confirm_undo)
     r.add_post("/imports/{id:\\d+}/undo", undoing.undo_import)
+    # Checks: sets dropped in /check, validated and planned, never imported.
+    r.add_get("/checks", checks.checks_list)
+    r.add_get("/checks/{id:\\d+}", checks.check_page)
+    r.add_get("/checks/{id:\\d+}/problems.csv", checks.check_problems_csv)
+    r.add_post("/tenants/{tenant}/setup/check-emails", setup_checks.save_check_emails)
     # The roster.
     r.add_get("/roster", roster.overview)
     r.add_get("/roster/{entity}", roster.list_page)

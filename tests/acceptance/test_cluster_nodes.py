@@ -26,7 +26,7 @@ from test_serve_crash import descendants, running
 
 from daemon.spool import partial_name
 from daemon.store import nodes
-from tests.support import drop
+from tests.support import checks, drop
 from tests.support.drop import District, roster_ids
 from tests.support.process import Daemon, metric, wait_until
 from tests.support.site import PASSWORD, Site, upload
@@ -305,3 +305,33 @@ def logs_in(port: int, source: str, password: str) -> bool:
         return False
     finally:
         transport.close()
+
+
+def checks_of(site: Site, tenant: str) -> list[dict[str, Any]]:
+    with site.db() as db:
+        return checks.check_rows(db, tenant)
+
+
+def test_a_check_is_answered_once_even_when_its_node_dies(site: Site, tmp_path: Path) -> None:
+    """Every node sees the set in the shared /check: one claims it; when that node is killed
+    before the answer, another takes the check over and answers it, once."""
+    site.add_tenant("acme", "admin@acme.example.org")
+    held = tmp_path / "held"
+    held.mkdir()
+    point = "check-before-answer"
+    with cluster(site, 2, TESTPOINT_ROSTERDROP_STOP_AT=f"{point}:{held}") as daemons:
+        checks.check_set(daemons[0].sftp_port, "acme", PASSWORD, District("acme").files())
+        wait_until(lambda: (held / f"{point}.reached").exists(), 60, "the check's answer")
+        [row] = checks_of(site, "acme")
+        [victim] = [d for d in daemons if d.find("check claimed", check_id=row["id"])]
+        kill_service(victim)
+        [survivor] = [d for d in daemons if d is not victim]
+        wait_until(lambda: checks_of(site, "acme")[0]["state"] == "checked", 60, "the answer")
+        time.sleep(3 * SETTLE)  # scans enough to claim the set again, had it stayed claimable
+        [done] = checks_of(site, "acme")
+        results = checks.fetch_results(survivor.sftp_port, "acme", PASSWORD)
+    assert done["id"] == row["id"]
+    assert done["attempts"] == 2
+    assert sorted(results) == [f"{done['results_name']}-{part}" for part in (
+        "problems.csv", "report.json", "report.txt")]  # fmt: skip
+    assert site.imports("acme") == []

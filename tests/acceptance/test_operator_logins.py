@@ -41,7 +41,7 @@ def logs_in(daemon: Daemon, password: str, source: str = "127.0.0.1") -> bool:
     """Whether the district's scheduler gets in (and sees its folder) with this password."""
     try:
         with sftp_from(source, daemon.sftp_port, "acme", password) as sftp:
-            return sftp.listdir("/") == ["upload"]
+            return sorted(sftp.listdir("/")) == ["check", "upload"]
     except paramiko.AuthenticationException:
         return False
 

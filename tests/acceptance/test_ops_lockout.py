@@ -37,7 +37,7 @@ def logs_in(
         transport.connect(username=user, password=password, pkey=key)
         with contextlib.closing(paramiko.SFTPClient.from_transport(transport)) as sftp:
             assert sftp is not None
-            return sftp.listdir("/") == ["upload"]
+            return sorted(sftp.listdir("/")) == ["check", "upload"]
     except REFUSED:
         return False
     finally:

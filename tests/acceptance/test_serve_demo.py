@@ -58,7 +58,7 @@ def fingerprint(key: paramiko.PKey) -> str:
 def host_key_seen(port: int, username: str, password: str) -> str:
     """Log in and list /; returns the fingerprint of the host key the client was shown."""
     with sftp_session(port, username, password) as sftp:
-        assert sftp.listdir("/") == ["upload"]
+        assert sorted(sftp.listdir("/")) == ["check", "upload"]
         transport = sftp.get_channel().get_transport()
         return fingerprint(transport.get_remote_server_key())
 
@@ -92,6 +92,7 @@ def test_serve_demo_creates_a_tenant_once_and_prints_working_credentials(
         assert shown["SFTP server"] == [socket.getfqdn()]
         assert shown["SFTP port"] == [str(port)]
         assert shown["SFTP directory"] == ["/upload"]
+        assert shown["check folder"][0].startswith("/check ")
         assert shown["username"] == ["demo"]
         [password] = shown["password"]
         assert len(password) >= 16

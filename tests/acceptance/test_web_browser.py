@@ -257,7 +257,7 @@ def test_the_web_listener_serves_no_ops_endpoints(manager: Manager) -> None:
 def sftp_logs_in(manager: Manager, tenant: str, password: str) -> bool:
     try:
         with drop.sftp_session(manager.daemon.sftp_port, tenant, password) as sftp:
-            return sftp.listdir("/") == ["upload"]
+            return sorted(sftp.listdir("/")) == ["check", "upload"]
     except paramiko.AuthenticationException:
         return False
 

@@ -89,7 +89,7 @@ def key_login(manager: Manager, tenant: str, key: paramiko.PKey) -> bool:
                 allow_agent=False, look_for_keys=False,
             )  # fmt: skip
             with ssh.open_sftp() as sftp:
-                return sftp.listdir("/") == ["upload"]
+                return sorted(sftp.listdir("/")) == ["check", "upload"]
     except paramiko.AuthenticationException:
         return False
 

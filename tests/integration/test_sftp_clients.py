@@ -77,7 +77,7 @@ async def test_listing_hides_uploads_in_progress(sftp_env: SftpEnv) -> None:
             return top, during, sftp.listdir("."), longname
 
     top, during, after, longname = await asyncio.to_thread(list_during_upload)
-    assert top == ["upload"]
+    assert sorted(top) == ["check", "upload"]
     assert during == ["schools.csv"]  # the hidden partial file is on disk but not listed
     assert sorted(after) == ["schools.csv", "sections.csv"]
     assert TENANT in longname  # owner shown as the tenant, not the daemon's own account
@@ -217,5 +217,73 @@ async def test_curl_upload_and_download(sftp_env: SftpEnv, tmp_path: Path) -> No
         "curl", "--silent", "--show-error", "--insecure", "--user", f"{TENANT}:{PASSWORD}",
         "--output", str(tmp_path / "back.csv"), url + "teachers.csv",
     )  # fmt: skip
+    assert code == 0, output
+    assert (tmp_path / "back.csv").read_bytes() == local.read_bytes()
+
+
+def check_disk(sftp_env: SftpEnv) -> dict[str, bytes]:
+    """Every file in the tenant's /check (its results folder apart)."""
+    folder = sftp_env.root() / "check"
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+async def test_openssh_sftp_batch_into_check_and_back_from_results(
+    sftp_env: SftpEnv, sftp_client_key: ClientKey, tmp_path: Path
+) -> None:
+    sftp_env.add_tenant(TENANT, authorized_keys=sftp_client_key.public)
+    local = tmp_path / "students.csv"
+    local.write_bytes(os.urandom(300_000))
+    answer = sftp_env.root() / "check" / "results" / "x-report.txt"
+    batch = (
+        f"put {local} /check/students.csv\n"
+        "cd /check\n"
+        f"put {local} staging.tmp\n"
+        "rename staging.tmp sections.csv\n"
+        "ls -la /check\n"
+        "ls /check/results\n"
+        f"get /check/results/x-report.txt {tmp_path / 'answer.txt'}\n"
+        "rm /check/results/x-report.txt\n"
+    )
+
+    def answered() -> None:
+        answer.parent.mkdir(parents=True, exist_ok=True)
+        answer.write_bytes(b"what an import would do\n")
+
+    await asyncio.to_thread(answered)
+    code, output = await _run(
+        "sftp", "-b", "-", "-P", str(sftp_env.port), *SSH_OPTIONS,
+        "-i", str(sftp_client_key.private), f"{TENANT}@127.0.0.1",
+        stdin=batch.encode(),
+    )  # fmt: skip
+    assert code == 0, output
+    assert check_disk(sftp_env) == {
+        "sections.csv": local.read_bytes(),
+        "students.csv": local.read_bytes(),
+    }
+    assert sftp_env.disk() == {}  # nothing in /upload
+    assert (tmp_path / "answer.txt").read_bytes() == b"what an import would do\n"
+    assert not answer.exists()
+    assert ".rosterdrop-partial" not in output
+    published = [e.path for e in sftp_env.events if e.kind in ("published", "renamed")]
+    assert {p.parent.name for p in published} == {"check"}
+    assert [e.path.parent.name for e in sftp_env.events if e.kind == "removed"] == ["results"]
+
+
+async def test_curl_upload_into_check_and_download(sftp_env: SftpEnv, tmp_path: Path) -> None:
+    local = tmp_path / "teachers.csv"
+    local.write_bytes(b"school_id,teacher_id\n" + b"9,8\n" * 40_000)
+    url = f"sftp://127.0.0.1:{sftp_env.port}/check/"
+
+    async def curl(*args: str) -> tuple[int, str]:
+        login = ("--silent", "--show-error", "--insecure", "--user", f"{TENANT}:{PASSWORD}")
+        return await _run("curl", *login, *args)
+
+    code, output = await curl("--upload-file", str(local), url)
+    assert code == 0, output
+    assert check_disk(sftp_env) == {"teachers.csv": local.read_bytes()}
+    assert sftp_env.disk() == {}
+    code, _ = await curl("--upload-file", str(local), url + "results/")
+    assert code != 0  # the results folder is rosterdrop's to write
+    code, output = await curl("--output", str(tmp_path / "back.csv"), url + "teachers.csv")
     assert code == 0, output
     assert (tmp_path / "back.csv").read_bytes() == local.read_bytes()

@@ -41,7 +41,7 @@ async def test_dot_dot_and_absolute_paths_stay_inside(sftp_env: SftpEnv, outside
                 refused(lambda p=path: sftp.stat(p))
             for path in ("../../owned.txt", "/../../../tmp/owned.txt", "/etc/owned", "/owned"):
                 refused(lambda p=path: sftp.putfo(io.BytesIO(b"x"), p))
-            assert sftp.listdir("/../../..") == ["upload"]  # ".." stops at the tenant's "/"
+            assert sorted(sftp.listdir("/../../..")) == ["check", "upload"]  # ".." stops at "/"
 
     await asyncio.to_thread(escape)
     assert files_outside(sftp_env.data, sftp_env.root()) == before
@@ -74,7 +74,7 @@ async def test_writes_outside_the_upload_folder_are_refused(
     assert "folders cannot be created" in messages[1]
     assert "folders cannot be created" in messages[2]
     assert "folders cannot be created" not in messages[3]
-    assert sorted(p.name for p in sftp_env.root().iterdir()) == ["upload"]
+    assert sorted(p.name for p in sftp_env.root().iterdir()) == ["check", "upload"]
     assert sftp_env.disk() == {"a.csv": b"ok"}
     assert files_outside(sftp_env.data, sftp_env.root()) == before
 
@@ -183,3 +183,43 @@ async def test_hidden_partial_names_are_reserved(sftp_env: SftpEnv) -> None:
 
     await asyncio.to_thread(touch_partials)
     assert sftp_env.disk() == {"students.csv": b"in progress"}
+
+
+async def test_check_is_jailed_as_upload_and_its_results_are_read_only(
+    sftp_env: SftpEnv, outside: Path
+) -> None:
+    before = files_outside(sftp_env.data, sftp_env.root())
+    check = sftp_env.root() / "check"
+
+    def probe() -> list[str]:
+        with sftp_client(sftp_env.port) as sftp:
+            sftp.putfo(io.BytesIO(b"ok"), "/check/a.csv")
+            (check / "results" / "old-report.txt").write_bytes(b"an answer")  # as rosterdrop
+            os.symlink(outside, check / "secret.csv")
+            for path in ("/check/../../secret.txt", "/check/../../../etc/passwd"):
+                refused(lambda p=path: sftp.open(p).read())
+            refused(lambda: sftp.open("/check/secret.csv").read())
+            refused(lambda: sftp.putfo(io.BytesIO(b"x"), "/check/../../owned.txt"))
+            with sftp.open("/check/results/old-report.txt") as handle:
+                answer = bytes(handle.read())
+            assert answer == b"an answer"
+            messages = [
+                str(refused(lambda: sftp.putfo(io.BytesIO(b"x"), "/check/results/mine.csv"))),
+                str(refused(lambda: sftp.putfo(io.BytesIO(b"x"), "/check/results"))),
+                str(refused(lambda: sftp.mkdir("/check/sub"))),
+                str(refused(lambda: sftp.rmdir("/check/results"))),
+                str(refused(lambda: sftp.remove("/check/results"))),
+                str(refused(lambda: sftp.rename("/check/a.csv", "/check/results/a.csv"))),
+                str(refused(lambda: sftp.rename("/check/results/old-report.txt", "/check/b"))),
+                str(refused(lambda: sftp.utime("/check/results/old-report.txt", (1, 1)))),
+            ]
+            sftp.remove("/check/results/old-report.txt")  # fetched: the client may delete it
+            return messages
+
+    messages = await asyncio.to_thread(probe)
+    assert "only be written directly in /upload or /check" in messages[0]
+    assert "folders cannot be created" in messages[2]
+    assert sorted(p.name for p in check.iterdir()) == ["a.csv", "results", "secret.csv"]
+    assert list((check / "results").iterdir()) == []
+    assert await asyncio.to_thread(outside.read_bytes) == SECRET
+    assert files_outside(sftp_env.data, sftp_env.root()) == before

@@ -14,6 +14,11 @@ import os
 # at once, so an import process keeps within its memory budget rather than every file's peak.
 os.environ.setdefault("POLARS_MAX_THREADS", "2")
 os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:2,dirty_decay_ms:0,muzzy_decay_ms:0")
+# polars' import-time CPU-feature probe writes machine code and makes it executable, which
+# systemd's MemoryDenyWriteExecute=yes (our unit's) refuses: the import would fail. Skipped,
+# a CPU without the wheel's features (AVX2 …) would fault instead of being warned; such a
+# machine needs the `polars[rtcompat]` build (README, Installing).
+os.environ.setdefault("POLARS_SKIP_CPU_CHECK", "1")
 
 import pyarrow
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -137,15 +138,19 @@ async def problems_csv(request: web.Request) -> web.Response:
     user = signed_in(request)
     ctx = context(request)
     view = await asyncio.to_thread(data.import_view, ctx.db, user, _import_id(request))
-    path = view.report.report_csv
     filename = f"import-{view.record.id}-problems.csv"
+    return await report_download(view.report.report_csv, filename, "import")
+
+
+async def report_download(path: Path | None, filename: str, what: str) -> web.Response:
+    """A problem report CSV (an import's, a check's) as a formula-safe download."""
     attachment = (
         await asyncio.to_thread(formula_safe_report, path, filename, DOWNLOAD_LIMIT_BYTES)
         if path
         else None
     )
     if attachment is None:
-        raise NotFound("the problem report of this import is no longer kept")
+        raise NotFound(f"the problem report of this {what} is no longer kept")
     response = web.Response(body=attachment.data, content_type="text/csv", charset="utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["X-Rosterdrop-Complete"] = "true" if attachment.complete else "false"

@@ -15,7 +15,7 @@ from daemon.clever.values import COMMON_GRADE_RULES
 from daemon.errors import ConfigError, NotFound
 from daemon.hostkeyfiles import host_key_fingerprints
 from daemon.roster.tenant import TenantSettings
-from daemon.store import tenants, users, windows
+from daemon.store import checks, tenants, users, windows
 from daemon.store.tenants import Tenant
 from daemon.store.users import User
 from daemon.web.context import SftpDetails, WebContext, address, context
@@ -84,6 +84,7 @@ async def render(
     audit = await asyncio.to_thread(_audit_page, ctx, tenant, before)
     pause_windows = await asyncio.to_thread(window_rows, ctx, tenant)
     rules = _rules_field(tenant.settings, form)
+    check_emails = await asyncio.to_thread(_check_emails, ctx, tenant)
     older = audit[SETUP_AUDIT_PAGE_SIZE - 1].id if len(audit) > SETUP_AUDIT_PAGE_SIZE else None
     return ctx.templates.page(
         "setup.html.j2", status=status, **page_values(request, f"Setup of {tenant.name}"),
@@ -96,6 +97,7 @@ async def render(
         emails_text=form.emails_text if form.emails_text is not None else "\n".join(tenant.emails),
         keys=_keys(tenant), rules=rules, audit=audit[:SETUP_AUDIT_PAGE_SIZE],
         audit_older=older, pause_windows=pause_windows, zone=ctx.windows.timezone,
+        check_emails=check_emails,
     )  # fmt: skip
 
 
@@ -105,6 +107,11 @@ def window_rows(ctx: WebContext, tenant: Tenant) -> list[dict[str, Any]]:
     with ctx.db.read() as conn:
         found = windows.list_for(conn, tenant.id)
     return [{"window": w, "state": w.state(now)} for w in found]
+
+
+def _check_emails(ctx: WebContext, tenant: Tenant) -> bool:
+    with ctx.db.read() as conn:
+        return checks.emails_results(conn, tenant.id)
 
 
 def _audit_page(ctx: WebContext, tenant: Tenant, before: int | None) -> list[users.AuditEntry]:
