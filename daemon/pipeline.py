@@ -30,7 +30,7 @@ from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.roster.problems import IDENTICAL_UPLOAD, Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold, evaluate
-from daemon.store import imports, kept_changes, tenants
+from daemon.store import apply, diff, imports, kept_changes, tenants
 from daemon.store.imports import ImportRecord
 from daemon.store.staging import Stage
 from daemon.store.tenants import Tenant
@@ -206,7 +206,7 @@ class Pipeline(Intake):
             timer.lap("validated")
             if run.validation.fatal:
                 raise _Stop(ImportState.FAILED)
-            run.plan = stage.plan(run.tenant.id, first_import=previous is None)
+            run.plan = diff.plan(stage, run.tenant.id, first_import=previous is None)
             timer.lap("planned")
             run.tripped = evaluate(
                 run.plan, run.validation.error_rows, run.validation.rows_read, settings
@@ -226,7 +226,7 @@ class Pipeline(Intake):
             # import's paused plan is replaced by what it does now.
             kept_changes.keep(stage, run.plan, run.tenant.id, run.record.id, applied=True)
             timer.lap("kept")
-            stage.apply(run.tenant.id, run.record.id, self.now())
+            apply.apply(stage, run.tenant.id, run.record.id, self.now())
             stage.close()
             timer.lap("applied")
             state = (
@@ -285,7 +285,7 @@ class Pipeline(Intake):
             stage = Stage(conn)
             validation = validate(found, fingerprints(found), tenant.settings, problems, stage)
             if not validation.fatal:
-                plan = stage.plan(tenant.id, first_import=first_import)
+                plan = diff.plan(stage, tenant.id, first_import=first_import)
                 tripped = evaluate(
                     plan, validation.error_rows, validation.rows_read, tenant.settings
                 )

@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 STUDENTS = (
     "\ufeffschool_id,student_id,first_name,last_name,student_email,username,grade,Password\r\n"
     "SCH1,S1,Zoë,Lee,zoe@students.org,zoe,03,hunter2\r\n"
-    "SCH1,S2,Bob,\"Kim, Jr.\",,bob,04,correct-horse\r\n"
+    'SCH1,S2,Bob,"Kim, Jr.",,bob,04,correct-horse\r\n'
 ).encode()
 
 
