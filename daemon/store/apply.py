@@ -46,8 +46,8 @@ def _apply(stage: Stage, entity: Entity, tenant_id: int, import_id: int, now: da
         *(source.c[c] for c in entity.columns),
         *(sa.literal(v, live.c[k].type) for k, v in literal.items()),
     ).where(added)
-    if not stage.postgres:
-        # SQLite keeps these tables clustered by key: in key order each row lands at the
-        # b-tree's end. (PostgreSQL's sort costs more than its index saves.)
-        rows = rows.order_by(*(source.c[k] for k in entity.key))
+    # In key order each row lands at the primary key's end: SQLite keeps these tables
+    # clustered by it, and PostgreSQL's b-tree stays in cache (a district's first 700,000
+    # enrollments: 2.5-3.2 s instead of 3.2-6.0 s in file order, the sort included).
+    rows = rows.order_by(*(source.c[k] for k in entity.key))
     stage.conn.execute(live.insert().from_select([*entity.columns, *literal], rows))
