@@ -149,16 +149,24 @@ def _changes(sink: Stage, entity: Entity, tenant_id: int) -> list[sa.Select[Any]
         return [sa.select(*values).select_from(source).where(upsert | vanished)]
     table = roster_tables[entity.name]
     in_stage = sa.exists().where(*(stage.c[k] == table.c[k] for k in entity.key))
-    deactivate = sa.select(
-        *(table.c[k] for k in entity.key),
-        *(sa.null() for _ in entity.fields),
-        sa.literal(DEACTIVATE),
-        *(sa.null() for _ in entity.fields),
-    ).where(
-        table.c.tenant_id == tenant_id,
-        table.c.active,
-        ~in_stage,
-        ~_held_section(entity, table),
+    roster_key = [table.c[k] for k in entity.key]
+    deactivate = (
+        sa.select(
+            *roster_key,
+            *(sa.null() for _ in entity.fields),
+            sa.literal(DEACTIVATE),
+            *(sa.null() for _ in entity.fields),
+        )
+        .where(
+            table.c.tenant_id == tenant_id,
+            table.c.active,
+            ~in_stage,
+            ~_held_section(entity, table),
+        )
+        # Through the primary key, in the stage index's order: left to itself SQLite reads
+        # a narrower index of the roster (migration 0007's by student), and then each
+        # look-up into the stage lands elsewhere; 700,000 enrollments took 3-4x as long.
+        .order_by(*roster_key)
     )
     return [sa.select(*values).select_from(source).where(upsert), deactivate]
 
