@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from bench.district import generate
 from daemon.config import Settings
 from daemon.roster.entities import ENTITIES
-from daemon.roster.outcome import ImportState
+from daemon.roster.outcome import ImportReport, ImportState
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tables import roster_tables
@@ -49,17 +49,21 @@ def _row_versions(db: Database) -> dict[str, list[Any]]:
         }
 
 
+def _imported(db: Database, settings: Settings, folder: Path, students: int) -> ImportReport:
+    """A district of `students` imported into a new tenant `acme`."""
+    add_tenant(db, "acme")
+    generate(folder, students)
+    return run_import(pipeline_for(db, settings), "acme", folder)
+
+
 def test_a_one_percent_change_writes_exactly_the_rows_its_plan_counts(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    add_tenant(db, "acme")
-    pipeline = pipeline_for(db, settings)
-    generate(tmp_path / "day1", 600)
+    first = _imported(db, settings, tmp_path / "day1", 600)
     generate(tmp_path / "day2", 600, change=0.01)
-    first = run_import(pipeline, "acme", tmp_path / "day1")
     assert _written_by(db, "acme", first.import_id)["enrollments"] == 4200
 
-    second = run_import(pipeline, "acme", tmp_path / "day2")
+    second = run_import(pipeline_for(db, settings), "acme", tmp_path / "day2")
 
     assert second.state is ImportState.IMPORTED
     plan = second.entities
@@ -75,10 +79,7 @@ def test_a_one_percent_change_writes_exactly_the_rows_its_plan_counts(
 def test_the_same_roster_sent_again_in_other_bytes_writes_no_roster_row(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    add_tenant(db, "acme")
-    pipeline = pipeline_for(db, settings)
-    generate(tmp_path / "day1", 300)
-    run_import(pipeline, "acme", tmp_path / "day1")
+    _imported(db, settings, tmp_path / "day1", 300)
     before, versions = tables(db, "acme"), _row_versions(db)
     # The same records with LF line ends and every field quoted: other files (no
     # identical-upload shortcut), the same snapshot.
@@ -90,7 +91,7 @@ def test_the_same_roster_sent_again_in_other_bytes_writes_no_roster_row(
         with (again / path.name).open("w", newline="", encoding="utf-8") as out:
             csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
 
-    report = run_import(pipeline, "acme", again)
+    report = run_import(pipeline_for(db, settings), "acme", again)
 
     assert report.state is ImportState.IMPORTED
     assert "identical_upload" not in [p.code for p in report.problems]
