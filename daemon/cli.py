@@ -16,11 +16,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from daemon import __version__, console, logs
+from daemon import __version__, console, logs, uploadset
 from daemon.app import App
-from daemon.clever.files import find_files
-from daemon.clever.validate import fingerprints, validate
+from daemon.clever.validate import fingerprints
 from daemon.cliaudit import audit_cli, cli_user
+from daemon.clustercli import cluster_group
 from daemon.config import (
     Settings,
     config_file_in_use,
@@ -38,6 +38,7 @@ from daemon.store.database import Database, sqlite_file
 from daemon.store.roster import active_roster
 from daemon.store.staging import Stage
 from daemon.tenantcli import ensure_demo_tenant, tenant_group
+from daemon.undocli import undo_command
 from daemon.usercli import ensure_demo_user, user_group
 from daemon.webservice import web_command
 
@@ -121,9 +122,8 @@ def main() -> None:
 # -- validate and import -----------------------------------------------------------------------
 
 
-folder_argument = click.argument(
-    "folder", type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
+# A folder of files, or a OneRoster set's .zip (daemon/uploadset.py).
+folder_argument = click.argument("folder", type=click.Path(exists=True, path_type=Path))
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (see docs/cli.md).")
 
 
@@ -133,19 +133,22 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (
 @json_option
 @pass_app
 def validate_command(app: App, folder: Path, tenant: str | None, as_json: bool) -> None:
-    """Check the five files in FOLDER without touching any roster (no database needed)."""
+    """Check the files in FOLDER (five Clever files, or a OneRoster set or its .zip) without
+    touching any roster (no database needed)."""
     settings = TenantSettings()
     if tenant:
         with app.db.read() as conn:
             settings = tenants.get(conn, tenant).settings
-    found = find_files(folder)
+    found = uploadset.find_path(folder, settings.input_format)
     problems = ProblemLog(keep=VALIDATE_KEEP if as_json else KEEP_PROBLEMS)
     with tempfile.TemporaryDirectory(prefix="rosterdrop-validate-") as scratch:
         db = Database(f"sqlite:///{scratch}/scratch.db")
         try:
             with db.read() as conn:
                 stage = Stage(conn)
-                validation = validate(found, fingerprints(found), settings, problems, stage)
+                validation = uploadset.validate(
+                    found, fingerprints(found), settings, problems, stage
+                )
                 stage.close()
         finally:
             db.close()
@@ -164,7 +167,7 @@ def validate_command(app: App, folder: Path, tenant: str | None, as_json: bool) 
 @json_option
 @pass_app
 def import_command(app: App, folder: Path, tenant: str, dry_run: bool, as_json: bool) -> None:
-    """Import the five files in FOLDER, exactly as an SFTP upload would be."""
+    """Import the files in FOLDER (or a OneRoster .zip), exactly as an SFTP upload would be."""
     pipeline = app.pipeline()
     with app.db.read() as conn:
         owner = tenants.get(conn, tenant)
@@ -192,7 +195,7 @@ def import_command(app: App, folder: Path, tenant: str, dry_run: bool, as_json: 
         if preview.tripped:
             sys.exit(EXIT_PAUSED)
         return
-    found = find_files(folder)
+    found = uploadset.find_path(folder, owner.settings.input_format)
     import_id = pipeline.receive(owner, found, source="cli", move=False)
     _show_import(pipeline.run(import_id), as_json)
 
@@ -213,7 +216,7 @@ def _show_import(report: Any, as_json: bool) -> None:
 
 @main_group.group("imports")
 def imports_group() -> None:
-    """The import history; approve or reject paused imports, end stuck ones."""
+    """The import history; approve or reject paused imports, end stuck ones, undo."""
 
 
 @imports_group.command("list")
@@ -308,6 +311,9 @@ def imports_fail(app: App, import_id: int, reason: str, by: str | None, as_json:
     who = _decided_by(by)
     report = app.pipeline().fail(import_id, who, reason)
     _audited_decision(app, report, "fail", who, as_json, f"; reason: {reason}")
+
+
+imports_group.add_command(undo_command)
 
 
 # -- roster --------------------------------------------------------------------------------------
@@ -456,5 +462,6 @@ def serve(app: App, once: bool, demo: bool) -> None:
 
 
 main_group.add_command(tenant_group)
+main_group.add_command(cluster_group)
 main_group.add_command(user_group)
 main_group.add_command(web_command)

@@ -8,7 +8,7 @@ from typing import Any
 
 from daemon.clever.validate import Validation
 from daemon.roster.entities import BY_NAME, ENTITIES
-from daemon.roster.outcome import FileSummary, ImportReport, ImportState
+from daemon.roster.outcome import FileSummary, ImportReport, ImportState, format_label
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.roster.problems import Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold
@@ -96,7 +96,7 @@ def _counts_json(changes: EntityChanges, errors: int) -> dict[str, Any]:
 
 
 def _errors_by_entity(files: Mapping[str, FileSummary]) -> dict[str, int]:
-    return {e.name: files[e.file].errors if e.file in files else 0 for e in ENTITIES}
+    return {e.name: sum(f.errors for f in files.values() if f.feeds(e)) for e in ENTITIES}
 
 
 def plan_json(plan: Plan | None, files: Mapping[str, FileSummary]) -> dict[str, Any]:
@@ -114,6 +114,7 @@ def import_json(report: ImportReport) -> dict[str, Any]:
         "tenant": report.tenant,
         "state": report.state.value,
         "source": report.source,
+        "source_format": report.source_format,
         "received_at": _iso(report.received_at),
         "started_at": _iso(report.started_at),
         "finished_at": _iso(report.finished_at),
@@ -151,6 +152,7 @@ def print_tripped(echo: Echo, tripped: Sequence[TrippedThreshold]) -> None:
 def print_import(echo: Echo, report: ImportReport) -> None:
     state = report.state.value.replace("_", " ")
     echo(f"import #{report.import_id} for {report.tenant}: {state}")
+    echo(f"  format: {format_label(report.source_format)}")
     if report.fatal_reason:
         echo(f"  {report.fatal_reason}")
     if report.superseded_by:
@@ -188,6 +190,7 @@ def imports_json(records: Sequence[ImportRecord]) -> list[dict[str, Any]]:
             "tenant": r.tenant,
             "state": r.state.value,
             "source": r.source,
+            "source_format": r.source_format,
             "received_at": _iso(r.received_at),
             "finished_at": _iso(r.finished_at),
             "problem_totals": r.problem_totals or {},
@@ -202,12 +205,13 @@ def print_imports(echo: Echo, records: Sequence[ImportRecord]) -> None:
         return
     _table(
         echo,
-        ("id", "tenant", "state", "received", "errors", "warnings"),
+        ("id", "tenant", "state", "format", "received", "errors", "warnings"),
         (
             (
                 r.id,
                 r.tenant,
                 r.state.value,
+                format_label(r.source_format),
                 r.received_at.strftime("%Y-%m-%d %H:%M"),
                 (r.problem_totals or {}).get("error", 0),
                 (r.problem_totals or {}).get("warning", 0),

@@ -48,6 +48,7 @@ class Intake:
         self.smtp = smtp
         self.mail_queued = mail_queued
         self.now = clock
+        self.node_id: int | None = None  # the cluster node that claims (daemon.cluster)
 
     def receive(
         self,
@@ -60,7 +61,10 @@ class Intake:
         """Register an upload and claim its files into the spool; returns the import id."""
         files = {name: {"name": path.name} for name, path in found.files.items()}
         with self.db.write() as conn:
-            import_id = imports.create(conn, tenant.id, source=source, files=files, now=self.now())
+            import_id = imports.create(
+                conn, tenant.id, source=source, files=files, now=self.now(),
+                source_format=found.format, node_id=self.node_id,
+            )  # fmt: skip
             folder = self.paths.spool / tenant.name / str(import_id)
             imports.update(conn, import_id, self.now(), files_dir=str(folder))
         try:
@@ -84,12 +88,15 @@ class Intake:
         log.info("upload claimed", tenant=tenant.name, import_id=import_id, source=source)
         return import_id
 
-    def recover(self) -> list[tuple[str, int]]:
+    def recover(
+        self, mine: Callable[[ImportRecord], bool] = lambda record: True
+    ) -> list[tuple[str, int]]:
         """After a restart: undo interrupted claims, archive ended imports, and return the
-        imports to run again as (tenant, import id), oldest first."""
+        imports to run again as (tenant, import id), oldest first. `mine`: which imports this
+        process may touch (in a cluster, those of this node: daemon.cluster)."""
         with self.db.read() as conn:
-            pending = imports.resumable(conn)
-            leftovers = imports.unarchived(conn)
+            pending = [r for r in imports.resumable(conn) if mine(r)]
+            leftovers = [r for r in imports.unarchived(conn) if mine(r)]
         for record in pending:
             if record.state is ImportState.RECEIVED and not folders.claimed(
                 Path(record.files_dir or "")
@@ -99,7 +106,7 @@ class Intake:
         for record in leftovers:
             self._archive(record)
         with self.db.read() as conn:
-            return [(r.tenant, r.id) for r in imports.resumable(conn)]
+            return [(r.tenant, r.id) for r in imports.resumable(conn) if mine(r)]
 
     def _origin(self, record: ImportRecord) -> Path | None:
         """Where an import's files were moved from (None: they were copies, as the CLI's)."""

@@ -100,3 +100,17 @@ IMPORT_NO_SPACE = Counter(
     "Import runs stopped by a full disk (or quota); they run again, not counted as attempts",
     registry=REGISTRY,
 )
+
+# Several daemons on one database (daemon/cluster): this node's id, the live nodes, takeovers.
+CLUSTER_NODE = Gauge(
+    "rosterdrop_cluster_node_id", "This node's id in the registry (0: not registered)",
+    registry=REGISTRY,
+)  # fmt: skip
+CLUSTER_LIVE_NODES = Gauge(
+    "rosterdrop_cluster_live_nodes", "Nodes whose lease runs, this one included", registry=REGISTRY
+)
+CLUSTER_TAKEN_OVER = Counter(
+    "rosterdrop_cluster_imports_taken_over",
+    "Imports of dead nodes this node took over",
+    registry=REGISTRY,
+)

@@ -20,9 +20,8 @@ from pathlib import Path
 import structlog
 from sqlalchemy.engine import Connection
 
-from daemon import folders, reports, testpoint
-from daemon.clever.files import find_files
-from daemon.clever.validate import Validation, fingerprints, validate
+from daemon import folders, reports, testpoint, undo, uploadset
+from daemon.clever.validate import Validation, fingerprints
 from daemon.errors import Conflict, RosterdropError, SpoolError, StoreError
 from daemon.intake import Intake
 from daemon.roster.entities import FILES
@@ -30,10 +29,11 @@ from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.roster.problems import IDENTICAL_UPLOAD, Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold, evaluate
-from daemon.store import apply, diff, imports, kept_changes, tenants
+from daemon.store import apply, diff, imports, kept_changes, tenants, windows
 from daemon.store.imports import ImportRecord
 from daemon.store.staging import Stage
 from daemon.store.tenants import Tenant
+from daemon.windowclock import window_now
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +148,9 @@ class Pipeline(Intake):
                 started_at=record.started_at or self.now(),
                 attempts=record.attempts + 1,
             )
-            superseded = [] if approved else self._supersede_older(conn, record)
+            # An undo is a person's correction, not the district's newest snapshot.
+            keeps = approved or record.source == undo.SOURCE
+            superseded = [] if keeps else self._supersede_older(conn, record)
             started = imports.get(conn, import_id), tenant
         for older in superseded:  # ended: their files go to the archive, and expire from there
             try:
@@ -184,12 +186,16 @@ class Pipeline(Intake):
         """Validate, plan and apply (or pause) in one transaction. Returns None when it
         committed (its state was recorded inside), else the state to record; raises _Stop to
         roll back."""
-        found = find_files(run.folder)
+        if run.record.source == undo.SOURCE:
+            self._undo(run)
+            return None
+        settings = run.tenant.settings
+        # The format the set was claimed in, whatever the tenant's setting says since.
+        found = uploadset.find(run.folder, run.record.source_format)
         # The spool folder holds the set (and older case twins); the upload's other files
         # stayed in /upload and are named in the manifest.
         found.others = folders.others(run.folder)
         prints = fingerprints(found)
-        settings = run.tenant.settings
         run.snapshot_hash = _snapshot_hash(
             {n: p.sha256 for n, p in prints.items()}, settings.as_dict()
         )
@@ -201,16 +207,21 @@ class Pipeline(Intake):
         timer = _Timer(tenant=run.tenant.name, import_id=run.record.id)
         with gc_paused(), self.db.write() as conn:
             stage = Stage(conn)
-            run.validation = validate(found, prints, settings, run.problems, stage)
+            run.validation = uploadset.validate(
+                found, prints, settings, run.problems, stage, scratch=run.folder
+            )
             stage.flush()
             timer.lap("validated")
+            testpoint.reached("validated-before-plan")
             if run.validation.fatal:
                 raise _Stop(ImportState.FAILED)
             run.plan = diff.plan(stage, run.tenant.id, first_import=previous is None)
             timer.lap("planned")
+            held = windows.rules_for(conn, run.tenant.id, window_now(self.now))
             run.tripped = evaluate(
-                run.plan, run.validation.error_rows, run.validation.rows_read, settings
-            )
+                run.plan, run.validation.error_rows, run.validation.rows_read,
+                held.settings(settings),
+            ) + held.held  # fmt: skip
             if approved:
                 run.tripped = _beyond_approval(run.tripped, run.record.tripped or [])
             if run.tripped:
@@ -227,6 +238,7 @@ class Pipeline(Intake):
             kept_changes.keep(stage, run.plan, run.tenant.id, run.record.id, applied=True)
             timer.lap("kept")
             apply.apply(stage, run.tenant.id, run.record.id, self.now())
+            held.used(conn, run.record.id)
             stage.close()
             timer.lap("applied")
             state = (
@@ -237,6 +249,17 @@ class Pipeline(Intake):
             self._end(conn, run, state)
             testpoint.reached("apply-before-commit")
         return None
+
+    def _undo(self, run: _Run) -> None:
+        """An undo import: applied and recorded in one transaction like any import's."""
+        with self.db.write() as conn:
+            run.plan = undo.carry_out(conn, run.record, run.problems, self.now())
+            if run.plan is None:
+                raise _Stop(ImportState.FAILED)
+            # No file was read: the figures per file still say what changed.
+            run.validation = Validation(files={name: FileSummary(name) for name in FILES})
+            self._end(conn, run, ImportState.IMPORTED)
+            testpoint.reached("undo-before-commit")
 
     def _identical(self, run: _Run, previous: ImportRecord) -> ImportState:
         """The same five files as the last applied import: the roster already matches them."""
@@ -269,26 +292,30 @@ class Pipeline(Intake):
                 name: FileSummary(
                     name, **{k: v for k, v in rows.get(name, {}).items() if k != "file"}
                 )
-                for name in FILES
+                for name in rows or FILES
             }
         )
         return previous.state
 
     def preview(self, tenant: Tenant, folder: Path) -> Preview:
         """Validate and plan an upload against the roster without recording anything."""
-        found = find_files(folder)
+        found = uploadset.find_path(folder, tenant.settings.input_format)
         problems = ProblemLog()
         plan, tripped = None, []
         with self.db.read() as conn:
             first_import = imports.last_applied(conn, tenant.id) is None
         with gc_paused(), self.db.read() as conn:
             stage = Stage(conn)
-            validation = validate(found, fingerprints(found), tenant.settings, problems, stage)
+            validation = uploadset.validate(
+                found, fingerprints(found), tenant.settings, problems, stage
+            )
             if not validation.fatal:
                 plan = diff.plan(stage, tenant.id, first_import=first_import)
+                held = windows.rules_for(conn, tenant.id, window_now(self.now))
                 tripped = evaluate(
-                    plan, validation.error_rows, validation.rows_read, tenant.settings
-                )
+                    plan, validation.error_rows, validation.rows_read,
+                    held.settings(tenant.settings),
+                ) + held.held  # fmt: skip
             stage.close()  # the roster was only read; the staging tables go away
         return Preview(validation, plan, tripped, problems)
 
@@ -441,8 +468,8 @@ def _beyond_approval(
 ) -> list[TrippedThreshold]:
     """The thresholds a re-planned approved import trips beyond what the person approved: the
     roster may have moved since, and an approval covers only what was shown."""
-    allowed = {(a["rule"], a["entity"]): a["count"] for a in approved}
-    return [t for t in tripped if t.count > int(str(allowed.get((t.rule, t.entity), -1)))]
+    allowed = {TrippedThreshold.from_dict(a).key: int(str(a["count"])) for a in approved}
+    return [t for t in tripped if t.count > allowed.get(t.key, -1)]
 
 
 def _sentence(problem: Problem) -> str:

@@ -46,6 +46,7 @@ def report_of(
         decided_by=record.decided_by,
         decided_at=record.decided_at,
         work_seconds=record.work_seconds,
+        source_format=record.source_format,
     )
 
 

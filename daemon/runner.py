@@ -45,7 +45,11 @@ START_RETRY_SECONDS = 1.0
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 # What an import needs, made ready once in the fork server rather than in every import process.
-PRELOAD = ["daemon.worker"]
+# The columnar engine and the store's table loader bring polars and pyarrow into the fork
+# server (and so every import process) without the daemon itself loading them; they are
+# imported there, never run: their thread pools start on first use, in the forked process
+# (a pool started before the fork would deadlock the children).
+PRELOAD = ["daemon.worker", "daemon.clever.columns.engine", "daemon.store.staging_load"]
 
 
 def warm_up() -> None:
@@ -92,6 +96,11 @@ class ImportRunner:
             return
         queue.append(import_id)
         self._start_what_fits()
+
+    def known(self) -> set[int]:
+        """The imports queued or running here (a cluster's heartbeat submits only others)."""
+        running = {import_id for import_id, _ in self._running.values()}
+        return running.union(*self._queues.values())
 
     @property
     def busy(self) -> int:

@@ -9,54 +9,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
-import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import structlog
 
-from daemon import logs, signals
-from daemon.clever.files import find_files
+from daemon import logs, signals, uploadset
+from daemon.cluster.node import ClusterNode
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
-from daemon.errors import Conflict, RosterdropError
+from daemon.errors import RosterdropError
 from daemon.http import HttpServer
 from daemon.metrics import IMPORT_DURATION, IMPORT_STATES, ROWS_APPLIED
 from daemon.notify.sender import OutboxSender
 from daemon.pipeline import Pipeline
+from daemon.rollover import Rollover
 from daemon.roster.outcome import ENDED, ImportReport, ImportState
 from daemon.runner import ImportRunner, warm_up
 from daemon.sftp import Account, SftpServer, UploadEvent, public_key_line
 from daemon.sftp.accounts import parse_networks
-from daemon.spool import IncompleteSet, ReadySet, Spool, remove_abandoned_partials
+from daemon.spool import IncompleteSet, ReadySet, Spool
 from daemon.store import imports, tenants
 from daemon.store.database import Database
 from daemon.systemd import Notifier
 from daemon.web import SftpDetails, WebServer
 
+# Background tasks a stop cancels at once; the imports and the mailer wind down instead.
+_CANCELLED_AT_STOP = ("uploads", "housekeeping", "watchdog", "cluster", "logins", "windows")
 log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 3600.0
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS})
 RESOURCE_RETRY_SECONDS = 0.5
 RESOURCE_RETRY_MAX_SECONDS = 30.0
-SERVE_LOCK = "serve.lock"
-
-
-def lock_data_dir(root: Path) -> int:
-    """One `serve` per data directory, held until its process ends: a second one (a cron job's
-    `serve --once` beside the daemon) would delete the first one's uploads in progress as
-    abandoned and undo its claims in progress as interrupted. Returns the lock's descriptor."""
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / SERVE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise Conflict(f"another `rosterdrop serve` is running on {root}") from None
-    return fd
 
 
 class TenantAccounts:
@@ -140,6 +125,9 @@ class Service:
         self.sender = OutboxSender(db, settings.smtp, settings.paths.outbox)
         self.pipeline = Pipeline(db, settings.paths, settings.smtp, mail_queued=self.sender.wake)
         self.runner = ImportRunner(settings, on_done=self._import_done)
+        # On SQLite one node; on PostgreSQL one of several (daemon/cluster/node.py).
+        self.cluster = ClusterNode(settings, db)
+        self.rollover = Rollover(db, self.pipeline, settings, self._submit)
         paths = settings.paths
         self.sftp = SftpServer(
             settings.sftp,
@@ -148,7 +136,12 @@ class Service:
             self._on_upload,
             holdings=lambda tenant: (paths.spool / tenant, paths.archive / tenant),
         )
-        self.spool = Spool(settings.spool, settings.paths, busy=self.sftp.active_uploads)
+        self.spool = Spool(
+            settings.spool,
+            settings.paths,
+            busy=self.sftp.active_uploads,
+            input_format=self._input_format,
+        )
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
         # The Import Manager: a listener of its own, never the ops one's /healthz and /metrics.
         self.web = WebServer(
@@ -160,13 +153,12 @@ class Service:
                 public_key_line=public_key_line,
             ),
             import_done=self._import_done,
-            dry_runs=DryRunner(settings), submit_import=self._submit,
+            dry_runs=DryRunner(settings), submit_import=self._submit, windows=settings.windows,
         )  # fmt: skip
         self.ready = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._data_lock: int | None = None
         self.exit_code = 0
 
     def _sftp_port(self) -> int:
@@ -193,16 +185,23 @@ class Service:
 
     async def startup(self, *, once: bool = False) -> None:
         paths = self.settings.paths
-        self._data_lock = lock_data_dir(paths.root)
+        # A second `serve` on SQLite (a cron job's `serve --once` beside the daemon) would
+        # delete the first one's uploads in progress and undo its claims: refused.
+        self.cluster.lock_single_node()
         for folder in (paths.tenants, paths.spool, paths.archive, paths.outbox):
             folder.mkdir(parents=True, exist_ok=True)
         warming = None if once else asyncio.ensure_future(asyncio.to_thread(warm_up))
-        await asyncio.to_thread(remove_abandoned_partials, paths)
-        resumable = await asyncio.to_thread(self.pipeline.recover)
+        self.pipeline.node_id = await asyncio.to_thread(self.cluster.register)
+        await asyncio.to_thread(self.cluster.remove_abandoned_partials)
+        resumable = await asyncio.to_thread(self.cluster.recover, self.pipeline)
         if warming is not None:
             await warming
         for tenant, import_id in resumable:
             self.runner.submit(tenant, import_id)
+        for name, work in self.cluster.background(
+            self.pipeline, self.runner, self.sftp.throttle, self._ports
+        ):
+            self._spawn(name, resilient(name, work))
         if once:
             return
         await self.sftp.start()
@@ -214,6 +213,7 @@ class Service:
         self._spawn("uploads", resilient("uploads", self._watch_uploads))
         self._spawn("mailer", resilient("mailer", self.sender.run))
         self._spawn("housekeeping", resilient("housekeeping", self._housekeeping))
+        self._spawn("windows", self.rollover.run())  # its first look: windows ended while down
         if self.notifier.watchdog_enabled:
             self._spawn("watchdog", self.notifier.keep_alive())
         self.status = f"SFTP on port {self.sftp.port}"
@@ -253,7 +253,7 @@ class Service:
         await self.sftp.stop_accepting()
         await self.web.stop()  # no new decisions while the imports wind down
         for task in self._tasks:
-            if task.get_name() in ("uploads", "housekeeping", "watchdog"):
+            if task.get_name() in _CANCELLED_AT_STOP:
                 task.cancel()
         self.spool.stop_watching()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -264,9 +264,7 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.stop()
-        if self._data_lock is not None:
-            os.close(self._data_lock)
-            self._data_lock = None
+        await asyncio.to_thread(self.cluster.stop)  # its imports may run elsewhere now
         log.info("rosterdrop stopped")
 
     async def _drain(self) -> None:
@@ -279,6 +277,7 @@ class Service:
             await self._claim(ready_set)
         for incomplete in stuck:
             await self._report_incomplete(incomplete)
+        await self.rollover.turn()
         await self.runner.idle()
         await self.sender.deliver_due()
 
@@ -301,25 +300,42 @@ class Service:
             await self.spool.wait(next_check)
 
     async def _claim(self, ready: ReadySet) -> None:
-        def claim() -> int | None:
+        if self.cluster.enabled and self.runner.pending() >= self.settings.spool.workers:
+            return  # every worker busy: the set waits for another node, or a free worker
+
+        def claim() -> tuple[int, bool] | None:
             with self.db.read() as conn:
                 tenant = tenants.find(conn, ready.tenant)
             if tenant is None or tenant.disabled:
                 return None
-            found = find_files(ready.folder)
-            if found.missing:  # a file was removed or renamed since the scan: decide again
-                return None
-            return self.pipeline.receive(tenant, found, source="sftp", move=True)
+            with self.cluster.claiming(tenant.id) as ours:
+                found = uploadset.find(ready.folder, tenant.settings.input_format)
+                # Another node claims it now, or a file was removed or renamed since the
+                # scan (or claimed by another node): decide again at the next scan.
+                if not ours or found.missing:
+                    return None
+                import_id = self.pipeline.receive(tenant, found, source="sftp", move=True)
+            return import_id, self.cluster.adopt(import_id, tenant.id)
 
         try:
-            import_id = await asyncio.to_thread(claim)
+            claimed = await asyncio.to_thread(claim)
         except (RosterdropError, OSError) as exc:
             # The database is down, or the folder changed under us: the files wait for the
             # next scan. Either way the watcher carries on for every other tenant.
             log.error("could not claim an upload", tenant=ready.tenant, error=str(exc))
             return
-        if import_id is not None:
-            self._submit(ready.tenant, import_id)
+        if claimed is not None and claimed[1]:
+            self._submit(ready.tenant, claimed[0])
+
+    def _input_format(self, tenant: str) -> str:
+        """A tenant's input format for the watcher (off the event loop); a database away
+        means "auto" for this scan: the claim reads the tenant again before it moves a file."""
+        try:
+            with self.db.read() as conn:
+                found = tenants.find(conn, tenant)
+        except RosterdropError:
+            return uploadset.AUTO
+        return found.settings.input_format if found is not None else uploadset.AUTO
 
     def _submit(self, tenant: str, import_id: int) -> None:
         """An import claimed from a folder (SFTP's, or the web's Choose Files) to the worker."""
@@ -327,15 +343,18 @@ class Service:
         self._show_imports()
 
     async def _report_incomplete(self, incomplete: IncompleteSet) -> None:
+        def report() -> None:
+            # Several nodes see the same stuck set: one reports it, once.
+            with self.cluster.reporting():
+                if self.spool.is_reported(incomplete):
+                    return
+                self.pipeline.report_incomplete(
+                    incomplete.tenant, incomplete.present, incomplete.missing, incomplete.since
+                )
+                self.spool.reported(incomplete)
+
         try:
-            await asyncio.to_thread(
-                self.pipeline.report_incomplete,
-                incomplete.tenant,
-                incomplete.present,
-                incomplete.missing,
-                incomplete.since,
-            )
-            await asyncio.to_thread(self.spool.reported, incomplete)
+            await asyncio.to_thread(report)
         except (RosterdropError, OSError) as exc:
             log.error(
                 "could not report an incomplete upload", tenant=incomplete.tenant, error=str(exc)
@@ -343,6 +362,7 @@ class Service:
 
     def _import_done(self, import_id: int) -> None:
         self._show_imports()
+        self.spool.wake()  # a set left for a free worker may be claimed now
         asyncio.get_running_loop().create_task(self._after_import(import_id))
 
     def _show_imports(self) -> None:
@@ -365,6 +385,12 @@ class Service:
                 log.info("expired archived uploads removed", imports=removed)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
+    def _ports(self) -> tuple[int | None, int | None]:
+        """The node's SFTP and HTTP ports, for `cluster status` (None until listening)."""
+        if not self.ready.is_set():
+            return None, None
+        return self.sftp.port, self.http.port or None
+
     async def _refresh_metrics(self) -> None:
         """Before a scrape: the figures only the database knows."""
         try:
@@ -378,7 +404,11 @@ class Service:
             database = True
         except RosterdropError:
             database = False
-        return {"sftp": self.ready.is_set() and not self._stop.is_set(), "database": database}
+        ready = self.ready.is_set() and not self._stop.is_set()
+        checks = {"sftp": ready, "database": database}
+        if self.cluster.enabled:  # a node that lost its lease is not one to send districts to
+            checks["cluster_lease"] = self.cluster.lease_held
+        return checks
 
     def reload(self) -> None:
         """SIGHUP: re-read the settings that can change while running (the log level)."""

@@ -24,9 +24,9 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from daemon.clever.files import find_files
+from daemon import uploadset
 from daemon.config import DataPaths, SpoolSettings
-from daemon.roster.entities import FILES
+from daemon.roster.tenant import AUTO
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +86,8 @@ class Spool:
     settings: SpoolSettings
     paths: DataPaths
     busy: Callable[[str], int] = lambda tenant: 0
+    # The tenant's input format (clever, oneroster or auto): which files make its set.
+    input_format: Callable[[str], str] = lambda tenant: AUTO
     clock: Callable[[], float] = time.time
     _folders: dict[str, _Folder] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -98,6 +100,10 @@ class Spool:
     def activity(self, tenant: str) -> None:
         """Something happened in the tenant's folder (called on the event loop)."""
         self._folder(tenant).last_activity = self.clock()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look again now (a worker came free: a set left waiting may be claimed)."""
         self._wake.set()
 
     def start_watching(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -143,7 +149,7 @@ class Spool:
                 continue
             self._watch(upload)
             try:
-                found = find_files(upload)
+                found = uploadset.find(upload, self.input_format(tenant))
             except FileNotFoundError:  # a file went while we looked; its removal wakes us again
                 continue
             if not found.files:
@@ -157,7 +163,7 @@ class Spool:
                 ready.append(ReadySet(tenant, upload))
             elif quiet_for >= self.settings.stale_hours * 3600:
                 with contextlib.suppress(FileNotFoundError):
-                    incomplete = self._stuck(tenant, upload, found.files, quiet_for)
+                    incomplete = self._stuck(tenant, found.files, found.missing, quiet_for)
                     if incomplete is not None:
                         stuck.append(incomplete)
         return ready, stuck, next_check
@@ -181,15 +187,19 @@ class Spool:
         return max(0.0, self.clock() - last)
 
     def _stuck(
-        self, tenant: str, upload: Path, files: dict[str, Path], quiet_for: float
+        self, tenant: str, files: dict[str, Path], missing: list[str], quiet_for: float
     ) -> IncompleteSet | None:
         fingerprint = json.dumps(sorted((p.name, p.stat().st_mtime) for p in files.values()))
         if self._reported().get(tenant) == fingerprint:
             return None
         since = datetime.fromtimestamp(self.clock() - quiet_for, UTC)
-        missing = [name for name in FILES if name not in files]
         present = sorted(p.name for p in files.values())
         return IncompleteSet(tenant, present, missing, since, fingerprint)
+
+    def is_reported(self, incomplete: IncompleteSet) -> bool:
+        """Whether this stuck set was reported already (by this node or, sharing the data
+        directory, another)."""
+        return self._reported().get(incomplete.tenant) == incomplete.fingerprint
 
     def reported(self, incomplete: IncompleteSet) -> None:
         """Remember a stuck set as reported, once its email is safely in the outbox: a
@@ -209,7 +219,7 @@ class Spool:
 
     def _save_reported(self, reported: dict[str, str]) -> None:
         path = self.paths.root / STALE_REPORTS
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")  # no other writer's name
         tmp.write_text(json.dumps(reported))
         os.replace(tmp, path)
 

@@ -17,7 +17,8 @@ from daemon.cliaudit import audit_cli, cli_user
 from daemon.config import Settings
 from daemon.errors import ConfigError
 from daemon.passwords import generate_password, hash_password, read_password_stdin
-from daemon.roster.tenant import TenantSettings, grade_rule
+from daemon.pausecli import default_window, pause_group
+from daemon.roster.tenant import INPUT_FORMATS, TenantSettings, grade_rule
 from daemon.store import tenants
 from daemon.store.database import Database
 from daemon.store.tenants import Tenant
@@ -84,6 +85,7 @@ def tenant_add(
             password_hash=hash_password(password) if password else None,
         )
         audit_cli(conn, "tenant_added", tenant_id=added.id, detail=f"tenant {name}")
+        default_window(conn, app.settings, added.id)
     _prepare_folder(app.settings, name)
     click.echo(f"tenant {name} added; give the district these SIS export settings:")
     connection_info(app.settings, name, None if password_stdin else password, click.echo)
@@ -142,11 +144,21 @@ def _dumps(data: Any) -> str:
 @click.option("--max-update-percent", type=float)
 @click.option("--threshold-floor", type=int, help="Changes below this never trip a percentage.")
 @click.option("--max-row-errors", type=int, help="Row errors allowed before pausing.")
+@click.option(
+    "--per-school/--no-per-school",
+    default=None,
+    help="Also count the deactivation threshold school by school (default: on).",
+)
 @click.option("--grade-rule", "grade_rules", multiple=True, help="FROM=TO, e.g. K5=KG.")
 @click.option("--clear-grade-rules", is_flag=True, help="Drop this tenant's own rules first.")
 @click.option("--common-grade-rules/--no-common-grade-rules", default=None)
 @click.option("--fallback-encoding", help="e.g. windows-1252; 'none' fails non-UTF-8 files.")
 @click.option("--keep-extra-columns/--ignore-extra-columns", default=None)
+@click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    help="What its uploads are: clever, oneroster, or auto (told from the files).",
+)
 @click.option(
     "--secret-columns",
     metavar="WORD[,WORD…]",
@@ -178,7 +190,10 @@ def tenant_set(
 
 
 # `tenant set`'s options, audited under the web Setup page's action names where it has them.
-_THRESHOLDS = ("max_deactivate_percent", "max_update_percent", "threshold_floor", "max_row_errors")
+_THRESHOLDS = (
+    "max_deactivate_percent", "max_update_percent", "threshold_floor", "max_row_errors",
+    "per_school",
+)  # fmt: skip
 _GRADE_RULES = ("grade_rules", "common_grade_rules")
 
 
@@ -189,6 +204,7 @@ def _audited_settings(changes: dict[str, Any], values: dict[str, Any]) -> list[t
         action = (
             "thresholds" if key in _THRESHOLDS
             else "grade_rules" if key in _GRADE_RULES
+            else "input_format" if key == "input_format"
             else "tenant_settings"
         )  # fmt: skip
         said.setdefault(action, []).append(f"{key}={value}")
@@ -317,6 +333,9 @@ def tenant_enable(app: App, name: str) -> None:
         tenant = tenants.update(conn, name, disabled=False)
         audit_cli(conn, "tenant_enabled", tenant_id=tenant.id)
     click.echo(f"{name} is enabled")
+
+
+tenant_group.add_command(pause_group)
 
 
 def ensure_demo_tenant(db: Database, settings: Settings, echo: Echo) -> Tenant:

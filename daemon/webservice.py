@@ -97,6 +97,7 @@ class WebService:
                 public_key_line=public_key_line,
             ),
             dry_runs=DryRunner(settings), submit_import=self.runner.submit,
+            windows=settings.windows,
         )  # fmt: skip
         self._stop = asyncio.Event()
         self.status = "starting"  # what systemd shows (STATUS=)

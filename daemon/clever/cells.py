@@ -70,6 +70,16 @@ class Notes:
             entry[0], entry[2] = line, value
         entry[1] += count
 
+    def reorder(self, tie: Callable[[tuple[str, str, str, str], int, int], int]) -> None:
+        """Order kinds first noted on the same line by `tie(kind, line, position)`, position
+        being the order they were noted in: the columnar engine notes its plain rows' kinds
+        after the careful rows', so it says in which order a row-by-row pass would have."""
+        items = list(self._seen.items())
+        order = sorted(
+            range(len(items)), key=lambda i: (items[i][1][0], tie(items[i][0], items[i][1][0], i))
+        )
+        self._seen = {items[i][0]: items[i][1] for i in order}
+
     def flush(self, problems: ProblemLog) -> None:
         for (file, column, code, detail), (line, count, value) in sorted(
             self._seen.items(), key=lambda item: item[1][0]
@@ -113,14 +123,22 @@ class Cells:
         """A value that cannot be imported: an error when it costs the record or a link, a
         warning when only the value is dropped."""
         if drop == VALUE:
-            noun = NOUNS[f.name]
+            noun, shown = self.noun(f), self.column_name(f, column)
             message += (
-                f"; the value was not imported: the {noun} keeps the {column} the roster has"
+                f"; the value was not imported: the {noun} keeps the {shown} the roster has"
                 " (none if new)"
             )
-            self.problems.warning(code, message, file=f.name, line=line, column=column, value=value)
+            self.problems.warning(code, message, file=f.name, line=line, column=shown, value=value)
         else:
             self.error(f, line, column, value, code, message)
+
+    def noun(self, f: CsvFile) -> str:
+        """What a row of `f` is ("student"), as messages say it (another format's files)."""
+        return NOUNS[f.name]
+
+    def column_name(self, f: CsvFile, column: str) -> str:
+        """A column as problems name it: Clever's names are already as they should read."""
+        return column
 
     def text(
         self,

@@ -191,6 +191,12 @@ class Checker(Cells):
         if key[-1] and all(len(part) <= MAX_ID and not has_control(part) for part in key):
             self.skip(entity, key, line)
 
+    def misshapen(self, f: CsvFile, line: int, fields: list[str]) -> None:
+        """A row with another number of values than the header has columns."""
+        message = f"the row has {len(fields)} values but the header has {f.width} columns"
+        self.error(f, line, None, None, "wrong_field_count", message)
+        self.unreadable(f, line, fields)
+
     def skip(self, entity: Entity, key: Key, line: int) -> None:
         """Skip a row whose record is not held: remembered so that the plan can tell which
         records it deactivates although the upload named them, and dependents the cause."""

@@ -72,12 +72,14 @@ class FileFingerprint:
 
 @dataclass
 class FoundFiles:
-    """The files of one upload folder, matched to the five names case-insensitively."""
+    """The files of one upload folder, matched to the five names case-insensitively (or, when
+    `format` is "oneroster", to a OneRoster set: see daemon/oneroster/files.py)."""
 
     files: dict[str, Path] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)
     ignored_twins: list[tuple[Path, Path]] = field(default_factory=list)  # (used, ignored)
+    format: str = "clever"
 
 
 def find_files(folder: Path) -> FoundFiles:

@@ -1,15 +1,17 @@
 """Validating an upload: the five files in parent-to-child order, records out to a sink.
 
-Only the id sets needed for reference checks stay in memory; records stream to the sink (the
-database's staging tables) a batch at a time. Plain batches are checked in bulk (`batch`);
-anything unusual goes through the careful row-by-row rules (`checks`), which have the last word.
+Only the id sets needed for reference checks stay in memory; records go to the sink (the
+database's staging tables). Three engines give the same problems and records: the columnar
+one (`columns`, the default: rules as masks over whole columns), the batched one (`batch`:
+plain batches checked with loops in C, and the columnar engine's fallback for a file it cannot
+read exactly) and the careful row-by-row rules (`checks`), which have the last word.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from daemon.clever import batch
 from daemon.clever.cells import Row
@@ -30,6 +32,9 @@ from daemon.roster.entities import (
 from daemon.roster.outcome import FileSummary
 from daemon.roster.problems import ProblemLog
 from daemon.roster.tenant import TenantSettings
+
+if TYPE_CHECKING:
+    from daemon.clever.columns.engine import Columnar
 
 
 class RowWriter(Protocol):
@@ -61,6 +66,8 @@ class Validation:
 
     files: dict[str, FileSummary] = field(default_factory=dict)
     fatal: bool = False
+    # The files the columnar engine validated (the others were read the careful way).
+    columnar: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def error_rows(self) -> int:
@@ -69,6 +76,10 @@ class Validation:
     @property
     def rows_read(self) -> int:
         return sum(f.rows for f in self.files.values())
+
+
+Engine = Literal["columnar", "batch", "careful"]
+ENGINES: tuple[Engine, ...] = ("columnar", "batch", "careful")
 
 
 def fingerprints(found: FoundFiles) -> dict[str, FileFingerprint]:
@@ -82,24 +93,31 @@ def validate(
     problems: ProblemLog,
     sink: SnapshotSink,
     *,
-    bulk: bool = True,
+    engine: Engine = "columnar",
 ) -> Validation:
     """Validate an upload's files into `sink`, logging every problem.
 
-    `bulk=False` sends every row down the careful path (tests compare the two).
+    `engine="careful"` sends every row down the careful path (tests compare the engines).
     """
-    return _Validator(settings, problems, sink, bulk).run(found, prints)
+    return _Validator(settings, problems, sink, engine).run(found, prints)
 
 
 class _Validator:
     def __init__(
-        self, settings: TenantSettings, problems: ProblemLog, sink: SnapshotSink, bulk: bool
+        self, settings: TenantSettings, problems: ProblemLog, sink: SnapshotSink, engine: Engine
     ) -> None:
         self.settings = settings
         self.problems = problems
         self.sink = sink
-        self.bulk = bulk
+        self.bulk = engine != "careful"
         self.c = Checker(settings, problems, lambda entity, row: sink.skipped(entity).append(row))
+        self.columnar: Columnar | None = None
+        if engine == "columnar":
+            # Imported only now: polars and pyarrow cost a second to import, and an identical
+            # upload (found before validation) needs neither.
+            from daemon.clever.columns.engine import Columnar
+
+            self.columnar = Columnar(self.c, sink)
 
     def run(self, found: FoundFiles, prints: dict[str, FileFingerprint]) -> Validation:
         result = Validation()
@@ -129,7 +147,8 @@ class _Validator:
                     result.fatal = True
                     return result
                 self._report_columns(opened[name])
-                step(opened[name])
+                if self.columnar is None or not self.columnar.take(opened[name]):
+                    step(opened[name])
                 self._end_of_file(opened[name])
             if self.problems.has_fatal():
                 result.fatal = True
@@ -144,6 +163,7 @@ class _Validator:
         finally:
             for csv_file in opened.values():
                 csv_file.close()
+        result.columnar = tuple(self.columnar.taken) if self.columnar is not None else ()
         result.files = {
             name: FileSummary(
                 name,
@@ -186,12 +206,7 @@ class _Validator:
             self.problems.fatal("empty_file", "the file has a header but no data rows", file=f.name)
 
     def _misshapen(self, f: CsvFile) -> Callable[[int, list[str]], None]:
-        def report(line: int, fields: list[str]) -> None:
-            message = f"the row has {len(fields)} values but the header has {f.width} columns"
-            self.c.error(f, line, None, None, "wrong_field_count", message)
-            self.c.unreadable(f, line, fields)
-
-        return report
+        return lambda line, fields: self.c.misshapen(f, line, fields)
 
     # -- the five files ---------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from daemon.config.settings import (
     MAX_API_TOKEN_DAYS,
     MAX_PASSWORD_LINK_HOURS,
     SMTP_PASSWORD_CREDENTIAL,
+    ClusterSettings,
     DataPaths,
     HttpSettings,
     LogSettings,
@@ -30,6 +31,7 @@ from daemon.config.settings import (
     SmtpSettings,
     SpoolSettings,
     WebSettings,
+    WindowSettings,
 )
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "MAX_API_TOKEN_DAYS",
     "MAX_PASSWORD_LINK_HOURS",
     "SMTP_PASSWORD_CREDENTIAL",
+    "ClusterSettings",
     "DataPaths",
     "HttpSettings",
     "Key",
@@ -50,6 +53,7 @@ __all__ = [
     "SmtpSettings",
     "SpoolSettings",
     "WebSettings",
+    "WindowSettings",
     "config_file_in_use",
     "keys",
     "load_settings",

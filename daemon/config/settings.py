@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from daemon.errors import ConfigError
 
@@ -44,6 +45,12 @@ MAX_API_TOKEN_DAYS = 3650.0
 DEFAULT_UPLOAD_MAX_FILE_BYTES = 1 << 30
 DEFAULT_UPLOAD_MAX_BYTES = 2 << 30
 DEFAULT_UPLOAD_PENDING_MINUTES = 60.0
+# Pause windows: their days are counted in this zone; `serve` looks for one starting or ending
+# this often (a notice or a release is at most this late), within these bounds.
+DEFAULT_WINDOW_TIMEZONE = "UTC"
+DEFAULT_WINDOW_CHECK_SECONDS = 300.0
+MIN_WINDOW_CHECK_SECONDS = 1.0
+MAX_WINDOW_CHECK_SECONDS = 3600.0
 
 
 class Secret:
@@ -240,6 +247,61 @@ class ServiceSettings:
     public_host: str = ""  # the host name districts are told to use; defaults to this machine's
 
 
+# Several daemons on one PostgreSQL (docs/operations.md): a node renews its lease this often,
+# and is taken for dead (its imports run elsewhere) once the lease has run out.
+DEFAULT_HEARTBEAT_SECONDS = 2.0
+DEFAULT_LEASE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    node_name: str = ""  # shown by `cluster status`; empty: this machine's name and the pid
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_seconds <= 0:
+            raise ConfigError(
+                f"setting cluster.heartbeat_seconds must be above 0, not {self.heartbeat_seconds}"
+            )
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            # One late heartbeat must not make a live node look dead.
+            raise ConfigError(
+                "setting cluster.lease_seconds must be at least twice"
+                f" cluster.heartbeat_seconds ({2 * self.heartbeat_seconds:g}),"
+                f" not {self.lease_seconds:g}"
+            )
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """Pause windows (docs/school-year.md): the days they are counted in, how often `serve`
+    looks for a window starting or ending, and the window a new tenant starts with."""
+
+    timezone: str = DEFAULT_WINDOW_TIMEZONE
+    check_seconds: float = DEFAULT_WINDOW_CHECK_SECONDS
+    new_tenant: str = ""  # MM-DD..MM-DD: a yearly window for every tenant added; "": none
+
+    def __post_init__(self) -> None:
+        from daemon.roster import windows
+
+        try:
+            windows.time_zone(self.timezone)
+            if self.new_tenant:
+                windows.yearly_rule(self.new_tenant)
+        except ConfigError as exc:
+            raise ConfigError(f"setting windows: {exc}") from None
+        low, high = MIN_WINDOW_CHECK_SECONDS, MAX_WINDOW_CHECK_SECONDS
+        if not low <= self.check_seconds <= high:
+            raise ConfigError(
+                f"setting windows.check_seconds must be between {low:g} and {high:g},"
+                f" not {self.check_seconds:g}"
+            )
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default=DEFAULT_DATA_DIR, metadata=_env("ROSTERDROP_DATA_DIR"))
@@ -251,6 +313,8 @@ class Settings:
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     service: ServiceSettings = ServiceSettings()
+    cluster: ClusterSettings = ClusterSettings()
+    windows: WindowSettings = WindowSettings()
 
     def __post_init__(self) -> None:
         # The emails link to the web pages: one source for that address, [web] public_url.

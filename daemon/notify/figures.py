@@ -76,15 +76,15 @@ def file_figures(
     """The table of every file read, with the plan's changes where a plan was made."""
     lines: list[FileFigures] = []
     for summary in files:
-        planned = [e.name for e in ENTITIES if e.file == summary.file and e.name in entities]
-        main = next((name for name in planned if name != LINK_ENTITY), None)
+        planned = [e.name for e in ENTITIES if summary.feeds(e) and e.name in entities]
+        main = next((name for name in planned if name != LINK_ENTITY or summary.entity), None)
         changes = entities[main] if main else None
         lines.append(
             FileFigures(
                 summary.file, summary.rows, ROWS_READ, _cells(summary, changes, bool(entities))
             )
         )
-        if LINK_ENTITY in planned:
+        if LINK_ENTITY in planned and not summary.entity:
             links = entities[LINK_ENTITY]
             in_upload = links.added + links.reactivated + links.updated + links.unchanged
             in_upload += links.held

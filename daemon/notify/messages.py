@@ -27,7 +27,7 @@ from daemon.notify.problem_list import (
 from daemon.notify.render import neutralise, render
 from daemon.notify.skipped import rows_with_errors, what_skipping_does
 from daemon.roster.entities import FILES
-from daemon.roster.outcome import ImportReport, ImportState
+from daemon.roster.outcome import ImportReport, ImportState, format_label
 
 IMPORT_RESULTS = "import_results"
 CHECK_YOUR_DATA = "check_your_data"
@@ -97,6 +97,8 @@ def check_your_data(
         "approve_command": APPROVE_COMMAND.format(import_id=report.import_id),
         "reject_command": REJECT_COMMAND.format(import_id=report.import_id),
         "review_url": review_url,
+        # Held by a pause window: applied when it ends, unless decided before.
+        "held": any(t.rule == "window" for t in report.tripped),
     }
     return _report_email(CHECK_YOUR_DATA, subject, context, recipients, smtp, report, problems)
 
@@ -120,7 +122,12 @@ def incomplete_upload(
         "missing_arrive": "the missing file arrives"
         if len(missing) == 1
         else "the missing files arrive",
-        "expected": FILES,
+        # A OneRoster set is what its manifest lists (daemon/oneroster/files.py).
+        "expected": (
+            [*present, *missing]
+            if any(n.lower() == "manifest.csv" for n in (*present, *missing))
+            else FILES
+        ),
         "since": when(since),
         "waited": duration(waited),
         "footer": f"rosterdrop · {tenant}",
@@ -182,6 +189,7 @@ def _report_context(report: ImportReport, subject: str, problems: ProblemSection
         "import_id": report.import_id,
         "state": state_label(report.state),
         "source": report.source,
+        "format": format_label(report.source_format),
         "received": when(report.received_at),
         "started": when(report.started_at),
         "finished": when(report.finished_at),

@@ -35,8 +35,18 @@ def threshold_line(tripped: TrippedThreshold) -> ThresholdLine:
             limit=f"{plural(int(tripped.limit), 'row')} allowed",
             sentence=tripped.describe(),
         )
+    if tripped.rule == "window":
+        return ThresholdLine(
+            entity="pause window",
+            change="held until the window ends",
+            count="",
+            percent="",
+            limit="approve to apply it now",
+            sentence=tripped.describe(),
+        )
+    at = f" at {tripped.where}" if tripped.school else ""
     return ThresholdLine(
-        entity=_label(tripped.entity),
+        entity=_label(tripped.entity) + at,
         change="deactivated" if tripped.rule == "deactivate" else "changed",
         count=f"{tripped.count:,} of {tripped.total:,}",
         percent=tripped.share,
@@ -49,6 +59,19 @@ def what_to_check(tripped: TrippedThreshold, entities: Mapping[str, EntityChange
     """One piece of advice per tripped threshold, in the district's words."""
     label = _label(tripped.entity)
     file = BY_NAME[tripped.entity].file if tripped.entity in BY_NAME else "the files"
+    if tripped.rule == "window":
+        return (
+            "Nothing is applied during a pause window (the school year's rollover): when it"
+            " ends, the newest upload held in it is checked against the roster as it is then"
+            " and imported, or paused if it trips a threshold. Approve it to apply it now."
+        )
+    if tripped.rule == "deactivate" and tripped.school:
+        return (
+            f"{tripped.count:,} of the {tripped.total:,} active {label} at {tripped.where}"
+            f" would be deactivated, although the district as a whole stays under"
+            f" {tripped.limit:g}%. That usually means the export left the school out, or"
+            f" {file} was cut short: check the SIS export's school selection."
+        )
     if tripped.rule == "deactivate":
         return _deactivations(tripped, entities.get(tripped.entity), label, file)
     if tripped.rule == "update":

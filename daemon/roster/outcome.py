@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from daemon.roster.entities import Entity
 from daemon.roster.plan import EntityChanges
 from daemon.roster.problems import Problem
 from daemon.roster.thresholds import TrippedThreshold
@@ -45,14 +46,30 @@ RESUMABLE = frozenset(
 )
 
 
+# How people see an import's input format (imports.source_format).
+FORMAT_LABELS = {"clever": "Clever CSV", "oneroster": "OneRoster CSV"}
+
+
+def format_label(source_format: str) -> str:
+    return FORMAT_LABELS.get(source_format, source_format)
+
+
 @dataclass(frozen=True)
 class FileSummary:
-    """One of the five files: data rows read, rows skipped for errors, warnings."""
+    """One of the five files: data rows read, rows skipped for errors, warnings.
+
+    A OneRoster file feeds several entities (users.csv: students and teachers): each gets a
+    summary of its own, labelled "users.csv (students)", whose `entity` names what it fed."""
 
     file: str
     rows: int = 0
     errors: int = 0
     warnings: int = 0
+    entity: str | None = None  # None: the entities whose file this is (the Clever files)
+
+    def feeds(self, entity: Entity) -> bool:
+        """Whether this file's rows are `entity`'s records."""
+        return entity.name == self.entity if self.entity else entity.file == self.file
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ class ImportReport:
     decided_by: str | None = None
     decided_at: datetime | None = None
     work_seconds: float | None = None  # the time it worked, not the time it waited for a person
+    source_format: str = "clever"  # the upload's input format: clever or oneroster
 
     @property
     def duration_seconds(self) -> float | None:

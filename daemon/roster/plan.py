@@ -66,9 +66,23 @@ class EntityChanges:
 
 
 @dataclass(frozen=True)
+class SchoolDeactivations:
+    """Of one entity at one school: its active records before, and how many would go. A
+    school losing every student stays under a large district's percentage; this does not."""
+
+    entity: str
+    school_id: str
+    school_name: str
+    active_before: int
+    deactivated: int
+
+
+@dataclass(frozen=True)
 class Plan:
     entities: Mapping[str, EntityChanges]
     first_import: bool
+    # Only the schools where something would be deactivated (store/school_shares.py).
+    schools: tuple[SchoolDeactivations, ...] = ()
 
     @property
     def changes(self) -> int:

@@ -14,10 +14,14 @@ DEFAULT_MAX_DEACTIVATE_PERCENT = 10.0
 DEFAULT_MAX_UPDATE_PERCENT = 75.0
 DEFAULT_THRESHOLD_FLOOR = 5
 DEFAULT_MAX_ROW_ERRORS = 0
+DEFAULT_PER_SCHOOL = True
 DEFAULT_FALLBACK_ENCODING = "windows-1252"
 # Words that mark a column as holding a secret (full Clever exports carry plain-text
 # passwords): such a column is never read, stored or reported.
 DEFAULT_SECRET_COLUMNS = ("password", "passwd", "pwd", "pin", "passcode", "secret")
+# The upload's format (docs/oneroster.md): told from the files, or fixed per tenant.
+AUTO, CLEVER, ONEROSTER = "auto", "clever", "oneroster"
+INPUT_FORMATS = (AUTO, CLEVER, ONEROSTER)
 
 
 @dataclass(frozen=True)
@@ -27,12 +31,16 @@ class TenantSettings:
     # Changes below this many rows never trip a percentage threshold (tiny schools).
     threshold_floor: int = DEFAULT_THRESHOLD_FLOOR
     max_row_errors: int = DEFAULT_MAX_ROW_ERRORS
+    # The deactivation threshold also counted school by school (same limit and floor): one
+    # small school lost whole stays under a large district's percentage.
+    per_school: bool = DEFAULT_PER_SCHOOL
     common_grade_rules: bool = True
     grade_rules: Mapping[str, str] = field(default_factory=dict)
     # A file that is not UTF-8 is decoded with this (and a warning), or fails when "".
     fallback_encoding: str = DEFAULT_FALLBACK_ENCODING
     keep_extra_columns: bool = True
     secret_columns: tuple[str, ...] = DEFAULT_SECRET_COLUMNS
+    input_format: str = AUTO
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -64,6 +72,10 @@ class TenantSettings:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         self._check_grade_rules()
+        if self.input_format not in INPUT_FORMATS:
+            raise ConfigError(
+                f"input format {self.input_format!r}: use one of {', '.join(INPUT_FORMATS)}"
+            )
         for word in self.secret_columns:
             if not word.isalnum() or word != word.lower():
                 raise ConfigError(

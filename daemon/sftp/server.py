@@ -22,6 +22,7 @@ from daemon.sftp.events import UploadEvent
 from daemon.sftp.hostkeys import load_or_create_host_keys
 from daemon.sftp.listener import Listener
 from daemon.sftp.registry import Holdings, Registry
+from daemon.sftp.throttle import LoginGuard
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +120,11 @@ class SftpServer:
         if self._listener is None:
             raise RuntimeError("SftpServer not started")
         return self._listener.port
+
+    @property
+    def throttle(self) -> LoginGuard:
+        """The failed-login counts (a cluster's nodes share them: daemon/cluster/logins.py)."""
+        return self._registry.throttle
 
     def active_uploads(self, tenant: str) -> int:
         return self._registry.active_uploads(tenant)

@@ -21,6 +21,8 @@ log = structlog.get_logger(__name__)
 MAX_TRACKED_KEYS = 50_000
 # Usernames remembered per source, so that `tenant unban NAME` finds the sources it banned.
 MAX_USERS_PER_SOURCE = 8
+# A failed login as other nodes learn of it: (source key, username, counts towards the user).
+Publish = Callable[[str, str, bool], None]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class LoginGuard:
         self._clock = clock
         self._sources: dict[str, _Source] = {}
         self._users: dict[str, _User] = {}
+        self.publish: Publish | None = None  # a cluster's nodes share failures (daemon.cluster)
 
     # -- sources ---------------------------------------------------------------------------
 
@@ -85,12 +88,17 @@ class LoginGuard:
         source = self._sources.get(source_key(peer))
         return source is not None and self._clock() < source.banned_until
 
-    def failed(self, peer: str, username: str, *, count_user: bool) -> float | None:
+    def failed(
+        self, peer: str, username: str, *, count_user: bool, at: float | None = None
+    ) -> float | None:
         """Count one failed login; the length of the ban it starts on the source, if any.
-        `count_user`: a password guess, which also counts towards the username's pace."""
+        `count_user`: a password guess, which also counts towards the username's pace.
+        `at`: another node's failure, at that time of this clock (not published again)."""
         if not self.policy.enabled:
             return None
-        now = self._clock()
+        if at is None and self.publish is not None:
+            self.publish(source_key(peer), username, count_user)
+        now = self._clock() if at is None else at
         if count_user:
             user = self._users.setdefault(user_key(username), _User())
             _slide(user.failures, now, self.policy.window)

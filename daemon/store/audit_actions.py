@@ -9,6 +9,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "approve": "a paused import approved (the result, the note)",
     "reject": "a paused import rejected (the note)",
     "fail": "an unfinished import ended by the operator (`imports fail`: the reason)",
+    "undo": "an applied import undone, back to it (`imports undo`, its page: the result, the note)",
     "files_downloaded": "one of an import's five files downloaded as uploaded",
     # Setup
     "sftp_password": "the tenant's SFTP password rotated (never the password)",
@@ -17,6 +18,9 @@ AUDIT_ACTIONS: dict[str, str] = {
     "public_key_added": "an SSH public key added (type, fingerprint, comment)",
     "public_key_removed": "an SSH public key removed (type, fingerprint, comment)",
     "grade_rules": "the grade replace rules replaced (the rules, whether the common ones apply)",
+    "pause_window_added": "a pause window added (its days, note, expected changes)",
+    "pause_window_removed": "a pause window removed (its days, note)",
+    "input_format": "the upload format changed: clever, oneroster or auto (before → after)",
     # Choose Files
     "upload_checked": "five files checked (their sizes, the problems, what would pause it)",
     "upload_refused": "an upload refused (the message)",

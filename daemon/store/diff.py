@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from daemon.roster.entities import ENTITIES, SECTION_TEACHERS, SECTIONS, STUDENTS, TEACHERS, Entity
 from daemon.roster.plan import EntityChanges, Plan
+from daemon.store.school_shares import school_deactivations
 from daemon.store.staging import (
     ADD,
     CHANGES,
@@ -32,7 +33,10 @@ DEACTIVATED_SKIPPED = "deactivated_skipped"
 def plan(stage: Stage, tenant_id: int, *, first_import: bool) -> Plan:
     """Diff the staged snapshot against the tenant's roster; nothing is written to it."""
     stage.flush()
-    return Plan({e.name: _diff(stage, e, tenant_id) for e in ENTITIES}, first_import)
+    entities = {e.name: _diff(stage, e, tenant_id) for e in ENTITIES}
+    known = {e.name: CHANGES[e.name] for e in ENTITIES if not stage.new_to_tenant(e)}
+    schools = school_deactivations(stage.conn, tenant_id, known)
+    return Plan(entities, first_import, schools)
 
 
 def _diff(stage: Stage, entity: Entity, tenant_id: int) -> EntityChanges:

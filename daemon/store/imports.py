@@ -43,6 +43,9 @@ class ImportRecord:
     superseded_by: int | None = None
     attempts: int = 0
     work_seconds: float | None = None  # None: recorded before it was kept
+    node_id: int | None = None  # the node that runs it (None: a command's)
+    undoes: int | None = None  # an undo import: the oldest import it undoes
+    source_format: str = "clever"  # the upload's input format: clever or oneroster
 
 
 _COLUMNS = [c for c in imports.c if c.name != "tenant_id"]
@@ -67,12 +70,16 @@ def create(
     source: str,
     files: dict[str, Any],
     now: datetime,
+    node_id: int | None = None,
+    source_format: str = "clever",
 ) -> int:
     result = conn.execute(
         imports.insert().values(
             tenant_id=tenant_id,
+            node_id=node_id,
             state=ImportState.RECEIVED,
             source=source,
+            source_format=source_format,
             received_at=now,
             updated_at=now,
             files=files,
@@ -93,12 +100,16 @@ def list_recent(
     *,
     tenant_id: int | None = None,
     states: Iterable[ImportState] | None = None,
-    limit: int = 50,
+    limit: int | None = 50,
     before: int | None = None,
     other_than: Iterable[ImportState] = (),
+    at_least: int | None = None,
 ) -> list[ImportRecord]:
-    """Newest first; `before`: only imports older than that id (keyset paging)."""
+    """Newest first; `before`: only imports older than that id (keyset paging); `at_least`:
+    only that import and newer ones; `limit` None: all of them."""
     query = _select().order_by(imports.c.id.desc()).limit(limit)
+    if at_least is not None:
+        query = query.where(imports.c.id >= at_least)
     if tenant_id is not None:
         query = query.where(imports.c.tenant_id == tenant_id)
     if states is not None:

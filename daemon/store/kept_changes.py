@@ -172,21 +172,8 @@ def _diffed(entity: Entity, tenant_id: int, import_id: int, postgres: bool) -> s
     on = sa.and_(live.c.tenant_id == tenant_id, *(live.c[k] == changes.c[k] for k in entity.key))
     fields: sa.ColumnElement[Any] = sa.null()
     if entity.fields:
-        # Field names are the entities' own constants, safe to inline as JSON keys.
-        pairs: list[Any] = []
-        for f in entity.fields:
-            flag = changes.c[f"changed_{f}"]
-            if postgres:
-                pair = sa.func.json_build_array(live.c[f], changes.c[f])
-                pairs += [sa.literal_column(f"'{f}'"), sa.case((flag, pair))]
-            else:
-                pair = sa.func.json_array(live.c[f], changes.c[f])
-                pairs += [sa.literal_column(f"'{f}'"), sa.func.json(sa.case((flag, pair)))]
-        built = (
-            sa.cast(sa.func.json_build_object(*pairs), sa.Text)
-            if postgres
-            else sa.func.json_object(*pairs)
-        )
+        flags = {f: changes.c[f"changed_{f}"] for f in entity.fields}
+        built = fields_json(entity, live.c, changes.c, flags, postgres)
         fields = sa.case((changes.c.action.in_((UPDATE, REACTIVATE)), built))
     label = _label(entity, changes.c, tenant_id)
     if entity is not ENROLLMENTS and entity is not SECTION_TEACHERS:
@@ -201,6 +188,30 @@ def _diffed(entity: Entity, tenant_id: int, import_id: int, postgres: bool) -> s
         sa.null(),
         sa.null(),
     ).select_from(changes.outerjoin(live, on))
+
+
+def fields_json(
+    entity: Entity, before: Any, after: Any, flags: dict[str, Any], postgres: bool
+) -> sa.ColumnElement[Any]:
+    """`fields` as kept: JSON {field: [before, after]} of the fields whose flag is true, the
+    others null (the change log's format too: daemon/store/changelog.py reads it back)."""
+    # Field names are the entities' own constants, safe to inline as JSON keys.
+    pairs: list[Any] = []
+    for f in entity.fields:
+        if postgres:
+            pair = sa.func.json_build_array(before[f], after[f])
+            pairs += [sa.literal_column(f"'{f}'"), sa.case((flags[f], pair))]
+        else:
+            pair = sa.func.json_array(before[f], after[f])
+            pairs += [sa.literal_column(f"'{f}'"), sa.func.json(sa.case((flags[f], pair)))]
+    if postgres:
+        return sa.cast(sa.func.json_build_object(*pairs), sa.Text)
+    return sa.func.json_object(*pairs)
+
+
+def record_label(entity: Entity, columns: Any, tenant_id: int) -> sa.ColumnElement[Any]:
+    """The name a change list shows a record by (for lists written elsewhere: an undo's)."""
+    return _label(entity, columns, tenant_id)
 
 
 # -- reading ---------------------------------------------------------------------------------

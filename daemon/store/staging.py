@@ -133,6 +133,15 @@ class Stage:
     def skipped(self, entity: Entity) -> _Writer:
         return self._skipped[entity.name]
 
+    def load_table(self, entity: Entity, records: Any) -> None:
+        """A whole pyarrow table of records at once (`staging_load`: imports pyarrow)."""
+        from daemon.store import staging_load
+
+        writer = self._writers[entity.name]
+        staging_load.load(self.conn, writer.table, records, entity.key)
+        writer.written += records.num_rows
+        writer.held += sum(records.column("held").to_pylist())
+
     def index_key(self, entity: Entity) -> None:
         """SQLite joins and groups through indexes only: without one on the stage's key, the
         diff would be quadratic and the duplicate search a sort of every row. With `held`

@@ -92,6 +92,8 @@ imports = Table(
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
     Column("state", String(32), nullable=False),
     Column("source", String(16), nullable=False),
+    # The upload's input format, clever or oneroster (migration 0013).
+    Column("source_format", String(16), nullable=False, server_default=text("'clever'")),
     Column("received_at", UtcDateTime(), nullable=False),
     Column("started_at", UtcDateTime()),
     Column("finished_at", UtcDateTime()),
@@ -111,6 +113,11 @@ imports = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     # Seconds of work so far: validating before a pause, plus the run after an approval.
     Column("work_seconds", Float),
+    # The node (nodes.id) that claimed or took over the import and runs it; null: a command's
+    # (migration 0009). No foreign key: a dead node's row goes while its history stays.
+    Column("node_id", Id),
+    # An undo import (source `undo`): the oldest import it undoes (migration 0011).
+    Column("undoes", Id),
     Index(None, "tenant_id", "id"),
     Index(None, "state"),
     # An undone claim deletes its row: its id must not come back (folders are named by it).
@@ -246,6 +253,74 @@ import_changes = Table(
     Column("line", Integer),  # held: the file's line
     Column("known", Boolean),  # held: whether the roster has the record (kept as it is)
     sqlite_with_rowid=False,
+)
+
+# The running daemons sharing the database (migration 0009): each renews its lease every
+# [cluster] heartbeat_seconds; one whose lease ran out is dead, and its imports are taken over.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),  # [cluster] node_name, or host:pid
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime(), nullable=False),
+    Column("stopped_at", UtcDateTime()),  # a clean stop: its lease ended then
+    Column("sftp_port", Integer),
+    Column("http_port", Integer),
+    Column("workers", Integer, nullable=False),
+    Index(None, "lease_until"),
+    sqlite_autoincrement=True,  # a node id is never reused: imports name it
+)
+
+# Failed SFTP logins, as every node sees them (migration 0009): each node publishes its own
+# and replays the others', so a guesser spreading over nodes meets one count and one ban.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("node_id", Id, nullable=False),
+    Column("source", String(64), nullable=False),  # addresses.source_key of the peer
+    Column("username", String(128), nullable=False),
+    Column("count_user", Boolean, nullable=False),  # a password guess (paces the username)
+    Column("failed_at", UtcDateTime(), nullable=False),
+    Index(None, "failed_at"),
+)
+
+# A tenant's pause windows (migration 0010; daemon/store/windows.py): uploads are held, not
+# applied, from starts_at until ends_at (the days starts_on … ends_on in [windows] timezone).
+pause_windows = Table(
+    "pause_windows",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),  # the last day held
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime(), nullable=False),  # the midnight after ends_on
+    Column("note", Text, nullable=False, server_default=""),
+    Column("yearly", Boolean, nullable=False, server_default=text("false")),
+    # The one-time threshold override its end carries, who confirmed it, the import it served.
+    Column("expect_percent", Float),
+    Column("expect_by", String(128)),
+    Column("expect_import_id", Id),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index(None, "tenant_id", "starts_on"),
+)
+
+# The notices sent about a window: its key makes each go out once, whichever node (or
+# restart) gets there first (migration 0010).
+window_notices = Table(
+    "window_notices",
+    metadata,
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("window_id", Id, ForeignKey("pause_windows.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # starts, ended
+    Column("outbox_id", Id),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 _TYPES = {"term_start": Date, "term_end": Date, "position": Integer, "extra": Text}

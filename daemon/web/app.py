@@ -26,9 +26,12 @@ from daemon.web.views import (
     pages,
     roster,
     setup,
+    setup_format,
     setup_keys,
     setup_rules,
+    setup_windows,
     signin,
+    undoing,
     upload,
 )
 
@@ -224,6 +227,9 @@ def _pages(r: web.UrlDispatcher) -> None:
     r.add_get("/imports/{id:\\d+}/changes.csv", changes.changes_csv)
     r.add_get("/imports/{id:\\d+}/{action:approve|reject}", pages.confirm)
     r.add_post("/imports/{id:\\d+}/{action:approve|reject}", pages.decide)
+    # Undo: what it changes, then the undo (daemon/web/views/undoing.py).
+    r.add_get("/imports/{id:\\d+}/undo", undoing.confirm_undo)
+    r.add_post("/imports/{id:\\d+}/undo", undoing.undo_import)
     # The roster.
     r.add_get("/roster", roster.overview)
     r.add_get("/roster/{entity}", roster.list_page)
@@ -240,6 +246,9 @@ def _pages(r: web.UrlDispatcher) -> None:
     r.add_get("/tenants/{tenant}/setup/keys/remove", setup_keys.confirm_remove)
     r.add_post("/tenants/{tenant}/setup/keys/remove", setup_keys.remove_key)
     r.add_post("/tenants/{tenant}/setup/grade-rules", setup_rules.save_grade_rules)
+    r.add_post("/tenants/{tenant}/setup/windows", setup_windows.add_window)
+    r.add_post("/tenants/{tenant}/setup/windows/remove", setup_windows.remove_window)
+    r.add_post("/tenants/{tenant}/setup/input-format", setup_format.save_input_format)
     # Choose Files: upload the five files, see the dry run, Process Import.
     r.add_get("/upload", upload.choose)
     r.add_get("/tenants/{tenant}/upload", upload.show)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from daemon.config import WebSettings
+from daemon.config import WebSettings, WindowSettings
 from daemon.pipeline import Pipeline
 from daemon.store.database import Database
 from daemon.store.users import Session
@@ -65,6 +65,7 @@ class WebContext:
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
     # "Forgot password" requests, throttled apart from the sign-ins (views/account.py).
     reset_throttle: SigninThrottle = field(default_factory=lambda: SigninThrottle(RESET_POLICY))
+    windows: WindowSettings = field(default_factory=WindowSettings)  # [windows]: the Setup page's
 
 
 CONTEXT = web.AppKey("context", WebContext)

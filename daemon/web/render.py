@@ -8,6 +8,7 @@ import jinja2
 from aiohttp import web
 
 from daemon.notify.figures import when
+from daemon.roster.outcome import format_label
 
 
 class Templates:
@@ -21,6 +22,7 @@ class Templates:
         )
         self.env.filters["when"] = when
         self.env.filters["label"] = lambda state: str(state).replace("_", " ")
+        self.env.filters["format_label"] = format_label
 
     def page(self, name: str, status: int = 200, **values: Any) -> web.Response:
         html = self.env.get_template(name).render(**values)

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from daemon.config import DataPaths, WebSettings
+from daemon.config import DataPaths, WebSettings, WindowSettings
 from daemon.dryrun import DryRunner
 from daemon.errors import ConfigError
 from daemon.pipeline import Pipeline
@@ -41,6 +41,7 @@ class WebServer:
         import_done: Callable[[int], None] = lambda _import_id: None,
         dry_runs: DryRunner | None = None,
         submit_import: Callable[[str, int], None] | None = None,
+        windows: WindowSettings | None = None,
     ) -> None:
         """`dry_runs` and `submit_import` (the daemon's import worker) make Choose Files."""
         self.settings = settings
@@ -49,6 +50,7 @@ class WebServer:
         self.pipeline = pipeline
         self.sftp = sftp
         self.import_done = import_done
+        self.windows = windows or WindowSettings()  # the Setup page's pause windows' days
         self.uploads = (
             UploadDesk(DataPaths(data_dir), settings, dry_runs, submit_import)
             if dry_runs is not None and submit_import is not None
@@ -77,6 +79,7 @@ class WebServer:
             import_done=self.import_done,
             uploads=self.uploads,
             proxies=TrustedProxies(self.settings.proxy_networks()),
+            windows=self.windows,
         )
 
     async def start(self) -> None:

@@ -304,3 +304,74 @@ def test_a_district_sets_up_its_sftp_login_addresses_and_thresholds(
     assert shown["emails"] == [f"it@{tenant}.example.org"]
     assert shown["settings"]["max_row_errors"] == 3
     assert shown["settings"]["max_deactivate_percent"] == 10.0  # the refused form changed nothing
+
+    # A district whose SIS exports OneRoster says so (docs/oneroster.md).
+    page.get_by_label("OneRoster 1.1 or 1.2 CSV (loose files or one .zip)").check()
+    page.get_by_role("button", name="Save upload format").click()
+    assert page.get_by_role("status").inner_text() == "The upload format was saved."
+    shown = json.loads(manager.site.cli("tenant", "show", tenant, "--json").stdout)
+    assert shown["settings"]["input_format"] == "oneroster"
+
+def test_a_district_undoes_an_import_approved_by_mistake(page: Any, manager: Manager) -> None:
+    """Issue 14: the Undo button, its confirmation (the plan, the change browser of what it
+    reverses), CSRF, another tenant's 404, the audit log, and the roster back as it was."""
+    tenant, admin = manager.district()
+    files = clever.minimal_files()
+    first = manager.run_import(tenant, files)
+    before = manager.site.roster(tenant)
+    files["students.csv"] = [
+        ["SCH1", "S1", "Ann", "Leigh", "ann@students.org", "ann", "04"],
+        ["SCH1", "S3", "Cy", "Ng", "", "cy", "05"],
+    ]
+    files["enrollments.csv"] = [["SCH1", "SEC1", "S1"]]
+    bad = manager.run_import(tenant, files)
+    assert manager.state(bad) == "imported"
+    _, other_admin = manager.district()
+
+    page.goto(f"/imports/{first}")
+    sign_in(page, admin)
+    page.wait_for_url(re.compile(rf"/imports/{first}$"))
+    page.get_by_role("button", name="Undo").click()  # an older one: undone back to it
+    assert (
+        f"is not the newest applied import (#{bad} is)"
+        in page.locator("#undo-back-to").inner_text()
+    )
+    page.goto(f"/imports/{bad}")
+    page.get_by_role("button", name="Undo").click()
+    assert page.locator("#undo-back-to").count() == 0
+    changes = page.locator("ul.changes").inner_text()
+    assert "deactivate 1 student" in changes  # S3, which the bad import added
+    assert "update 1 student" in changes  # Ann's name and grade back
+    assert "reactivate 1 student, 1 enrollment" in changes  # Bob and his class
+    lists = page.locator("ul.change-lists")
+    assert lists.get_by_role("link", name=f"Import #{bad}").get_attribute("href") == (
+        f"/imports/{bad}/changes"
+    )
+    forged = page.request.post(f"/imports/{bad}/undo", form={"note": "forged"})
+    assert forged.status == 403
+    page.get_by_label("Note (optional, kept in the audit log)").fill("approved by mistake")
+    screenshot(page, "undo")
+    page.get_by_role("button", name="Confirm the undo").click()
+
+    assert "Undone: the roster is back to what it was before import" in (
+        page.get_by_role("status").inner_text()
+    )
+    assert manager.site.roster(tenant) == before
+    undo_id = next(r["id"] for r in manager.site.imports() if r["source"] == "undo"
+                   and r["tenant"] == tenant)  # fmt: skip
+    assert page.url.endswith(f"/imports/{bad}/undo")
+    assert page.get_by_role("heading", level=1).inner_text().startswith(f"Import #{undo_id}")
+    audit = page.locator("#audit + table").inner_text()
+    assert "undo" in audit
+    assert "approved by mistake" in audit
+    assert admin in audit
+
+    page.get_by_role("button", name="Sign out").click()
+    page.goto("/signin")
+    sign_in(page, other_admin)
+    page.wait_for_url(re.compile(r"/imports$"))
+    assert page.request.get(f"/imports/{undo_id}/undo").status == 404
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    refused = page.request.post(f"/imports/{undo_id}/undo", form={"csrf_token": token or ""})
+    assert refused.status == 404
+    assert manager.site.roster(tenant) == before

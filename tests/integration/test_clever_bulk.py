@@ -152,15 +152,20 @@ def _keys(file: tuple[list[str], list[list[str]]], *columns: str) -> list[tuple[
     return sorted({(row[where[0]], row[where[1]]) for row in rows})
 
 
-@settings(
+# How many uploads engines are compared on, and the grade rules they are read with.
+MESSY_UPLOADS = settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+GRADE_RULES = st.sampled_from([{}, {"1st": "01", "K": "PK"}])
+
+
+@MESSY_UPLOADS
 @given(
     files=upload(),
     batch_rows=st.sampled_from([1, 2, 3, 10_000]),
-    rules=st.sampled_from([{}, {"1st": "01", "K": "PK"}]),
+    rules=GRADE_RULES,
     tail=st.sampled_from(["", "\r\n", ",,,\r\n\r\n"]),
 )
 def test_bulk_and_careful_paths_agree(
@@ -176,8 +181,8 @@ def test_bulk_and_careful_paths_agree(
             write_csv(folder / name, header, rows, tail=tail)
         # Small batches put plain and messy batches side by side in one file.
         patch.setattr(reader, "BATCH_ROWS", batch_rows)
-        bulk = check_folder(folder, tenant, bulk=True)
-        careful = check_folder(folder, tenant, bulk=False)
+        bulk = check_folder(folder, tenant, engine="batch")
+        careful = check_folder(folder, tenant, engine="careful")
 
     assert bulk.problems == careful.problems
     assert bulk.records == careful.records

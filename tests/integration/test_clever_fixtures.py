@@ -1,7 +1,7 @@
 """Validating uploads shaped like real SIS exports: every problem exact, every record as stored.
 
-Each test runs both ways: the bulk path (plain batches checked in C) and the careful row-by-row
-path must agree on every record and every problem.
+Each test runs with every engine (columnar, batched, careful row by row): all must agree on
+every record and every problem.
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 
 from daemon.clever.header import MAX_COLUMNS
+from daemon.clever.validate import ENGINES, Engine
 from daemon.roster.problems import MAX_MESSAGE_CHARS
 from daemon.roster.tenant import TenantSettings
 from tests.support.clever import FIXTURES, check_folder, minimal_files, write_upload
 from tests.support.sample import PASSWORDS, SAMPLE
 from tests.support.sample import RECORDS as SAMPLE_RECORDS
 
-pytestmark = pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "careful"])
+pytestmark = pytest.mark.parametrize("engine", ENGINES)
 
 
-def test_a_real_sis_export_imports_with_warnings_only(bulk: bool) -> None:
-    checked = check_folder(FIXTURES / "sis_export", bulk=bulk)
+def test_a_real_sis_export_imports_with_warnings_only(engine: Engine) -> None:
+    checked = check_folder(FIXTURES / "sis_export", engine=engine)
 
     assert not checked.validation.fatal
     assert checked.validation.error_rows == 0
@@ -117,8 +118,8 @@ def test_a_real_sis_export_imports_with_warnings_only(bulk: bool) -> None:
     assert (files["students.csv"].rows, files["enrollments.csv"].rows) == (5, 7)
 
 
-def test_every_row_error_names_its_file_line_and_column(bulk: bool) -> None:
-    checked = check_folder(FIXTURES / "broken_rows", bulk=bulk)
+def test_every_row_error_names_its_file_line_and_column(engine: Engine) -> None:
+    checked = check_folder(FIXTURES / "broken_rows", engine=engine)
 
     assert not checked.validation.fatal
     assert checked.codes() == [
@@ -187,8 +188,8 @@ def test_every_row_error_names_its_file_line_and_column(bulk: bool) -> None:
     }
 
 
-def test_broken_rows_drop_the_least_their_problem_requires(bulk: bool) -> None:
-    checked = check_folder(FIXTURES / "broken_rows", bulk=bulk)
+def test_broken_rows_drop_the_least_their_problem_requires(engine: Engine) -> None:
+    checked = check_folder(FIXTURES / "broken_rows", engine=engine)
 
     # A bad required value with the key complete and the school in the upload: the record
     # is held (kept as it is, never deactivated).
@@ -235,14 +236,14 @@ def _replace(folder: Path, name: str, data: bytes) -> Path:
     return folder
 
 
-def test_a_windows_1252_file_is_decoded_knowingly(bulk: bool, upload: Path) -> None:
+def test_a_windows_1252_file_is_decoded_knowingly(engine: Engine, upload: Path) -> None:
     text = "school_id,student_id,first_name,last_name,student_email,username,grade\r\n"
     text += "SCH1,S1,Ann,Lee,ann@students.org,ann,03\r\n"
     text += "SCH1,S2,Ren\u00e9e,C\u00f4t\u00e9,,bob,04\r\n"
     _replace(upload, "students.csv", text.encode("cp1252"))
     assert b"Ren\xe9e" in (upload / "students.csv").read_bytes()
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     assert checked.codes() == [("warning", "students.csv", 3, None, "decoded_as_windows1252")]
     assert "read as Windows-1252" in checked.problems[0].message
@@ -250,22 +251,22 @@ def test_a_windows_1252_file_is_decoded_knowingly(bulk: bool, upload: Path) -> N
 
 
 def test_a_windows_1252_file_fails_when_the_tenant_wants_utf8_only(
-    bulk: bool, upload: Path
+    engine: Engine, upload: Path
 ) -> None:
     text = "school_id,school_name\nSCH1,Lincoln\nSCH2,\u00c9cole Saint-\u00c9tienne\n"
     _replace(upload, "schools.csv", text.encode("cp1252"))
 
-    checked = check_folder(upload, TenantSettings(fallback_encoding=""), bulk=bulk)
+    checked = check_folder(upload, TenantSettings(fallback_encoding=""), engine=engine)
 
     assert checked.validation.fatal
     assert checked.codes() == [("fatal", "schools.csv", 3, None, "not_utf8")]
     assert "save or export it as UTF-8" in checked.problems[0].message
 
 
-def test_bytes_that_are_neither_utf8_nor_windows_1252_fail(bulk: bool, upload: Path) -> None:
+def test_bytes_that_are_neither_utf8_nor_windows_1252_fail(engine: Engine, upload: Path) -> None:
     _replace(upload, "schools.csv", b"school_id,school_name\nSCH1,Lin\x81coln\n")
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     assert checked.codes() == [("fatal", "schools.csv", 2, None, "not_utf8")]
 
@@ -348,30 +349,32 @@ HEADER_ONLY = b"school_id,section_id,student_id\r\n"
     ],
 )
 def test_fatal_problems_fail_the_upload(
-    bulk: bool, upload: Path, name: str, data: bytes, expected: tuple[object, ...]
+    engine: Engine, upload: Path, name: str, data: bytes, expected: tuple[object, ...]
 ) -> None:
-    checked = check_folder(_replace(upload, name, data), bulk=bulk)
+    checked = check_folder(_replace(upload, name, data), engine=engine)
 
     assert checked.validation.fatal
     assert [c for c in checked.codes() if c[0] == "fatal"] == [expected]
 
 
-def test_a_runaway_quote_says_which_lines_it_swallowed(bulk: bool, upload: Path) -> None:
+def test_a_runaway_quote_says_which_lines_it_swallowed(engine: Engine, upload: Path) -> None:
     data = b'school_id,school_name\r\nSCH1,"Lincoln\r\nSCH2,Washington\r\nSCH3,Adams\r\n'
 
-    checked = check_folder(_replace(upload, "schools.csv", data), bulk=bulk)
+    checked = check_folder(_replace(upload, "schools.csv", data), engine=engine)
 
     assert checked.problems[0].message == (
         "a quoted value opened on line 2 never closes: it swallows lines 2-4, the end of the file"
     )
 
 
-def test_a_missing_file_is_fatal_and_file_names_match_in_any_case(bulk: bool, upload: Path) -> None:
+def test_a_missing_file_is_fatal_and_file_names_match_in_any_case(
+    engine: Engine, upload: Path
+) -> None:
     (upload / "sections.csv").unlink()
     (upload / "students.csv").rename(upload / "STUDENTS.CSV")
     (upload / "notes.txt").write_text("not part of the set")
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     assert checked.validation.fatal
     assert checked.codes() == [
@@ -381,7 +384,7 @@ def test_a_missing_file_is_fatal_and_file_names_match_in_any_case(bulk: bool, up
     assert checked.problems[1].message.endswith(": notes.txt")
 
 
-def test_misshapen_rows_are_reported_in_line_order(bulk: bool, upload: Path) -> None:
+def test_misshapen_rows_are_reported_in_line_order(engine: Engine, upload: Path) -> None:
     rows = b"".join(b"SCH1,S%d,A,B,s%d@x.org,,03\n" % (i, i) for i in range(1, 6))
     data = (
         b"school_id,student_id,first_name,last_name,student_email,username,grade\n"
@@ -391,7 +394,7 @@ def test_misshapen_rows_are_reported_in_line_order(bulk: bool, upload: Path) -> 
         + b"SCH1,S8,A,B,s8@x.org,,XX\n"  # line 9: a bad grade
     )
 
-    checked = check_folder(_replace(upload, "students.csv", data), bulk=bulk)
+    checked = check_folder(_replace(upload, "students.csv", data), engine=engine)
 
     assert [c for c in checked.codes() if c[1] == "students.csv"] == [
         ("warning", "students.csv", 7, "grade", "bad_grade"),
@@ -400,9 +403,9 @@ def test_misshapen_rows_are_reported_in_line_order(bulk: bool, upload: Path) -> 
     ]
 
 
-def test_extra_columns_can_be_ignored(bulk: bool) -> None:
+def test_extra_columns_can_be_ignored(engine: Engine) -> None:
     checked = check_folder(
-        FIXTURES / "sis_export", TenantSettings(keep_extra_columns=False), bulk=bulk
+        FIXTURES / "sis_export", TenantSettings(keep_extra_columns=False), engine=engine
     )
 
     assert {r[-1] for r in checked.fresh("students")} == {None}
@@ -418,7 +421,7 @@ def upload(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
 @pytest.mark.parametrize("final_newline", [True, False], ids=["ended", "unended"])
 def test_line_endings_do_not_change_records_or_line_numbers(
-    bulk: bool, upload: Path, newline: str, final_newline: bool
+    engine: Engine, upload: Path, newline: str, final_newline: bool
 ) -> None:
     lines = [
         "school_id,student_id,first_name,last_name,student_email,username,grade",
@@ -430,7 +433,7 @@ def test_line_endings_do_not_change_records_or_line_numbers(
     text = newline.join(lines) + (newline if final_newline else "")
     _replace(upload, "students.csv", text.encode())
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     assert [c for c in checked.codes() if c[1] == "students.csv"] == [
         ("error", "students.csv", 2, "first_name", "line_break_in_value"),
@@ -444,7 +447,7 @@ def test_line_endings_do_not_change_records_or_line_numbers(
 
 
 def test_a_file_mixing_utf8_and_windows_1252_fails_rather_than_garble(
-    bulk: bool, upload: Path
+    engine: Engine, upload: Path
 ) -> None:
     """Read as Windows-1252, the UTF-8 José on line 2 would become 'JosÃ©'."""
     data = (
@@ -453,16 +456,18 @@ def test_a_file_mixing_utf8_and_windows_1252_fails_rather_than_garble(
         + "SCH1,S2,Renée,Kim,,bob,04\r\n".encode("cp1252")
     )
 
-    checked = check_folder(_replace(upload, "students.csv", data), bulk=bulk)
+    checked = check_folder(_replace(upload, "students.csv", data), engine=engine)
 
     assert checked.codes() == [("fatal", "students.csv", 3, None, "not_utf8")]
     assert "mixes UTF-8" in checked.problems[0].message
 
 
-def test_a_byte_order_mark_before_windows_1252_text_is_not_mixing(bulk: bool, upload: Path) -> None:
+def test_a_byte_order_mark_before_windows_1252_text_is_not_mixing(
+    engine: Engine, upload: Path
+) -> None:
     data = b"\xef\xbb\xbfschool_id,school_name\r\nSCH1,Lyc\xe9e Saint-Jean\r\n"
 
-    checked = check_folder(_replace(upload, "schools.csv", data), bulk=bulk)
+    checked = check_folder(_replace(upload, "schools.csv", data), engine=engine)
 
     assert checked.codes() == [("warning", "schools.csv", 2, None, "decoded_as_windows1252")]
     assert checked.fresh("schools") == [("SCH1", "Lycée Saint-Jean", None)]
@@ -475,12 +480,12 @@ SAMPLE_SCHOOLS = (
 )
 
 
-def test_a_full_clever_export_imports_whole(bulk: bool) -> None:
+def test_a_full_clever_export_imports_whole(engine: Engine) -> None:
     """Shaped like Clever's own sample district: Clever's columns and grade spellings, M/D/YY
     terms, plain-text passwords, empty course names, a teacher listed under another school,
     CR-only line ends (schools.csv), lower-case alphabetical headers (teachers.csv), no final
     line break (enrollments.csv). Only the co-teacher who is in no file is an error."""
-    checked = check_folder(SAMPLE, bulk=bulk)
+    checked = check_folder(SAMPLE, engine=engine)
 
     assert not checked.validation.fatal
     rows = {name: (f.rows, f.errors) for name, f in checked.validation.files.items()}
@@ -548,13 +553,13 @@ def test_a_full_clever_export_imports_whole(bulk: bool) -> None:
         assert password not in stored
 
 
-def test_a_oneroster_file_is_named_as_such(bulk: bool, upload: Path) -> None:
+def test_a_oneroster_file_is_named_as_such(engine: Engine, upload: Path) -> None:
     data = (
         b"sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role\r\n"
         b"e1,active,2026-08-01,c1,s1,u1,student\r\n"
     )
 
-    checked = check_folder(_replace(upload, "enrollments.csv", data), bulk=bulk)
+    checked = check_folder(_replace(upload, "enrollments.csv", data), engine=engine)
 
     assert checked.codes() == [("fatal", "enrollments.csv", 1, None, "other_format")]
     assert checked.problems[0].message == (
@@ -565,7 +570,7 @@ def test_a_oneroster_file_is_named_as_such(bulk: bool, upload: Path) -> None:
 
 
 def test_optional_columns_missing_from_the_header_are_read_as_empty(
-    bulk: bool, upload: Path
+    engine: Engine, upload: Path
 ) -> None:
     (upload / "students.csv").write_text(
         "school_id,student_id,first_name,last_name,username\nSCH1,S1,Ann,Lee,ann\n"
@@ -575,7 +580,7 @@ def test_optional_columns_missing_from_the_header_are_read_as_empty(
     )
     (upload / "enrollments.csv").write_text("school_id,section_id,student_id\nSCH1,SEC1,S1\n")
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     absent = {p.file: p.message for p in checked.problems if p.code == "absent_column"}
     assert absent == {
@@ -589,7 +594,7 @@ def test_optional_columns_missing_from_the_header_are_read_as_empty(
     assert checked.validation.error_rows == 0
 
 
-def test_a_dependent_row_names_the_root_cause(bulk: bool, upload: Path) -> None:
+def test_a_dependent_row_names_the_root_cause(engine: Engine, upload: Path) -> None:
     (upload / "students.csv").write_text(
         "school_id,student_id,first_name,last_name,student_email,username,grade\n"
         "SCH1,S1,Ann,Lee,,ann,03\n"
@@ -609,7 +614,7 @@ def test_a_dependent_row_names_the_root_cause(bulk: bool, upload: Path) -> None:
         + "SCH1,SEC2,S1\n"  # SEC2 is a section of SCH2
     )
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     messages = [
         (p.file, p.line, p.code, p.message) for p in checked.problems if p.severity == "error"
@@ -638,12 +643,12 @@ def test_a_dependent_row_names_the_root_cause(bulk: bool, upload: Path) -> None:
     ]
 
 
-def test_a_header_wider_than_any_roster_is_one_fatal_problem(bulk: bool, upload: Path) -> None:
+def test_a_header_wider_than_any_roster_is_one_fatal_problem(engine: Engine, upload: Path) -> None:
     required = "school_id,school_name"
     widest = ",".join([required, *(f"c{n}" for n in range(MAX_COLUMNS - 2))])
     (upload / "schools.csv").write_text(f"{widest}\nSCH1,Lincoln{',' * (MAX_COLUMNS - 2)}\n")
 
-    at_the_limit = check_folder(upload, bulk=bulk)
+    at_the_limit = check_folder(upload, engine=engine)
 
     assert not at_the_limit.validation.fatal
     [extra] = [p for p in at_the_limit.problems if p.code == "extra_columns"]
@@ -651,16 +656,16 @@ def test_a_header_wider_than_any_roster_is_one_fatal_problem(bulk: bool, upload:
     assert extra.message.endswith("more characters)")  # cut, and says how much
     (upload / "schools.csv").write_text(f"{widest},one_more\nSCH1,Lincoln{',' * MAX_COLUMNS}\n")
 
-    past_it = check_folder(upload, bulk=bulk)
+    past_it = check_folder(upload, engine=engine)
 
     assert past_it.codes() == [("fatal", "schools.csv", 1, None, "too_many_columns")]
 
 
-def test_a_header_repeating_names_is_one_fatal_problem(bulk: bool, upload: Path) -> None:
+def test_a_header_repeating_names_is_one_fatal_problem(engine: Engine, upload: Path) -> None:
     header = ",".join(["school_id", "school_name", *(["x"] * 900), "y", "y"])
     (upload / "schools.csv").write_text(f"{header}\nSCH1,Lincoln\n")
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     assert checked.codes() == [("fatal", "schools.csv", 1, "x", "duplicate_column")]
     assert checked.problems[0].message == (
@@ -669,7 +674,9 @@ def test_a_header_repeating_names_is_one_fatal_problem(bulk: bool, upload: Path)
     )
 
 
-def test_a_stray_quote_that_swallows_rows_is_an_error_naming_them(bulk: bool, upload: Path) -> None:
+def test_a_stray_quote_that_swallows_rows_is_an_error_naming_them(
+    engine: Engine, upload: Path
+) -> None:
     """The quote opened by mistake before Bob closes at "Smith, Jr." eight lines on: the csv
     module reads those lines as Bob's first name."""
     rows = [f"SCH1,S{n},Al{n},Lee,,al{n},05" for n in range(3, 10)]
@@ -686,7 +693,7 @@ def test_a_stray_quote_that_swallows_rows_is_an_error_naming_them(bulk: bool, up
     )
     (upload / "students.csv").write_text(data)
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     [problem] = [p for p in checked.problems if p.file == "students.csv"]
     assert (problem.severity.value, problem.line, problem.column, problem.code) == (
@@ -709,7 +716,7 @@ def test_a_stray_quote_that_swallows_rows_is_an_error_naming_them(bulk: bool, up
     ],
 )
 def test_a_stray_quote_in_any_column_is_an_error_that_quotes_no_other_row(
-    bulk: bool, upload: Path, header: str, row: str, column: str
+    engine: Engine, upload: Path, header: str, row: str, column: str
 ) -> None:
     """Whatever column the quote opens in, the rows it takes in are missing from the file:
     the import must pause, and the problem must not echo them (their passwords among them)."""
@@ -724,7 +731,7 @@ def test_a_stray_quote_in_any_column_is_an_error_that_quotes_no_other_row(
     (upload / "students.csv").write_text("\n".join(lines) + "\n")
     (upload / "enrollments.csv").write_text("school_id,section_id,student_id\nSCH1,SEC1,S1\n")
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     [problem] = [p for p in checked.problems if p.code == "line_break_in_value"]
     assert (problem.severity.value, problem.line, problem.column) == ("error", 3, column)
@@ -733,13 +740,15 @@ def test_a_stray_quote_in_any_column_is_an_error_that_quotes_no_other_row(
     assert checked.validation.error_rows == 1  # any error pauses the import by default
 
 
-def test_a_teacher_number_past_any_position_is_an_extra_column(bulk: bool, upload: Path) -> None:
+def test_a_teacher_number_past_any_position_is_an_extra_column(
+    engine: Engine, upload: Path
+) -> None:
     (upload / "sections.csv").write_text(
         "school_id,section_id,teacher_id,teacher_999_id,teacher_99999999999999999999_id,"
         "course_name\nSCH1,SEC1,T1,T2,T2,Math 3\n"
     )
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     assert not checked.validation.fatal
     links = {(r[2], r[3]) for r in checked.fresh("section_teachers")}
@@ -749,7 +758,7 @@ def test_a_teacher_number_past_any_position_is_an_extra_column(bulk: bool, uploa
 
 
 def test_a_teacher_listed_under_two_other_schools_is_linked_where_imported(
-    bulk: bool, upload: Path
+    engine: Engine, upload: Path
 ) -> None:
     (upload / "schools.csv").write_text("school_id,school_name\nA,Adams\nB,Brook\nSCH1,Lincoln\n")
     (upload / "teachers.csv").write_text(
@@ -762,7 +771,7 @@ def test_a_teacher_listed_under_two_other_schools_is_linked_where_imported(
         "school_id,section_id,teacher_id,teacher_2_id,course_name\nSCH1,SEC1,T1,T9,Math\n"
     )
 
-    checked = check_folder(upload, bulk=bulk)
+    checked = check_folder(upload, engine=engine)
 
     assert ("SCH1", "SEC1", "T9", 2) in checked.fresh("section_teachers")
     [linked] = [

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from daemon.clever.validate import ENGINES, Engine
 from tests.support.clever import check_folder
 
 SCHOOLS = ["SCH1", "SCH2"]
@@ -145,13 +146,13 @@ styles = st.fixed_dictionaries(
 )
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "careful"])
+@pytest.mark.parametrize("engine", ENGINES)
 @hypothesis_settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(district=districts(), style=st.lists(styles, min_size=5, max_size=5))
 def test_any_mix_of_quirks_imports_every_row_whose_required_values_are_good(
-    bulk: bool, district: District, style: list[dict[str, Any]]
+    engine: Engine, district: District, style: list[dict[str, Any]]
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -159,7 +160,7 @@ def test_any_mix_of_quirks_imports_every_row_whose_required_values_are_good(
             _write(folder, name, rows, file_style)
         if not district.files["enrollments"]:
             return  # a file with no data rows is fatal: another test's business
-        checked = check_folder(folder, bulk=bulk)
+        checked = check_folder(folder, engine=engine)
 
     assert not checked.validation.fatal, checked.problems
     for problem in checked.problems:

@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import asyncssh
-import paramiko
 import pytest
 from sftp_fixtures import Directory
 
@@ -15,20 +14,11 @@ from daemon import hostkeyfiles
 from daemon.config import SftpSettings
 from daemon.sftp import SftpError, SftpServer, host_key_fingerprints, load_or_create_host_keys
 from daemon.sftp.hostkeys import HOST_KEY_SPECS
+from tests.support import drop
 
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def _server_fingerprint(port: int) -> str:
-    transport = paramiko.Transport(("127.0.0.1", port))
-    try:
-        transport.start_client(timeout=10)
-        key = transport.get_remote_server_key()
-        return f"{key.get_name()} {key.fingerprint}"
-    finally:
-        transport.close()
 
 
 async def test_keys_are_created_private_and_reused_across_restarts(tmp_path: Path) -> None:
@@ -38,7 +28,7 @@ async def test_keys_are_created_private_and_reused_across_restarts(tmp_path: Pat
         server = SftpServer(SftpSettings(host="127.0.0.1", port=0), directory, Directory())
         await server.start()
         try:
-            seen.append(await asyncio.to_thread(_server_fingerprint, server.port))
+            seen.append(await asyncio.to_thread(drop.server_fingerprint, server.port))
         finally:
             await server.close(timeout=1)
     assert seen[0] == seen[1]

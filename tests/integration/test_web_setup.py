@@ -31,7 +31,7 @@ NORTH_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFHQQ+4bQaPB241NUyyDTSiwqIkc33Ir8WKgIE5n/yp8 north-sis"
 )
 NORTH_FINGERPRINT = publickeys.read_key(NORTH_KEY).fingerprint
-POSTS = ("password", "emails", "thresholds", "keys", "keys/remove", "grade-rules")
+POSTS = ("password", "emails", "thresholds", "keys", "keys/remove", "grade-rules", "input-format")
 FORMS = {
     "password": {},
     "keys": {
@@ -39,6 +39,7 @@ FORMS = {
     },
     "keys/remove": {"fingerprint": NORTH_FINGERPRINT},
     "grade-rules": {"grade_rules": "K=KG", "common_grade_rules": "on"},
+    "input-format": {"input_format": "oneroster"},
     "emails": {"emails": "new@north.example.org"},
     "thresholds": {
         "max_deactivate_percent": "20",

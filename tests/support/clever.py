@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from daemon.clever.files import find_files
-from daemon.clever.validate import Validation, fingerprints, validate
+from daemon.clever.validate import Engine, Validation, fingerprints, validate
 from daemon.roster.entities import BY_NAME, ENTITIES
 from daemon.roster.problems import Problem, ProblemLog
 from daemon.roster.tenant import TenantSettings
@@ -125,7 +125,7 @@ class Checked:
 
 
 def check_folder(
-    folder: Path, settings: TenantSettings | None = None, *, bulk: bool = True
+    folder: Path, settings: TenantSettings | None = None, *, engine: Engine = "columnar"
 ) -> Checked:
     """Validate `folder` into real staging tables (an in-memory SQLite database) and read
     them back, ordered by line then key."""
@@ -136,7 +136,12 @@ def check_folder(
         with db.read() as conn:
             stage = Stage(conn)
             validation = validate(
-                found, fingerprints(found), settings or TenantSettings(), problems, stage, bulk=bulk
+                found,
+                fingerprints(found),
+                settings or TenantSettings(),
+                problems,
+                stage,
+                engine=engine,
             )
             stage.flush()
             records = {}

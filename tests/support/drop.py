@@ -134,6 +134,17 @@ def sftp_session(
             yield sftp
 
 
+def server_fingerprint(port: int) -> str:
+    """The host key a server on loopback `port` presents: its type and fingerprint."""
+    transport = paramiko.Transport(("127.0.0.1", port))
+    try:
+        transport.start_client(timeout=10)
+        key = transport.get_remote_server_key()
+        return f"{key.get_name()} {key.fingerprint}"
+    finally:
+        transport.close()
+
+
 def upload(
     sftp: paramiko.SFTPClient, files: Mapping[str, bytes], *, filepart: bool = False
 ) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.notify.figures import ENTITY_LABELS, LINK_ENTITY, plural
+from daemon.oneroster.validate import SUMMARIES
 from daemon.roster.entities import BY_NAME, ENTITIES, Entity
 from daemon.roster.outcome import ImportState
 from daemon.roster.plan import EntityChanges
@@ -215,13 +216,18 @@ def figure_href(import_id: int, figure_label: str, column: str) -> str | None:
     kind = _FIGURE_KINDS.get(column)
     if kind is None:
         return None
-    if figure_label.endswith(f"({ENTITY_LABELS[LINK_ENTITY]})"):
+    if figure_label in _ONEROSTER_ENTITIES:  # "users.csv (students)"
+        entity = _ONEROSTER_ENTITIES[figure_label]
+    elif figure_label.endswith(f"({ENTITY_LABELS[LINK_ENTITY]})"):
         entity = LINK_ENTITY
     else:
         entity = next((e.name for e in ENTITIES if e.file == figure_label), "")
     if not entity:
         return None
     return list_href(import_id, entity, kind)
+
+
+_ONEROSTER_ENTITIES = {label: entity for label, _, entity in SUMMARIES if entity}
 
 
 def list_href(import_id: int, entity: str, kind: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,8 @@ from daemon.notify.figures import (
 from daemon.notify.paused import ThresholdLine, threshold_line
 from daemon.notify.problem_list import ProblemLine, problem_lines
 from daemon.roster.entities import ENTITIES
-from daemon.roster.outcome import ImportReport, ImportState
+from daemon.roster.outcome import ImportReport, ImportState, format_label
+from daemon.roster.plan import EntityChanges
 from daemon.roster.problems import Problem
 from daemon.store import imports, tenants, users
 from daemon.store.database import Database
@@ -184,6 +185,11 @@ class ImportView:
         return self.record.state is ImportState.PAUSED
 
     @property
+    def applied(self) -> bool:
+        """Whether it can be undone (daemon/undo.py: back to it, if a newer one was applied)."""
+        return self.record.state in imports.APPLIED
+
+    @property
     def problems_kept(self) -> int:
         return len(self.report.problems)
 
@@ -251,7 +257,8 @@ def problem_page(problems: Sequence[Problem], chosen: ProblemFilter) -> ProblemP
 
 
 def timeline(record: ImportRecord, report: ImportReport) -> list[Step]:
-    steps = [Step("received", record.received_at, f"by {record.source}")]
+    how = f"by {record.source} · {format_label(record.source_format)}"
+    steps = [Step("received", record.received_at, how)]
     if record.started_at:
         steps.append(Step("validation started", record.started_at))
     if record.state is ImportState.PAUSED:
@@ -273,16 +280,21 @@ def timeline(record: ImportRecord, report: ImportReport) -> list[Step]:
 
 def what_approving_does(report: ImportReport) -> list[str]:
     """The plan's changes as the confirmation says them: "deactivate 600 students"."""
+    return what_changes(report.entities)
+
+
+def what_changes(entities: Mapping[str, EntityChanges]) -> list[str]:
+    """A plan's changes as a confirmation says them (an approval's, an undo's)."""
     said: list[str] = []
     for field_name, verb in _CHANGES:
         counts = [
             plural(
-                getattr(report.entities[e.name], field_name),
+                getattr(entities[e.name], field_name),
                 _singular(ENTITY_LABELS.get(e.name, e.name)),
                 ENTITY_LABELS.get(e.name, e.name),
             )
             for e in ENTITIES
-            if e.name in report.entities and getattr(report.entities[e.name], field_name)
+            if e.name in entities and getattr(entities[e.name], field_name)
         ]
         if counts:
             said.append(f"{verb} {', '.join(counts)}")

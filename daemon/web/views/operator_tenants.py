@@ -11,12 +11,13 @@ from aiohttp import web
 
 from daemon.errors import ConfigError, Conflict
 from daemon.passwords import generate_password, hash_password
-from daemon.store import overview, tenants
+from daemon.store import overview, tenants, windows
 from daemon.store.overview import TenantSummary
 from daemon.web.context import WebContext, context
 from daemon.web.views.operator import audit_operator, operator_only
 from daemon.web.views.pages import page_values
 from daemon.web.views.setup import form_emails
+from daemon.windowclock import window_now
 
 TENANTS_PAGE_SIZE = 100  # tenants per page, by name
 UPLOAD_FOLDER_MODE = 0o750  # as `tenant add` makes it
@@ -86,6 +87,14 @@ async def add_tenant(request: web.Request) -> web.Response:
                 return str(exc)
             detail = "emails: " + (", ".join(emails) or "none")
             audit_operator(conn, ctx, request, user, "tenant_added", detail, added.id)
+            default = windows.add_yearly(
+                conn, added.id, ctx.windows.new_tenant, zone=ctx.windows.zone(),
+                now=window_now(ctx.clock), by=user.name,
+            )  # fmt: skip
+            if default is not None:  # [windows] new_tenant, as `tenant add` adds it
+                audit_operator(
+                    conn, ctx, request, user, "pause_window_added", default.described(), added.id
+                )
         # Its /upload folder, as `tenant add` makes it, so its first login finds it.
         ctx.pipeline.paths.upload_dir(name).mkdir(
             parents=True, exist_ok=True, mode=UPLOAD_FOLDER_MODE

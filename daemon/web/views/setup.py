@@ -20,6 +20,8 @@ from daemon.store.tenants import Tenant
 from daemon.web.context import context
 from daemon.web.views.pages import page_values, signed_in, tenant_chooser
 from daemon.web.views.setup_page import (
+    PER_SCHOOL,
+    PER_SCHOOL_SHOWN,
     THRESHOLDS,
     SetupForm,
     audit_change,
@@ -151,6 +153,10 @@ def _threshold_changes(
             continue
         if value != getattr(current, name):
             changes[name] = value
+    # An unticked box sends nothing: only a form that showed it (its marker) turns it off.
+    per_school = posted.get(PER_SCHOOL, "") != ""
+    if posted.get(PER_SCHOOL_SHOWN) and per_school != current.per_school:
+        changes[PER_SCHOOL] = per_school
     return changes, errors
 
 
@@ -160,6 +166,8 @@ async def save_thresholds(request: web.Request) -> web.Response:
     name = request.match_info["tenant"]
     form = await request.post()
     posted = {key: str(form.get(key, "") or "") for key, _, _ in THRESHOLDS}
+    for key in (PER_SCHOOL, PER_SCHOOL_SHOWN):
+        posted[key] = str(form.get(key, "") or "")
 
     def store() -> tuple[Tenant, dict[str, str], dict[str, Any]]:
         with ctx.db.write() as conn:

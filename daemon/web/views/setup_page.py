@@ -15,11 +15,12 @@ from daemon.clever.values import COMMON_GRADE_RULES
 from daemon.errors import ConfigError, NotFound
 from daemon.hostkeyfiles import host_key_fingerprints
 from daemon.roster.tenant import TenantSettings
-from daemon.store import tenants, users
+from daemon.store import tenants, users, windows
 from daemon.store.tenants import Tenant
 from daemon.store.users import User
 from daemon.web.context import SftpDetails, WebContext, address, context
 from daemon.web.views.pages import int_param, page_values
+from daemon.windowclock import window_now
 
 UPLOAD_DIRECTORY = "/upload"  # every tenant's jail has it (sftp/jail.py)
 SETUP_AUDIT_PAGE_SIZE = 20  # audit entries per page of the Setup page
@@ -30,6 +31,16 @@ THRESHOLDS = (
     ("threshold_floor", "Threshold floor", int),
     ("max_row_errors", "Max row errors", int),
 )
+PER_SCHOOL = "per_school"  # the thresholds form's checkbox: count deactivations per school
+PER_SCHOOL_SHOWN = "per_school_shown"  # the form had the box (unticked, it sends nothing)
+
+
+# The upload format's choices (the values are TenantSettings.input_format's; setup_format).
+FORMAT_CHOICES = {
+    "auto": "Tell from the files (a manifest.csv, or a .zip without Clever's files, is OneRoster)",
+    "clever": "Clever: the five files",
+    "oneroster": "OneRoster 1.1 or 1.2 CSV (loose files or one .zip)",
+}
 
 
 @dataclass
@@ -47,6 +58,8 @@ class SetupForm:
     rules_error: str = ""
     rules_text: str | None = None
     rules_common: bool | None = None
+    window_error: str = ""
+    window_values: dict[str, str] = field(default_factory=dict)
 
 
 def visible_tenant(conn: Any, user: User, name: str) -> Tenant:
@@ -69,16 +82,29 @@ async def render(
     sftp = await asyncio.to_thread(_sftp_lines, ctx.sftp, tenant)  # a DNS lookup, files
     before = int_param(request.query, "audit_before")
     audit = await asyncio.to_thread(_audit_page, ctx, tenant, before)
+    pause_windows = await asyncio.to_thread(window_rows, ctx, tenant)
     rules = _rules_field(tenant.settings, form)
     older = audit[SETUP_AUDIT_PAGE_SIZE - 1].id if len(audit) > SETUP_AUDIT_PAGE_SIZE else None
     return ctx.templates.page(
         "setup.html.j2", status=status, **page_values(request, f"Setup of {tenant.name}"),
-        tenant=tenant, sftp=sftp,
+        tenant=tenant, sftp=sftp, format_choices=FORMAT_CHOICES,
         thresholds=_threshold_fields(tenant.settings, form), form=form,
+        per_school=(
+            form.threshold_values.get(PER_SCHOOL, "") != ""
+            if form.threshold_values.get(PER_SCHOOL_SHOWN) else tenant.settings.per_school
+        ),
         emails_text=form.emails_text if form.emails_text is not None else "\n".join(tenant.emails),
         keys=_keys(tenant), rules=rules, audit=audit[:SETUP_AUDIT_PAGE_SIZE],
-        audit_older=older,
+        audit_older=older, pause_windows=pause_windows, zone=ctx.windows.timezone,
     )  # fmt: skip
+
+
+def window_rows(ctx: WebContext, tenant: Tenant) -> list[dict[str, Any]]:
+    """The tenant's pause windows as the page lists them, with what each is doing now."""
+    now = window_now(ctx.clock)
+    with ctx.db.read() as conn:
+        found = windows.list_for(conn, tenant.id)
+    return [{"window": w, "state": w.state(now)} for w in found]
 
 
 def _audit_page(ctx: WebContext, tenant: Tenant, before: int | None) -> list[users.AuditEntry]:

@@ -1,0 +1,44 @@
+"""Loading a whole pyarrow table of staged records at once (the columnar engine's output).
+
+PostgreSQL takes it as CSV through `COPY … FROM STDIN` in big chunks: CSV is what pyarrow
+writes in C, and COPY's CSV format tells NULL (nothing) from '' (`""`), as the tuples of the
+careful path do. SQLite takes it through `executemany` in key order, on the pipeline's own
+`sqlite3` connection: one SQLite library per process, one transaction for the whole import.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+# Rows per COPY write (a few MB of CSV) and per executemany batch (as Python objects: kept
+# small, a batch costs memory while it is inserted).
+LOAD_CHUNK_ROWS = 50_000
+SQLITE_CHUNK_ROWS = 10_000
+
+
+def load(conn: Connection, table: sa.Table, records: pa.Table, key: tuple[str, ...]) -> None:
+    """Append `records` (columns named as the table's) to the staging table `table`."""
+    names = [c.name for c in table.columns]
+    records = records.select(names)
+    raw: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)"
+        options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for batch in records.to_batches(LOAD_CHUNK_ROWS):
+                out = io.BytesIO()
+                pacsv.write_csv(batch, out, options)
+                copy.write(out.getbuffer())
+        return
+    # In key order each row lands at the end of the index built on the stage later.
+    records = records.sort_by([(k, "ascending") for k in key])
+    marks = ", ".join("?" * len(names))
+    insert = f"INSERT INTO temp.{table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
+    for batch in records.to_batches(SQLITE_CHUNK_ROWS):
+        raw.executemany(insert, zip(*(column.to_pylist() for column in batch.columns), strict=True))
