@@ -8,7 +8,7 @@ from the moment the fifth file's close is acknowledged to the import's finished_
 read from the database. A first import fills the roster (every row inserted); then each of the
 `--uploads` re-uploads changes about 1 % of the rows (a day's changes). Every import's latency
 is printed, then the first import's and the median of the re-uploads', each split into the
-settle time and the rest. Target (issue 3), for either: the settle time plus under 2 s. Then
+settle time and the rest. Target (issue 12), for either: the settle time plus at most 1 s. Then
 50 tenants each open an SFTP session and leave it idle, and the resident memory of the daemon's
 main process is shown, before and with them (its fork server and helpers, at idle, beside).
 """
@@ -45,6 +45,7 @@ from daemon.store.tables import imports  # noqa: E402
 
 PASSWORD = "bench-password-0123"
 IDLE_SESSIONS = 50
+TARGET_AFTER_SETTLE = 1.0  # seconds from settled to committed (issue 12)
 FILES = ("schools.csv", "teachers.csv", "students.csv", "sections.csv", "enrollments.csv")
 
 
@@ -161,11 +162,13 @@ def measure_latency(port: int, db: Database, work: Path, args: argparse.Namespac
         latencies.append(latency)
     first = latencies[0]
     print(f"first import: {first:.2f} s = settle {args.settle} s"
-          f" + {first - args.settle:.2f} s (target: + under 2 s)")  # fmt: skip
+          f" + {first - args.settle:.2f} s"
+          f" (target: + {TARGET_AFTER_SETTLE} s at most)")  # fmt: skip
     if args.uploads:
         median = statistics.median(latencies[1:])
         print(f"re-uploads, median of {args.uploads}: {median:.2f} s = settle {args.settle} s"
-              f" + {median - args.settle:.2f} s (target: + under 2 s)")  # fmt: skip
+              f" + {median - args.settle:.2f} s"
+              f" (target: + {TARGET_AFTER_SETTLE} s at most)")  # fmt: skip
 
 
 def measure_memory(process: subprocess.Popen[bytes], port: int, log: Path) -> None:

@@ -29,7 +29,7 @@ from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
 from daemon.roster.problems import IDENTICAL_UPLOAD, Problem, ProblemLog
 from daemon.roster.thresholds import TrippedThreshold, evaluate
-from daemon.store import imports, kept_changes, tenants, windows
+from daemon.store import apply, diff, imports, kept_changes, tenants, windows
 from daemon.store.imports import ImportRecord
 from daemon.store.staging import Stage
 from daemon.store.tenants import Tenant
@@ -215,7 +215,7 @@ class Pipeline(Intake):
             testpoint.reached("validated-before-plan")
             if run.validation.fatal:
                 raise _Stop(ImportState.FAILED)
-            run.plan = stage.plan(run.tenant.id, first_import=previous is None)
+            run.plan = diff.plan(stage, run.tenant.id, first_import=previous is None)
             timer.lap("planned")
             held = windows.rules_for(conn, run.tenant.id, window_now(self.now))
             run.tripped = evaluate(
@@ -237,7 +237,7 @@ class Pipeline(Intake):
             # import's paused plan is replaced by what it does now.
             kept_changes.keep(stage, run.plan, run.tenant.id, run.record.id, applied=True)
             timer.lap("kept")
-            stage.apply(run.tenant.id, run.record.id, self.now())
+            apply.apply(stage, run.tenant.id, run.record.id, self.now())
             held.used(conn, run.record.id)
             stage.close()
             timer.lap("applied")
@@ -313,7 +313,7 @@ class Pipeline(Intake):
                 found, fingerprints(found), tenant.settings, problems, stage
             )
             if not validation.fatal:
-                plan = stage.plan(tenant.id, first_import=first_import)
+                plan = diff.plan(stage, tenant.id, first_import=first_import)
                 held = windows.rules_for(conn, tenant.id, window_now(self.now))
                 tripped = evaluate(
                     plan, validation.error_rows, validation.rows_read,
