@@ -25,7 +25,6 @@ from daemon import folders, logs
 from daemon.config import Settings
 from daemon.errors import RosterdropError
 from daemon.pipeline import Pipeline
-from daemon.roster.entities import FILES
 from daemon.roster.outcome import FileSummary
 from daemon.roster.plan import EntityChanges
 from daemon.roster.problems import Problem, ProblemLog, Severity
@@ -86,6 +85,7 @@ def dry_run(
     answer: Path,
     expect: FileIdentity | None,
     report: Path | None = None,
+    input_format: str | None = None,
 ) -> None:
     """The dry run process's body: preview `files` for `tenant`, write the answer as JSON
     (and every problem to the CSV `report`, formula-safe as an import's, when given)."""
@@ -108,10 +108,11 @@ def dry_run(
                 else stack.enter_context(report.open("w", encoding="utf-8", newline=""))
             )
             problems = ProblemLog(out)
-            preview = Pipeline(db, settings.paths, settings.smtp).preview(owner, files, problems)
-        by_name = preview.validation.files
+            pipeline = Pipeline(db, settings.paths, settings.smtp)
+            preview = pipeline.preview(owner, files, problems, input_format)
         result = DryRun(
-            files=tuple(by_name[name] for name in FILES if name in by_name),
+            # In the validator's order: Clever's five, or a OneRoster set's files and entities.
+            files=tuple(preview.validation.files.values()),
             entities=dict(preview.plan.entities) if preview.plan else {},
             tripped=tuple(preview.tripped),
             problems=tuple(preview.problems.kept),
@@ -140,12 +141,19 @@ class DryRunner:
                 self._expect = (stat.st_dev, stat.st_ino)
 
     async def check(
-        self, tenant: str, files: Path, answer: Path, report: Path | None = None
+        self,
+        tenant: str,
+        files: Path,
+        answer: Path,
+        report: Path | None = None,
+        input_format: str | None = None,
     ) -> DryRun:
+        """Dry-run `files` for `tenant` in a process of its own (`input_format`: what they
+        are, else the tenant's setting says)."""
         await asyncio.to_thread(answer.unlink, missing_ok=True)
         process = _CONTEXT.Process(
             target=dry_run,
-            args=(self.settings, tenant, files, answer, self._expect, report),
+            args=(self.settings, tenant, files, answer, self._expect, report, input_format),
             name=f"rosterdrop-dry-run-{tenant}",
         )
         try:

@@ -297,10 +297,17 @@ class Pipeline(Intake):
         )
         return previous.state
 
-    def preview(self, tenant: Tenant, folder: Path, problems: ProblemLog | None = None) -> Preview:
+    def preview(
+        self,
+        tenant: Tenant,
+        folder: Path,
+        problems: ProblemLog | None = None,
+        input_format: str | None = None,
+    ) -> Preview:
         """Validate and plan an upload against the roster without recording anything
-        (`problems`: a log that also writes the report CSV, as a check's does)."""
-        found = uploadset.find_path(folder, tenant.settings.input_format)
+        (`problems`: a log that also writes the report CSV, as a check's does; `input_format`:
+        what the files are, else the tenant's setting says)."""
+        found = uploadset.find_path(folder, input_format or tenant.settings.input_format)
         if folders.claimed(folder):  # a check's spool folder: what sat beside the set
             found.others = folders.others(folder)
         problems = problems or ProblemLog()
@@ -309,8 +316,11 @@ class Pipeline(Intake):
             first_import = imports.last_applied(conn, tenant.id) is None
         with gc_paused(), self.db.read() as conn:
             stage = Stage(conn)
+            # A claimed folder (a check's) is the daemon's: a zip is unpacked there, as an
+            # import's is, not into the system's temporary folder.
+            scratch = folder if folders.claimed(folder) else None
             validation = uploadset.validate(
-                found, fingerprints(found), tenant.settings, problems, stage
+                found, fingerprints(found), tenant.settings, problems, stage, scratch=scratch
             )
             if not validation.fatal:
                 plan = diff.plan(stage, tenant.id, first_import=first_import)

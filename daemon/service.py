@@ -151,6 +151,7 @@ class Service:
             uploads_open=self.sftp.active_uploads,
             mail_queued=self.sender.wake,
             claiming=self.cluster.claiming,
+            input_format=self._input_format,
         )
         self.http = HttpServer(settings.http, self._readiness, self._refresh_metrics)
         # The Import Manager: a listener of its own, never the ops one's /healthz and /metrics.

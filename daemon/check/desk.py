@@ -46,6 +46,7 @@ class CheckDesk:
         uploads_open: Callable[[str, str], int],
         mail_queued: Callable[[], None],
         claiming: Callable[[int], AbstractContextManager[bool]] = lambda _: nullcontext(True),
+        input_format: Callable[[str], str] = lambda _: uploadset.AUTO,
     ) -> None:
         self.db = db
         self.claiming = claiming  # a cluster's claim of the tenant's folders (daemon.cluster)
@@ -54,6 +55,7 @@ class CheckDesk:
             settings.spool,
             settings.paths,
             folder=CHECK_FOLDER,
+            input_format=input_format,  # as the claim reads it: a pinned format's set only
             busy=lambda tenant: (
                 uploads_open(tenant, CHECK_FOLDER) + self.checker.unfinished(tenant)
             ),

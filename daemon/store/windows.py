@@ -211,10 +211,22 @@ def _held(tripped: Iterable[dict[str, Any]]) -> bool:
 def release(conn: Connection, import_id: int, now: datetime, node_id: int | None) -> bool:
     """Send a held import back to be planned and checked as a fresh upload, run by the
     releasing node (`node_id`; None: one node). Only one caller wins (the state is the
-    condition); False when another did, or it was decided since."""
+    condition); False when another did, or it was decided since, or a newer upload of the
+    tenant came (that one supersedes the held one when it starts: an older snapshot must
+    never be applied after it)."""
+    newer = imports.alias("newer")
+    came_since = sa.exists().where(
+        newer.c.tenant_id == imports.c.tenant_id,
+        newer.c.id > imports.c.id,
+        newer.c.source != "undo",  # an undo is no upload (daemon/undo.py SOURCE)
+    )
     result = conn.execute(
         imports.update()
-        .where(imports.c.id == import_id, imports.c.state == str(ImportState.PAUSED))
+        .where(
+            imports.c.id == import_id,
+            imports.c.state == str(ImportState.PAUSED),
+            ~came_since,
+        )
         .values(
             state=str(ImportState.RECEIVED),
             tripped=None,

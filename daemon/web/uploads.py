@@ -26,7 +26,7 @@ from typing import IO
 import structlog
 from aiohttp import BodyPartReader, MultipartReader
 
-from daemon import folders
+from daemon import folders, uploadset
 from daemon.config import DataPaths, WebSettings
 from daemon.dryrun import DryRun, DryRunner
 from daemon.errors import UploadRefused
@@ -248,7 +248,10 @@ class UploadDesk:
         return size
 
     async def check(self, tenant: str, incoming: Path) -> DryRun:
-        return await self.dry_runs.check(tenant, incoming / FILES_DIR, incoming / CHECK)
+        # Choose Files takes Clever's five files, whatever the tenant's SIS sends to /upload.
+        return await self.dry_runs.check(
+            tenant, incoming / FILES_DIR, incoming / CHECK, input_format=uploadset.CLEVER
+        )
 
     def install(
         self, tenant: str, incoming: Path, user: str, received: dict[str, tuple[str, int]]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from daemon.clever.files import find_files
 from daemon.config import Settings
 from daemon.pipeline import Pipeline
 from daemon.rollover import Rollover
@@ -143,6 +144,27 @@ def test_when_the_window_ends_the_newest_held_upload_is_planned_then_and_applied
     assert world.state(newest.import_id) is ImportState.IMPORTED
     assert len(roster(world.db, "acme")["students"]) == 53
     assert world.turn(AUG_16 + timedelta(hours=1)) == []  # released once
+
+
+def test_an_upload_waiting_when_the_window_ends_is_never_overtaken_by_the_held_one(
+    world: World,
+) -> None:
+    """The new year's upload arrives at the window's end and waits for a worker: the windows
+    task must not release the older held snapshot to be applied after it."""
+    world.window()
+    world.clock.now = JUNE_20
+    held = world.upload(one_class_district(51))
+    world.clock.now = AUG_16
+    folder = one_class_district(55).write(world.tmp / "waiting")
+    with world.db.read() as conn:
+        acme = tenants.get(conn, "acme")
+    waiting = world.pipeline.receive(acme, find_files(folder), source="sftp", move=False)
+
+    assert world.turn(AUG_16 + timedelta(minutes=1)) == []
+
+    assert world.pipeline.run(waiting).state is ImportState.IMPORTED
+    assert world.state(held.import_id) is ImportState.SUPERSEDED
+    assert len(roster(world.db, "acme")["students"]) == 55
 
 
 def test_a_released_upload_still_goes_through_the_thresholds(world: World) -> None:

@@ -9,11 +9,13 @@ import io
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 
 import pytest
 from serve_fixtures import Served
 from sftp_fixtures import PASSWORD
 
+from daemon.store import tenants
 from tests.support import checks, drop
 from tests.support.drop import District, roster_ids
 
@@ -81,6 +83,36 @@ async def test_a_check_plans_against_the_roster_and_trips_no_pause(served: Serve
     assert [r["id"] for r in drop.import_rows(served.db, tenant)] == [imported["id"]]
     assert served.roster(tenant) == before
     assert [e["kind"] for e in drop.emails(served.db)] == ["import_results"]
+
+
+ONEROSTER_SET = Path(__file__).resolve().parents[1] / "fixtures" / "oneroster" / "v1.2"
+
+
+@pytest.mark.parametrize("pinned", ["auto", "oneroster"])
+async def test_a_oneroster_set_in_check_is_answered_file_by_file(
+    served: Served, pinned: str
+) -> None:
+    """A district whose SIS exports OneRoster tests its export in /check: the answer counts
+    the set's own files (users.csv read as students and teachers), whether the tenant's
+    format is pinned or found from manifest.csv."""
+    tenant = served.add_tenant("acme")
+    with served.db.write() as conn:
+        settings = tenants.get(conn, tenant).settings.updated(input_format=pinned)
+        tenants.update(conn, tenant, settings=settings)
+    files = {p.name: p.read_bytes() for p in sorted(ONEROSTER_SET.iterdir())}
+    await asyncio.to_thread(checks.check_set, served.port, tenant, PASSWORD, files)
+
+    results = await results_of(served, tenant)
+    [row] = checks.check_rows(served.db, tenant)
+    answer = checks.answer(results, row["results_name"])
+    named = [f["file"] for f in answer["files"]]
+    assert "orgs.csv" in named
+    assert {"users.csv (students)", "users.csv (teachers)"} <= set(named)
+    assert all(f["rows"] > 0 for f in answer["files"])
+    text = results[f"{row['results_name']}-report.txt"].decode()
+    assert "users.csv (students)" in text
+    assert "schools.csv" not in text
+    assert drop.import_rows(served.db, tenant) == []
 
 
 async def test_bad_files_in_check_never_touch_upload_and_back(served: Served) -> None:

@@ -11,10 +11,10 @@ from typing import Any
 from aiohttp import web
 
 from daemon import folders
+from daemon.check import report
 from daemon.errors import NotFound
 from daemon.notify.figures import ENTITY_LABELS
 from daemon.notify.problem_list import ProblemLine, problem_lines
-from daemon.roster.entities import FILES
 from daemon.roster.problems import Problem
 from daemon.store import checks, tenants
 from daemon.store.checks import CheckRecord
@@ -86,7 +86,7 @@ def check_view(db: Database, user: User, check_id: int) -> CheckView:
     lines = problem_lines([Problem.from_dict(p) for p in answer["problems"]])
     return CheckView(
         record, answer,
-        files=[seen.get(name, {"file": name}) for name in FILES],
+        files=[seen.get(name, {"file": name}) for name in report.file_names(answer)],
         entities=entities,
         problems=lines[:CHECK_PROBLEM_LINES],
         problems_more=max(0, len(lines) - CHECK_PROBLEM_LINES),
