@@ -121,8 +121,9 @@ def ask(intake: Intake, import_id: int, *, back_to: bool, newest: int | None = N
         now = intake.now()
         # Run where it is asked (the web's serve, a node; the CLI, none): not another's to recover.
         undo_id = imports.create(
-            conn, target.tenant_id, source=SOURCE, files={}, now=now, node_id=intake.node_id
-        )
+            conn, target.tenant_id, source=SOURCE, files={}, now=now, node_id=intake.node_id,
+            source_format=target.source_format,  # it puts back what that format's import changed
+        )  # fmt: skip
         folder = intake.paths.spool / target.tenant / str(undo_id)
         imports.update(conn, undo_id, now, files_dir=str(folder), undoes=import_id)
     folders.claim(folder, {}, move=False, others=[])  # no files: its report and manifest

@@ -24,6 +24,11 @@ def verdict(dry_run: DryRun) -> str:
     """What sending these files to /upload would do, in one sentence."""
     if dry_run.fatal:
         return "An upload of these files would FAIL: nothing would be imported."
+    if dry_run.tripped and all(t.rule == "window" for t in dry_run.tripped):
+        return (
+            "An upload of these files would be HELD by a pause window: checked now, applied"
+            " when the window ends (or earlier if someone approves it)."
+        )
     if dry_run.tripped:
         return (
             "An upload of these files would PAUSE for review: nothing would change until"

@@ -122,6 +122,9 @@ async def test_another_tenants_window_is_not_found_and_no_post_goes_without_its_
 
     status, _ = await post(web, "windows/remove", {"window_id": str(north.id)}, tenant="south")
     assert status == 404
+    # An id past the largest the database holds is no window either (not a server error).
+    status, _ = await post(web, "windows/remove", {"window_id": str(2**63)}, tenant="south")
+    assert status == 404
     for what, form in (
         ("windows", {"starts_on": day(1), "ends_on": day(9)}),
         ("windows/remove", {"window_id": str(north.id)}),

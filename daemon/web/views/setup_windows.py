@@ -14,6 +14,7 @@ from daemon.roster.windows import PauseWindow, parse_day
 from daemon.store import windows
 from daemon.store.tenants import Tenant
 from daemon.web.context import context
+from daemon.web.views import data
 from daemon.web.views.pages import signed_in
 from daemon.web.views.setup_page import SetupForm, audit_change, render, visible_tenant
 from daemon.windowclock import window_now
@@ -82,7 +83,7 @@ async def remove_window(request: web.Request) -> web.Response:
     def store() -> tuple[Tenant, PauseWindow]:
         with ctx.db.write() as conn:
             tenant = visible_tenant(conn, user, name)
-            if not raw.isdigit():
+            if not raw.isdigit() or int(raw) > data.LARGEST_ID:  # the query would overflow
                 raise web.HTTPNotFound(text=f"no pause window {raw!r}")
             window = windows.remove(conn, tenant.id, int(raw))  # another tenant's: not found
             detail = window.described()
