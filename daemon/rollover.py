@@ -114,6 +114,10 @@ class Rollover:
             if not windows.claim_notice(conn, window, kind, self.clock()):
                 return
             tenant = tenants.by_id(conn, window.tenant_id)
+            if kind == ENDED and released is None:  # released by another node, or before a crash
+                found = windows.released_from(conn, window)
+                if found is not None:
+                    released = Released(tenant.name, tenant.id, *found)
             email = window_notice(
                 kind, tenant.name, window, tenant.emails, self.smtp,
                 released=released.import_id if released else None,

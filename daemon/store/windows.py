@@ -208,6 +208,38 @@ def _held(tripped: Iterable[dict[str, Any]]) -> bool:
     return any(t.get("rule") == WINDOW_RULE for t in tripped)
 
 
+def released_from(conn: Connection, window: PauseWindow) -> tuple[int, int] | None:
+    """The upload `window` held that was released at its end (by whichever node, or by a run
+    that stopped before its notice), and how many older ones it superseded; None if none."""
+    during = sa.and_(
+        imports.c.tenant_id == window.tenant_id,
+        imports.c.source != "undo",
+        imports.c.received_at >= window.starts_at,
+        imports.c.received_at < window.ends_at,
+    )
+    released = conn.execute(
+        sa.select(imports.c.id)
+        .where(
+            during,
+            imports.c.decided_by.is_(None),  # not approved early
+            imports.c.state != str(ImportState.SUPERSEDED),
+            imports.c.updated_at >= window.ends_at,  # released: touched after the end
+        )
+        .order_by(imports.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if released is None:
+        return None
+    older = conn.execute(
+        sa.select(sa.func.count()).where(
+            during,
+            imports.c.id < released,
+            imports.c.state == str(ImportState.SUPERSEDED),
+        )
+    ).scalar_one()
+    return int(released), int(older)
+
+
 def release(conn: Connection, import_id: int, now: datetime, node_id: int | None) -> bool:
     """Send a held import back to be planned and checked as a fresh upload, run by the
     releasing node (`node_id`; None: one node). Only one caller wins (the state is the

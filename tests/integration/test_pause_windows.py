@@ -249,6 +249,25 @@ def test_the_ended_notice_names_the_released_upload(world: World) -> None:
     )
 
 
+def test_the_ended_notice_names_an_upload_another_node_released(world: World) -> None:
+    """A node released the held upload and stopped before its notice: whoever sends the
+    notice reads the release from the database, not from its own memory."""
+    world.window()
+    world.clock.now = JUNE_20
+    world.upload(one_class_district(51))
+    newest = world.upload(one_class_district(52))
+    world.clock.now = AUG_16
+    with world.db.write() as conn:
+        assert windows.release(conn, newest.import_id, AUG_16, None)
+
+    assert world.turn(AUG_16 + timedelta(minutes=1)) == []
+
+    [ended] = [e for e in drop.emails(world.db) if e["kind"] == "window_ended"]
+    text = " ".join(_text(world.db, ended["id"]).split())
+    assert f"import #{newest.import_id}, is now checked against the roster" in text
+    assert "No upload arrived" not in text
+
+
 def test_a_yearly_window_adds_next_years_when_it_ends(world: World) -> None:
     world.window(yearly=True)
 
