@@ -72,3 +72,36 @@ async def test_an_import_shows_its_source_format(web: Web, tmp_path: Path) -> No
     # Each count links to its records, as for a Clever file.
     assert f"/imports/{import_id}/changes?entity=students&amp;kind=add#records" in page
     assert f"/imports/{import_id}/changes?entity=section_teachers&amp;kind=add#records" in page
+
+
+async def test_a_oneroster_imports_files_are_listed_and_downloaded_as_sent(
+    web: Web, tmp_path: Path
+) -> None:
+    """Loose files are offered by their manifest names, a zip as the one file it was."""
+    add_user(web.db, "sakura-admin", "sakura")
+    pipeline = web.ctx.pipeline
+    with web.db.read() as conn:
+        sakura = tenants.get(conn, "sakura")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for path in (FIXTURES / "v1.2").iterdir():
+        (loose / path.name).write_bytes(path.read_bytes())
+    zipped = zip_folder(FIXTURES / "v1.2", tmp_path / "roster.zip")
+    by_folder = pipeline.receive(sakura, uploadset.find_path(loose), source="cli", move=False)
+    pipeline.run(by_folder)
+    by_zip = pipeline.receive(sakura, uploadset.find_path(zipped), source="cli", move=False)
+    pipeline.run(by_zip)
+    assert await web.sign_in("sakura-admin") == 303
+
+    page = await (await web.client.get(f"/imports/{by_folder}")).text()
+    assert f"/imports/{by_folder}/files/academicSessions.csv" in page
+    got = await web.client.get(f"/imports/{by_folder}/files/academicSessions.csv")
+    assert got.status == 200
+    assert await got.read() == (FIXTURES / "v1.2" / "academicSessions.csv").read_bytes()
+    assert (await web.client.get(f"/imports/{by_folder}/files/schools.csv")).status == 404
+
+    page = await (await web.client.get(f"/imports/{by_zip}")).text()
+    assert f"/imports/{by_zip}/files/zip" in page
+    got = await web.client.get(f"/imports/{by_zip}/files/zip")
+    assert got.headers["Content-Type"] == "application/zip"
+    assert await got.read() == zipped.read_bytes()

@@ -14,8 +14,10 @@ from typing import BinaryIO
 
 from aiohttp import web
 
+from daemon import uploadset
 from daemon.config import DataPaths
 from daemon.errors import NotFound
+from daemon.oneroster.files import ZIP_KEY
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ImportReport
 from daemon.store import imports, users
@@ -41,6 +43,23 @@ class UploadedFiles:
     expired: bool  # the files were kept, and retention has removed them
 
 
+def kept_names(record: ImportRecord) -> list[str]:
+    """The names an import's files are listed and downloaded by: Clever's five, or a OneRoster
+    set's (its manifest, the files it provides, or `zip` for a set sent as one .zip)."""
+    if record.source_format != uploadset.ONEROSTER:
+        return list(FILES)
+    return [k for k, v in record.files.items() if isinstance(v, dict) and "size" in v]
+
+
+def _sent_as(name: str, sent_as: str) -> bool:
+    """Whether `sent_as` is a name the set was matched by for `name` (never a path)."""
+    if os.sep in sent_as:
+        return False
+    if name == ZIP_KEY:
+        return sent_as.lower().endswith(".zip")
+    return sent_as.lower() == name.lower()
+
+
 def uploaded_files(paths: DataPaths, record: ImportRecord, report: ImportReport) -> UploadedFiles:
     """What the import's page lists (blocking: one look at the folder)."""
     folder = _folder(paths, record)
@@ -51,7 +70,7 @@ def uploaded_files(paths: DataPaths, record: ImportRecord, report: ImportReport)
         if problem.code == "secret_column" and problem.file and problem.column:
             secrets.setdefault(problem.file, []).append(problem.column)
     found = []
-    for name in FILES:
+    for name in kept_names(record):
         entry = record.files.get(name)
         if isinstance(entry, dict) and "size" in entry:  # claimed: the manifest's size
             found.append(
@@ -74,14 +93,13 @@ def _folder(paths: DataPaths, record: ImportRecord) -> Path | None:
 
 
 def _open(paths: DataPaths, record: ImportRecord, name: str) -> tuple[BinaryIO, int]:
-    """The file `name` (one of the five) of the import, opened, and its size."""
+    """The file `name` (one of `kept_names`) of the import, opened, and its size."""
     entry = record.files.get(name)
     folder = _folder(paths, record)
     if folder is None or not isinstance(entry, dict) or "size" not in entry:
         raise NotFound(f"the files of import #{record.id} are not kept (any more)")
     sent_as = str(entry["name"])
-    # The name the set was matched by (the five names in any case), never a path.
-    if sent_as.lower() != name or os.sep in sent_as:
+    if not _sent_as(name, sent_as):
         raise NotFound(f"import #{record.id} has no file {name}")
     try:
         fd = os.open(folder / sent_as, os.O_RDONLY | os.O_NOFOLLOW)
@@ -123,15 +141,20 @@ async def download(request: web.Request, user: User, record: ImportRecord) -> we
     """Stream the file of the route's `name`, as it was sent, as an attachment."""
     ctx = context(request)
     name = request.match_info["name"]
-    if name not in FILES:
-        raise NotFound(f"no file {name!r}: the files are {', '.join(FILES)}")
+    names = kept_names(record)
+    if name not in names:
+        raise NotFound(f"no file {name!r}: the files are {', '.join(names)}")
     handle, size = await asyncio.to_thread(open_for, ctx, record, name)
+    zipped = name == ZIP_KEY
     try:
         await asyncio.to_thread(audit_download, ctx, user, record, name, size, address(request))
         response = web.StreamResponse(
             headers={
-                "Content-Type": "text/csv",  # no charset: the bytes are as sent, whatever they are
-                "Content-Disposition": f'attachment; filename="import-{record.id}-{name}"',
+                # no charset: the bytes are as sent, whatever they are
+                "Content-Type": "application/zip" if zipped else "text/csv",
+                "Content-Disposition": (
+                    f'attachment; filename="import-{record.id}-{"set.zip" if zipped else name}"'
+                ),
             }
         )
         response.content_length = size
