@@ -87,7 +87,10 @@ class CheckDesk:
         """Claim the ready sets; returns the seconds until the next scan is due. A set stuck
         incomplete in /check emails nobody: a person testing an export is there to see it."""
         if self.checker.node_id is not None:  # a dead node's checks are this one's to finish
-            self.resume(await asyncio.to_thread(self.checker.recover))
+            try:
+                self.resume(await asyncio.to_thread(self.checker.recover))
+            except RosterdropError as exc:  # the database is away: the next scan tries again
+                log.error("could not take over dead nodes' checks", error=str(exc))
         ready, _, next_check = await asyncio.to_thread(self.spool.scan)
         for ready_set in ready:
             check_id = await asyncio.to_thread(self._claim, ready_set.tenant)
