@@ -100,8 +100,13 @@ def child(step: str, url: str, data_dir: str, folder: str) -> None:
     if step == "prepare":
         prepare(url, Path(data_dir))
         return
-    if step != "floor":
-        import daemon.worker  # noqa: F401  what the fork server has imported (runner.PRELOAD)
+    if step != "floor":  # what the fork server has imported: the pipeline, polars, pyarrow
+        import importlib
+
+        from daemon.runner import PRELOAD
+
+        for module in PRELOAD:
+            importlib.import_module(module)
     start = time.perf_counter()
     outcome = (
         floor(url, Path(folder))
