@@ -114,14 +114,17 @@ class Rollover:
             if not windows.claim_notice(conn, window, kind, self.clock()):
                 return
             tenant = tenants.by_id(conn, window.tenant_id)
+            arrived = 0
             if kind == ENDED and released is None:  # released by another node, or before a crash
                 found = windows.released_from(conn, window)
                 if found is not None:
                     released = Released(tenant.name, tenant.id, *found)
+                else:  # none waiting: were there uploads, decided during the window?
+                    arrived = windows.sent_during(conn, window)
             email = window_notice(
                 kind, tenant.name, window, tenant.emails, self.smtp,
                 released=released.import_id if released else None,
-                superseded=released.superseded if released else 0,
+                superseded=released.superseded if released else 0, decided_early=arrived,
             )  # fmt: skip
             message_id = outbox.enqueue(
                 conn, email, tenant_id=tenant.id, import_id=None, now=self.clock()

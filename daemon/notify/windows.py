@@ -24,9 +24,11 @@ def window_notice(
     *,
     released: int | None = None,
     superseded: int = 0,
+    decided_early: int = 0,
 ) -> OutgoingEmail:
     """`released`: the held upload now being imported (when the window ended), of which
-    `superseded` older held ones make way."""
+    `superseded` older held ones make way; else `decided_early`: the uploads the window held
+    that someone approved or rejected before its end."""
     starts = kind == STARTS
     name = WINDOW_STARTS if starts else WINDOW_ENDED
     subject = (
@@ -45,6 +47,7 @@ def window_notice(
         "expect_by": window.expect_by or "",
         "released": released,
         "superseded": superseded,
+        "decided_early": decided_early,
         "approve_command": APPROVE_COMMAND.format(import_id="ID"),
         "footer": f"rosterdrop · {tenant}",
     }

@@ -208,15 +208,26 @@ def _held(tripped: Iterable[dict[str, Any]]) -> bool:
     return any(t.get("rule") == WINDOW_RULE for t in tripped)
 
 
-def released_from(conn: Connection, window: PauseWindow) -> tuple[int, int] | None:
-    """The upload `window` held that was released at its end (by whichever node, or by a run
-    that stopped before its notice), and how many older ones it superseded; None if none."""
-    during = sa.and_(
+def _sent_during(window: PauseWindow) -> sa.ColumnElement[bool]:
+    """The tenant's uploads (not undos) received while `window` held it."""
+    return sa.and_(
         imports.c.tenant_id == window.tenant_id,
         imports.c.source != "undo",
         imports.c.received_at >= window.starts_at,
         imports.c.received_at < window.ends_at,
     )
+
+
+def sent_during(conn: Connection, window: PauseWindow) -> int:
+    """How many uploads arrived while `window` held the tenant."""
+    query = sa.select(sa.func.count()).where(_sent_during(window))
+    return int(conn.execute(query).scalar_one())
+
+
+def released_from(conn: Connection, window: PauseWindow) -> tuple[int, int] | None:
+    """The upload `window` held that was released at its end (by whichever node, or by a run
+    that stopped before its notice), and how many older ones it superseded; None if none."""
+    during = _sent_during(window)
     released = conn.execute(
         sa.select(imports.c.id)
         .where(

@@ -268,6 +268,22 @@ def test_the_ended_notice_names_an_upload_another_node_released(world: World) ->
     assert "No upload arrived" not in text
 
 
+def test_the_ended_notice_of_a_window_whose_upload_was_approved_early_says_so(
+    world: World,
+) -> None:
+    world.window()
+    world.clock.now = JUNE_20
+    held = world.upload(one_class_district(52))
+    world.pipeline.approve(held.import_id, by="registrar")
+
+    assert world.turn(AUG_16) == []
+
+    [ended] = [e for e in drop.emails(world.db) if e["kind"] == "window_ended"]
+    text = " ".join(_text(world.db, ended["id"]).split())
+    assert "the 1 upload sent during the window was decided before its end" in text
+    assert "No upload arrived" not in text
+
+
 def test_a_yearly_window_adds_next_years_when_it_ends(world: World) -> None:
     world.window(yearly=True)
 
