@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -25,6 +25,7 @@ from daemon.store.database import Database
 from tests.support.clever import Snapshot
 from tests.support.roster import (
     NEVER_PAUSE,
+    REAL_IMPORTS,
     add_tenant,
     counts,
     pipeline_for,
@@ -165,14 +166,7 @@ def test_imported_snapshots_are_the_roster_and_counts_are_the_true_diff(
 ) -> None:
     examples = 8 if database_url.startswith("sqlite") else 3
 
-    @hypothesis_settings(
-        max_examples=examples,
-        deadline=None,
-        # Each example is a few real imports: shrinking one takes minutes. The examples are
-        # small already; add Phase.shrink here when debugging a failure.
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @hypothesis_settings(REAL_IMPORTS, max_examples=examples)
     @given(
         history=st.lists(snapshots(), min_size=2, max_size=3),
         order=st.lists(st.integers(0, 50), max_size=20),

@@ -14,7 +14,7 @@ import itertools
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -22,7 +22,7 @@ from daemon.config import Settings
 from daemon.roster.outcome import ImportState
 from daemon.store.database import Database
 from tests.support.clever import Snapshot
-from tests.support.roster import NEVER_PAUSE, add_tenant, pipeline_for, run_import
+from tests.support.roster import NEVER_PAUSE, REAL_IMPORTS, add_tenant, pipeline_for, run_import
 from tests.support.undoing import add_extra_column, assert_restored, run_undo, state
 
 NAMES = ["Ann", "Zoë", "O'Brien", "Smith, Jr.", "de la Cruz"]
@@ -96,14 +96,7 @@ def test_undoing_an_import_gives_back_the_roster_before_it_exactly(
 ) -> None:
     examples = 10 if database_url.startswith("sqlite") else 4
 
-    @hypothesis_settings(
-        max_examples=examples,
-        deadline=None,
-        # Each example is several real imports: shrinking takes minutes. Add Phase.shrink
-        # when debugging a failure.
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @hypothesis_settings(REAL_IMPORTS, max_examples=examples)
     @given(history=st.lists(uploads(), min_size=2, max_size=3))
     def check(history: list[tuple[Snapshot, dict[str, str]]]) -> None:
         check_history(db, settings, history)

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
 
 from daemon.clever.files import find_files
 from daemon.config import Settings
@@ -108,3 +110,12 @@ def rosterdrop(
         timeout=120,
         check=False,
     )
+
+
+# Hypothesis for examples that are each a few real imports: shrinking one takes minutes (add
+# Phase.shrink when debugging a failure), and slow, large examples are the point.
+REAL_IMPORTS = hypothesis_settings(
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
