@@ -49,6 +49,7 @@ def _diff(stage: Stage, entity: Entity, tenant_id: int) -> EntityChanges:
         # and applying is a plain copy from the stage.
         stage.mark_new_to_tenant(entity)
         return EntityChanges(added=fresh, held=held, held_new=held)
+    stage.analyze(entity)
     for select in _changes(stage, entity, tenant_id):
         stage.conn.execute(changes.insert().from_select(list(changes.c.keys()), select))
     counts = dict.fromkeys(

@@ -142,6 +142,13 @@ class Stage:
         writer.written += records.num_rows
         writer.held += sum(records.column("held").to_pylist())
 
+    def analyze(self, entity: Entity) -> None:
+        """Statistics of the staged records before they are joined: PostgreSQL never
+        analyzes a temporary table by itself, and without them took 700,000 staged
+        enrollments for 29,000 and planned a merge join of two sorts (2.4 s, not 0.7 s)."""
+        if self.postgres:
+            self.conn.execute(sa.text(f"ANALYZE {STAGE[entity.name].name}"))
+
     def index_key(self, entity: Entity) -> None:
         """SQLite joins and groups through indexes only: without one on the stage's key, the
         diff would be quadratic and the duplicate search a sort of every row. With `held`

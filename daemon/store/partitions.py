@@ -1,0 +1,79 @@
+"""A tenant's own partition of a roster table on PostgreSQL (migration 0014), written whole.
+
+The first records of a tenant go into a new table without an index; its primary key and
+indexes are built once, then it is attached as the tenant's partition, all in the import's
+transaction: a rollback leaves no trace of it. Building an index from sorted rows is several
+times cheaper than growing it row by row (700,000 enrollments: about 2 s instead of 5-7 s).
+
+Attaching takes a SHARE UPDATE EXCLUSIVE lock on the parent table until the commit, so two
+tenants' first imports finish one after the other; reads and other tenants' imports go on.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from daemon.errors import StoreError
+
+# For the index builds of one first import (server memory, released at the commit).
+MAINTENANCE_WORK_MEM = "256MB"
+
+
+def partition_name(table: sa.Table, tenant_id: int) -> str:
+    return f"{table.name}_t{int(tenant_id)}"
+
+
+def has_partition(conn: Connection, table: sa.Table, tenant_id: int) -> bool:
+    """Whether `table` is partitioned and the tenant has its partition. False on a
+    non-partitioned table (SQLite, or a schema before 0014): there is nothing to create."""
+    row = conn.execute(
+        sa.text(
+            "SELECT c.relkind = 'p', to_regclass(:part) IS NOT NULL"
+            " FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"
+        ),
+        {"t": table.name, "part": partition_name(table, tenant_id)},
+    ).one()
+    return not row[0] or bool(row[1])
+
+
+def fill_new(conn: Connection, table: sa.Table, tenant_id: int, rows: sa.Select[Any]) -> None:
+    """Create the tenant's partition of `table` from `rows` (its columns, in table order)."""
+    part = partition_name(table, tenant_id)
+    conn.execute(sa.text(f"CREATE TABLE {part} (LIKE {table.name} INCLUDING DEFAULTS)"))
+    target = sa.table(part, *(sa.column(c.name) for c in table.columns))
+    conn.execute(target.insert().from_select([c.name for c in table.columns], rows))
+    conn.execute(sa.text(f"SET LOCAL maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'"))
+    key = ", ".join(c.name for c in table.primary_key.columns)
+    conn.execute(sa.text(f"ALTER TABLE {part} ADD PRIMARY KEY ({key})"))
+    for definition in _index_definitions(conn, table):
+        conn.execute(sa.text(definition.format(part=part)))
+    # The indexes match the parent's, so attaching adopts them instead of building its own.
+    conn.execute(
+        sa.text(f"ALTER TABLE {table.name} ATTACH PARTITION {part} FOR VALUES IN ({tenant_id})")
+    )
+
+
+_ON_PARENT = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ (USING .*)$")
+
+
+def _index_definitions(conn: Connection, table: sa.Table) -> list[str]:
+    """The parent's indexes other than the primary key, as CREATE INDEX templates."""
+    definitions = conn.execute(
+        sa.text(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
+            " WHERE indrelid = CAST(:t AS regclass) AND NOT indisprimary"
+        ),
+        {"t": table.name},
+    ).scalars()
+    templates = []
+    for definition in definitions:
+        match = _ON_PARENT.match(definition)
+        if match is None:
+            raise StoreError(f"unexpected index on {table.name}: {definition}")
+        unique, using = match.group(1) or "", match.group(2).replace("{", "{{").replace("}", "}}")
+        templates.append(f"CREATE {unique}INDEX ON {{part}} {using}")
+    return templates

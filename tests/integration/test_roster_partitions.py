@@ -1,0 +1,234 @@
+"""On PostgreSQL each district's roster is a partition of its own (migration 0014): its first
+import builds it whole and attaches it in the import's transaction. What downstream readers
+see stays the same tables, rows and indexes; a rolled-back import leaves no partition; the
+migration keeps every row and index, both ways."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from bench.district import generate
+from daemon.config import Settings
+from daemon.roster.entities import ENTITIES
+from daemon.roster.outcome import ImportState
+from daemon.store import tenants
+from daemon.store.database import MIGRATIONS_DIR, Database
+from daemon.store.roster import active_counts
+from daemon.testpoint import STOP_AT
+from tests.support import postgres
+from tests.support.roster import (
+    NEVER_PAUSE,
+    ROSTERDROP,
+    add_tenant,
+    pipeline_for,
+    rosterdrop_env,
+    run_import,
+    tables,
+)
+
+pytestmark = pytest.mark.postgres
+ROSTER = [e.name for e in ENTITIES]
+
+
+@pytest.fixture
+def database_url(postgres_server: str) -> str:
+    """These tests are about PostgreSQL's tables only."""
+    return postgres.create_database(postgres_server, f"partitions_{os.getpid()}_{time.time_ns()}")
+
+
+def _partitions(db: Database) -> dict[str, list[str]]:
+    """Per roster table, its partitions' names."""
+    query = sa.text(
+        "SELECT child.relname FROM pg_inherits"
+        " JOIN pg_class child ON child.oid = pg_inherits.inhrelid"
+        " WHERE pg_inherits.inhparent = CAST(:t AS regclass) ORDER BY child.relname"
+    )
+    with db.read() as conn:
+        return {t: list(conn.execute(query, {"t": t}).scalars()) for t in ROSTER}
+
+
+def _indexes(db: Database, table: str) -> dict[str, str]:
+    """The table's indexes by name, as a downstream reader's DBA sees them."""
+    query = sa.text(
+        "SELECT c.relname, replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')"
+        " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = CAST(:t AS regclass) ORDER BY 1"
+    )
+    with db.read() as conn:
+        return {name: definition for name, definition in conn.execute(query, {"t": table})}
+
+
+def _partition_indexes(db: Database, partition: str) -> list[tuple[str, bool]]:
+    """The partition's indexes: (the parent index each belongs to, valid)."""
+    query = sa.text(
+        "SELECT parent.relname, i.indisvalid FROM pg_index i"
+        " JOIN pg_inherits h ON h.inhrelid = i.indexrelid"
+        " JOIN pg_class parent ON parent.oid = h.inhparent"
+        " WHERE i.indrelid = CAST(:t AS regclass) ORDER BY 1"
+    )
+    with db.read() as conn:
+        return [(name, valid) for name, valid in conn.execute(query, {"t": partition})]
+
+
+def _tenant_id(db: Database, name: str) -> int:
+    with db.read() as conn:
+        return tenants.get(conn, name).id
+
+
+def test_a_districts_first_import_builds_its_own_partition_with_every_index(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    generate(tmp_path / "acme", 300)
+    generate(tmp_path / "acme-next", 300, change=0.05)
+    generate(tmp_path / "bravo", 200)
+    add_tenant(db, "acme", NEVER_PAUSE)
+    add_tenant(db, "bravo", NEVER_PAUSE)
+    indexes_before = {t: _indexes(db, t) for t in ROSTER}
+    pipeline = pipeline_for(db, settings)
+
+    assert run_import(pipeline, "acme", tmp_path / "acme").state is ImportState.IMPORTED
+    acme = _tenant_id(db, "acme")
+    assert _partitions(db) == {t: [f"{t}_t{acme}"] for t in ROSTER}
+    for table in ROSTER:
+        # every index of the parent has its partition's, built and valid
+        assert _partition_indexes(db, f"{table}_t{acme}") == [
+            (name, True) for name in _indexes(db, table)
+        ]
+    # what downstream readers query is the same as before the first import
+    assert {t: _indexes(db, t) for t in ROSTER} == indexes_before
+
+    # the next import writes into the same partition; another district gets its own
+    report = run_import(pipeline, "acme", tmp_path / "acme-next")
+    assert report.state is ImportState.IMPORTED
+    assert report.entities["students"].updated > 0
+    assert run_import(pipeline, "bravo", tmp_path / "bravo").state is ImportState.IMPORTED
+    bravo = _tenant_id(db, "bravo")
+    assert _partitions(db) == {t: [f"{t}_t{acme}", f"{t}_t{bravo}"] for t in ROSTER}
+    with db.read() as conn:
+        assert active_counts(conn, bravo)["students"] == 200
+        assert active_counts(conn, acme)["students"] == pytest.approx(300, abs=15)
+
+
+def test_two_districts_first_imports_at_once_both_finish(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Attaching waits for the other district's commit: one after the other, never a deadlock."""
+    names = ["acme", "bravo"]
+    for name in names:
+        generate(tmp_path / name, 400)
+        add_tenant(db, name, NEVER_PAUSE)
+    states: dict[str, ImportState] = {}
+
+    def first_import(name: str) -> None:
+        states[name] = run_import(pipeline_for(db, settings), name, tmp_path / name).state
+
+    threads = [threading.Thread(target=first_import, args=(n,)) for n in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert states == dict.fromkeys(names, ImportState.IMPORTED)
+    ids = sorted(_tenant_id(db, n) for n in names)
+    assert _partitions(db)["enrollments"] == [f"enrollments_t{i}" for i in ids]
+
+
+def test_a_first_import_killed_before_its_commit_leaves_no_partition_behind(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    generate(tmp_path / "acme", 300)
+    env = rosterdrop_env(settings)
+    add_tenant(db, "acme", NEVER_PAUSE)
+    stops = tmp_path / "stops"
+    stops.mkdir()
+    point = "apply-before-commit"
+    importer = subprocess.Popen(
+        [str(ROSTERDROP), "import", str(tmp_path / "acme"), "--tenant", "acme"],
+        env={**env, STOP_AT: f"{point}:{stops}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (stops / f"{point}.reached").exists():
+            assert importer.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # the partitions are attached in the open transaction: nobody else sees them
+        assert _partitions(db) == {t: [] for t in ROSTER}
+        os.kill(importer.pid, signal.SIGKILL)
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+        importer.wait(30)
+    deadline = time.monotonic() + 30
+    while _open_transactions(db) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _partitions(db) == {t: [] for t in ROSTER}
+
+    pipeline = pipeline_for(db, settings)
+    assert pipeline.recover() == [("acme", 1)]
+    assert pipeline.run(1).state is ImportState.IMPORTED
+    acme = _tenant_id(db, "acme")
+    assert _partitions(db) == {t: [f"{t}_t{acme}"] for t in ROSTER}
+
+
+def _open_transactions(db: Database) -> int:
+    with db.read() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND state <> 'idle'"
+                )
+            ).scalar_one()
+        )
+
+
+def _alembic(db: Database, action: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.engine.connect() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, action)(config, revision)
+        conn.commit()
+
+
+def test_the_migration_moves_every_row_and_index_into_partitions_and_back(
+    settings: Settings, tmp_path: Path
+) -> None:
+    db = Database(settings.database_url, lock_dir=settings.paths.locks)
+    try:
+        db.upgrade()
+        for name, students in (("acme", 300), ("bravo", 150)):
+            generate(tmp_path / name, students)
+            add_tenant(db, name, NEVER_PAUSE)
+        _alembic(db, "downgrade", "0013")  # the tables as they were before
+        assert _partitions(db) == {t: [] for t in ROSTER}
+        pipeline = pipeline_for(db, settings)
+        for name in ("acme", "bravo"):
+            assert run_import(pipeline, name, tmp_path / name).state is ImportState.IMPORTED
+        rows = {name: tables(db, name) for name in ("acme", "bravo")}
+        indexes = {t: _indexes(db, t) for t in ROSTER}
+
+        _alembic(db, "upgrade", "0014")
+        ids = sorted(_tenant_id(db, n) for n in ("acme", "bravo"))
+        assert _partitions(db) == {t: [f"{t}_t{i}" for i in ids] for t in ROSTER}
+        assert {name: tables(db, name) for name in rows} == rows
+        assert {t: _indexes(db, t) for t in ROSTER} == indexes
+
+        _alembic(db, "downgrade", "0013")
+        assert _partitions(db) == {t: [] for t in ROSTER}
+        assert {name: tables(db, name) for name in rows} == rows
+        assert {t: _indexes(db, t) for t in ROSTER} == indexes
+    finally:
+        db.close()
