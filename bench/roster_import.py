@@ -126,9 +126,11 @@ def measure(
     command = [sys.executable, __file__, "--child", step, url, str(data_dir), str(folder)]
     if profile is not None:
         # Collapsed stacks, one per line: `sort -t' ' -k2 -n` or a flame graph reads them.
+        # --idle: also the samples where the import waits on the database or runs polars
+        # with the GIL released, so the stacks add up to the wall-clock time.
         py_spy = Path(sys.executable).with_name("py-spy")
-        command = [str(py_spy), "record", "-r", "200", "-f", "raw", "-o", str(profile), "--",
-                   *command]  # fmt: skip
+        command = [str(py_spy), "record", "--idle", "-r", "200", "-f", "raw", "-o", str(profile),
+                   "--", *command]  # fmt: skip
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     if step == "prepare":
         return {}
