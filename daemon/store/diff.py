@@ -33,13 +33,16 @@ DEACTIVATED_SKIPPED = "deactivated_skipped"
 def plan(stage: Stage, tenant_id: int, *, first_import: bool) -> Plan:
     """Diff the staged snapshot against the tenant's roster; nothing is written to it."""
     stage.flush()
-    entities = {e.name: _diff(stage, e, tenant_id) for e in ENTITIES}
+    active: dict[str, dict[str, int]] = {}  # per entity the tenant had: active rows by school
+    entities = {e.name: _diff(stage, e, tenant_id, active) for e in ENTITIES}
     known = {e.name: CHANGES[e.name] for e in ENTITIES if not stage.new_to_tenant(e)}
-    schools = school_deactivations(stage.conn, tenant_id, known)
+    schools = school_deactivations(stage.conn, tenant_id, known, active)
     return Plan(entities, first_import, schools)
 
 
-def _diff(stage: Stage, entity: Entity, tenant_id: int) -> EntityChanges:
+def _diff(
+    stage: Stage, entity: Entity, tenant_id: int, active: dict[str, dict[str, int]]
+) -> EntityChanges:
     live, changes = roster_tables[entity.name], CHANGES[entity.name]
     fresh, held = stage.counts(entity)
     if not stage.conn.execute(
@@ -73,11 +76,15 @@ def _diff(stage: Stage, entity: Entity, tenant_id: int) -> EntityChanges:
     if counts[DEACTIVATE] and stage.skipped_rows(entity):
         counts[DEACTIVATED_SKIPPED] = _named_by_skipped(stage, entity)
     held_new = _held_new(stage, entity, tenant_id) if held else 0
-    active_before = stage.conn.execute(
-        sa.select(sa.func.count()).where(live.c.tenant_id == tenant_id, live.c.active)
-    ).scalar_one()
+    # One pass for the entity's active records and, for the per-school threshold, their
+    # schools: a second count by school read all 700,000 enrollments again (0.5 s).
+    by_school = sa.select(live.c.school_id, sa.func.count()).where(
+        live.c.tenant_id == tenant_id, live.c.active
+    )
+    rows = stage.conn.execute(by_school.group_by(live.c.school_id))
+    active[entity.name] = {school_id: count for school_id, count in rows}
     return EntityChanges(
-        active_before=active_before,
+        active_before=sum(active[entity.name].values()),
         added=counts[ADD],
         updated=counts[UPDATE],
         reactivated=counts[REACTIVATE],

@@ -55,6 +55,10 @@ def fill_new(conn: Connection, table: sa.Table, tenant_id: int, rows: sa.Select[
     conn.execute(
         sa.text(f"ALTER TABLE {table.name} ATTACH PARTITION {part} FOR VALUES IN ({tenant_id})")
     )
+    # Statistics now, not at autovacuum's next round: a district often sends its files again
+    # at once, and that diff is planned on them (without: 1.1 s for the enrollments' join
+    # instead of 0.7 s, through a bitmap scan planned for 3,600 rows).
+    conn.execute(sa.text(f"ANALYZE {part}"))
 
 
 _ON_PARENT = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ (USING .*)$")

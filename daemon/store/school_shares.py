@@ -2,7 +2,7 @@
 lose, against how many it has active (for the per-school threshold, roster/thresholds.py).
 
 It reads the staging's change tables after the diff, so it costs one grouped pass over the
-records to deactivate (usually few) and one over the roster of the schools that lose any.
+records to deactivate (usually few); the diff has counted the schools' active records.
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ DEACTIVATE = "deactivate"  # staging's action for a record that goes
 
 
 def school_deactivations(
-    conn: Connection, tenant_id: int, changes: Mapping[str, sa.Table]
+    conn: Connection,
+    tenant_id: int,
+    changes: Mapping[str, sa.Table],
+    active: Mapping[str, Mapping[str, int]],
 ) -> tuple[SchoolDeactivations, ...]:
     """Per entity and school that would lose records: its active records and how many go.
-    `changes` are the staging's change tables of the entities the tenant already had."""
+    `changes` are the staging's change tables of the entities the tenant already had,
+    `active` their active records by school (counted by the diff)."""
     losses: dict[tuple[str, str], int] = {}
     for name in PER_SCHOOL_ENTITIES:
         table = changes.get(name)
@@ -42,27 +46,14 @@ def school_deactivations(
     names = _school_names(conn, tenant_id, schools)
     found: list[SchoolDeactivations] = []
     for name in sorted({entity for entity, _ in losses}):
-        active = _active_by_school(conn, tenant_id, name, schools)
         found.extend(
             SchoolDeactivations(
-                name, school_id, names.get(school_id, ""), active.get(school_id, 0), count
+                name, school_id, names.get(school_id, ""), active[name].get(school_id, 0), count
             )
             for (entity, school_id), count in sorted(losses.items())
             if entity == name
         )
     return tuple(found)
-
-
-def _active_by_school(
-    conn: Connection, tenant_id: int, entity: str, schools: list[str]
-) -> dict[str, int]:
-    live = roster_tables[entity]
-    query = (
-        sa.select(live.c.school_id, sa.func.count())
-        .where(live.c.tenant_id == tenant_id, live.c.active, live.c.school_id.in_(schools))
-        .group_by(live.c.school_id)
-    )
-    return {school_id: count for school_id, count in conn.execute(query)}
 
 
 def _school_names(conn: Connection, tenant_id: int, schools: list[str]) -> dict[str, str]:

@@ -19,6 +19,8 @@ from daemon.store.tables import roster_tables
 BATCH_ROWS = 20_000
 # Hash joins over a big district's enrollments spill to disk with PostgreSQL's default 4 MB.
 WORK_MEM = "256MB"
+# Of the stage's statistics (PostgreSQL's default: 100, a sample of 30,000 rows).
+STATISTICS_TARGET = 10
 ADD, UPDATE, REACTIVATE, DEACTIVATE = "add", "update", "reactivate", "deactivate"
 Row = tuple[Any, ...]
 
@@ -147,7 +149,10 @@ class Stage:
         analyzes a temporary table by itself, and without them took 700,000 staged
         enrollments for 29,000 and planned a merge join of two sorts (2.4 s, not 0.7 s)."""
         if self.postgres:
+            # A small sample is enough to count rows and keys.
+            self.conn.execute(sa.text(f"SET LOCAL default_statistics_target = {STATISTICS_TARGET}"))
             self.conn.execute(sa.text(f"ANALYZE {STAGE[entity.name].name}"))
+            self.conn.execute(sa.text("SET LOCAL default_statistics_target TO DEFAULT"))
 
     def index_key(self, entity: Entity) -> None:
         """SQLite joins and groups through indexes only: without one on the stage's key, the
