@@ -6,10 +6,12 @@ migration keeps every row and index, both ways."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from alembic.config import Config
 
 from bench.district import generate
 from daemon.config import Settings
+from daemon.errors import StoreError
 from daemon.roster.entities import ENTITIES
 from daemon.roster.outcome import ImportState
 from daemon.store import tenants
@@ -119,27 +122,85 @@ def test_a_districts_first_import_builds_its_own_partition_with_every_index(
         assert active_counts(conn, acme)["students"] == pytest.approx(300, abs=15)
 
 
+def test_a_query_repeated_on_one_connection_locks_only_its_districts_partition(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A pooled connection runs the same statements all day; prepared after five runs, their
+    plan must still be for the statement's own district, or it locks every district's."""
+    generate(tmp_path / "acme", 50)
+    add_tenant(db, "acme", NEVER_PAUSE)
+    assert run_import(pipeline_for(db, settings), "acme", tmp_path / "acme").state is (
+        ImportState.IMPORTED
+    )
+    acme = _tenant_id(db, "acme")
+    with db.write() as conn:  # 30 other districts' partitions
+        for n in range(10_000, 10_030):
+            conn.execute(
+                sa.text(f"CREATE TABLE students_t{n} PARTITION OF students FOR VALUES IN ({n})")
+            )
+    locked = sa.text(
+        "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+        " WHERE l.pid = pg_backend_pid() AND c.relkind = 'r' AND c.relname LIKE 'students_t%'"
+    )
+    with db.read() as conn:
+        for _ in range(20):
+            assert active_counts(conn, acme)["students"] == 50
+        assert set(conn.execute(locked).scalars()) == {f"students_t{acme}"}
+
+
 def test_two_districts_first_imports_at_once_both_finish(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     """Attaching waits for the other district's commit: one after the other, never a deadlock."""
-    names = ["acme", "bravo"]
-    for name in names:
-        generate(tmp_path / name, 400)
+    for name in ("acme", "bravo"):
+        generate(tmp_path / name, 300)
         add_tenant(db, name, NEVER_PAUSE)
+    stops = tmp_path / "stops"
+    stops.mkdir()
+    point = "apply-before-commit"
+    acme = subprocess.Popen(  # acme's import holds its attached partitions, uncommitted
+        [str(ROSTERDROP), "import", str(tmp_path / "acme"), "--tenant", "acme"],
+        env={**rosterdrop_env(settings), STOP_AT: f"{point}:{stops}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     states: dict[str, ImportState] = {}
-
-    def first_import(name: str) -> None:
-        states[name] = run_import(pipeline_for(db, settings), name, tmp_path / name).state
-
-    threads = [threading.Thread(target=first_import, args=(n,)) for n in names]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert states == dict.fromkeys(names, ImportState.IMPORTED)
-    ids = sorted(_tenant_id(db, n) for n in names)
+    bravo = threading.Thread(
+        target=lambda: states.update(
+            bravo=run_import(pipeline_for(db, settings), "bravo", tmp_path / "bravo").state
+        )
+    )
+    try:
+        _wait_for(lambda: (stops / f"{point}.reached").exists(), acme)
+        bravo.start()
+        _wait_for(lambda: _waiting_on_a_lock(db) == ["ALTER TABLE schools ATTACH PARTITION"], acme)
+        (stops / f"{point}.go").touch()
+        assert acme.wait(60) == 0
+        bravo.join(60)
+    finally:
+        if acme.poll() is None:
+            acme.kill()
+    assert states == {"bravo": ImportState.IMPORTED}
+    ids = sorted(_tenant_id(db, n) for n in ("acme", "bravo"))
     assert _partitions(db)["enrollments"] == [f"enrollments_t{i}" for i in ids]
+
+
+def _waiting_on_a_lock(db: Database) -> list[str]:
+    """What the database's other sessions wait for a lock to do (their statements' start)."""
+    query = sa.text(
+        "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock'"
+    )
+    with db.read() as conn:
+        return [" ".join(q.split()[:5]) for q in conn.execute(query).scalars()]
+
+
+def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert process.poll() is None, "the held import ended"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_a_first_import_killed_before_its_commit_leaves_no_partition_behind(
@@ -158,11 +219,7 @@ def test_a_first_import_killed_before_its_commit_leaves_no_partition_behind(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not (stops / f"{point}.reached").exists():
-            assert importer.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        _wait_for(lambda: (stops / f"{point}.reached").exists(), importer)
         # the partitions are attached in the open transaction: nobody else sees them
         assert _partitions(db) == {t: [] for t in ROSTER}
         os.kill(importer.pid, signal.SIGKILL)
@@ -232,3 +289,102 @@ def test_the_migration_moves_every_row_and_index_into_partitions_and_back(
         assert {t: _indexes(db, t) for t in ROSTER} == indexes
     finally:
         db.close()
+
+
+def test_the_migration_keeps_grants_owner_and_comments_and_refuses_to_lose_a_view(
+    settings: Settings,
+) -> None:
+    db = Database(settings.database_url, lock_dir=settings.paths.locks)
+    try:
+        db.upgrade()
+        add_tenant(db, "acme", NEVER_PAUSE)
+        _alembic(db, "downgrade", "0013")
+        with db.write() as conn:
+            conn.execute(sa.text("DROP ROLE IF EXISTS roster_reader"))
+            conn.execute(sa.text("CREATE ROLE roster_reader"))
+            conn.execute(sa.text("GRANT SELECT ON students, enrollments TO roster_reader"))
+            conn.execute(sa.text("COMMENT ON TABLE students IS 'read WHERE active'"))
+            conn.execute(sa.text("COMMENT ON COLUMN students.grade IS 'CEDS code'"))
+            conn.execute(sa.text("CREATE VIEW active_students AS SELECT * FROM students"))
+
+        with pytest.raises(StoreError, match=r"view active_students reads students.*Drop them"):
+            _alembic(db, "upgrade", "0014")
+        assert db.schema_version() == "0013"  # nothing changed
+        with db.write() as conn:
+            conn.execute(sa.text("DROP VIEW active_students"))
+        _alembic(db, "upgrade", "0014")
+
+        with db.read() as conn:
+            granted = conn.execute(
+                sa.text(
+                    "SELECT table_name FROM information_schema.role_table_grants"
+                    " WHERE grantee = 'roster_reader' AND privilege_type = 'SELECT' ORDER BY 1"
+                )
+            ).scalars()
+            assert list(granted) == ["enrollments", "students"]
+            comments = conn.execute(
+                sa.text(
+                    "SELECT obj_description(CAST('students' AS regclass), 'pg_class'),"
+                    " col_description(CAST('students' AS regclass),"
+                    " (SELECT attnum FROM pg_attribute WHERE attrelid = CAST('students' AS"
+                    " regclass) AND attname = 'grade'))"
+                )
+            ).one()
+            assert tuple(comments) == ("read WHERE active", "CEDS code")
+            owner = conn.execute(
+                sa.text("SELECT tableowner FROM pg_tables WHERE tablename = 'students'")
+            ).scalar_one()
+            assert owner == "rosterdrop"
+    finally:
+        with db.write() as conn:
+            conn.execute(sa.text("DROP OWNED BY roster_reader"))
+            conn.execute(sa.text("DROP ROLE roster_reader"))
+        db.close()
+
+
+def test_the_migration_refuses_to_start_without_lock_slots_for_every_district(
+    tmp_path: Path,
+) -> None:
+    """One transaction holds every district's new partitions and their indexes: on a server
+    too small for them it changes nothing and says which setting to raise; raised, it runs."""
+    server = postgres.Server()
+    small = " -c max_connections=20 -c max_locks_per_transaction=10"  # room for 150 slots
+    server.options += small
+    server.start()
+    try:
+        dbs = {}
+        for name in ("fits", "fails"):
+            db = Database(postgres.create_database(server.url, name), lock_dir=tmp_path / name)
+            db.upgrade()
+            dbs[name] = db
+        with dbs["fits"].read() as conn:  # a district's partitions: one per table, and indexes
+            per_district = len(ROSTER) + conn.execute(
+                sa.text("SELECT count(*) FROM pg_index WHERE indrelid = ANY(:t)"),
+                {"t": [conn.execute(sa.text(f"SELECT CAST('{t}' AS regclass)::oid")).scalar()
+                       for t in ROSTER]},
+            ).scalar_one()  # fmt: skip
+        fits = 150 // per_district
+        for name, districts in (("fits", fits), ("fails", fits + 1)):
+            for n in range(districts):
+                add_tenant(dbs[name], f"district{n}")
+            _alembic(dbs[name], "downgrade", "0013")
+
+        _alembic(dbs["fits"], "upgrade", "0014")
+        with pytest.raises(StoreError, match=r"max_locks_per_transaction = (\d+) or more") as e:
+            _alembic(dbs["fails"], "upgrade", "0014")
+        assert dbs["fails"].schema_version() == "0013"
+
+        setting = re.search(r"max_locks_per_transaction = (\d+)", str(e.value)).group(1)  # type: ignore[union-attr]
+        for db in dbs.values():
+            db.engine.dispose()
+        server.stop()
+        server.options = server.options.replace(
+            small, f" -c max_connections=20 -c max_locks_per_transaction={setting}"
+        )
+        server.start()
+        _alembic(dbs["fails"], "upgrade", "0014")
+        assert dbs["fails"].schema_version() == "0014"
+        for db in dbs.values():
+            db.close()
+    finally:
+        server.remove()
