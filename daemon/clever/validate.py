@@ -9,7 +9,7 @@ read exactly) and the careful row-by-row rules (`checks`), which have the last w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -55,8 +55,11 @@ class SnapshotSink(Protocol):
         """Takes (*key, line) of rows skipped without holding their record."""
         ...
 
-    def duplicates(self, entity: Entity) -> Iterable[tuple[int, int]]:
-        """(line, first line) of rows whose key repeats an earlier row's; they are dropped."""
+    def duplicates(
+        self, entity: Entity, among: Sequence[int] | None = None
+    ) -> Iterable[tuple[int, int]]:
+        """(line, first line) of rows whose key repeats an earlier row's; they are dropped.
+        `among`: the only lines that can repeat one (None: any line can)."""
         ...
 
 
@@ -153,7 +156,9 @@ class _Validator:
             if self.problems.has_fatal():
                 result.fatal = True
                 return result
-            for line, first in self.sink.duplicates(ENROLLMENTS):
+            # The columnar engine knows which lines can repeat a key (usually none).
+            among = self.columnar.repeat_candidates() if self.columnar is not None else None
+            for line, first in self.sink.duplicates(ENROLLMENTS, among):
                 self.problems.warning(
                     "duplicate_row",
                     f"the same enrollment as line {first}; ignored",

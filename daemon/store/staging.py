@@ -7,7 +7,7 @@ batched inserts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,6 +61,12 @@ REPEATED = {
     )
     for e in ENTITIES
 }
+# Lines that may repeat another's key (the columnar engine's hash candidates): the only rows
+# the duplicate search then groups.
+CANDIDATES = {
+    e.name: _temp_table(f"candidate_{e.name}", _META, sa.Column("line", sa.Integer))
+    for e in ENTITIES
+}
 CHANGES = {
     e.name: _temp_table(
         f"changes_{e.name}",
@@ -72,7 +78,13 @@ CHANGES = {
     for e in ENTITIES
 }
 
-_TABLES = (*STAGE.values(), *SKIPPED.values(), *REPEATED.values(), *CHANGES.values())
+_TABLES = (
+    *STAGE.values(),
+    *SKIPPED.values(),
+    *REPEATED.values(),
+    *CANDIDATES.values(),
+    *CHANGES.values(),
+)
 
 
 class _Writer:
@@ -165,21 +177,32 @@ class Stage:
                 sa.text(f"CREATE INDEX IF NOT EXISTS temp.{stage}_key ON {stage} ({keys})")
             )
 
-    def duplicates(self, entity: Entity) -> Iterator[tuple[int, int]]:
+    def duplicates(
+        self, entity: Entity, among: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, int]]:
         """Find rows repeating an earlier row's key: yield (line, first line) of each, then
         drop them all. One pass over the stage finds the repeated keys (usually none); only
         their rows are read again. Streamed: an SIS that writes every enrollment twice
-        doubles a district's rows, and nothing here grows with them in memory."""
+        doubles a district's rows, and nothing here grows with them in memory.
+
+        `among`: the only lines whose key can repeat (every row of a repeated key among
+        them); then only those rows are grouped, and none when there are none."""
         self.flush()
+        if among is not None and not among:
+            return
         self.index_key(entity)
         stage, repeated = STAGE[entity.name], REPEATED[entity.name]
         keys = [stage.c[k] for k in entity.key]
+        grouped = sa.select(*keys, sa.func.min(stage.c.line))
+        if among is not None:
+            candidates = CANDIDATES[entity.name]
+            self.conn.execute(candidates.delete())
+            for start in range(0, len(among), BATCH_ROWS):
+                self._send(candidates, [(line,) for line in among[start : start + BATCH_ROWS]])
+            grouped = grouped.select_from(stage.join(candidates, stage.c.line == candidates.c.line))
         self.conn.execute(
             repeated.insert().from_select(
-                [*entity.key, "first"],
-                sa.select(*keys, sa.func.min(stage.c.line))
-                .group_by(*keys)
-                .having(sa.func.count() > 1),
+                [*entity.key, "first"], grouped.group_by(*keys).having(sa.func.count() > 1)
             )
         )
         if (

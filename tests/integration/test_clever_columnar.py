@@ -181,7 +181,7 @@ class _ListSink:
     def skipped(self, entity: Entity) -> _ListSink.Rows:
         return _ListSink.Rows(self.rows.setdefault(f"skipped {entity.name}", []))
 
-    def duplicates(self, entity: Entity) -> list[tuple[int, int]]:
+    def duplicates(self, entity: Entity, among: object = None) -> list[tuple[int, int]]:
         return []
 
     class Rows:

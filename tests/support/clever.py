@@ -125,13 +125,17 @@ class Checked:
 
 
 def check_folder(
-    folder: Path, settings: TenantSettings | None = None, *, engine: Engine = "columnar"
+    folder: Path,
+    settings: TenantSettings | None = None,
+    *,
+    engine: Engine = "columnar",
+    database: str = "sqlite://",
 ) -> Checked:
-    """Validate `folder` into real staging tables (an in-memory SQLite database) and read
-    them back, ordered by line then key."""
+    """Validate `folder` into real staging tables (an in-memory SQLite database unless
+    `database` names another) and read them back, ordered by line then key."""
     found = find_files(folder)
     problems = ProblemLog(keep=100_000)
-    db = Database("sqlite://")
+    db = Database(database)
     try:
         with db.read() as conn:
             stage = Stage(conn)

@@ -17,12 +17,14 @@ from typing import Any, Protocol
 import polars as pl
 import pyarrow as pa
 
+from daemon.clever.cells import Row
 from daemon.clever.checks import Checker
 from daemon.clever.columns import notes
 from daemon.clever.columns.enrollments import enrollments
 from daemon.clever.columns.parse import read
 from daemon.clever.columns.people import people
 from daemon.clever.columns.plain import Known, Plain
+from daemon.clever.columns.repeats import Repeats
 from daemon.clever.columns.sections import sections
 from daemon.clever.columns.text import join_keys, joined
 from daemon.clever.reader import CsvFile
@@ -56,6 +58,7 @@ class Columnar:
         self.sink = sink
         self.known = Known(checker)
         self.taken: list[str] = []
+        self.repeats: Repeats | None = None  # once enrollments.csv is taken
 
     def take(self, f: CsvFile) -> bool:
         """Validate `f`; False (nothing done) when the careful reader must read it."""
@@ -73,10 +76,12 @@ class Columnar:
             # Enrollments need no file-wide rule: a slice at a time keeps memory down.
             plain_notes: list[notes.Note] = []
             slices = []
+            self.repeats = Repeats()
             for start in range(0, frame.height, ENROLLMENT_SLICE_ROWS):
                 part = frame.slice(start, ENROLLMENT_SLICE_ROWS)
                 plain = enrollments(self.known, f, part)
                 self._record(entity, plain)
+                self.repeats.plain(plain.records[entity.name])
                 slices.append(part.filter(~plain.mask & ~part.get_column("blank")))
                 del plain
             careful = pl.concat(slices) if slices else frame.clear()
@@ -120,6 +125,11 @@ class Columnar:
             else:
                 self.sink.writer(entity).extend(chunk.select(entity.stage_columns).rows())
 
+    def repeat_candidates(self) -> list[int] | None:
+        """The staged enrollments' lines that may repeat another's key (`Repeats`); None
+        when this engine did not take enrollments.csv (the stage must search them all)."""
+        return self.repeats.candidates() if self.repeats is not None else None
+
     def _careful(
         self,
         f: CsvFile,
@@ -156,7 +166,13 @@ class Columnar:
             write, link = sink.writer(SECTIONS).append, sink.writer(SECTION_TEACHERS).append
             return lambda line, fields: c.section_row(f, line, fields, write, link)
         if entity is ENROLLMENTS:
-            write = sink.writer(ENROLLMENTS).append
+            append, repeats = sink.writer(ENROLLMENTS).append, self.repeats
+            assert repeats is not None
+
+            def write(row: Row) -> None:
+                repeats.careful(row)
+                append(row)
+
             return lambda line, fields: c.enrollment_row(f, line, fields, write)
         write = sink.writer(entity).append
         return lambda line, fields: c.person_row(f, entity, line, fields, write)

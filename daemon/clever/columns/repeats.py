@@ -1,0 +1,48 @@
+"""Repeated enrollments, found as the rows go by instead of by a GROUP BY over the stage.
+
+Every staged enrollment's key (plain rows from the engine's frames, careful ones as the
+careful path writes them) is hashed with its line. Only the lines whose hash occurs twice
+can repeat a key; the stage checks those few exactly (`Stage.duplicates(among=...)`): a
+collision costs a look, never a wrong answer. polars' hash is stable within a process only,
+which is all it is used for: it is never stored.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from daemon.clever.cells import Row
+from daemon.clever.columns.text import joined
+from daemon.roster.entities import ENROLLMENTS
+
+_KEY = ENROLLMENTS.key
+_SCHEMA = {**dict.fromkeys(_KEY, pl.String), "line": pl.Int64}
+
+
+def _hashed(records: pl.DataFrame) -> pl.DataFrame:
+    return records.select(
+        joined(*(pl.col(k) for k in _KEY)).hash().alias("hash"), pl.col("line").cast(pl.Int64)
+    )
+
+
+class Repeats:
+    """The (hash, line) of every enrollment staged so far."""
+
+    def __init__(self) -> None:
+        self._plain: list[pl.DataFrame] = []
+        self._careful: list[tuple[object, ...]] = []
+
+    def plain(self, records: pl.DataFrame) -> None:
+        """Plain records, in the columns `enrollments` gives them."""
+        self._plain.append(_hashed(records))
+
+    def careful(self, row: Row) -> None:
+        """A row the careful path staged (fresh or held): its key, then its line."""
+        self._careful.append((*row[: len(_KEY)], row[len(_KEY)]))
+
+    def candidates(self) -> list[int]:
+        """The lines whose key may repeat another staged row's, in line order."""
+        careful = pl.DataFrame(self._careful, schema=_SCHEMA, orient="row")
+        every = pl.concat([*self._plain, _hashed(careful)])
+        repeated = every.filter(pl.col("hash").is_duplicated())
+        return sorted(repeated.get_column("line").to_list())
