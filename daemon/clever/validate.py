@@ -62,6 +62,10 @@ class SnapshotSink(Protocol):
         `among`: the only lines that can repeat one (None: any line can)."""
         ...
 
+    def discard(self, entity: Entity) -> None:
+        """Forget every record of `entity` written so far."""
+        ...
+
 
 @dataclass
 class Validation:

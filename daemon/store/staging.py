@@ -166,6 +166,13 @@ class Stage:
             self.conn.execute(sa.text(f"ANALYZE {STAGE[entity.name].name}"))
             self.conn.execute(sa.text("SET LOCAL default_statistics_target TO DEFAULT"))
 
+    def discard(self, entity: Entity) -> None:
+        """Forget every record of `entity` staged so far (the columnar engine's blocks of a
+        file the careful reader must read after all)."""
+        writer = self._writers[entity.name]
+        writer.rows, writer.written, writer.held = [], 0, 0
+        self.conn.execute(writer.table.delete())
+
     def index_key(self, entity: Entity) -> None:
         """SQLite joins and groups through indexes only: without one on the stage's key, the
         diff would be quadratic and the duplicate search a sort of every row. With `held`

@@ -9,6 +9,7 @@ control characters, padding). The full-size corrupted district is `bench/validat
 
 from __future__ import annotations
 
+import csv
 import functools
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ from bench.corrupted import corrupt
 from bench.district import generate
 from daemon import uploadset
 from daemon.clever.columns import engine as columnar_engine
+from daemon.clever.columns import stream as columnar_stream
 from daemon.clever.files import find_files
 from daemon.clever.validate import Engine, fingerprints, validate
 from daemon.config import Settings
@@ -66,7 +68,7 @@ def test_the_engines_agree_on_any_upload(
     tenant = TenantSettings(grade_rules=rules, keep_extra_columns=keep)
     with tempfile.TemporaryDirectory() as scratch, pytest.MonkeyPatch.context() as patch:
         if chunk is not None:  # every bound on slices and loads at its smallest
-            patch.setattr(columnar_engine, "ENROLLMENT_SLICE_ROWS", chunk)
+            patch.setattr(columnar_stream, "STREAM_BLOCK_BYTES", 64 * chunk)
             patch.setattr(columnar_engine, "LOAD_ROWS", chunk)
             patch.setattr(staging_load, "SQLITE_CHUNK_ROWS", chunk)
         folder = Path(scratch)
@@ -120,6 +122,48 @@ def test_a_corrupted_district_gives_the_same_problems_and_records(corrupted: Pat
         "sections.csv",
         "enrollments.csv",
     )
+
+
+def test_enrollments_read_in_small_blocks_give_the_same_problems_and_records(
+    corrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """enrollments.csv streams a block at a time: rows of another width, quoted line breaks,
+    blank rows and Windows-1252 text fall in any block, and every line stays exact."""
+    folder = Path(shutil.copytree(corrupted, tmp_path / "district"))
+    path = folder / "enrollments.csv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[7::40]:  # a line break inside a quoted section id
+        if len(row) > 1:
+            row[1] = row[1][:3] + "\r\n" + row[1][3:]
+    with path.open("w", encoding="windows-1252", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    monkeypatch.setattr(columnar_stream, "STREAM_BLOCK_BYTES", 4096)
+    assert path.stat().st_size > 20 * 4096
+
+    columnar, _ = _agree(folder)
+
+    assert "enrollments.csv" in columnar.validation.columnar
+    enrollments = {p.code for p in columnar.problems if p.file == "enrollments.csv"}
+    assert {"wrong_field_count", "line_break_in_value", "blank_rows"} <= enrollments
+    assert "decoded_as_windows1252" in enrollments
+
+
+def test_a_late_block_the_engine_cannot_read_hands_the_file_to_the_careful_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value over the csv module's limit near the end: the blocks before it were staged
+    already, and are taken back before the careful reader reads the whole file."""
+    generate(tmp_path, 300)
+    monkeypatch.setattr(columnar_stream, "STREAM_BLOCK_BYTES", 4096)
+    huge = "9" * (csv.field_size_limit() + 1)
+    with (tmp_path / "enrollments.csv").open("a", encoding="utf-8", newline="") as handle:
+        handle.write(f"SCH0000,SEC{huge},S0000001\r\nSCH0000,SEC000000,S0000001\r\n")
+
+    columnar, _ = _agree(tmp_path)
+
+    assert "enrollments.csv" not in columnar.validation.columnar
+    assert [p.severity for p in columnar.problems][-1] == "fatal"
 
 
 def test_quoted_line_breaks_and_padding_keep_their_lines_in_the_columnar_engine(
@@ -183,6 +227,9 @@ class _ListSink:
 
     def duplicates(self, entity: Entity, among: object = None) -> list[tuple[int, int]]:
         return []
+
+    def discard(self, entity: Entity) -> None:
+        self.rows.get(entity.name, []).clear()
 
     class Rows:
         def __init__(self, rows: list[tuple[object, ...]]) -> None:

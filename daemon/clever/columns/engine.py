@@ -26,6 +26,7 @@ from daemon.clever.columns.people import people
 from daemon.clever.columns.plain import Known, Plain
 from daemon.clever.columns.repeats import Repeats
 from daemon.clever.columns.sections import sections
+from daemon.clever.columns.stream import stream
 from daemon.clever.columns.text import join_keys, joined
 from daemon.clever.reader import CsvFile
 from daemon.roster.entities import (
@@ -40,14 +41,14 @@ from daemon.roster.entities import (
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform == "linux" else None
 # Records go to the sink this many at a time (the loader chunks further).
 LOAD_ROWS = 200_000
-# Enrollments are checked this many rows at a time (their rules need no whole-file view).
-ENROLLMENT_SLICE_ROWS = 200_000
 
 
 class Sink(Protocol):
     """`validate.SnapshotSink`, and optionally `load_table(entity, pyarrow.Table)`."""
 
     def writer(self, entity: Entity) -> Any: ...
+
+    def discard(self, entity: Entity) -> None: ...
 
 
 class Columnar:
@@ -65,6 +66,8 @@ class Columnar:
         entity = _ENTITY.get(f.name)
         if entity is None:
             return False
+        if entity is ENROLLMENTS:
+            return self._enrollments(f)
         parsed = read(f)
         if parsed is None:
             return False
@@ -72,35 +75,53 @@ class Columnar:
         f.rows = int((~frame.get_column("blank")).sum()) + len(parsed.refused)
         f.blank_rows, f.first_blank_line = parsed.blank_rows, parsed.first_blank_line
         del parsed.frame
-        if entity is ENROLLMENTS:
-            # Enrollments need no file-wide rule: a slice at a time keeps memory down.
-            plain_notes: list[notes.Note] = []
-            slices = []
-            self.repeats = Repeats()
-            for start in range(0, frame.height, ENROLLMENT_SLICE_ROWS):
-                part = frame.slice(start, ENROLLMENT_SLICE_ROWS)
-                plain = enrollments(self.known, f, part)
-                self._record(entity, plain)
-                self.repeats.plain(plain.records[entity.name])
-                slices.append(part.filter(~plain.mask & ~part.get_column("blank")))
-                del plain
-            careful = pl.concat(slices) if slices else frame.clear()
-        else:
-            plain = (
-                sections(self.known, f, frame)
-                if entity is SECTIONS
-                else people(self.known, f, frame, entity)
-            )
-            self._record(entity, plain)
-            careful = frame.filter(~plain.mask & ~frame.get_column("blank"))
-            plain_notes = plain.notes
-            del plain
-        del frame
+        plain = (
+            sections(self.known, f, frame)
+            if entity is SECTIONS
+            else people(self.known, f, frame, entity)
+        )
+        self._record(entity, plain)
+        careful = frame.filter(~plain.mask & ~frame.get_column("blank"))
+        plain_notes = plain.notes
+        del plain, frame
         self._careful(f, entity, careful, parsed.refused)
         notes.merge(self.c.notes, f, plain_notes)
+        self._taken(f)
+        return True
+
+    def _enrollments(self, f: CsvFile) -> bool:
+        """Enrollments need no file-wide rule: checked and staged a block at a time, and
+        only their careful rows kept. A block the careful reader must read instead undoes
+        what the blocks before it staged (nothing else is known of the file yet)."""
+        blocks = stream(f)
+        if blocks is None:
+            return False
+        self.repeats = Repeats()
+        careful = []
+        for block in blocks:
+            plain = enrollments(self.known, f, block)
+            self._record(ENROLLMENTS, plain)
+            self.repeats.plain(plain.records[ENROLLMENTS.name])
+            careful.append(block.filter(~plain.mask & ~block.get_column("blank")))
+            del plain, block
+        if not blocks.readable:
+            self.sink.discard(ENROLLMENTS)
+            self.repeats = None
+            return False
+        f.rows, f.blank_rows, f.first_blank_line = (
+            blocks.rows,
+            blocks.blank_rows,
+            blocks.first_blank_line,
+        )
+        rest = pl.concat(careful)  # the end row's block at least
+        del careful
+        self._careful(f, ENROLLMENTS, rest, blocks.refused)
+        self._taken(f)
+        return True
+
+    def _taken(self, f: CsvFile) -> None:
         self.taken.append(f.name)
         _give_back()
-        return True
 
     def _record(self, entity: Entity, plain: Plain) -> None:
         """The plain records to the sink, and what later rows must know of them."""

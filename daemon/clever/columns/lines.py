@@ -41,11 +41,7 @@ def record_lines(
     index = pl.int_range(0, rows, dtype=pl.Int64, eager=True)
     if total == rows + 1 and not refused:
         return (index + 2).alias("line"), []
-    breaks = frame.select(
-        pl.sum_horizontal(pl.col(c).str.count_matches(LINE_BREAK) for c in frame.columns)
-        .cast(pl.Int64)
-        .alias("breaks")
-    ).to_series()
+    breaks = _breaks(frame)
     longest = max([int(breaks.max() or 0), *(r.breaks for r in refused)])  # type: ignore[arg-type]
     spans = sum(1 + r.breaks for r in refused)
     if longest >= MAX_RECORD_LINES or 1 + rows + int(breaks.sum()) + spans != total:
@@ -63,3 +59,65 @@ def record_lines(
     through = pl.concat([pl.Series([0], dtype=pl.Int64), breaks.cum_sum()]).gather(valid).to_list()
     odd = [2 + r.record + through[k] + pushed[k] for k, r in enumerate(refused)]
     return lines.alias("line"), odd
+
+
+def _breaks(frame: pl.DataFrame) -> pl.Series:
+    """Each record's line breaks (inside quoted values)."""
+    return frame.select(
+        pl.sum_horizontal(pl.col(c).str.count_matches(LINE_BREAK) for c in frame.columns)
+        .cast(pl.Int64)
+        .alias("breaks")
+    ).to_series()
+
+
+class RunningLines:
+    """`record_lines` a block of records at a time (`stream`): the records and line breaks
+    of the blocks before carry over, and the rows set aside so far place each record."""
+
+    def __init__(self) -> None:
+        self.rows = 0  # records of the blocks so far
+        self.breaks = 0  # their line breaks
+        self.longest = 0
+        self.placed: dict[int, int] = {}  # set-aside row k -> its line
+
+    def block(self, frame: pl.DataFrame, refused: list[Refused]) -> pl.Series:
+        """Where each record of the next block starts; `refused`: every row set aside so
+        far, in file order (those after this block change nothing here)."""
+        rows, start = frame.height, self.rows
+        index = pl.int_range(start, start + rows, dtype=pl.Int64, eager=True)
+        quoted = frame.select(
+            pl.any_horizontal(
+                pl.col(c).str.contains("\n", literal=True)
+                | pl.col(c).str.contains("\r", literal=True)
+                for c in frame.columns
+            ).any()
+        ).item()
+        breaks = _breaks(frame) if quoted else pl.zeros(rows, pl.Int64, eager=True)
+        valid = [r.record - k for k, r in enumerate(refused)]
+        pushed = [0]
+        for r in refused:
+            pushed.append(pushed[-1] + r.breaks)
+        passed = pl.Series(valid, dtype=pl.Int64).search_sorted(index, side="right")
+        before = self.breaks + breaks.cum_sum() - breaks
+        lines = index + 2 + passed + before + pl.Series(pushed, dtype=pl.Int64).gather(passed)
+        through = pl.concat([pl.Series([0], dtype=pl.Int64), breaks.cum_sum()]).to_list()
+        for k, r in enumerate(refused):
+            if k not in self.placed and start <= valid[k] < start + rows:
+                self.placed[k] = 2 + r.record + self.breaks + through[valid[k] - start] + pushed[k]
+        self.rows += rows
+        self.breaks += int(breaks.sum())
+        self.longest = max(self.longest, int(breaks.max() or 0))  # type: ignore[arg-type]
+        return lines.alias("line")
+
+    def finish(self, refused: list[Refused], total: int) -> list[int] | None:
+        """The lines of the rows set aside, once every block is read; None when the lines
+        do not add up or a record runs over MAX_RECORD_LINES lines (as `record_lines`)."""
+        pushed = 0
+        for k, r in enumerate(refused):
+            self.placed.setdefault(k, 2 + r.record + self.breaks + pushed)
+            pushed += r.breaks
+        longest = max([self.longest, *(r.breaks for r in refused)])
+        spans = sum(1 + r.breaks for r in refused)
+        if longest >= MAX_RECORD_LINES or 1 + self.rows + self.breaks + spans != total:
+            return None
+        return [self.placed[k] for k in range(len(refused))]

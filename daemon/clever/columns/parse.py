@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,9 @@ from daemon.clever.reader import CsvFile, line_breaks
 
 # pyarrow parses in blocks of this many bytes (one block per thread at a time).
 BLOCK_BYTES = 1 << 20
-_END = "\x01end of file"
+END = "\x01end of file"
 # Decoded here exactly as the careful reader's text mode decodes them.
-_DECODED = ("utf-8-sig", "windows-1252")
+DECODED = ("utf-8-sig", "windows-1252")
 
 
 @dataclass
@@ -48,10 +49,10 @@ def column(position: int) -> str:
 
 def read(f: CsvFile) -> Parsed | None:
     """The file's rows as a frame, or None when the careful reader must read it."""
-    if f.header_line != 1 or f.encoding not in _DECODED:
+    if f.header_line != 1 or f.encoding not in DECODED:
         return None
     try:
-        text, total = _text(f)
+        text, total = buffered(f)
     except (OSError, UnicodeDecodeError):  # the careful reader says what is wrong
         return None
     parsed = _parse(text, f.width, threads=True)
@@ -65,11 +66,11 @@ def read(f: CsvFile) -> Parsed | None:
     tables, odd = [parsed[0]], parsed[1]
     del parsed
     frame = _frame(tables)
-    if frame.height == 0 or frame.row(-1) != (_END,) * f.width:
+    if frame.height == 0 or frame.row(-1) != (END,) * f.width:
         return None
     frame = frame.slice(0, frame.height - 1)
-    refused = _refused(odd)
-    if refused is None or not _fits(frame, refused):
+    refused = refused_rows(odd)
+    if refused is None or not within_field_limit(frame, refused):
         return None
     counted = record_lines(frame, [Refused(n, line_breaks(v)) for n, v in refused], total)
     if counted is None:
@@ -79,10 +80,10 @@ def read(f: CsvFile) -> Parsed | None:
     return _blanks_marked(frame.with_columns(line=lines), placed)
 
 
-def _text(f: CsvFile) -> tuple[bytearray, int]:
+def buffered(f: CsvFile) -> tuple[bytearray, int]:
     """The file as UTF-8 with an end row after it, read into one buffer (a district's
     enrollments are 20 MB: no second copy), and its number of lines."""
-    end = ",".join([_END] * f.width).encode()
+    end = ",".join([END] * f.width).encode()
     if f.encoding == "utf-8-sig":
         size = f.path.stat().st_size
         text = bytearray(size + 1 + len(end))
@@ -100,8 +101,28 @@ def _text(f: CsvFile) -> tuple[bytearray, int]:
     return text, total
 
 
-def _parse(data: bytearray, width: int, *, threads: bool) -> tuple[Any, list[object]] | None:
+def options(
+    width: int, wrong_width: Callable[[object], str], *, threads: bool, block: int = BLOCK_BYTES
+) -> dict[str, Any]:
+    """pyarrow's reading options: every value a string, '' never null, every line a row (a
+    blank one too), rows of another width handed to `wrong_width`."""
     names = [column(i) for i in range(width)]
+    return {
+        "read_options": pacsv.ReadOptions(
+            column_names=names, skip_rows=1, block_size=block, use_threads=threads
+        ),
+        "parse_options": pacsv.ParseOptions(
+            newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=wrong_width
+        ),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    }
+
+
+def _parse(data: bytearray, width: int, *, threads: bool) -> tuple[Any, list[object]] | None:
     odd: list[object] = []
 
     def wrong_width(row: object) -> str:
@@ -109,20 +130,7 @@ def _parse(data: bytearray, width: int, *, threads: bool) -> tuple[Any, list[obj
         return "skip"
 
     try:
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=threads
-            ),
-            parse_options=pacsv.ParseOptions(
-                newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=wrong_width
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        table = pacsv.read_csv(pa.py_buffer(data), **options(width, wrong_width, threads=threads))
     except (pa.ArrowException, ValueError):
         return None
     return table, odd
@@ -135,12 +143,12 @@ def _frame(tables: list[Any]) -> pl.DataFrame:
     for name in table.column_names:
         series = pl.from_arrow(table.column(name))
         assert isinstance(series, pl.Series)
-        columns.append(series.alias(name))
+        columns.append(series.rechunk().alias(name))
         table = table.drop_columns([name])
     return pl.DataFrame(columns)
 
 
-def _refused(odd: list[object]) -> list[tuple[int, list[str]]] | None:
+def refused_rows(odd: list[object]) -> list[tuple[int, list[str]]] | None:
     """(record, values) of each row of another width (record 0: the first after the header),
     its values read by the csv module; None when its place is unknown or its text is not one
     record."""
@@ -156,7 +164,7 @@ def _refused(odd: list[object]) -> list[tuple[int, list[str]]] | None:
     return refused
 
 
-def _fits(frame: pl.DataFrame, refused: list[tuple[int, list[str]]]) -> bool:
+def within_field_limit(frame: pl.DataFrame, refused: list[tuple[int, list[str]]]) -> bool:
     """No field over the csv module's limit (counted in bytes: never fewer than characters)."""
     limit = csv.field_size_limit()
     every = [pl.col(name).str.len_bytes().max() for name in frame.columns]

@@ -20,8 +20,9 @@ _SCHEMA = {**dict.fromkeys(_KEY, pl.String), "line": pl.Int64}
 
 
 def _hashed(records: pl.DataFrame) -> pl.DataFrame:
+    """12 bytes a row: 700,000 enrollments in 8 MB."""
     return records.select(
-        joined(*(pl.col(k) for k in _KEY)).hash().alias("hash"), pl.col("line").cast(pl.Int64)
+        joined(*(pl.col(k) for k in _KEY)).hash().alias("hash"), pl.col("line").cast(pl.Int32)
     )
 
 
@@ -44,5 +45,11 @@ class Repeats:
         """The lines whose key may repeat another staged row's, in line order."""
         careful = pl.DataFrame(self._careful, schema=_SCHEMA, orient="row")
         every = pl.concat([*self._plain, _hashed(careful)])
-        repeated = every.filter(pl.col("hash").is_duplicated())
+        self._plain, self._careful = [], []
+        # Sorted, a repeated hash sits next to its twin: no hash table of every row.
+        hashes = every.get_column("hash").sort()
+        twins = hashes.filter(hashes == hashes.shift(1))
+        if twins.is_empty():
+            return []
+        repeated = every.filter(pl.col("hash").is_in(twins.unique().implode()))
         return sorted(repeated.get_column("line").to_list())
