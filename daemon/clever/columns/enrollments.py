@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from daemon.clever.cells import MAX_ID
-from daemon.clever.columns.plain import Known, Plain
+from daemon.clever.columns.plain import Known, Plain, passed
 from daemon.clever.columns.text import joined, required, tidy_row, value
 from daemon.clever.reader import CsvFile
 from daemon.roster.entities import ENROLLMENTS, SECTIONS, STUDENTS
@@ -27,7 +27,7 @@ def enrollments(known: Known, f: CsvFile, frame: pl.DataFrame) -> Plain:
         & joined(school, student).is_in(known.imported(STUDENTS).implode())
     )
     mask = frame.select(plain.fill_null(False)).to_series()
-    records = frame.filter(mask).select(
+    records = passed(frame, mask).select(
         school.alias("school_id"),
         section.alias("section_id"),
         student.alias("student_id"),

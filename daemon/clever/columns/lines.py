@@ -80,18 +80,12 @@ class RunningLines:
         self.longest = 0
         self.placed: dict[int, int] = {}  # set-aside row k -> its line
 
-    def block(self, frame: pl.DataFrame, refused: list[Refused]) -> pl.Series:
+    def block(self, frame: pl.DataFrame, refused: list[Refused], *, quoted: bool) -> pl.Series:
         """Where each record of the next block starts; `refused`: every row set aside so
-        far, in file order (those after this block change nothing here)."""
+        far, in file order (those after this block change nothing here); `quoted`: whether
+        the file has had a quote so far (without one, no value holds a line break)."""
         rows, start = frame.height, self.rows
         index = pl.int_range(start, start + rows, dtype=pl.Int64, eager=True)
-        quoted = frame.select(
-            pl.any_horizontal(
-                pl.col(c).str.contains("\n", literal=True)
-                | pl.col(c).str.contains("\r", literal=True)
-                for c in frame.columns
-            ).any()
-        ).item()
         breaks = _breaks(frame) if quoted else pl.zeros(rows, pl.Int64, eager=True)
         valid = [r.record - k for k, r in enumerate(refused)]
         pushed = [0]

@@ -6,7 +6,7 @@ import polars as pl
 
 from daemon.clever.cells import MAX_ID
 from daemon.clever.columns.notes import Note, first_of
-from daemon.clever.columns.plain import Known, Plain
+from daemon.clever.columns.plain import Known, Plain, passed
 from daemon.clever.columns.text import (
     cleaned_key,
     extras_json,
@@ -86,7 +86,7 @@ def people(known: Known, f: CsvFile, frame: pl.DataFrame, entity: Entity) -> Pla
     else:
         plain &= (email != "") & pl.col("_valid")
     mask = frame.select(plain.fill_null(False)).to_series()
-    rows = frame.filter(mask)
+    rows = passed(frame, mask)
     notes = first_of(
         rows,
         pl.col("_lowered") != email,

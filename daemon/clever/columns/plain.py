@@ -12,6 +12,12 @@ from daemon.clever.columns.text import join_keys
 from daemon.roster.entities import SCHOOLS, Entity
 
 
+def passed(frame: pl.DataFrame, mask: pl.Series) -> pl.DataFrame:
+    """The rows `mask` passes: the frame itself when it passes them all (a clean file's
+    usual case), rather than a copy of every column."""
+    return frame if mask.all() else frame.filter(mask)
+
+
 @dataclass
 class Plain:
     """`mask`: the rows whose records are `records` (per entity, in `stage_columns`), with

@@ -6,7 +6,7 @@ import polars as pl
 
 from daemon.clever.cells import MAX_ID, MAX_TEXT
 from daemon.clever.columns.notes import Note, first_of
-from daemon.clever.columns.plain import Known, Plain
+from daemon.clever.columns.plain import Known, Plain, passed
 from daemon.clever.columns.text import (
     cleaned_key,
     extras_json,
@@ -63,7 +63,7 @@ def sections(known: Known, f: CsvFile, frame: pl.DataFrame) -> Plain:
     plain &= start.is_not_null() & end.is_not_null()
     plain &= (start == "") | (end == "") | (start <= end)
     mask = frame.select(plain.fill_null(False)).to_series()
-    rows = frame.filter(mask)
+    rows = passed(frame, mask)
     notes: list[Note] = first_of(
         rows,
         course == "",

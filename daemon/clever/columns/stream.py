@@ -47,6 +47,9 @@ class Source:
         self._breaks = 0
         self._last = last
         self._cr = False  # the text read so far ends with CR
+        # Whether the text read so far (pyarrow reads ahead of the records it gives) holds
+        # a quote: until one comes, no value can hold a line break.
+        self.quoted = False
         self.closed = False
 
     @property
@@ -62,6 +65,7 @@ class Source:
             crlf = data.count(b"\r\n") + (1 if self._cr and data[:1] == b"\n" else 0)
             self._breaks += data.count(b"\n") + data.count(b"\r") - crlf
             self._cr = data[-1:] == b"\r"
+            self.quoted = self.quoted or b'"' in data
             return data
         tail, self._tail = self._tail or b"", None
         return tail
@@ -114,7 +118,8 @@ class Blocks:
                 refused = self._refused()
                 if refused is None or not within_field_limit(frame, []):
                     return
-                block = self._blanks_marked(frame.with_columns(lines.block(frame, refused)))
+                at = lines.block(frame, refused, quoted=source.quoted)
+                block = self._blanks_marked(frame.with_columns(at))
                 self.rows += block.height - int(block.get_column("blank").sum())
                 yield block
         except (pa.ArrowException, ValueError):  # UnicodeDecodeError too
