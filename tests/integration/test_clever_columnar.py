@@ -149,6 +149,28 @@ def test_enrollments_read_in_small_blocks_give_the_same_problems_and_records(
     assert "decoded_as_windows1252" in enrollments
 
 
+@pytest.mark.parametrize("ahead", [columnar_stream.READ_AHEAD_BLOCKS, 0])
+def test_pyarrow_held_to_a_few_reads_ahead_is_never_starved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead: int
+) -> None:
+    """A quoted value over a block long (pyarrow reads past it to find its end) is read by
+    the engine; held to no read ahead at all, pyarrow's wait is bounded (STARVED_SECONDS)
+    and the file is still read whole, the same as the careful path reads it."""
+    generate(tmp_path, 300)
+    monkeypatch.setattr(columnar_stream, "STREAM_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(columnar_stream, "READ_AHEAD_BLOCKS", ahead)
+    monkeypatch.setattr(columnar_stream, "STARVED_SECONDS", 0.05)
+    long = "x" * 5000
+    with (tmp_path / "enrollments.csv").open("a", encoding="utf-8", newline="") as handle:
+        handle.write(f'SCH0000,"SEC\r\n{long}",S0000001\r\nSCH0000,SEC000000,S0000001\r\n')
+
+    columnar, _ = _agree(tmp_path)
+
+    assert "enrollments.csv" in columnar.validation.columnar
+    spanning = [p for p in columnar.problems if p.code == "line_break_in_value"]
+    assert [(p.file, p.line) for p in spanning][-1] == ("enrollments.csv", 2102)
+
+
 def test_a_late_block_the_engine_cannot_read_hands_the_file_to_the_careful_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ then `readable` is False and the caller undoes what it staged from the blocks.
 from __future__ import annotations
 
 import codecs
+import threading
 from collections.abc import Iterator
 
 import polars as pl
@@ -23,6 +24,10 @@ from daemon.clever.reader import CsvFile, line_breaks
 # pyarrow reads (and the engine checks and stages) this many bytes of the file at a time:
 # about 70,000 enrollments, a few MB of columns (1-4 MB: the same peak and speed).
 STREAM_BLOCK_BYTES = 2 << 20
+# Reads pyarrow may make ahead of the blocks the engine has taken, and how long a read
+# waits for the engine before the file is read without holding pyarrow back.
+READ_AHEAD_BLOCKS = 2
+STARVED_SECONDS = 0.2
 
 
 class Source:
@@ -51,6 +56,18 @@ class Source:
         # a quote: until one comes, no value can hold a line break.
         self.quoted = False
         self.closed = False
+        # pyarrow reads on a thread of its own, as far ahead as it can (the whole file before
+        # the first block is out): held to READ_AHEAD_BLOCKS reads beyond the blocks taken.
+        self._turn = threading.Condition()
+        self._reads = 0
+        self._taken = 0
+        self._held_back = True
+
+    def took(self) -> None:
+        """The engine has taken a block: pyarrow may read one more."""
+        with self._turn:
+            self._taken += 1
+            self._turn.notify_all()
 
     @property
     def lines(self) -> int:
@@ -58,6 +75,14 @@ class Source:
         return self._breaks + (0 if self._last and self._last in b"\r\n" else 1)
 
     def read(self, size: int = -1) -> bytes:
+        with self._turn:
+            ahead = not self._held_back or self._turn.wait_for(
+                lambda: self._reads - self._taken < READ_AHEAD_BLOCKS, timeout=STARVED_SECONDS
+            )
+            # Still waiting after that: a record spans more reads (a value hundreds of KB
+            # long, a quote left open); never starve it, read freely from now on.
+            self._held_back = self._held_back and ahead
+            self._reads += 1
         data = self._handle.read(size)
         if self._decoder is not None:  # one byte a character: any cut decodes alike
             data = self._decoder.decode(data, final=not data).encode("utf-8")
@@ -108,6 +133,7 @@ class Blocks:
                 **options(self.f.width, self._wrong_width, threads=False, block=STREAM_BLOCK_BYTES),
             )
             for batch in reader:
+                source.took()
                 frame = pl.from_arrow(batch)
                 del batch
                 assert isinstance(frame, pl.DataFrame)
