@@ -24,10 +24,11 @@ def test_the_daemon_and_the_pipeline_import_without_polars_or_pyarrow() -> None:
 
 
 def test_the_fork_server_preloads_them_with_polars_capped_at_two_threads() -> None:
+    """And PostgreSQL's driver, which an import process would otherwise import to connect."""
     loaded = _probe(
         "import os, sys, daemon.runner;"
         " [__import__(m) for m in daemon.runner.PRELOAD];"
-        " print('polars' in sys.modules, 'pyarrow' in sys.modules,"
+        " print('polars' in sys.modules, 'pyarrow' in sys.modules, 'psycopg' in sys.modules,"
         " os.environ['POLARS_MAX_THREADS'])"
     )
-    assert loaded.split() == ["True", "True", "2"]
+    assert loaded.split() == ["True", "True", "True", "2"]
