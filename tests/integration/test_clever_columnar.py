@@ -13,6 +13,9 @@ import csv
 import functools
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,8 @@ from bench.district import generate
 from daemon import uploadset
 from daemon.clever.columns import engine as columnar_engine
 from daemon.clever.columns import stream as columnar_stream
-from daemon.clever.files import find_files
+from daemon.clever.files import SPECS, find_files, fingerprint
+from daemon.clever.header import open_csv
 from daemon.clever.validate import Engine, fingerprints, validate
 from daemon.config import Settings
 from daemon.roster.entities import Entity
@@ -154,12 +158,11 @@ def test_pyarrow_held_to_a_few_reads_ahead_is_never_starved(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead: int
 ) -> None:
     """A quoted value over a block long (pyarrow reads past it to find its end) is read by
-    the engine; held to no read ahead at all, pyarrow's wait is bounded (STARVED_SECONDS)
-    and the file is still read whole, the same as the careful path reads it."""
+    the engine; held to no read ahead at all, pyarrow still reads what the engine waits for,
+    and the file is read whole, the same as the careful path reads it."""
     generate(tmp_path, 300)
     monkeypatch.setattr(columnar_stream, "STREAM_BLOCK_BYTES", 4096)
     monkeypatch.setattr(columnar_stream, "READ_AHEAD_BLOCKS", ahead)
-    monkeypatch.setattr(columnar_stream, "STARVED_SECONDS", 0.05)
     long = "x" * 5000
     with (tmp_path / "enrollments.csv").open("a", encoding="utf-8", newline="") as handle:
         handle.write(f'SCH0000,"SEC\r\n{long}",S0000001\r\nSCH0000,SEC000000,S0000001\r\n')
@@ -169,6 +172,46 @@ def test_pyarrow_held_to_a_few_reads_ahead_is_never_starved(
     assert "enrollments.csv" in columnar.validation.columnar
     spanning = [p for p in columnar.problems if p.code == "line_break_in_value"]
     assert [(p.file, p.line) for p in spanning][-1] == ("enrollments.csv", 2102)
+
+
+def test_a_busy_engine_holds_pyarrow_to_a_few_reads_ahead(tmp_path: Path) -> None:
+    """pyarrow's reading thread reads READ_AHEAD_BLOCKS ahead of the blocks the engine has
+    taken, then waits, however long the engine is busy (it read the whole file ahead
+    before); while the engine waits for a block, it reads freely."""
+    generate(tmp_path, 300)
+    path = tmp_path / "enrollments.csv"
+    spec = SPECS["enrollments.csv"]
+    f = open_csv(spec, path, fingerprint(path), "windows-1252", ProblemLog())
+    assert f is not None
+    blocks = columnar_stream.stream(f)
+    assert blocks is not None
+    source = blocks._source
+    assert source is not None
+    reads: list[int] = []
+    thread = threading.Thread(target=lambda: reads.extend(iter(lambda: len(source.read(64)), 0)))
+    thread.start()
+    try:
+        ahead = columnar_stream.READ_AHEAD_BLOCKS
+        _eventually(lambda: len(reads) == ahead)
+        time.sleep(0.2)  # the engine busy with its block, taking none
+        assert len(reads) == ahead
+        source.took()
+        _eventually(lambda: len(reads) == ahead + 1)
+        with source.awaited():  # the engine waits: read on, to the file's end
+            thread.join(10)
+        assert not thread.is_alive()
+        assert len(reads) > 10 * ahead
+    finally:
+        source.close()
+        f.close()
+        thread.join(10)
+
+
+def _eventually(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
 
 def test_a_late_block_the_engine_cannot_read_hands_the_file_to_the_careful_reader(

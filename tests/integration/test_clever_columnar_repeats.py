@@ -18,6 +18,7 @@ import pytest
 
 from bench.district import generate
 from daemon import uploadset
+from daemon.clever.columns import repeats
 from daemon.clever.validate import validate
 from daemon.config import Settings
 from daemon.roster.entities import ENROLLMENTS
@@ -73,9 +74,12 @@ def _first_copies(folder: Path) -> list[tuple[int, int]]:
     return repeats
 
 
+@pytest.mark.parametrize("careful_batch", [repeats.CAREFUL_BATCH_ROWS, 1])
 def test_repeated_enrollments_are_reported_and_dropped_as_the_careful_path_does(
-    repeating: Path, database_url: str
+    repeating: Path, database_url: str, careful_batch: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also with the careful rows' keys hashed one at a time (the batch's edge)."""
+    monkeypatch.setattr(repeats, "CAREFUL_BATCH_ROWS", careful_batch)
     columnar = check_folder(repeating, engine="columnar", database=database_url)
     careful = check_folder(repeating, engine="careful", database=database_url)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import polars as pl
 import pyarrow as pa
@@ -24,10 +25,9 @@ from daemon.clever.reader import CsvFile, line_breaks
 # pyarrow reads (and the engine checks and stages) this many bytes of the file at a time:
 # about 70,000 enrollments, a few MB of columns (1-4 MB: the same peak and speed).
 STREAM_BLOCK_BYTES = 2 << 20
-# Reads pyarrow may make ahead of the blocks the engine has taken, and how long a read
-# waits for the engine before the file is read without holding pyarrow back.
+# Reads pyarrow may make ahead of the blocks the engine has taken while the engine is busy
+# (waiting for a block, it lets pyarrow read as far as that block needs).
 READ_AHEAD_BLOCKS = 2
-STARVED_SECONDS = 0.2
 
 
 class Source:
@@ -57,11 +57,25 @@ class Source:
         self.quoted = False
         self.closed = False
         # pyarrow reads on a thread of its own, as far ahead as it can (the whole file before
-        # the first block is out): held to READ_AHEAD_BLOCKS reads beyond the blocks taken.
+        # the first block is out): held to READ_AHEAD_BLOCKS reads beyond the blocks taken,
+        # except while the engine waits for the next block (a record may span more reads).
         self._turn = threading.Condition()
         self._reads = 0
         self._taken = 0
-        self._held_back = True
+        self._waiting = False
+        self.most_ahead = 0  # reads made beyond the blocks taken, at most (while held)
+
+    @contextmanager
+    def awaited(self) -> Iterator[None]:
+        """Around the engine's wait for the next block: pyarrow reads freely meanwhile."""
+        with self._turn:
+            self._waiting = True
+            self._turn.notify_all()
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._waiting = False
 
     def took(self) -> None:
         """The engine has taken a block: pyarrow may read one more."""
@@ -76,12 +90,15 @@ class Source:
 
     def read(self, size: int = -1) -> bytes:
         with self._turn:
-            ahead = not self._held_back or self._turn.wait_for(
-                lambda: self._reads - self._taken < READ_AHEAD_BLOCKS, timeout=STARVED_SECONDS
+            # Never a deadlock: the engine either takes a block (one more read) or waits
+            # for one (any read); a closed stream waits for nothing.
+            self._turn.wait_for(
+                lambda: (
+                    self._waiting or self.closed or self._reads - self._taken < READ_AHEAD_BLOCKS
+                )
             )
-            # Still waiting after that: a record spans more reads (a value hundreds of KB
-            # long, a quote left open); never starve it, read freely from now on.
-            self._held_back = self._held_back and ahead
+            if not self._waiting:
+                self.most_ahead = max(self.most_ahead, self._reads - self._taken + 1)
             self._reads += 1
         data = self._handle.read(size)
         if self._decoder is not None:  # one byte a character: any cut decodes alike
@@ -102,8 +119,10 @@ class Source:
         return False
 
     def close(self) -> None:
+        with self._turn:  # a read held back goes on, and finds the file closed
+            self.closed = True
+            self._turn.notify_all()
         self._handle.close()
-        self.closed = True
 
 
 class Blocks:
@@ -118,7 +137,9 @@ class Blocks:
         self.refused: list[tuple[int, list[str]]] = []  # (line, values), not blank
         self.blank_rows = 0
         self.first_blank_line: int | None = None
+        # Rows of another width, as pyarrow's threads hand them over (under the lock).
         self._odd: list[object] = []
+        self._odd_lock = threading.Lock()
         self._set_aside: list[tuple[int, list[str]]] = []  # (record, values)
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
@@ -128,11 +149,18 @@ class Blocks:
         end = (END,) * self.f.width
         lines, ended = RunningLines(), False
         try:
-            reader = pacsv.open_csv(
-                source,
-                **options(self.f.width, self._wrong_width, threads=False, block=STREAM_BLOCK_BYTES),
-            )
-            for batch in reader:
+            with source.awaited():  # opening reads the first block
+                reader = pacsv.open_csv(
+                    source,
+                    **options(
+                        self.f.width, self._wrong_width, threads=False, block=STREAM_BLOCK_BYTES
+                    ),
+                )
+            while True:
+                with source.awaited():
+                    batch = next(reader, None)
+                if batch is None:
+                    break
                 source.took()
                 frame = pl.from_arrow(batch)
                 del batch
@@ -167,18 +195,22 @@ class Blocks:
         self.readable = True
 
     def _wrong_width(self, row: object) -> str:
-        self._odd.append(row)
+        """pyarrow's invalid-row handler: called on pyarrow's threads, while the engine reads
+        the rows set aside before."""
+        with self._odd_lock:
+            self._odd.append(row)
         return "skip"
 
     def _refused(self) -> list[Refused] | None:
         """Every row set aside so far (pyarrow's reader is single-threaded: it knows their
         numbers), or None when one cannot be placed."""
-        if self._odd:
-            more = refused_rows(self._odd)
+        with self._odd_lock:
+            odd, self._odd = self._odd, []
+        if odd:
+            more = refused_rows(odd)
             if more is None:
                 return None
             self._set_aside += more
-            self._odd = []
         return [Refused(n, line_breaks(v)) for n, v in self._set_aside]
 
     def _blanks_marked(self, frame: pl.DataFrame) -> pl.DataFrame:
