@@ -48,7 +48,7 @@ def _apply(stage: Stage, entity: Entity, tenant_id: int, import_id: int, now: da
         **{c: source.c[c] for c in entity.columns},
         **{k: sa.literal(v, live.c[k].type) for k, v in literal.items()},
     }
-    if new and stage.postgres and not partitions.has_partition(stage.conn, live, tenant_id):
+    if new and stage.postgres and partitions.needs_partition(stage.conn, live, tenant_id):
         rows = sa.select(*(values[c.name] for c in live.columns)).where(added)
         partitions.fill_new(stage.conn, live, tenant_id, rows)
         return

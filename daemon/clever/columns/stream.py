@@ -63,7 +63,6 @@ class Source:
         self._reads = 0
         self._taken = 0
         self._waiting = False
-        self.most_ahead = 0  # reads made beyond the blocks taken, at most (while held)
 
     @contextmanager
     def awaited(self) -> Iterator[None]:
@@ -97,8 +96,6 @@ class Source:
                     self._waiting or self.closed or self._reads - self._taken < READ_AHEAD_BLOCKS
                 )
             )
-            if not self._waiting:
-                self.most_ahead = max(self.most_ahead, self._reads - self._taken + 1)
             self._reads += 1
         data = self._handle.read(size)
         if self._decoder is not None:  # one byte a character: any cut decodes alike
