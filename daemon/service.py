@@ -19,7 +19,7 @@ from daemon.check.desk import CheckDesk, is_check_path
 from daemon.cluster.node import ClusterNode
 from daemon.config import Settings
 from daemon.dryrun import DryRunner
-from daemon.errors import RosterdropError
+from daemon.errors import RosterdropError, StoreError
 from daemon.http import HttpServer
 from daemon.metrics import IMPORT_DURATION, IMPORT_STATES, ROWS_APPLIED
 from daemon.notify.sender import OutboxSender
@@ -399,17 +399,24 @@ class Service:
 
     async def _housekeeping(self) -> None:
         while True:
-            removed = await asyncio.to_thread(
-                self.pipeline.expire, self.settings.spool.retention_days
-            )
-            if removed:
-                log.info("expired archived uploads removed", imports=removed)
-            checks = await asyncio.to_thread(
-                self.checks.checker.expire, self.settings.spool.retention_days
-            )
-            if checks:
-                log.info("expired archived checks removed", checks=checks)
+            try:
+                await self._expire()
+            except StoreError as exc:
+                # The database is down, lost or replaced: /readyz says so; expiring can wait
+                # for the next round, it must not stop the daemon.
+                if not exc.transient:
+                    raise
+                log.warning("housekeeping put off: the database failed", error=str(exc))
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    async def _expire(self) -> None:
+        retention = self.settings.spool.retention_days
+        removed = await asyncio.to_thread(self.pipeline.expire, retention)
+        if removed:
+            log.info("expired archived uploads removed", imports=removed)
+        checks = await asyncio.to_thread(self.checks.checker.expire, retention)
+        if checks:
+            log.info("expired archived checks removed", checks=checks)
 
     def _ports(self) -> tuple[int | None, int | None]:
         """The node's SFTP and HTTP ports, for `cluster status` (None until listening)."""
