@@ -18,6 +18,7 @@ from daemon.store.staging import (
     ADD,
     CHANGES,
     DEACTIVATE,
+    GONE,
     REACTIVATE,
     SKIPPED,
     STAGE,
@@ -132,14 +133,16 @@ def _changes(sink: Stage, entity: Entity, tenant_id: int) -> list[sa.Select[Any]
     the stage) and to deactivate (from the roster)."""
     live, stage = roster_tables[entity.name], STAGE[entity.name]
     fresh = sa.not_(stage.c.held)
-    if sink.postgres:
+    delta = sink.delta(entity)
+    if sink.postgres and not delta:
         # One full outer hash join: a single pass over each side.
         live = sa.select(live).where(live.c.tenant_id == tenant_id).subquery()  # type: ignore[assignment]
         on = sa.and_(*(live.c[k] == stage.c[k] for k in entity.key))
         source: Any = stage.join(live, on, full=True)
     else:
         # SQLite joins through indexes, so look each staged row up by the roster's key, then
-        # each active roster row up by the stage's key.
+        # each active roster row up by the stage's key. (A delta's few staged rows: the same,
+        # on either database, and only the gone keys' roster rows.)
         sink.index_key(entity)
         on = sa.and_(live.c.tenant_id == tenant_id, *(live.c[k] == stage.c[k] for k in entity.key))
         source = stage.outerjoin(live, on)
@@ -156,12 +159,14 @@ def _changes(sink: Stage, entity: Entity, tenant_id: int) -> list[sa.Select[Any]
     action = sa.case((missing, ADD), (gone, DEACTIVATE), (~live.c.active, REACTIVATE), else_=UPDATE)
     keys_out = [sa.func.coalesce(stage.c[k], live.c[k]) for k in entity.key]
     values = [*keys_out, *staged.values(), action, *differs]
-    if sink.postgres:
+    if sink.postgres and not delta:
         vanished = gone & live.c.active & ~_held_section(entity, live)
         return [sa.select(*values).select_from(source).where(upsert | vanished)]
     table = roster_tables[entity.name]
     in_stage = sa.exists().where(*(stage.c[k] == table.c[k] for k in entity.key))
     roster_key = [table.c[k] for k in entity.key]
+    # A delta's: only the roster rows of keys no row named, looked up by the primary key.
+    gone_only = sa.tuple_(*roster_key).in_(sa.select(*GONE[entity.name].c)) if delta else sa.true()
     deactivate = (
         sa.select(
             *roster_key,
@@ -171,6 +176,7 @@ def _changes(sink: Stage, entity: Entity, tenant_id: int) -> list[sa.Select[Any]
         )
         .where(
             table.c.tenant_id == tenant_id,
+            gone_only,
             table.c.active,
             ~in_stage,
             ~_held_section(entity, table),

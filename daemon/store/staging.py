@@ -7,13 +7,14 @@ batched inserts.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from daemon.roster.entities import ENTITIES, Entity
+from daemon.roster.entities import ENROLLMENTS, ENTITIES, Entity
 from daemon.store.tables import roster_tables
 
 BATCH_ROWS = 20_000
@@ -67,6 +68,11 @@ CANDIDATES = {
     e.name: _temp_table(f"candidate_{e.name}", _META, sa.Column("line", sa.Integer))
     for e in ENTITIES
 }
+# Entities staged as a delta on a re-import (`staging_delta`): only their changeable rows, and
+# in `gone_*` the roster's active keys no row names. Only an entity without fields: one whose
+# key alone decides what the diff does with it.
+DELTA = (ENROLLMENTS,)
+GONE = {e.name: _temp_table(f"gone_{e.name}", _META, *_typed(e, e.key)) for e in DELTA}
 CHANGES = {
     e.name: _temp_table(
         f"changes_{e.name}",
@@ -83,6 +89,7 @@ _TABLES = (
     *SKIPPED.values(),
     *REPEATED.values(),
     *CANDIDATES.values(),
+    *GONE.values(),
     *CHANGES.values(),
 )
 
@@ -116,16 +123,24 @@ class _Writer:
 
 
 class Stage:
-    """One upload's records in temporary tables: a SnapshotSink for the validator."""
+    """One upload's records in temporary tables: a SnapshotSink for the validator.
 
-    def __init__(self, conn: Connection) -> None:
+    `tenant_id`: the tenant whose roster the stage is diffed with; then a re-import's
+    enrollments are staged as a delta (`staging_delta`)."""
+
+    def __init__(self, conn: Connection, tenant_id: int | None = None) -> None:
         self.conn = conn
+        self.tenant_id = tenant_id
         self.postgres = conn.dialect.name == "postgresql"
         self._writers = {e.name: _Writer(self, STAGE[e.name]) for e in ENTITIES}
         self._skipped = {e.name: _Writer(self, SKIPPED[e.name]) for e in ENTITIES}
         self._dropped = dict.fromkeys(self._writers, 0)  # repeated rows, dropped
         self._dropped_held = dict.fromkeys(self._writers, 0)  # of which held
         self._empty: set[str] = set()  # entities the tenant has no rows of yet
+        # Per DELTA entity of a re-import: what its columnar records left unstaged, until
+        # the duplicate search settles it (None: every row staged).
+        self._deltas: dict[str, Any] = {}  # staging_delta.Delta
+        self._gone_listed: set[str] = set()  # entities whose gone_* table lists deactivations
         if self.postgres:
             conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         for table in _TABLES:
@@ -148,13 +163,53 @@ class Stage:
         return self._skipped[entity.name]
 
     def load_table(self, entity: Entity, records: Any) -> None:
-        """A whole pyarrow table of records at once (`staging_load`: imports pyarrow)."""
+        """A polars frame of records (`Entity.stage_columns`) at once, through `staging_load`
+        (imports pyarrow); on a re-import, only those that can change (`staging_delta`)."""
         from daemon.store import staging_load
 
         writer = self._writers[entity.name]
-        staging_load.load(self.conn, writer.table, records, entity.key)
-        writer.written += records.num_rows
-        writer.held += sum(records.column("held").to_pylist())
+        writer.written += records.height
+        writer.held += int(records.get_column("held").sum())
+        delta = self._delta_for(entity)
+        if delta is not None:
+            records = delta.block(records)
+        staging_load.load(self.conn, writer.table, records.to_arrow(), entity.key)
+
+    def _delta_for(self, entity: Entity) -> Any:
+        """The entity's `staging_delta.Delta`, begun at its first records if the tenant has
+        any of its records yet (a first import stages every row, for the apply to copy)."""
+        if entity.name not in self._deltas:
+            from daemon.store.staging_delta import Delta, Unreadable
+
+            self._deltas[entity.name] = None
+            tenant_id, live = self.tenant_id, roster_tables[entity.name]
+            if tenant_id is None or entity not in DELTA:
+                return None
+            known = sa.select(sa.literal(1)).where(live.c.tenant_id == tenant_id).limit(1)
+            if self.conn.execute(known).first() is not None:
+                with contextlib.suppress(Unreadable):
+                    self._deltas[entity.name] = Delta(self.conn, entity, tenant_id)
+        return self._deltas[entity.name]
+
+    def _settle(self, entity: Entity, among: Sequence[int] | None) -> None:
+        """End a delta: stage the unchanged rows that may repeat a key (all of them when
+        which may is not known: then the diff reads the whole stage), and the gone keys."""
+        from daemon.store import staging_load
+
+        delta = self._deltas.get(entity.name)
+        if delta is None:
+            return
+        self._deltas[entity.name] = None
+        staged, gone = delta.settle(among)
+        staging_load.load(self.conn, STAGE[entity.name], staged.to_arrow(), entity.key)
+        if among is not None:
+            staging_load.load(self.conn, GONE[entity.name], gone.to_arrow(), entity.key)
+            self._gone_listed.add(entity.name)
+
+    def delta(self, entity: Entity) -> bool:
+        """Whether `entity` was staged as a delta: only its changeable rows, and in `gone_*`
+        the roster's active keys that no row names."""
+        return entity.name in self._gone_listed
 
     def analyze(self, entity: Entity) -> None:
         """Statistics of the staged records before they are joined: PostgreSQL never
@@ -164,6 +219,8 @@ class Stage:
             # A small sample is enough to count rows and keys.
             self.conn.execute(sa.text(f"SET LOCAL default_statistics_target = {STATISTICS_TARGET}"))
             self.conn.execute(sa.text(f"ANALYZE {STAGE[entity.name].name}"))
+            if self.delta(entity):
+                self.conn.execute(sa.text(f"ANALYZE {GONE[entity.name].name}"))
             self.conn.execute(sa.text("SET LOCAL default_statistics_target TO DEFAULT"))
 
     def discard(self, entity: Entity) -> None:
@@ -171,6 +228,7 @@ class Stage:
         file the careful reader must read after all)."""
         writer = self._writers[entity.name]
         writer.rows, writer.written, writer.held = [], 0, 0
+        self._deltas[entity.name] = None  # the careful reader stages every row itself
         self.conn.execute(writer.table.delete())
 
     def index_key(self, entity: Entity) -> None:
@@ -194,6 +252,7 @@ class Stage:
 
         `among`: the only lines whose key can repeat (every row of a repeated key among
         them); then only those rows are grouped, and none when there are none."""
+        self._settle(entity, among)
         self.flush()
         if among is not None and not among:
             return
@@ -232,6 +291,8 @@ class Stage:
         self._dropped[entity.name] += self.conn.execute(drop).rowcount
 
     def flush(self) -> None:
+        for entity in DELTA:
+            self._settle(entity, None)
         for writer in (*self._writers.values(), *self._skipped.values()):
             writer.flush()
 

@@ -312,6 +312,7 @@ def test_a_district_sets_up_its_sftp_login_addresses_and_thresholds(
     shown = json.loads(manager.site.cli("tenant", "show", tenant, "--json").stdout)
     assert shown["settings"]["input_format"] == "oneroster"
 
+
 def test_a_district_undoes_an_import_approved_by_mistake(page: Any, manager: Manager) -> None:
     """Issue 14: the Undo button, its confirmation (the plan, the change browser of what it
     reverses), CSRF, another tenant's 404, the audit log, and the roster back as it was."""

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import polars as pl
-import pyarrow as pa
 
 from daemon.clever.cells import Row
 from daemon.clever.checks import Checker
@@ -44,7 +43,7 @@ LOAD_ROWS = 50_000
 
 
 class Sink(Protocol):
-    """`validate.SnapshotSink`, and optionally `load_table(entity, pyarrow.Table)`."""
+    """`validate.SnapshotSink`, and optionally `load_table(entity, polars.DataFrame)`."""
 
     def writer(self, entity: Entity) -> Any: ...
 
@@ -142,7 +141,7 @@ class Columnar:
         for start in range(0, records.height, LOAD_ROWS):
             chunk = records.slice(start, LOAD_ROWS)
             if load is not None:
-                load(entity, _arrow(entity, chunk))
+                load(entity, chunk.select(entity.stage_columns))
             else:
                 self.sink.writer(entity).extend(chunk.select(entity.stage_columns).rows())
 
@@ -222,10 +221,6 @@ def _newest_key(c: Checker, entity: Entity, line: int) -> tuple[str, ...]:
     key = next(reversed(seen))
     assert seen[key] == line
     return key
-
-
-def _arrow(entity: Entity, records: pl.DataFrame) -> pa.Table:
-    return records.select(entity.stage_columns).to_arrow()
 
 
 _ENTITY = {e.file: e for e in (TEACHERS, STUDENTS, SECTIONS, ENROLLMENTS)}
