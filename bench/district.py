@@ -20,11 +20,14 @@ COURSES = ["Algebra I", 'Computer Science "AP"', "Biology", "English 9", "World 
 GRADES = ["KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"]
 
 
-def generate(folder: Path, students: int, *, change: float = 0.0, seed: int = 7) -> dict[str, int]:
-    """Write the five files into `folder`; returns the number of rows of each."""
+def generate(
+    folder: Path, students: int, *, change: float = 0.0, seed: int = 7, schools: int = 0
+) -> dict[str, int]:
+    """Write the five files into `folder`; returns the number of rows of each. `schools`:
+    how many (else one per 1,500 students)."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    n_schools = max(1, students // 1500)
+    n_schools = schools or max(1, students // 1500)
     n_teachers = max(1, students // 18)
     n_sections = max(1, students // 3)
     school = [f"SCH{i:04d}" for i in range(n_schools)]

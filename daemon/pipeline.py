@@ -210,7 +210,8 @@ class Pipeline(Intake):
             run.validation = uploadset.validate(
                 found, prints, settings, run.problems, stage, scratch=run.folder
             )
-            stage.flush()
+            if not run.validation.fatal:  # else nothing more is staged for a rollback
+                stage.flush()
             timer.lap("validated")
             testpoint.reached("validated-before-plan")
             if run.validation.fatal:

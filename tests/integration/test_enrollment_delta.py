@@ -18,6 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from bench.district import generate
+from daemon.clever.columns import engine, stream
+from daemon.clever.reader import MAX_RECORD_LINES
 from daemon.config import Settings
 from daemon.roster.entities import ENROLLMENTS
 from daemon.store import staging, staging_delta, tenants
@@ -54,7 +56,7 @@ def _without_first_name(folder: Path, student: str) -> None:
 def uploads(tmp_path: Path) -> list[Path]:
     """A small district, then three nights of its enrollments changing."""
     base = tmp_path / "night0"
-    generate(base, 300)
+    generate(base, 300, schools=3)
     header, rows = _rows(base / "enrollments.csv")
     nights = []
     left, arrived = rows[100:140], rows[:3]
@@ -126,6 +128,14 @@ def _changes(db: Database, import_id: int) -> list[tuple[Any, ...]]:
         return sorted(tuple(row) for row in conn.execute(query))
 
 
+def _previewed(db: Database, pipeline: Any, tenant: str, folder: Path) -> Any:
+    """What `import --dry-run` says the upload would do (the plan's counts)."""
+    with db.read() as conn:
+        owner = tenants.get(conn, tenant)
+    plan = pipeline.preview(owner, folder).plan
+    return None if plan is None else {n: vars(e) for n, e in plan.entities.items()}
+
+
 def _problems(report: Any) -> list[tuple[Any, ...]]:
     return [(p.code, p.file, p.line, p.column, p.message) for p in report.problems]
 
@@ -139,24 +149,34 @@ def _import_both(
     staged: list[dict[str, int]] = []
     settle = staging_delta.Delta.settle
 
+    previewing = []
+
     def recorded(delta: staging_delta.Delta, candidates: Any) -> Any:
         repeating, gone = settle(delta, candidates)
-        staged.append({"gone": gone.height, "repeating": repeating.height})
+        if not previewing:
+            staged.append({"gone": gone.height, "repeating": repeating.height})
         return repeating, gone
 
     monkeypatch.setattr(staging_delta.Delta, "settle", recorded)
+    # Many blocks of a few hundred rows, not one: what each block leaves unstaged adds up.
+    monkeypatch.setattr(engine, "LOAD_ROWS", 300)
+    monkeypatch.setattr(stream, "STREAM_BLOCK_BYTES", 16 << 10)
     pipeline = pipeline_for(db, settings)
     for folder in folders:
         with monkeypatch.context() as whole:
             whole.setattr(staging, "DELTA", ())
+            previewing.append(True)
+            preview = _previewed(db, pipeline, "whole", folder)
             expected = run_import(pipeline, "whole", folder)
+        assert _previewed(db, pipeline, "delta", folder) == preview
+        previewing.clear()
         report = run_import(pipeline, "delta", folder)
         assert report.state == expected.state
         assert counts(report) == counts(expected)
         assert _problems(report) == _problems(expected)
         assert _changes(db, report.import_id) == _changes(db, expected.import_id)
         assert _roster(db, "delta") == _roster(db, "whole")
-        staged.append(counts(report)["enrollments"])
+        staged.append(counts(report).get("enrollments", {}))
     return staged
 
 
@@ -173,12 +193,13 @@ def test_a_re_import_stages_only_what_can_change_and_imports_the_same(
     told = _import_both(both, settings, uploads, monkeypatch)
 
     enrollments = [t for t in told if "added" in t]
-    assert [(e["added"], e["reactivated"], e["deactivated"], e["held"]) for e in enrollments] == [
-        (2100, 0, 0, 0),
-        (0, 0, 40, 7),
-        (0, 40, 103, 0),
-        (3, 103, 0, 0),
+    assert [(e["reactivated"], e["deactivated"], e["held"]) for e in enrollments] == [
+        (0, 0, 0),
+        (0, 40, 7),  # the leavers; the held student's
+        (40, 103, 0),  # the leavers back, others gone
+        (103, 0, 0),  # those back
     ]
+    assert [e["added"] > 0 for e in enrollments] == [True, False, False, True]
     # The first import staged every row (nothing to compare with); each night after it, a
     # delta: of the unchanged rows only the repeated ones (the same row three times, then
     # twice), and the active keys that no unchanged row names (the gone and staged ones).
@@ -200,7 +221,7 @@ def test_a_key_the_delta_cannot_read_back_stages_every_row(
     both: Database, settings: Settings, uploads: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A roster key with a line break in it (rosterdrop stores none): no delta, the same
-    imports."""
+    imports; the key deactivated with the night's leavers."""
     unreadable = []
     original = staging_delta._active_batches
 
@@ -213,21 +234,87 @@ def test_a_key_the_delta_cannot_read_back_stages_every_row(
 
     monkeypatch.setattr(staging_delta, "_active_batches", spy)
     _import_both(both, settings, uploads[:1], monkeypatch)
+    _put_key(both, ("SCH0000", "SEC\n1", "S0000000"))
+
+    told = _import_both(both, settings, uploads[1:2], monkeypatch)
+    assert unreadable == ["enrollments", "enrollments"]  # the dry run's, the import's
+    assert [t for t in told if "gone" in t] == []  # no delta
+    assert told[0]["deactivated"] == 41  # the leavers, and the key with a line break
+
+
+def test_keys_that_differ_only_by_a_byte_order_mark_are_other_keys(
+    both: Database, settings: Settings, uploads: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A night's stray byte-order mark before a section id (no rule removes it), fixed the
+    next night: the roster's odd keys are deactivated and the plain ones added, as without
+    a delta (a CSV reader would have dropped the mark and paired them)."""
+    odd = "\ufeff"
+    rows = _rows(uploads[1] / "enrollments.csv")[1]
+    school = rows[0].split(",")[0]
+    # Every enrollment of the first school's first section: its key sorts first either way.
+    section = min(r.split(",")[1] for r in rows if r.split(",")[0] == school)
+    spoiled = uploads[0].parent / "spoiled"
+    shutil.copytree(uploads[0], spoiled)
+    for name in ("sections.csv", "enrollments.csv"):
+        text = (spoiled / name).read_text(encoding="utf-8")
+        (spoiled / name).write_bytes(text.replace(f",{section},", f",{odd}{section},").encode())
+
+    told = _import_both(both, settings, [spoiled, uploads[0]], monkeypatch)
+    tally = [t for t in told if "added" in t]
+    assert tally[1]["added"] == tally[1]["deactivated"] > 0
+
+
+def test_a_delta_begun_on_a_file_the_engine_then_gives_up_stages_every_row(
+    both: Database, settings: Settings, uploads: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value at the end of enrollments.csv runs over more lines than any record may
+    (MAX_RECORD_LINES): the engine has checked blocks of the file when it finds out, and
+    the careful reader reads the whole file (the delta dropped), to the same end: its
+    quote never closes, a fatal problem."""
+    broken = uploads[0].parent / "broken"
+    shutil.copytree(uploads[1], broken)
+    header, rows = _rows(broken / "enrollments.csv")
+    school, section, student = rows[-1].split(",")
+    spanning = f'{school},{section},"{student}' + "\r\n" * MAX_RECORD_LINES + '"'
+    _write(broken / "enrollments.csv", header, [*rows[:-1], spanning])
+    begun = []
+    block = staging_delta.Delta.block
+
+    def counted(delta: staging_delta.Delta, records: Any) -> Any:
+        begun.append(records.height)
+        return block(delta, records)
+
+    monkeypatch.setattr(staging_delta.Delta, "block", counted)
+    told = _import_both(both, settings, [uploads[0], broken], monkeypatch)
+    assert len(begun) > 1  # blocks went through the delta before the engine gave up
+    assert [t for t in told if "gone" in t] == []  # settled never: every row staged
+    assert told[-1] == {}  # failed alike (`_import_both` compares the problems)
+
+
+def test_a_roster_key_ending_in_a_carriage_return_is_another_key(
+    both: Database, settings: Settings, uploads: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rosterdrop stores no carriage return, but a roster may hold one: the key is not the
+    upload's same key without it (a CSV reader would have dropped it), and is deactivated."""
+    _import_both(both, settings, uploads[:1], monkeypatch)
+    school, section, student = _rows(uploads[1] / "enrollments.csv")[1][10].split(",")
+    _put_key(both, (school, section, student + "\r"))  # ending the line the key is read on
+    told = _import_both(both, settings, uploads[1:2], monkeypatch)
+    assert told[-1]["deactivated"] == 41  # the leavers, and the key with the return
+
+
+def _put_key(db: Database, key: tuple[str, str, str]) -> None:
+    """An active enrollment put into both tenants' rosters by hand, as of their last import."""
     table = roster_tables[ENROLLMENTS.name]
-    with both.write() as conn:
+    with db.write() as conn:
         for tenant in ("delta", "whole"):
             tenant_id = tenants.get(conn, tenant).id
             last = sa.select(sa.func.max(imports.c.id)).where(imports.c.tenant_id == tenant_id)
             row = {
-                "tenant_id": tenant_id, "school_id": "SCH0000", "section_id": "SEC\n1",
-                "student_id": "S0000000", "active": True,
+                "tenant_id": tenant_id, "school_id": key[0], "section_id": key[1],
+                "student_id": key[2], "active": True,
                 "created_import_id": last.scalar_subquery(),
                 "changed_import_id": last.scalar_subquery(),
                 "created_at": sa.func.now(), "changed_at": sa.func.now(),
             }  # fmt: skip
             conn.execute(table.insert().values(**row))
-
-    told = _import_both(both, settings, uploads[1:2], monkeypatch)
-    assert unreadable == ["enrollments"]
-    assert [t for t in told if "gone" in t] == []  # no delta
-    assert told[0]["deactivated"] == 41  # the leavers, and the key with a line break
