@@ -39,6 +39,7 @@ class Delta:
     of each unchanged row, only its line and the key it matched."""
 
     def __init__(self, conn: Connection, entity: Entity, tenant_id: int) -> None:
+        self.entity = entity
         self.keys = list(entity.key)
         school, *rest = self.keys
         parts = [pl.DataFrame(schema=dict.fromkeys(rest, pl.String))]

@@ -141,12 +141,17 @@ def _problems(report: Any) -> list[tuple[Any, ...]]:
 
 
 def _import_both(
-    db: Database, settings: Settings, folders: list[Path], monkeypatch: pytest.MonkeyPatch
-) -> list[dict[str, int]]:
+    db: Database,
+    settings: Settings,
+    folders: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    nights_told: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Import every folder into tenant `delta` and, with no entity staged as a delta, into
     `whole`; assert each import came to the same. Returns in turn what each delta staged
     (the unchanged rows that may repeat, the gone keys) and each import's enrollment counts."""
-    staged: list[dict[str, int]] = []
+    staged: list[dict[str, Any]] = []
+    every = nights_told
     settle = staging_delta.Delta.settle
 
     previewing = []
@@ -154,7 +159,9 @@ def _import_both(
     def recorded(delta: staging_delta.Delta, candidates: Any) -> Any:
         repeating, gone = settle(delta, candidates)
         if not previewing:
-            staged.append({"gone": gone.height, "repeating": repeating.height})
+            staged.append(
+                {"entity": delta.entity.name, "gone": gone.height, "repeating": repeating.height}
+            )
         return repeating, gone
 
     monkeypatch.setattr(staging_delta.Delta, "settle", recorded)
@@ -177,7 +184,14 @@ def _import_both(
         assert _changes(db, report.import_id) == _changes(db, expected.import_id)
         assert _roster(db, "delta") == _roster(db, "whole")
         staged.append(counts(report).get("enrollments", {}))
+        if every is not None:
+            every.append(counts(report))
     return staged
+
+
+def _tallies(told: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of what `_import_both` tells, each import's enrollment counts."""
+    return [t for t in told if "entity" not in t]
 
 
 @pytest.fixture
@@ -192,7 +206,7 @@ def test_a_re_import_stages_only_what_can_change_and_imports_the_same(
 ) -> None:
     told = _import_both(both, settings, uploads, monkeypatch)
 
-    enrollments = [t for t in told if "added" in t]
+    enrollments = _tallies(told)
     assert [(e["reactivated"], e["deactivated"], e["held"]) for e in enrollments] == [
         (0, 0, 0),
         (0, 40, 7),  # the leavers; the held student's
@@ -203,7 +217,7 @@ def test_a_re_import_stages_only_what_can_change_and_imports_the_same(
     # The first import staged every row (nothing to compare with); each night after it, a
     # delta: of the unchanged rows only the repeated ones (the same row three times, then
     # twice), and the active keys that no unchanged row names (the gone and staged ones).
-    deltas = [t for t in told if "gone" in t]
+    deltas = [t for t in told if t.get("entity") == "enrollments"]
     assert [d["repeating"] for d in deltas] == [3, 2, 0]
     assert [d["gone"] for d in deltas] == [40 + 1 + 7, 103, 0]
 
@@ -214,7 +228,7 @@ def test_colliding_hashes_change_nothing(
     """Every key of a school hashing alike: only equal keys pair, so the same imports."""
     monkeypatch.setattr(staging_delta, "_hash", lambda keys: keys.get_column("school_id").hash(1))
     told = _import_both(both, settings, uploads, monkeypatch)
-    assert len([t for t in told if "gone" in t]) == 3
+    assert len([t for t in told if t.get("entity") == "enrollments"]) == 3
 
 
 def test_a_key_the_delta_cannot_read_back_stages_every_row(
@@ -238,8 +252,8 @@ def test_a_key_the_delta_cannot_read_back_stages_every_row(
 
     told = _import_both(both, settings, uploads[1:2], monkeypatch)
     assert unreadable == ["enrollments", "enrollments"]  # the dry run's, the import's
-    assert [t for t in told if "gone" in t] == []  # no delta
-    assert told[0]["deactivated"] == 41  # the leavers, and the key with a line break
+    assert [t for t in told if t.get("entity") == "enrollments"] == []  # no delta
+    assert _tallies(told)[0]["deactivated"] == 41  # the leavers, and the key with a line break
 
 
 def test_keys_that_differ_only_by_a_byte_order_mark_are_other_keys(
@@ -260,7 +274,7 @@ def test_keys_that_differ_only_by_a_byte_order_mark_are_other_keys(
         (spoiled / name).write_bytes(text.replace(f",{section},", f",{odd}{section},").encode())
 
     told = _import_both(both, settings, [spoiled, uploads[0]], monkeypatch)
-    tally = [t for t in told if "added" in t]
+    tally = _tallies(told)
     assert tally[1]["added"] == tally[1]["deactivated"] > 0
 
 
@@ -287,8 +301,9 @@ def test_a_delta_begun_on_a_file_the_engine_then_gives_up_stages_every_row(
     monkeypatch.setattr(staging_delta.Delta, "block", counted)
     told = _import_both(both, settings, [uploads[0], broken], monkeypatch)
     assert len(begun) > 1  # blocks went through the delta before the engine gave up
-    assert [t for t in told if "gone" in t] == []  # settled never: every row staged
-    assert told[-1] == {}  # failed alike (`_import_both` compares the problems)
+    # settled never: every row staged
+    assert [t for t in told if t.get("entity") == "enrollments"] == []
+    assert _tallies(told)[-1] == {}  # failed alike (`_import_both` compares the problems)
 
 
 def test_a_roster_key_ending_in_a_carriage_return_is_another_key(
@@ -300,7 +315,7 @@ def test_a_roster_key_ending_in_a_carriage_return_is_another_key(
     school, section, student = _rows(uploads[1] / "enrollments.csv")[1][10].split(",")
     _put_key(both, (school, section, student + "\r"))  # ending the line the key is read on
     told = _import_both(both, settings, uploads[1:2], monkeypatch)
-    assert told[-1]["deactivated"] == 41  # the leavers, and the key with the return
+    assert _tallies(told)[-1]["deactivated"] == 41  # the leavers, and the key with the return
 
 
 def _put_key(db: Database, key: tuple[str, str, str]) -> None:
@@ -318,3 +333,43 @@ def _put_key(db: Database, key: tuple[str, str, str]) -> None:
                 "created_at": sa.func.now(), "changed_at": sa.func.now(),
             }  # fmt: skip
             conn.execute(table.insert().values(**row))
+
+
+def _edit(path: Path, line: int, column: int, value: str) -> None:
+    """Set one value of a data row (line 2 is the first)."""
+    header, rows = _rows(path)
+    values = rows[line - 2].split(",")
+    values[column] = value
+    rows[line - 2] = ",".join(values)
+    _write(path, header, rows)
+
+
+def test_nightly_changes_to_every_entity_import_the_same(
+    both: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nights of what an SIS export changes (new last names, grades, term ends, leavers and
+    arrivals, enrollments moved: each night its own), a bad grade and a bad term end (the
+    roster keeps its value), a student held, a co-teacher gone: only enrollments are
+    staged as a delta (students' fields cost more to compare in polars, read back from the
+    database, than the database's own diff), and every import comes to the same."""
+    nights = []
+    for night, seed in enumerate((0, 1, 2, 1)):
+        folder = tmp_path / f"changes{night}"
+        generate(folder, 300, schools=3, change=0.05 if seed else 0.0, seed=seed or 7)
+        nights.append(folder)
+    _edit(nights[1] / "students.csv", 5, 6, "Q7")  # not a grade: the roster's stays
+    _edit(nights[1] / "sections.csv", 4, 6, "31/31/2027")  # not a date: kept too
+    _without_first_name(nights[2], "S0000009")
+    _edit(nights[2] / "sections.csv", 2, 3, "")  # the first section's co-teacher leaves it
+
+    every: list[dict[str, Any]] = []
+    told = _import_both(both, settings, nights, monkeypatch, every)
+    settled = {t["entity"] for t in told if "entity" in t}
+    assert settled == {"enrollments"}
+    # What the nights did (the same both ways, `_import_both` asserts), that the delta met.
+    assert every[1]["students"]["updated"] > 0  # new grades
+    assert every[2]["students"]["reactivated"] > 0  # leavers back
+    assert all(n["sections"]["updated"] for n in every[1:])  # term ends moved
+    assert every[2]["students"]["held"] == 1
+    assert every[2]["section_teachers"]["deactivated"] == 1  # the co-teacher's link
+    assert every[3]["section_teachers"]["reactivated"] == 1
