@@ -69,8 +69,9 @@ CANDIDATES = {
     for e in ENTITIES
 }
 # Entities staged as a delta on a re-import (`staging_delta`): only their changeable rows, and
-# in `gone_*` the roster's active keys no row names. Only an entity without fields: one whose
-# key alone decides what the diff does with it.
+# in `gone_*` the roster's active keys no unchanged row names. Only an entity without fields,
+# whose key alone decides what the diff does with it (students' fields, read back and
+# compared in polars, cost more than the database's own diff).
 DELTA = (ENROLLMENTS,)
 GONE = {e.name: _temp_table(f"gone_{e.name}", _META, *_typed(e, e.key)) for e in DELTA}
 CHANGES = {
@@ -208,7 +209,7 @@ class Stage:
 
     def delta(self, entity: Entity) -> bool:
         """Whether `entity` was staged as a delta: only its changeable rows, and in `gone_*`
-        the roster's active keys that no row names."""
+        the roster's active keys that no unchanged row names."""
         return entity.name in self._gone_listed
 
     def analyze(self, entity: Entity) -> None:
