@@ -31,7 +31,7 @@ def postgres_server() -> Iterator[str]:
         from tests.support import real_tools  # imported as the plugin above, first
 
         real_tools.missing(f"PostgreSQL's initdb and pg_ctl in {postgres.PG_BIN}")
-    with postgres.postgres_server() as url:
+    with postgres.postgres_server(wait_for_removal=False) as url:
         yield url
 
 
