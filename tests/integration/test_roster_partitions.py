@@ -26,6 +26,7 @@ from daemon.roster.entities import ENTITIES
 from daemon.roster.outcome import ImportState
 from daemon.store import tenants
 from daemon.store.database import MIGRATIONS_DIR, Database
+from daemon.store.partitions import STATISTICS_TARGET
 from daemon.store.roster import active_counts
 from daemon.testpoint import STOP_AT
 from tests.support import postgres
@@ -71,6 +72,30 @@ def _indexes(db: Database, table: str) -> dict[str, str]:
         return {name: definition for name, definition in conn.execute(query, {"t": table})}
 
 
+def _statistics(db: Database, table: str, column: str) -> dict[str, int]:
+    """The planner's row count of `table`, and how many histogram bounds `column` has."""
+    with db.read() as conn:
+        rows = conn.execute(
+            sa.text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+            {"t": table},
+        ).scalar_one()
+        bounds = conn.execute(
+            sa.text(
+                "SELECT cardinality(histogram_bounds::text::text[]) FROM pg_stats"
+                " WHERE tablename = :t AND attname = :c"
+            ),
+            {"t": table, "c": column},
+        ).scalar_one()
+    return {"rows": int(rows), "bounds": int(bounds or 0)}
+
+
+def _count(db: Database, table: str) -> int:
+    with db.read() as conn:
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+        )
+
+
 def _partition_indexes(db: Database, partition: str) -> list[tuple[str, bool]]:
     """The partition's indexes: (the parent index each belongs to, valid)."""
     query = sa.text(
@@ -109,6 +134,10 @@ def test_a_districts_first_import_builds_its_own_partition_with_every_index(
         ]
     # what downstream readers query is the same as before the first import
     assert {t: _indexes(db, t) for t in ROSTER} == indexes_before
+    # analyzed in the import, from a small sample: the next import is planned on them
+    stats = _statistics(db, f"enrollments_t{acme}", "student_id")
+    assert stats["rows"] == _count(db, f"enrollments_t{acme}")
+    assert 2 <= stats["bounds"] <= STATISTICS_TARGET + 1
 
     # the next import writes into the same partition; another district gets its own
     report = run_import(pipeline, "acme", tmp_path / "acme-next")
