@@ -46,3 +46,21 @@ def test_a_file_cut_inside_a_character_is_not_utf8_on_its_last_line(tmp_path: Pa
     path.write_bytes(b"school_id,first_name\nS1,Zo" + "ë".encode()[:1])
     fp = fingerprint(path)
     assert (fp.utf8, fp.bad_offset, fp.bad_line) == (False, path.stat().st_size, 2)
+
+
+def test_a_character_split_by_a_chunk_boundary_before_plain_text_is_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "students.csv"
+    head = b"school_id,first_name\n" + b"x" * (CHUNK - 1 - len(b"school_id,first_name\n"))
+    path.write_bytes(head + "ë".encode() + b"\nS1,Ann\n" * 10)  # ë's second byte opens chunk 2
+    fp = fingerprint(path)
+    assert (fp.utf8, fp.bad_offset, fp.utf8_mixed) == (True, None, False)
+
+
+def test_a_character_cut_at_a_chunk_boundary_by_plain_text_is_placed_there(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "students.csv"
+    head = b"school_id,first_name\n" + b"x" * (CHUNK - 1 - len(b"school_id,first_name\n"))
+    path.write_bytes(head + "ë".encode()[:1] + b"\nS1,Ann\n" * 10)  # chunk 2 is plain ASCII
+    fp = fingerprint(path)
+    assert (fp.utf8, fp.bad_offset, fp.bad_line) == (False, CHUNK - 1, 2)
