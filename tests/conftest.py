@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,13 +36,44 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a database migrated once, that each test's database is a copy of: a copy
+    takes 0.1 s, the migrations 0.4-0.5 s more."""
+    url = postgres.create_database(postgres_server, "rosterdrop_template")
+    migrated(url, tmp_path_factory.mktemp("template-locks"))
+    return "rosterdrop_template"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once, copied for each test (the migrations: 0.07 s each)."""
+    directory = tmp_path_factory.mktemp("sqlite-template")
+    migrated(f"sqlite:///{directory / 'rosterdrop.db'}", directory / "locks")
+    return directory / "rosterdrop.db"
+
+
+def migrated(url: str, lock_dir: Path) -> None:
+    database = Database(url, lock_dir=lock_dir)
+    database.upgrade()
+    database.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database of each kind."""
+    """A fresh database of each kind, its schema made by the migrations as a first start
+    makes it; empty for a test marked `empty_database` (of the migrations themselves)."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'rosterdrop.db'}"
+        path = tmp_path / "rosterdrop.db"
+        if not empty:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     server: str = request.getfixturevalue("postgres_server")
-    return postgres.create_database(server, f"test_{os.getpid()}_{next(_counter)}")
+    template = None if empty else request.getfixturevalue("postgres_template")
+    return postgres.create_database(
+        server, f"test_{os.getpid()}_{next(_counter)}", template=template
+    )
 
 
 @pytest.fixture

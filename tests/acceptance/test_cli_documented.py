@@ -28,6 +28,7 @@ def schema_version(settings: Settings) -> str | None:
         database.close()
 
 
+@pytest.mark.empty_database
 def test_db_upgrade_migrates_an_empty_database_and_can_run_again(settings: Settings) -> None:
     env = rosterdrop_env(settings)
     assert schema_version(settings) is None

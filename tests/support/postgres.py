@@ -108,11 +108,12 @@ def postgres_server(*, fsync: bool = False, wait_for_removal: bool = True) -> It
         server.remove(wait=wait_for_removal)
 
 
-def create_database(admin_url: str, name: str) -> str:
-    """Create database `name` on the server behind `admin_url`; return its URL."""
+def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """Create database `name` on the server behind `admin_url`, empty or a copy of
+    `template` (which no session may be connected to); return its URL."""
     import psycopg
 
     conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
