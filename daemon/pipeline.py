@@ -23,12 +23,12 @@ from sqlalchemy.engine import Connection
 from daemon import folders, reports, testpoint, undo, uploadset
 from daemon.clever.validate import Validation, fingerprints
 from daemon.errors import Conflict, RosterdropError, SpoolError, StoreError
-from daemon.intake import Intake
+from daemon.recording import Recorder, Run
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
-from daemon.roster.problems import IDENTICAL_UPLOAD, Problem, ProblemLog
-from daemon.roster.thresholds import TrippedThreshold, evaluate
+from daemon.roster.problems import IDENTICAL_UPLOAD, ProblemLog
+from daemon.roster.thresholds import TrippedThreshold, beyond_approval, evaluate
 from daemon.store import apply, diff, imports, kept_changes, tenants, windows
 from daemon.store.imports import ImportRecord
 from daemon.store.staging import Stage
@@ -61,20 +61,6 @@ class _Stop(Exception):
         self.state = state
 
 
-@dataclasses.dataclass
-class _Run:
-    """What one run of an import learned, on its way to being recorded."""
-
-    record: ImportRecord
-    tenant: Tenant
-    folder: Path
-    problems: ProblemLog
-    validation: Validation | None = None
-    plan: Plan | None = None
-    tripped: list[TrippedThreshold] = dataclasses.field(default_factory=list)
-    snapshot_hash: str | None = None
-
-
 @dataclasses.dataclass(frozen=True)
 class Preview:
     """What an upload would do, computed and then rolled back (`import --dry-run`)."""
@@ -98,7 +84,7 @@ class _Timer:
         self.last = now
 
 
-class Pipeline(Intake):
+class Pipeline(Recorder):
     """Runs imports: validates, plans, applies or pauses, records and notifies; and the
     decisions people make about paused ones."""
 
@@ -135,7 +121,7 @@ class Pipeline(Intake):
                 )
                 self._end(
                     conn,
-                    _Run(record, tenant, Path(record.files_dir or ""), problems),
+                    Run(record, tenant, Path(record.files_dir or ""), problems),
                     ImportState.FAILED,
                 )
                 return None
@@ -162,7 +148,7 @@ class Pipeline(Intake):
     def _process(self, record: ImportRecord, tenant: Tenant) -> None:
         folder = Path(record.files_dir or "")
         with (folder / folders.PROBLEMS).open("w", encoding="utf-8", newline="") as report_file:
-            run = _Run(record, tenant, folder, ProblemLog(report_file))
+            run = Run(record, tenant, folder, ProblemLog(report_file))
             try:
                 state = self._validate_and_apply(run)
             except _Stop as stop:
@@ -182,7 +168,7 @@ class Pipeline(Intake):
                     self._end(conn, run, state)
         self.mail_queued()
 
-    def _validate_and_apply(self, run: _Run) -> ImportState | None:
+    def _validate_and_apply(self, run: Run) -> ImportState | None:
         """Validate, plan and apply (or pause) in one transaction. Returns None when it
         committed (its state was recorded inside), else the state to record; raises _Stop to
         roll back."""
@@ -224,7 +210,7 @@ class Pipeline(Intake):
                 held.settings(settings),
             ) + held.held  # fmt: skip
             if approved:
-                run.tripped = _beyond_approval(run.tripped, run.record.tripped or [])
+                run.tripped = beyond_approval(run.tripped, run.record.tripped or [])
             if run.tripped:
                 # The pause commits with its plan kept record by record (the roster itself
                 # untouched): all of it, or (a crash) none, and the import runs again.
@@ -251,7 +237,7 @@ class Pipeline(Intake):
             testpoint.reached("apply-before-commit")
         return None
 
-    def _undo(self, run: _Run) -> None:
+    def _undo(self, run: Run) -> None:
         """An undo import: applied and recorded in one transaction like any import's."""
         with self.db.write() as conn:
             run.plan = undo.carry_out(conn, run.record, run.problems, self.now())
@@ -262,7 +248,7 @@ class Pipeline(Intake):
             self._end(conn, run, ImportState.IMPORTED)
             testpoint.reached("undo-before-commit")
 
-    def _identical(self, run: _Run, previous: ImportRecord) -> ImportState:
+    def _identical(self, run: Run, previous: ImportRecord) -> ImportState:
         """The same five files as the last applied import: the roster already matches them."""
         with self.db.read() as conn:
             kept = imports.problems(conn, previous.id)
@@ -364,7 +350,7 @@ class Pipeline(Intake):
                 if record.files_dir and folder.is_dir():
                     path = folder / folders.PROBLEMS
                     report = stack.enter_context(path.open("w", encoding="utf-8", newline=""))
-                run = _Run(imports.get(conn, import_id), tenant, folder, ProblemLog(report))
+                run = Run(imports.get(conn, import_id), tenant, folder, ProblemLog(report))
                 run.problems.fatal(
                     "ended_by_operator",
                     f"{by} ended the import before it could finish ({reason});"
@@ -425,71 +411,8 @@ class Pipeline(Intake):
                 superseded.append(imports.get(conn, older.id))
         return superseded
 
-    # -- recording ----------------------------------------------------------------------------
-
-    def _end(self, conn: Connection, run: _Run, state: ImportState) -> None:
-        """Record where the run ended, with its problems and emails, in `conn`'s transaction."""
-        run.problems.flush()  # the emails attach the report file, still open for writing
-        now = self.now()
-        fatal = next(run.problems.fatals(), None)
-        values: dict[str, object] = {
-            "state": state,
-            "snapshot_hash": run.snapshot_hash,
-            "problem_totals": run.problems.totals(),
-            "fatal_reason": _sentence(fatal) if fatal else None,
-        }
-        if run.plan is not None:
-            values["counts"] = run.plan.as_dict()
-        if run.validation is not None and run.validation.files:
-            values["file_rows"] = {
-                n: dataclasses.asdict(f) for n, f in run.validation.files.items()
-            }
-        if state is ImportState.PAUSED:
-            values["tripped"] = [t.as_dict() for t in run.tripped]
-            values["attempts"] = 0  # the run reached its end: a pause is not a crash
-        if state in ENDED:
-            values["finished_at"] = now
-        values["work_seconds"] = reports.work_seconds(run.record, now)  # notify: "took N s"
-        imports.update(conn, run.record.id, now, **values)
-        imports.save_problems(conn, run.record.id, run.problems.kept)
-        record = imports.get(conn, run.record.id)
-        report = reports.report_of(conn, record, run.problems.kept)
-        self._notify(conn, report, run.tenant)
-        log.info(
-            "import " + state.value.replace("_", " "),
-            tenant=run.tenant.name,
-            import_id=run.record.id,
-            errors=run.problems.error_count,
-            tripped=[t.describe() for t in run.tripped] or None,
-        )
-
-    def _notify(self, conn: Connection, report: ImportReport, tenant: Tenant) -> None:
-        reports.queue_emails(conn, report, tenant, self.smtp, self.now())
-
-    def report(self, import_id: int) -> ImportReport:
-        with self.db.read() as conn:
-            return reports.report_of(conn, imports.get(conn, import_id))
-
 
 def _snapshot_hash(files: Mapping[str, str], settings: Mapping[str, object]) -> str:
     """Identifies what an import would do: the five files' bytes and the tenant's settings."""
     text = json.dumps({"files": dict(sorted(files.items())), "settings": settings}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _beyond_approval(
-    tripped: list[TrippedThreshold], approved: list[dict[str, object]]
-) -> list[TrippedThreshold]:
-    """The thresholds a re-planned approved import trips beyond what the person approved: the
-    roster may have moved since, and an approval covers only what was shown."""
-    allowed = {TrippedThreshold.from_dict(a).key: int(str(a["count"])) for a in approved}
-    return [t for t in tripped if t.count > allowed.get(t.key, -1)]
-
-
-def _sentence(problem: Problem) -> str:
-    where = problem.where
-    return (
-        f"{where}: {problem.message}"
-        if where
-        else problem.message[:1].upper() + problem.message[1:]
-    )

@@ -147,6 +147,15 @@ def evaluate(
     return tripped
 
 
+def beyond_approval(
+    tripped: list[TrippedThreshold], approved: list[dict[str, object]]
+) -> list[TrippedThreshold]:
+    """The thresholds a re-planned approved import trips beyond what the person approved: the
+    roster may have moved since, and an approval covers only what was shown."""
+    allowed = {TrippedThreshold.from_dict(a).key: int(str(a["count"])) for a in approved}
+    return [t for t in tripped if t.count > allowed.get(t.key, -1)]
+
+
 def _trips(count: int, base: int, limit: float, settings: TenantSettings) -> bool:
     if count < max(settings.threshold_floor, 1) or base == 0:
         return False
