@@ -191,8 +191,7 @@ class Pipeline(Recorder):
         if previous and previous.snapshot_hash == run.snapshot_hash:
             return self._identical(run, previous)
         timer = _Timer(tenant=run.tenant.name, import_id=run.record.id)
-        with gc_paused(), self.db.write() as conn:
-            stage = Stage(conn, run.tenant.id)
+        with gc_paused(), self.db.write() as conn, Stage(conn, run.tenant.id) as stage:
             run.validation = uploadset.validate(
                 found, prints, settings, run.problems, stage, scratch=run.folder
             )
@@ -301,8 +300,7 @@ class Pipeline(Recorder):
         plan, tripped = None, []
         with self.db.read() as conn:
             first_import = imports.last_applied(conn, tenant.id) is None
-        with gc_paused(), self.db.read() as conn:
-            stage = Stage(conn, tenant.id)
+        with gc_paused(), self.db.read() as conn, Stage(conn, tenant.id) as stage:
             # A claimed folder (a check's) is the daemon's: a zip is unpacked there, as an
             # import's is, not into the system's temporary folder.
             scratch = folder if folders.claimed(folder) else None

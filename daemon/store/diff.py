@@ -78,12 +78,16 @@ def _diff(
         counts[DEACTIVATED_SKIPPED] = _named_by_skipped(stage, entity)
     held_new = _held_new(stage, entity, tenant_id) if held else 0
     # One pass for the entity's active records and, for the per-school threshold, their
-    # schools: a second count by school read all 700,000 enrollments again (0.5 s).
-    by_school = sa.select(live.c.school_id, sa.func.count()).where(
-        live.c.tenant_id == tenant_id, live.c.active
-    )
-    rows = stage.conn.execute(by_school.group_by(live.c.school_id))
-    active[entity.name] = {school_id: count for school_id, count in rows}
+    # schools: a second count by school read all 700,000 enrollments again (0.5 s). A delta
+    # counted them as it read their keys (0.1 s less).
+    counted = stage.active_by_school(entity)
+    if counted is None:
+        by_school = sa.select(live.c.school_id, sa.func.count()).where(
+            live.c.tenant_id == tenant_id, live.c.active
+        )
+        rows = stage.conn.execute(by_school.group_by(live.c.school_id))
+        counted = {school_id: count for school_id, count in rows}
+    active[entity.name] = counted
     return EntityChanges(
         active_before=sum(active[entity.name].values()),
         added=counts[ADD],

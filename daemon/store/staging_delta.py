@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -45,6 +46,7 @@ class Delta:
         school, *rest = self.keys
         parts = [pl.DataFrame(schema=dict.fromkeys(rest, pl.String))]
         hashes, schools, starts, height = [], [], [], 0
+        self.active: dict[str, int] = {}  # the active records by school, as the diff counts
         # Closed here, not when collected: a named cursor closed after the rollback would
         # fail the pooled connection's next transaction.
         with contextlib.closing(_active_batches(conn, entity, tenant_id)) as batches:
@@ -54,6 +56,7 @@ class Delta:
                 schools.append(school_id)
                 starts.append(height)
                 height += batch.height
+                self.active[school_id] = batch.height
         self.rest = pl.concat(parts)
         self.schools = pl.Series(school, schools, dtype=pl.String)
         self.starts = pl.Series(starts, dtype=pl.UInt32)
@@ -102,6 +105,35 @@ class Delta:
         named = _marked(self.rest.height, unchanged.get_column("a"))
         gone = pl.int_range(0, self.rest.height, dtype=pl.UInt32, eager=True).filter(~named)
         return staged, self._keys(gone)
+
+
+def read_later(engine: sa.Engine, entity: Entity, tenant_id: int) -> Future[Delta | None]:
+    """The tenant's `Delta` of `entity`, read in a thread on a connection of its own (None:
+    the tenant has no records of it yet, or a key the read cannot tell apart).
+
+    The import holds the tenant's lock, so nothing else changes those records meanwhile,
+    and until its apply the import itself changes none: both connections see the same."""
+    reader = ThreadPoolExecutor(1, thread_name_prefix="rosterdrop-keys")
+    try:
+        return reader.submit(_read, engine, entity, tenant_id)
+    finally:
+        reader.shutdown(wait=False)  # the thread ends with its one task
+
+
+def _read(engine: sa.Engine, entity: Entity, tenant_id: int) -> Delta | None:
+    live = roster_tables[entity.name]
+    with engine.connect() as conn:
+        try:
+            with conn.begin():
+                known = sa.select(sa.literal(1)).where(live.c.tenant_id == tenant_id).limit(1)
+                if conn.execute(known).first() is None:
+                    return None
+                with contextlib.suppress(Unreadable):
+                    return Delta(conn, entity, tenant_id)
+                return None
+        finally:
+            if conn.dialect.name == "sqlite":
+                conn.invalidate()  # and its page cache (16 MiB) with it, not kept in the pool
 
 
 class Unreadable(Exception):

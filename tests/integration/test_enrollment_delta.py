@@ -11,6 +11,8 @@ arrive, a student's row turns bad (their enrollments held), rows repeat and come
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from daemon.clever.columns import engine, stream
 from daemon.clever.reader import MAX_RECORD_LINES
 from daemon.config import Settings
 from daemon.roster.entities import ENROLLMENTS
+from daemon.roster.outcome import ImportState
 from daemon.store import staging, staging_delta, tenants
 from daemon.store.database import Database
 from daemon.store.tables import import_changes, imports, roster_tables
@@ -377,3 +380,33 @@ def test_nightly_changes_to_every_entity_import_the_same(
     assert every[2]["students"]["held"] == 1
     assert every[2]["section_teachers"]["deactivated"] == 1  # the co-teacher's link
     assert every[3]["section_teachers"]["reactivated"] == 1
+
+
+def test_an_import_given_up_while_its_keys_are_read_leaves_no_read_behind(
+    db: Database, settings: Settings, uploads: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The roster's keys are read ahead, in a thread on a connection of its own, from the
+    first school staged. An import that fails before it needs them waits for that read to
+    end, and the connection is back in the pool when the import is."""
+    add_tenant(db, "acme", NEVER_PAUSE)
+    pipeline = pipeline_for(db, settings)
+    assert run_import(pipeline, "acme", uploads[0]).state is ImportState.IMPORTED
+    broken = uploads[0].parent / "broken"
+    shutil.copytree(uploads[1], broken)
+    header, rows = _rows(broken / "sections.csv")  # read before enrollments, after schools
+    _write(broken / "sections.csv", header, [*rows, rows[-1] + ',"' + "\r\n" * MAX_RECORD_LINES])
+    read, ended = staging_delta._read, []
+
+    def slow(*args: Any) -> Any:
+        time.sleep(0.5)  # still reading when the import has failed
+        try:
+            return read(*args)
+        finally:
+            ended.append(threading.current_thread().name)
+
+    monkeypatch.setattr(staging_delta, "_read", slow)
+    report = run_import(pipeline, "acme", broken)
+
+    assert report.state is ImportState.FAILED
+    assert [name.startswith("rosterdrop-keys") for name in ended] == [True]
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
