@@ -176,10 +176,14 @@ def _diffed(entity: Entity, tenant_id: int, import_id: int, postgres: bool) -> s
         built = fields_json(entity, live.c, changes.c, flags, postgres)
         fields = sa.case((changes.c.action.in_((UPDATE, REACTIVATE)), built))
     label = _label(entity, changes.c, tenant_id)
-    if entity is not ENROLLMENTS and entity is not SECTION_TEACHERS:
+    named_by_person = entity is ENROLLMENTS or entity is SECTION_TEACHERS
+    if not named_by_person:
         label = sa.func.coalesce(
             label, _label(entity, live.c, tenant_id)
         )  # deactivated: the roster's
+    # The roster's row gives the fields' before values and a deactivated record's name: an
+    # enrollment has neither (8,900 of a 1 % re-import's: a third of its 0.1 s).
+    joined = bool(entity.fields) or not named_by_person
     return sa.select(
         *_head(import_id, entity, changes.c.action),
         *_keys(entity, changes.c),
@@ -187,7 +191,7 @@ def _diffed(entity: Entity, tenant_id: int, import_id: int, postgres: bool) -> s
         fields,
         sa.null(),
         sa.null(),
-    ).select_from(changes.outerjoin(live, on))
+    ).select_from(changes.outerjoin(live, on) if joined else changes)
 
 
 def fields_json(
