@@ -191,7 +191,11 @@ class Pipeline(Recorder):
         if previous and previous.snapshot_hash == run.snapshot_hash:
             return self._identical(run, previous)
         timer = _Timer(tenant=run.tenant.name, import_id=run.record.id)
-        with gc_paused(), self.db.write() as conn, Stage(conn, run.tenant.id) as stage:
+        with (
+            gc_paused(),
+            self.db.write() as conn,
+            Stage(conn, run.tenant.id, reader=self.db.read) as stage,
+        ):
             run.validation = uploadset.validate(
                 found, prints, settings, run.problems, stage, scratch=run.folder
             )

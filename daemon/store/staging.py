@@ -7,7 +7,8 @@ batched inserts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
@@ -126,12 +127,20 @@ class Stage:
     """One upload's records in temporary tables: a SnapshotSink for the validator.
 
     `tenant_id`: the tenant whose roster the stage is diffed with; then a re-import's
-    enrollments are staged as a delta (`staging_delta`), whose keys are read in a thread:
-    use the stage as a context manager, which waits for that thread on the way out."""
+    enrollments are staged as a delta (`staging_delta`). `reader` (`Database.read`, for an
+    import that holds the tenant's lock): the delta's keys are read ahead, in a thread; use
+    the stage as a context manager, which waits for that thread on the way out."""
 
-    def __init__(self, conn: Connection, tenant_id: int | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        tenant_id: int | None = None,
+        *,
+        reader: Callable[[], AbstractContextManager[Connection]] | None = None,
+    ) -> None:
         self.conn = conn
         self.tenant_id = tenant_id
+        self.reader = reader  # a read transaction of its own, for the keys read ahead
         self.postgres = conn.dialect.name == "postgresql"
         self._writers = {e.name: _Writer(self, STAGE[e.name]) for e in ENTITIES}
         self._skipped = {e.name: _Writer(self, SKIPPED[e.name]) for e in ENTITIES}
@@ -197,19 +206,26 @@ class Stage:
         """At the columnar engine's first records (a school's), begin reading the roster's
         keys of each DELTA entity on a connection of its own: the database and polars take
         them while the files before enrollments are checked (0.3-0.5 s less)."""
-        if self.tenant_id is None or self._reading or self._deltas:
+        if self.tenant_id is None or self.reader is None or self._reading or self._deltas:
             return
         from daemon.store.staging_delta import read_later
 
         for entity in DELTA:
-            self._reading[entity.name] = read_later(self.conn.engine, entity, self.tenant_id)
+            self._reading[entity.name] = read_later(self.reader, entity, self.tenant_id)
 
     def _delta_for(self, entity: Entity) -> Any:
-        """The entity's `staging_delta.Delta` as read ahead (None: the tenant has none of its
-        records yet, and a first import stages every row for the apply to copy)."""
+        """The entity's `staging_delta.Delta`, read ahead or now (None: the tenant has none of
+        its records yet, and a first import stages every row for the apply to copy)."""
         if entity.name not in self._deltas:
+            from daemon.store import staging_delta
+
             reading = self._reading.pop(entity.name, None)
-            self._deltas[entity.name] = reading.result() if reading is not None else None
+            if reading is not None:
+                self._deltas[entity.name] = reading.result()
+            elif self.tenant_id is not None and entity in DELTA:
+                self._deltas[entity.name] = staging_delta.read(self.conn, entity, self.tenant_id)
+            else:
+                self._deltas[entity.name] = None
         return self._deltas[entity.name]
 
     def _settle(self, entity: Entity, among: Sequence[int] | None) -> None:
@@ -254,6 +270,9 @@ class Stage:
         file the careful reader must read after all)."""
         writer = self._writers[entity.name]
         writer.rows, writer.written, writer.held = [], 0, 0
+        reading = self._reading.pop(entity.name, None)
+        if reading is not None:
+            reading.exception()  # ended, and its keys let go
         self._deltas[entity.name] = None  # the careful reader stages every row itself
         self.conn.execute(writer.table.delete())
 

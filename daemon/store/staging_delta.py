@@ -18,8 +18,9 @@ checks every staged row against the roster.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any
 
 import polars as pl
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from daemon.roster.entities import Entity
+from daemon.store.staging import WORK_MEM
 from daemon.store.tables import roster_tables
 
 HASH_SEED = 0x5EED
@@ -107,33 +109,45 @@ class Delta:
         return staged, self._keys(gone)
 
 
-def read_later(engine: sa.Engine, entity: Entity, tenant_id: int) -> Future[Delta | None]:
-    """The tenant's `Delta` of `entity`, read in a thread on a connection of its own (None:
-    the tenant has no records of it yet, or a key the read cannot tell apart).
-
-    The import holds the tenant's lock, so nothing else changes those records meanwhile,
-    and until its apply the import itself changes none: both connections see the same."""
-    reader = ThreadPoolExecutor(1, thread_name_prefix="rosterdrop-keys")
-    try:
-        return reader.submit(_read, engine, entity, tenant_id)
-    finally:
-        reader.shutdown(wait=False)  # the thread ends with its one task
-
-
-def _read(engine: sa.Engine, entity: Entity, tenant_id: int) -> Delta | None:
+def read(conn: Connection, entity: Entity, tenant_id: int) -> Delta | None:
+    """The tenant's `Delta` of `entity` (None: the tenant has no records of it yet, which
+    a first import copies whole, or a key the read cannot tell apart)."""
     live = roster_tables[entity.name]
-    with engine.connect() as conn:
+    known = sa.select(sa.literal(1)).where(live.c.tenant_id == tenant_id).limit(1)
+    if conn.execute(known).first() is None:
+        return None
+    with contextlib.suppress(Unreadable):
+        return Delta(conn, entity, tenant_id)
+    return None
+
+
+def read_later(
+    reader: Callable[[], AbstractContextManager[Connection]], entity: Entity, tenant_id: int
+) -> Future[Delta | None]:
+    """`read`, in a thread, in a transaction of its own from `reader` (`Database.read`).
+
+    For an import only, which holds the tenant's lock: nothing else changes its records
+    meanwhile, and until its apply the import itself changes none, so both transactions
+    see the same. A dry run holds no lock, and reads in its own transaction."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="rosterdrop-keys")
+    try:
+        return pool.submit(_read_apart, reader, entity, tenant_id)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+
+def _read_apart(
+    reader: Callable[[], AbstractContextManager[Connection]], entity: Entity, tenant_id: int
+) -> Delta | None:
+    with reader() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))  # as the stage's
         try:
-            with conn.begin():
-                known = sa.select(sa.literal(1)).where(live.c.tenant_id == tenant_id).limit(1)
-                if conn.execute(known).first() is None:
-                    return None
-                with contextlib.suppress(Unreadable):
-                    return Delta(conn, entity, tenant_id)
-                return None
+            return read(conn, entity, tenant_id)
         finally:
             if conn.dialect.name == "sqlite":
-                conn.invalidate()  # and its page cache (16 MiB) with it, not kept in the pool
+                # The connection goes back to the pool, its page cache (16 MiB) not with it.
+                conn.exec_driver_sql("PRAGMA shrink_memory")
 
 
 class Unreadable(Exception):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from daemon.clever.reader import MAX_RECORD_LINES
 from daemon.config import Settings
 from daemon.roster.entities import ENROLLMENTS
 from daemon.roster.outcome import ImportState
+from daemon.roster.problems import ProblemLog
 from daemon.store import staging, staging_delta, tenants
 from daemon.store.database import Database
 from daemon.store.tables import import_changes, imports, roster_tables
@@ -387,7 +387,7 @@ def test_an_import_given_up_while_its_keys_are_read_leaves_no_read_behind(
 ) -> None:
     """The roster's keys are read ahead, in a thread on a connection of its own, from the
     first school staged. An import that fails before it needs them waits for that read to
-    end, and the connection is back in the pool when the import is."""
+    end, and its connection is back in the pool when the import is."""
     add_tenant(db, "acme", NEVER_PAUSE)
     pipeline = pipeline_for(db, settings)
     assert run_import(pipeline, "acme", uploads[0]).state is ImportState.IMPORTED
@@ -395,18 +395,31 @@ def test_an_import_given_up_while_its_keys_are_read_leaves_no_read_behind(
     shutil.copytree(uploads[1], broken)
     header, rows = _rows(broken / "sections.csv")  # read before enrollments, after schools
     _write(broken / "sections.csv", header, [*rows, rows[-1] + ',"' + "\r\n" * MAX_RECORD_LINES])
-    read, ended = staging_delta._read, []
+    failed, released = threading.Event(), threading.Event()
+    fatal, read, ended = ProblemLog.fatal, staging_delta.read, []
 
-    def slow(*args: Any) -> Any:
-        time.sleep(0.5)  # still reading when the import has failed
+    def noted(log: ProblemLog, *args: Any, **where: Any) -> None:
+        fatal(log, *args, **where)
+        failed.set()
+
+    def held_up(*args: Any) -> Any:
+        # Still reading, its connection taken, when the import has failed; let go by the
+        # test, or on its own a second later (when the import waits for it, as it must).
+        assert failed.wait(30)
+        released.wait(1)
         try:
             return read(*args)
         finally:
             ended.append(threading.current_thread().name)
 
-    monkeypatch.setattr(staging_delta, "_read", slow)
-    report = run_import(pipeline, "acme", broken)
+    monkeypatch.setattr(ProblemLog, "fatal", noted)
+    monkeypatch.setattr(staging_delta, "read", held_up)
+    try:
+        report = run_import(pipeline, "acme", broken)
+        pool_after = db.engine.pool.checkedout()  # type: ignore[attr-defined]
+    finally:
+        released.set()
 
     assert report.state is ImportState.FAILED
     assert [name.startswith("rosterdrop-keys") for name in ended] == [True]
-    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert pool_after == 0
