@@ -20,7 +20,7 @@ from daemon.errors import Conflict, StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0014"  # the newest migration; a test keeps it equal to Alembic's head
+HEAD_REVISION = "0015"  # the newest migration; a test keeps it equal to Alembic's head
 _ADVISORY_LOCK_CLASS = 0x524F5354  # "ROST": keeps our advisory locks apart from others'
 
 log = structlog.get_logger(__name__)

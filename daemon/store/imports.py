@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from daemon.errors import NotFound
 from daemon.roster.outcome import ENDED, RESUMABLE, ImportState
 from daemon.roster.problems import Problem, Severity
-from daemon.store.tables import import_problems, imports, tenants
+from daemon.store.tables import import_changes, import_problems, imports, tenants
 
 APPLIED = (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS)
 
@@ -178,7 +178,10 @@ def update(conn: Connection, import_id: int, now: datetime, **values: Any) -> No
 
 
 def delete(conn: Connection, import_id: int) -> None:
+    """An import and what is kept of it (on PostgreSQL no foreign key deletes its changes:
+    migration 0015)."""
     conn.execute(import_problems.delete().where(import_problems.c.import_id == import_id))
+    conn.execute(import_changes.delete().where(import_changes.c.import_id == import_id))
     conn.execute(imports.delete().where(imports.c.id == import_id))
 
 

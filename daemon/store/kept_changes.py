@@ -156,14 +156,14 @@ def _staged_adds(entity: Entity, tenant_id: int, import_id: int, staged: Stage) 
     person = {ENROLLMENTS.name: STUDENTS, SECTION_TEACHERS.name: TEACHERS}.get(entity.name)
     if person is not None and staged.new_to_tenant(person):
         label = sa.null()  # no student or teacher to name them by yet: spare the lookups
-    return sa.select(
-        *_head(import_id, entity, sa.literal(ADD)),
-        *_keys(entity, stage.c),
-        label,
-        sa.null(),
-        sa.null(),
-        sa.null(),
-    ).where(sa.not_(stage.c.held))
+    keys = _keys(entity, stage.c)
+    # In the primary key's order each row lands at the end of import_changes' index, not on
+    # a page anywhere in it (700,000 enrollments of a paused first import: 19 s in file order).
+    return (
+        sa.select(*_head(import_id, entity, sa.literal(ADD)), *keys, label, *[sa.null()] * 3)
+        .where(sa.not_(stage.c.held))
+        .order_by(*keys)
+    )
 
 
 def _diffed(entity: Entity, tenant_id: int, import_id: int, postgres: bool) -> sa.Select[Any]:
