@@ -10,17 +10,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from bench.district import generate
 from daemon.config import Settings
 from daemon.roster.outcome import ImportState
 from daemon.store import imports
-from daemon.store.database import MIGRATIONS_DIR, Database
+from daemon.store.database import Database
 from daemon.store.tables import import_changes
 from tests.support import postgres
-from tests.support.roster import add_tenant, pipeline_for, run_import
+from tests.support.roster import add_tenant, migrate, pipeline_for, run_import
 
 pytestmark = pytest.mark.postgres
 FOREIGN_KEY = "fk_import_changes_import_id_imports"
@@ -44,15 +42,6 @@ def _kept(db: Database) -> dict[int, int]:
     query = sa.select(import_changes.c.import_id, sa.func.count()).group_by("import_id")
     with db.read() as conn:
         return {import_id: n for import_id, n in conn.execute(query)}
-
-
-def _alembic(db: Database, action: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with db.engine.connect() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, action)(config, revision)
-        conn.commit()
 
 
 def _paused_first_import(db: Database, settings: Settings, tmp_path: Path) -> int:
@@ -83,11 +72,11 @@ def test_kept_changes_have_no_foreign_key_and_a_downgrade_puts_it_back(
             )
         )  # fmt: skip
 
-    _alembic(db, "downgrade", "0014")
+    migrate(db, "downgrade", "0014")
     assert _foreign_keys(db) == [FOREIGN_KEY]
     assert _kept(db) == kept  # the orphan went; the paused import's changes stayed
 
-    _alembic(db, "upgrade", "0015")
+    migrate(db, "upgrade", "0015")
     assert _foreign_keys(db) == []
     assert _kept(db) == kept
 

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from bench.district import generate
 from daemon.config import Settings
@@ -25,7 +23,7 @@ from daemon.errors import StoreError
 from daemon.roster.entities import ENTITIES
 from daemon.roster.outcome import ImportState
 from daemon.store import tenants
-from daemon.store.database import MIGRATIONS_DIR, Database
+from daemon.store.database import Database
 from daemon.store.partitions import STATISTICS_TARGET
 from daemon.store.roster import active_counts
 from daemon.testpoint import STOP_AT
@@ -34,6 +32,7 @@ from tests.support.roster import (
     NEVER_PAUSE,
     ROSTERDROP,
     add_tenant,
+    migrate,
     pipeline_for,
     rosterdrop_env,
     run_import,
@@ -280,15 +279,6 @@ def _open_transactions(db: Database) -> int:
         )
 
 
-def _alembic(db: Database, action: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with db.engine.connect() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, action)(config, revision)
-        conn.commit()
-
-
 def test_the_migration_moves_every_row_and_index_into_partitions_and_back(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -298,7 +288,7 @@ def test_the_migration_moves_every_row_and_index_into_partitions_and_back(
         for name, students in (("acme", 300), ("bravo", 150)):
             generate(tmp_path / name, students)
             add_tenant(db, name, NEVER_PAUSE)
-        _alembic(db, "downgrade", "0013")  # the tables as they were before
+        migrate(db, "downgrade", "0013")  # the tables as they were before
         assert _partitions(db) == {t: [] for t in ROSTER}
         pipeline = pipeline_for(db, settings)
         for name in ("acme", "bravo"):
@@ -306,13 +296,13 @@ def test_the_migration_moves_every_row_and_index_into_partitions_and_back(
         rows = {name: tables(db, name) for name in ("acme", "bravo")}
         indexes = {t: _indexes(db, t) for t in ROSTER}
 
-        _alembic(db, "upgrade", "0014")
+        migrate(db, "upgrade", "0014")
         ids = sorted(_tenant_id(db, n) for n in ("acme", "bravo"))
         assert _partitions(db) == {t: [f"{t}_t{i}" for i in ids] for t in ROSTER}
         assert {name: tables(db, name) for name in rows} == rows
         assert {t: _indexes(db, t) for t in ROSTER} == indexes
 
-        _alembic(db, "downgrade", "0013")
+        migrate(db, "downgrade", "0013")
         assert _partitions(db) == {t: [] for t in ROSTER}
         assert {name: tables(db, name) for name in rows} == rows
         assert {t: _indexes(db, t) for t in ROSTER} == indexes
@@ -327,7 +317,7 @@ def test_the_migration_keeps_grants_owner_and_comments_and_refuses_to_lose_a_vie
     try:
         db.upgrade()
         add_tenant(db, "acme", NEVER_PAUSE)
-        _alembic(db, "downgrade", "0013")
+        migrate(db, "downgrade", "0013")
         with db.write() as conn:
             conn.execute(sa.text("DROP ROLE IF EXISTS roster_reader"))
             conn.execute(sa.text("CREATE ROLE roster_reader"))
@@ -337,11 +327,11 @@ def test_the_migration_keeps_grants_owner_and_comments_and_refuses_to_lose_a_vie
             conn.execute(sa.text("CREATE VIEW active_students AS SELECT * FROM students"))
 
         with pytest.raises(StoreError, match=r"view active_students reads students.*Drop them"):
-            _alembic(db, "upgrade", "0014")
+            migrate(db, "upgrade", "0014")
         assert db.schema_version() == "0013"  # nothing changed
         with db.write() as conn:
             conn.execute(sa.text("DROP VIEW active_students"))
-        _alembic(db, "upgrade", "0014")
+        migrate(db, "upgrade", "0014")
 
         with db.read() as conn:
             granted = conn.execute(
@@ -396,11 +386,11 @@ def test_the_migration_refuses_to_start_without_lock_slots_for_every_district(
         for name, districts in (("fits", fits), ("fails", fits + 1)):
             for n in range(districts):
                 add_tenant(dbs[name], f"district{n}")
-            _alembic(dbs[name], "downgrade", "0013")
+            migrate(dbs[name], "downgrade", "0013")
 
-        _alembic(dbs["fits"], "upgrade", "0014")
+        migrate(dbs["fits"], "upgrade", "0014")
         with pytest.raises(StoreError, match=r"max_locks_per_transaction = (\d+) or more") as e:
-            _alembic(dbs["fails"], "upgrade", "0014")
+            migrate(dbs["fails"], "upgrade", "0014")
         assert dbs["fails"].schema_version() == "0013"
 
         setting = re.search(r"max_locks_per_transaction = (\d+)", str(e.value)).group(1)  # type: ignore[union-attr]
@@ -411,7 +401,7 @@ def test_the_migration_refuses_to_start_without_lock_slots_for_every_district(
             small, f" -c max_connections=20 -c max_locks_per_transaction={setting}"
         )
         server.start()
-        _alembic(dbs["fails"], "upgrade", "0014")
+        migrate(dbs["fails"], "upgrade", "0014")
         assert dbs["fails"].schema_version() == "0014"
         for db in dbs.values():
             db.close()

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 
@@ -21,7 +23,7 @@ from daemon.roster.entities import ENTITIES
 from daemon.roster.outcome import ImportReport
 from daemon.roster.tenant import TenantSettings
 from daemon.store import tenants
-from daemon.store.database import Database
+from daemon.store.database import MIGRATIONS_DIR, Database
 from daemon.store.roster import active_roster
 from daemon.store.tables import roster_tables
 from daemon.store.tenants import Tenant
@@ -119,3 +121,13 @@ REAL_IMPORTS = hypothesis_settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+def migrate(db: Database, action: str, revision: str) -> None:
+    """`alembic upgrade|downgrade REVISION` on the database, as `rosterdrop db` runs it."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.engine.connect() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, action)(config, revision)
+        conn.commit()
