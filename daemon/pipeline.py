@@ -1,5 +1,5 @@
-"""One import's life: validate → plan → apply or pause → record → notify (its files are
-claimed and archived by `intake`, which this builds on).
+"""One import's life: validate → plan → apply or pause → record → notify (its end is
+written by `recording`, its files are claimed and archived by `intake`: what this builds on).
 
 This is the one place that turns what happened into import states. The roster changes, the
 import's final state and its emails are written in one transaction, so a crash leaves either

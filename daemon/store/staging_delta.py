@@ -142,12 +142,11 @@ def _read_apart(
     with reader() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))  # as the stage's
-        try:
-            return read(conn, entity, tenant_id)
-        finally:
-            if conn.dialect.name == "sqlite":
-                # The connection goes back to the pool, its page cache (16 MiB) not with it.
-                conn.exec_driver_sql("PRAGMA shrink_memory")
+        delta = read(conn, entity, tenant_id)
+        if conn.dialect.name == "sqlite":
+            # The connection goes back to the pool, its page cache (16 MiB) not with it.
+            conn.exec_driver_sql("PRAGMA shrink_memory")
+        return delta
 
 
 class Unreadable(Exception):
