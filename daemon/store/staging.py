@@ -7,7 +7,9 @@ batched inserts.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -18,6 +20,9 @@ from daemon.roster.entities import ENROLLMENTS, ENTITIES, Entity
 from daemon.store.tables import roster_tables
 
 BATCH_ROWS = 20_000
+# Loads of the columnar engine's records (`load_table`) that may wait for the stage's loader
+# thread while the next are checked: each holds a chunk (`engine.LOAD_ROWS`) in memory.
+LOADS_IN_FLIGHT = 2
 # Hash joins over a big district's enrollments spill to disk with PostgreSQL's default 4 MB.
 WORK_MEM = "256MB"
 # Of the stage's statistics (PostgreSQL's default: 100, a sample of 30,000 rows).
@@ -128,8 +133,12 @@ class Stage:
 
     `tenant_id`: the tenant whose roster the stage is diffed with; then a re-import's
     enrollments are staged as a delta (`staging_delta`). `reader` (`Database.read`, for an
-    import that holds the tenant's lock): the delta's keys are read ahead, in a thread; use
-    the stage as a context manager, which waits for that thread on the way out."""
+    import that holds the tenant's lock): the delta's keys are read ahead, in a thread.
+
+    The columnar engine's records are loaded by a thread of the stage's own, on the stage's
+    connection, while the main thread checks the next ones: `conn` waits for those loads, so
+    whoever uses the connection finds them done. Use the stage as a context manager, which
+    waits for its threads on the way out."""
 
     def __init__(
         self,
@@ -138,7 +147,9 @@ class Stage:
         *,
         reader: Callable[[], AbstractContextManager[Connection]] | None = None,
     ) -> None:
-        self.conn = conn
+        self._conn = conn
+        self._loader: ThreadPoolExecutor | None = None
+        self._loads: deque[Future[None]] = deque()  # in the loader's order
         self.tenant_id = tenant_id
         self.reader = reader  # a read transaction of its own, for the keys read ahead
         self.postgres = conn.dialect.name == "postgresql"
@@ -160,22 +171,65 @@ class Stage:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{table.name}"))
             table.create(conn)
 
+    @property
+    def conn(self) -> Connection:
+        """The stage's connection, once the loads given to its loader thread have ended."""
+        if self._loads:
+            self._wait_loads()
+        return self._conn
+
     def __enter__(self) -> Stage:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._end_reads()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self._end_threads(failing=kind is not None)
 
-    def _end_reads(self) -> None:
-        """Wait for the reads ahead no delta took (a fatal problem, the careful reader): no
-        thread or connection of this stage outlives it."""
+    def _end_threads(self, *, failing: bool = False) -> None:
+        """Wait for the loads in flight, and the reads ahead no delta took (a fatal problem,
+        the careful reader): no thread of this stage uses a connection after it. `failing`:
+        the caller is leaving with an exception of its own, which a load's must not hide."""
         for reading in self._reading.values():
             reading.exception()  # its end, whatever it was: it is not needed any more
         self._reading.clear()
+        try:
+            if self._loads:
+                self._wait_loads()
+        except Exception:
+            if not failing:
+                raise
+        finally:
+            if self._loader is not None:
+                self._loader.shutdown()
+                self._loader = None
+
+    def _load_later(self, table: sa.Table, records: Any, key: tuple[str, ...]) -> None:
+        """Load a pyarrow table of records in the loader thread, after those before it;
+        wait while more than LOADS_IN_FLIGHT are not done (their memory). On SQLite, now:
+        its inserts bind every value in Python, holding the GIL the checks would need (a
+        thread gained nothing, and took 30 MB more)."""
+        from daemon.store import staging_load
+
+        if not self.postgres:
+            staging_load.load(self._conn, table, records, key)
+            return
+        if self._loader is None:
+            self._loader = ThreadPoolExecutor(1, thread_name_prefix="rosterdrop-stage")
+        self._loads.append(self._loader.submit(staging_load.load, self._conn, table, records, key))
+        while len(self._loads) > LOADS_IN_FLIGHT:
+            self._loads.popleft().result()
+
+    def _wait_loads(self) -> None:
+        """Wait for every load in flight, then raise the first one's error, if any: all
+        have ended before the connection is used again (a failed load fails those after it,
+        in PostgreSQL's aborted transaction)."""
+        loads, self._loads = self._loads, deque()
+        errors = [error for load in loads if (error := load.exception()) is not None]
+        if errors:
+            raise errors[0]
 
     def close(self) -> None:
         """Drop the tables (PostgreSQL drops them at commit by itself)."""
-        self._end_reads()
+        self._end_threads()
         if not self.postgres:
             for table in _TABLES:
                 self.conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{table.name}"))
@@ -190,9 +244,8 @@ class Stage:
 
     def load_table(self, entity: Entity, records: Any) -> None:
         """A polars frame of records (`Entity.stage_columns`) at once, through `staging_load`
-        (imports pyarrow); on a re-import, only those that can change (`staging_delta`)."""
-        from daemon.store import staging_load
-
+        (imports pyarrow) in the loader thread; on a re-import, only those that can change
+        (`staging_delta`)."""
         self._read_ahead()
         writer = self._writers[entity.name]
         writer.written += records.height
@@ -200,7 +253,7 @@ class Stage:
         delta = self._delta_for(entity)
         if delta is not None:
             records = delta.block(records)
-        staging_load.load(self.conn, writer.table, records.to_arrow(), entity.key)
+        self._load_later(writer.table, records.to_arrow(), entity.key)
 
     def _read_ahead(self) -> None:
         """At the columnar engine's first records (a school's), begin reading the roster's
@@ -231,17 +284,15 @@ class Stage:
     def _settle(self, entity: Entity, among: Sequence[int] | None) -> None:
         """End a delta: stage the unchanged rows that may repeat a key (all of them when
         which may is not known: then the diff reads the whole stage), and the gone keys."""
-        from daemon.store import staging_load
-
         delta = self._deltas.get(entity.name)
         if delta is None:
             return
         self._deltas[entity.name] = None
         self._active[entity.name] = delta.active
         staged, gone = delta.settle(among)
-        staging_load.load(self.conn, STAGE[entity.name], staged.to_arrow(), entity.key)
+        self._load_later(STAGE[entity.name], staged.to_arrow(), entity.key)
         if among is not None:
-            staging_load.load(self.conn, GONE[entity.name], gone.to_arrow(), entity.key)
+            self._load_later(GONE[entity.name], gone.to_arrow(), entity.key)
             self._gone_listed.add(entity.name)
 
     def delta(self, entity: Entity) -> bool:
