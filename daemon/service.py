@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,18 +20,19 @@ from daemon.config import Settings
 from daemon.dryrun import DryRunner
 from daemon.errors import RosterdropError, StoreError
 from daemon.http import HttpServer
-from daemon.metrics import IMPORT_DURATION, IMPORT_STATES, ROWS_APPLIED
+from daemon.metrics import IMPORT_STATES, record_metrics
 from daemon.notify.sender import OutboxSender
 from daemon.pipeline import Pipeline
 from daemon.rollover import Rollover
-from daemon.roster.outcome import ENDED, ImportReport, ImportState
+from daemon.roster.outcome import ImportState
 from daemon.runner import ImportRunner, warm_up
-from daemon.sftp import Account, SftpServer, UploadEvent, public_key_line
-from daemon.sftp.accounts import parse_networks
+from daemon.sftp import SftpServer, UploadEvent, public_key_line
 from daemon.spool import IncompleteSet, ReadySet, Spool
 from daemon.store import imports, tenants
 from daemon.store.database import Database
 from daemon.systemd import Notifier
+from daemon.tasks import resilient
+from daemon.tenant_accounts import TenantAccounts
 from daemon.web import SftpDetails, WebServer
 
 # Background tasks a stop cancels at once; the imports and the mailer wind down instead.
@@ -42,69 +42,6 @@ _CANCELLED_AT_STOP = (
 log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 3600.0
-OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS})
-RESOURCE_RETRY_SECONDS = 0.5
-RESOURCE_RETRY_MAX_SECONDS = 30.0
-
-
-class TenantAccounts:
-    """The SFTP server's view of the tenants table (called off the event loop)."""
-
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self.db = db
-        self.paths = settings.paths
-
-    def lookup(self, username: str) -> Account | None:
-        with self.db.read() as conn:
-            tenant = tenants.find(conn, username)
-        if tenant is None:
-            return None
-        return Account(
-            name=tenant.name,
-            root=self.paths.tenant_root(tenant.name),
-            password_hash=tenant.password_hash,
-            authorized_keys=tenant.authorized_keys,
-            disabled=tenant.disabled,
-            allow_from=parse_networks(",".join(tenant.allow_from)),
-        )
-
-    def lifts_after(self, cursor: int | None) -> tuple[int, list[str]]:
-        with self.db.read() as conn:
-            return tenants.lifts_after(conn, cursor)
-
-
-async def resilient(name: str, work: Callable[[], Awaitable[Any]]) -> Any:
-    """Run a background task, and run it again after it fails for want of file descriptors
-    (EMFILE, ENFILE) or memory for sockets (ENOBUFS): a flood that the SFTP server's bounds
-    did not stop must not end the whole service. Any other error still ends it."""
-    delay = RESOURCE_RETRY_SECONDS
-    while True:
-        try:
-            return await work()
-        except OSError as exc:
-            if exc.errno not in OUT_OF_RESOURCES:
-                raise
-            log.error(
-                "a background task is out of resources; retrying",
-                task=name,
-                error=str(exc),
-                retry_seconds=delay,
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RESOURCE_RETRY_MAX_SECONDS)
-
-
-def record_metrics(report: ImportReport) -> None:
-    """What an import this daemon ran took and changed (imports by state: IMPORT_STATES)."""
-    if report.state not in ENDED or report.finished_at is None:
-        return  # paused, or stopped half-way by a shutdown: it is counted where it ends
-    # The work, not the days a paused import may wait for a person: that wait is the
-    # district's, and would drown every figure an operator reads from this histogram.
-    IMPORT_DURATION.observe(report.duration_seconds or 0.0)
-    if report.state in (ImportState.IMPORTED, ImportState.IMPORTED_WITH_ERRORS):
-        for name, changes in report.entities.items():
-            for change in ("added", "updated", "reactivated", "deactivated"):
-                ROWS_APPLIED.labels(entity=name, change=change).inc(getattr(changes, change))
 
 
 def import_counts(db: Database) -> dict[ImportState, int]:

@@ -24,7 +24,7 @@ from serve_fixtures import add_tenant
 from sftp_fixtures import PASSWORD
 
 from daemon import runner as runner_module
-from daemon import service as service_module
+from daemon import tasks
 from daemon.config import Settings
 from daemon.errors import StoreError
 from daemon.service import Service
@@ -310,7 +310,7 @@ async def test_the_upload_watcher_outlives_running_out_of_descriptors(
     settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """EMFILE in the spool scan used to end the watcher task, and with it the daemon."""
-    monkeypatch.setattr(service_module, "RESOURCE_RETRY_SECONDS", 0.05, raising=False)
+    monkeypatch.setattr(tasks, "RESOURCE_RETRY_SECONDS", 0.05)
     service = Service(settings, db)
     real_scan, failures = service.spool.scan, [errno.EMFILE, errno.ENFILE]
     scanned_again = asyncio.Event()

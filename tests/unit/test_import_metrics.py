@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from daemon.metrics import REGISTRY
+from daemon.metrics import REGISTRY, record_metrics
 from daemon.roster.outcome import ImportReport, ImportState
-from daemon.service import record_metrics
 
 
 def _duration_sum() -> float:

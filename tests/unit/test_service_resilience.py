@@ -6,14 +6,14 @@ import errno
 
 import pytest
 
-from daemon import service
-from daemon.service import resilient
+from daemon import tasks
+from daemon.tasks import resilient
 
 
 async def test_a_task_out_of_descriptors_backs_off_and_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(service, "RESOURCE_RETRY_SECONDS", 0.01)
+    monkeypatch.setattr(tasks, "RESOURCE_RETRY_SECONDS", 0.01)
     failures = [errno.EMFILE, errno.ENFILE]
 
     async def scan() -> str:
