@@ -31,10 +31,11 @@ from daemon.config import (
     unknown_env,
 )
 from daemon.errors import ConfigError, Conflict, NotFound, RosterdropError
+from daemon.outboxcli import outbox_group
 from daemon.roster.outcome import ImportReport, ImportState
 from daemon.roster.problems import KEEP_PROBLEMS, ProblemLog
 from daemon.roster.tenant import TenantSettings
-from daemon.store import imports, outbox, tenants
+from daemon.store import imports, tenants
 from daemon.store.database import Database, sqlite_file
 from daemon.store.roster import active_roster
 from daemon.store.staging import Stage
@@ -355,70 +356,6 @@ def db_upgrade(app: App) -> None:
     click.echo("database is up to date")
 
 
-@main_group.group("outbox")
-def outbox_group() -> None:
-    """Emails waiting to be delivered."""
-
-
-@outbox_group.command("list")
-@click.option("--state", type=click.Choice([s.value for s in outbox.OutboxState]))
-@click.option("--limit", default=50, show_default=True)
-@json_option
-@pass_app
-def outbox_list(app: App, state: str | None, limit: int, as_json: bool) -> None:
-    """The newest emails and where they are."""
-    with app.db.read() as conn:
-        messages = outbox.list_messages(conn, state=state, limit=limit)
-    if as_json:
-        _echo_json(
-            [
-                {
-                    "id": m.id,
-                    "kind": m.kind,
-                    "state": m.state.value,
-                    "subject": m.subject,
-                    "recipients": list(m.recipients),
-                    "attempts": m.attempts,
-                    "next_attempt_at": m.next_attempt_at.isoformat(),
-                    "last_error": m.last_error,
-                    "sent_at": m.sent_at.isoformat() if m.sent_at else None,
-                }
-                for m in messages
-            ]
-        )
-        return
-    if not messages:
-        click.echo("the outbox is empty")
-    for m in messages:
-        extra = f" — {m.last_error}" if m.last_error else ""
-        click.echo(f"#{m.id} {m.state.value:8} {m.kind:18} {m.subject}{extra}")
-
-
-@outbox_group.command("retry")
-@click.argument("message_id", type=int)
-@pass_app
-def outbox_retry(app: App, message_id: int) -> None:
-    """Send a failed (or waiting) email again, now, to the tenant's current addresses."""
-    from daemon.notify.retry import retry_now
-
-    with app.db.write() as conn:
-        recipients = ", ".join(retry_now(conn, message_id, _now(), app.settings.smtp))
-    click.echo(f"email #{message_id} will be sent to {recipients} on the sender's next pass")
-
-
-@outbox_group.command("send")
-@pass_app
-def outbox_send(app: App) -> None:
-    """Deliver every due email now (what the running daemon does by itself)."""
-    import asyncio
-
-    from daemon.notify.sender import OutboxSender
-
-    sender = OutboxSender(app.db, app.settings.smtp, app.settings.paths.outbox)
-    sent = asyncio.run(sender.deliver_due())
-    click.echo(f"{sent} email(s) delivered")
-
-
 @main_group.group("config")
 def config_group() -> None:
     """The settings."""
@@ -462,6 +399,7 @@ def serve(app: App, once: bool, demo: bool) -> None:
     sys.exit(code)
 
 
+main_group.add_command(outbox_group)
 main_group.add_command(tenant_group)
 main_group.add_command(cluster_group)
 main_group.add_command(checks_group)
