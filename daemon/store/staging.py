@@ -20,8 +20,9 @@ from daemon.roster.entities import ENROLLMENTS, ENTITIES, Entity
 from daemon.store.tables import roster_tables
 
 BATCH_ROWS = 20_000
-# Loads of the columnar engine's records (`load_table`) that may wait for the stage's loader
-# thread while the next are checked: each holds a chunk (`engine.LOAD_ROWS`) in memory.
+# Loads that may wait for the stage's loader thread while the next records are checked:
+# each holds its records in memory (a chunk of `engine.LOAD_ROWS`, or a delta's settled
+# rows and gone keys: a hundredth of the enrollments on a nightly export).
 LOADS_IN_FLIGHT = 2
 # Hash joins over a big district's enrollments spill to disk with PostgreSQL's default 4 MB.
 WORK_MEM = "256MB"
@@ -216,12 +217,15 @@ class Stage:
             self._loader = ThreadPoolExecutor(1, thread_name_prefix="rosterdrop-stage")
         self._loads.append(self._loader.submit(staging_load.load, self._conn, table, records, key))
         while len(self._loads) > LOADS_IN_FLIGHT:
-            self._loads.popleft().result()
+            if self._loads[0].exception() is not None:
+                self._wait_loads()  # raises once the loads after it have ended too
+            self._loads.popleft()
 
     def _wait_loads(self) -> None:
         """Wait for every load in flight, then raise the first one's error, if any: all
         have ended before the connection is used again (a failed load fails those after it,
-        in PostgreSQL's aborted transaction)."""
+        in PostgreSQL's aborted transaction). Interrupted while it waits, the loads it had
+        taken are waited for by the loader's shutdown, on the stage's way out."""
         loads, self._loads = self._loads, deque()
         errors = [error for load in loads if (error := load.exception()) is not None]
         if errors:
@@ -387,10 +391,13 @@ class Stage:
         self._dropped[entity.name] += self.conn.execute(drop).rowcount
 
     def flush(self) -> None:
+        """Everything given to the stage in its tables, the loader's too."""
         for entity in DELTA:
             self._settle(entity, None)
         for writer in (*self._writers.values(), *self._skipped.values()):
             writer.flush()
+        if self._loads:
+            self._wait_loads()
 
     def _send(self, table: sa.Table, rows: list[Row]) -> None:
         columns = ", ".join(c.name for c in table.columns)

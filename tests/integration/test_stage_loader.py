@@ -4,9 +4,11 @@ load that fails fails the import: nothing staged is lost or half there."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import polars as pl
 import psycopg
@@ -14,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from daemon.roster.entities import STUDENTS
+from daemon.store import staging_load
 from daemon.store.database import Database
-from daemon.store.staging import STAGE, Stage
+from daemon.store.staging import LOADS_IN_FLIGHT, STAGE, Stage
 from tests.support import postgres
 
 
@@ -36,10 +39,13 @@ def _students(first_line: int, rows: int, *, line: object = None) -> pl.DataFram
             "username": [None] * rows,
             "grade": ["5"] * rows,
             "extra": ["{}"] * rows,
-            "line": list(lines) if line is None else [line] * rows,
-            "held": [False] * rows,
+            "line": pl.Series(
+                list(lines) if line is None else [line] * rows, dtype=None if rows else pl.Int64
+            ),
+            "held": pl.Series([False] * rows, dtype=pl.Boolean),
             "kept": [None] * rows,
-        }
+        },
+        schema_overrides={c: pl.String for c in ("email", "username", "kept")},
     ).select(STUDENTS.stage_columns)
 
 
@@ -67,42 +73,145 @@ def test_every_record_loaded_is_there_when_the_connection_is_next_used(
         db.close()
 
 
-def _import(db: Database, *loads: pl.DataFrame, fail: bool = False) -> None:
-    """An import's transaction that stages `loads`, then uses its connection (or fails)."""
-    with db.write() as conn, Stage(conn) as stage:
-        for records in loads:
-            stage.load_table(STUDENTS, records)
-        if fail:
-            raise RuntimeError("a fatal problem")
-        stage.conn.execute(sa.text("SELECT 1"))
+def test_records_discarded_after_their_loads_are_gone_with_them(database_url: str) -> None:
+    """The careful reader takes a file after the engine staged part of it: the loads in
+    flight end before the stage forgets what they wrote."""
+    db = Database(database_url)
+    try:
+        with db.write() as conn, Stage(conn) as stage:
+            for start in range(0, 150_000, 50_000):
+                stage.load_table(STUDENTS, _students(start + 2, 50_000))
+            stage.discard(STUDENTS)
+            staged = stage.conn.execute(sa.select(sa.func.count()).select_from(STAGE["students"]))
+            assert staged.scalar_one() == 0
+            assert stage.counts(STUDENTS) == (0, 0)
+            stage.close()
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def db(postgres_url: str) -> Iterator[Database]:
+    database = Database(postgres_url)
+    yield database
+    database.close()
+
+
+class Gate:
+    """Holds the loader thread at its `at`-th load until `open_later` opens it; `ended`
+    lists the loads that have ended, in order."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, at: int) -> None:
+        self.opened = threading.Event()
+        self.ended: list[int] = []
+        self.events: list[str] = []
+        real, calls = staging_load.load, itertools.count(1)
+
+        def load(*args: object) -> None:
+            n = next(calls)
+            try:
+                if n == at:
+                    assert self.opened.wait(30)
+                real(*args)  # type: ignore[arg-type]
+            finally:
+                self.ended.append(n)
+
+        monkeypatch.setattr(staging_load, "load", load)
+
+    def open_later(self, seconds: float = 0.3) -> None:
+        def open_() -> None:
+            self.events.append("opened")
+            self.opened.set()
+
+        threading.Timer(seconds, open_).start()
 
 
 @pytest.mark.postgres
-def test_a_load_that_fails_is_raised_at_the_next_use_once_every_load_has_ended(
-    postgres_url: str,
+def test_a_failed_load_is_raised_at_the_next_use_once_the_loads_after_it_have_ended(
+    db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL refuses the second load (a line that is not a number): the error reaches
-    the import when it next uses the connection, after the third load has ended too."""
-    db = Database(postgres_url)
-    try:
-        loads = _students(2, 50_000), _students(50_002, 10, line="x"), _students(50_012, 50_000)
-        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
-            _import(db, *loads)
-        assert _stage_threads() == []
-        with db.read() as conn:  # rolled back: the connection serves the next as it should
-            assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
-    finally:
-        db.close()
+    """PostgreSQL refuses the second load (a line that is not a number); the third is held
+    back a while. The import learns of the failure when it next uses the connection, and
+    only once the third has ended: no thread is still on it when the transaction ends."""
+    gate = Gate(monkeypatch, at=3)
+    ended_at_raise: list[int] = []
+    with (  # noqa: PT012
+        pytest.raises(psycopg.errors.InvalidTextRepresentation),
+        db.write() as conn,
+        Stage(conn) as stage,
+    ):
+        stage.load_table(STUDENTS, _students(2, 50_000))
+        stage.load_table(STUDENTS, _students(50_002, 10, line="x"))
+        stage.load_table(STUDENTS, _students(50_012, 50_000))
+        gate.open_later()
+        try:
+            stage.conn.execute(sa.text("SELECT 1"))
+        finally:
+            ended_at_raise.extend(gate.ended)
+    assert ended_at_raise == [1, 2, 3]
+    assert _stage_threads() == []
+    with db.read() as conn:  # rolled back: the pool's connection serves the next one
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+
+
+@pytest.mark.postgres
+def test_a_failed_load_is_raised_by_the_load_that_waits_for_it(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first load fails while more than LOADS_IN_FLIGHT are given: the load that waits
+    for it raises its error, after the loads before it in the queue have ended."""
+    assert LOADS_IN_FLIGHT == 2
+    gate = Gate(monkeypatch, at=2)
+    ended_at_raise: list[int] = []
+    with (  # noqa: PT012
+        pytest.raises(psycopg.errors.InvalidTextRepresentation),
+        db.write() as conn,
+        Stage(conn) as stage,
+    ):
+        stage.load_table(STUDENTS, _students(2, 10, line="x"))
+        stage.load_table(STUDENTS, _students(12, 50_000))
+        gate.open_later()
+        try:
+            stage.load_table(STUDENTS, _students(50_012, 50_000))
+        finally:
+            ended_at_raise.extend(gate.ended)
+    assert ended_at_raise == [1, 2, 3]
+    assert _stage_threads() == []
+
+
+@pytest.mark.postgres
+def test_the_checks_wait_when_more_than_loads_in_flight_are_not_done(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records waiting for the loader hold memory: with the first load held back, the
+    next LOADS_IN_FLIGHT - 1 are taken at once, and the one after waits for it."""
+    gate = Gate(monkeypatch, at=1)
+    with db.write() as conn, Stage(conn) as stage:
+        for n in range(LOADS_IN_FLIGHT):
+            stage.load_table(STUDENTS, _students(2 + n * 1_000, 1_000))
+        gate.events.append("taken at once")
+        gate.open_later()
+        stage.load_table(STUDENTS, _students(2 + LOADS_IN_FLIGHT * 1_000, 1_000))
+        gate.events.append("the next taken")
+        staged = stage.conn.execute(sa.select(sa.func.count()).select_from(STAGE["students"]))
+        assert staged.scalar_one() == (LOADS_IN_FLIGHT + 1) * 1_000
+        stage.close()
+    assert gate.events == ["taken at once", "opened", "the next taken"]
 
 
 @pytest.mark.postgres
 def test_an_import_leaving_with_its_own_error_waits_for_the_loads_and_keeps_its_error(
-    postgres_url: str,
+    db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = Database(postgres_url)
-    try:
-        with pytest.raises(RuntimeError, match="a fatal problem"):
-            _import(db, _students(2, 10, line="x"), _students(12, 50_000), fail=True)
-        assert _stage_threads() == []
-    finally:
-        db.close()
+    gate = Gate(monkeypatch, at=2)
+    with (  # noqa: PT012
+        pytest.raises(RuntimeError, match="a fatal problem"),
+        db.write() as conn,
+        Stage(conn) as stage,
+    ):
+        stage.load_table(STUDENTS, _students(2, 10, line="x"))
+        stage.load_table(STUDENTS, _students(12, 50_000))
+        gate.open_later()
+        raise RuntimeError("a fatal problem")
+    assert gate.ended == [1, 2]
+    assert _stage_threads() == []

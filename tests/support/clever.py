@@ -137,8 +137,7 @@ def check_folder(
     problems = ProblemLog(keep=100_000)
     db = Database(database)
     try:
-        with db.read() as conn:
-            stage = Stage(conn)
+        with db.read() as conn, Stage(conn) as stage:
             validation = validate(
                 found,
                 fingerprints(found),
@@ -152,7 +151,7 @@ def check_folder(
             for entity in ENTITIES:
                 table = STAGE[entity.name]
                 order = [table.c.line, *(table.c[k] for k in entity.key)]
-                rows = conn.execute(sa.select(table).order_by(*order)).all()
+                rows = stage.conn.execute(sa.select(table).order_by(*order)).all()
                 records[entity.name] = [tuple(row) for row in rows]
             stage.close()
     finally:

@@ -206,8 +206,7 @@ def check_set(path: Path, settings: TenantSettings | None = None) -> Checked:
     problems = ProblemLog(keep=100_000)
     db = Database("sqlite://")
     try:
-        with db.read() as conn:
-            stage = Stage(conn)
+        with db.read() as conn, Stage(conn) as stage:
             validation = uploadset.validate(found, fingerprints(found), settings, problems, stage)
             stage.flush()
             records: dict[str, list[tuple[Any, ...]]] = {}
@@ -215,7 +214,7 @@ def check_set(path: Path, settings: TenantSettings | None = None) -> Checked:
                 table = STAGE[entity.name]
                 order = [table.c.line, *(table.c[k] for k in entity.key)]
                 records[entity.name] = [
-                    tuple(r) for r in conn.execute(sa.select(table).order_by(*order))
+                    tuple(r) for r in stage.conn.execute(sa.select(table).order_by(*order))
                 ]
             stage.close()
     finally:
