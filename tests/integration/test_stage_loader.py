@@ -73,6 +73,36 @@ def test_every_record_loaded_is_there_when_the_connection_is_next_used(
         db.close()
 
 
+def test_values_left_to_the_tables_defaults_read_back_as_they_were_given(
+    database_url: str,
+) -> None:
+    """A column whose values are all its default (plain records: not held, nothing kept)
+    is not sent; the stage holds the same rows as when it was."""
+    mixed = _students(10, 3).with_columns(
+        held=pl.Series([True, False, False]), kept=pl.Series([None, ",grade,", None])
+    )
+    db = Database(database_url)
+    try:
+        with db.write() as conn, Stage(conn) as stage:
+            stage.load_table(STUDENTS, _students(2, 3))
+            stage.load_table(STUDENTS, _students(5, 0))
+            stage.load_table(STUDENTS, mixed)
+            staged = STAGE["students"]
+            rows = stage.conn.execute(
+                sa.select(staged.c.line, staged.c.held, staged.c.kept, staged.c.email).order_by(
+                    staged.c.line
+                )
+            ).all()
+            assert [tuple(r) for r in rows] == [
+                (2, False, None, None), (3, False, None, None), (4, False, None, None),
+                (10, True, None, None), (11, False, ",grade,", None), (12, False, None, None),
+            ]  # fmt: skip
+            assert stage.counts(STUDENTS) == (5, 1)
+            stage.close()
+    finally:
+        db.close()
+
+
 def test_records_discarded_after_their_loads_are_gone_with_them(database_url: str) -> None:
     """The careful reader takes a file after the engine staged part of it: the loads in
     flight end before the stage forgets what they wrote."""
