@@ -6,9 +6,12 @@ Set-based statements inside the caller's transaction that read only the diff's c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from daemon.roster.entities import ENTITIES, Entity
 from daemon.store import partitions
@@ -55,4 +58,34 @@ def _apply(stage: Stage, entity: Entity, tenant_id: int, import_id: int, now: da
     # In key order each row lands at the primary key's end: SQLite keeps these tables
     # clustered by it, and PostgreSQL's b-tree stays in cache.
     rows = sa.select(*values.values()).where(added).order_by(*(source.c[k] for k in entity.key))
-    stage.conn.execute(live.insert().from_select(list(values), rows))
+    insert = live.insert().from_select(list(values), rows)
+    if new and not stage.postgres and _empty(stage.conn, live):
+        with _indexes_built_after(stage.conn, live):
+            stage.conn.execute(insert)
+        return
+    stage.conn.execute(insert)
+
+
+def _empty(conn: Connection, table: sa.Table) -> bool:
+    return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
+
+
+@contextmanager
+def _indexes_built_after(conn: Connection, table: sa.Table) -> Iterator[None]:
+    """SQLite, a table no district has rows in yet (the first district's first import):
+    its indexes dropped for the insert and built again after it, from the same statements,
+    in the import's transaction. Building one over rows already written sorts them once;
+    700,000 enrollments inserted in key order through the index by student took 2 s more.
+    A table with rows of other districts keeps its indexes: rebuilding would sort theirs."""
+    indexes = conn.execute(
+        sa.text(
+            "SELECT name, sql FROM sqlite_master"
+            " WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL"
+        ),
+        {"table": table.name},
+    ).all()
+    for name, _ in indexes:
+        conn.execute(sa.text(f'DROP INDEX "{name}"'))
+    yield
+    for _, sql in indexes:
+        conn.execute(sa.text(sql))
