@@ -1,5 +1,6 @@
 """One import's life: validate → plan → apply or pause → record → notify (its end is
-written by `recording`, its files are claimed and archived by `intake`: what this builds on).
+written by `recording`, its files are claimed and archived by `intake`, a person's decisions
+on it are `decisions`: what this builds on).
 
 This is the one place that turns what happened into import states. The roster changes, the
 import's final state and its emails are written in one transaction, so a crash leaves either
@@ -22,8 +23,9 @@ from sqlalchemy.engine import Connection
 
 from daemon import folders, reports, testpoint, undo, uploadset
 from daemon.clever.validate import Validation, fingerprints
-from daemon.errors import Conflict, RosterdropError, SpoolError, StoreError
-from daemon.recording import Recorder, Run
+from daemon.decisions import Decisions
+from daemon.errors import RosterdropError, SpoolError, StoreError
+from daemon.recording import Run
 from daemon.roster.entities import FILES
 from daemon.roster.outcome import ENDED, FileSummary, ImportReport, ImportState
 from daemon.roster.plan import EntityChanges, Plan
@@ -84,7 +86,7 @@ class _Timer:
         self.last = now
 
 
-class Pipeline(Recorder):
+class Pipeline(Decisions):
     """Runs imports: validates, plans, applies or pauses, records and notifies; and the
     decisions people make about paused ones."""
 
@@ -321,73 +323,11 @@ class Pipeline(Recorder):
             stage.close()  # the roster was only read; the staging tables go away
         return Preview(validation, plan, tripped, problems)
 
-    # -- decisions by a person ----------------------------------------------------------------
-
     def approve(self, import_id: int, by: str) -> ImportReport:
+        """A person's approval (`decisions`: rejecting, ending): the paused import runs
+        again, and applies what it finds now."""
         self._decide(import_id, by, ImportState.APPROVED)
         return self.run(import_id)
-
-    def reject(self, import_id: int, by: str) -> ImportReport:
-        self._decide(import_id, by, ImportState.REJECTED)
-        with self.db.read() as conn:
-            self._archive(imports.get(conn, import_id))
-        return self.report(import_id)
-
-    def fail(self, import_id: int, by: str, reason: str) -> ImportReport:
-        """An operator ends an unfinished import that cannot end by itself (one that crashes on
-        every attempt): nothing is applied, the district gets its Import Results, the files are
-        archived. The crashed attempts' half-written report is replaced, since it may be
-        what keeps crashing them."""
-        with self.db.read() as conn:
-            tenant_id = imports.get(conn, import_id).tenant_id
-        with self.db.tenant_lock(tenant_id, wait=False), self.db.write() as conn:
-            record = imports.get(conn, import_id)
-            if record.state in ENDED:
-                raise Conflict(f"import #{import_id} has already ended ({record.state.value})")
-            tenant = tenants.by_id(conn, tenant_id)
-            imports.update(conn, import_id, self.now(), decided_by=by, decided_at=self.now())
-            folder = Path(record.files_dir or "")
-            with contextlib.ExitStack() as stack:
-                report = None
-                if record.files_dir and folder.is_dir():
-                    path = folder / folders.PROBLEMS
-                    report = stack.enter_context(path.open("w", encoding="utf-8", newline=""))
-                run = Run(imports.get(conn, import_id), tenant, folder, ProblemLog(report))
-                run.problems.fatal(
-                    "ended_by_operator",
-                    f"{by} ended the import before it could finish ({reason});"
-                    " nothing was changed: upload the files again to retry",
-                )
-                self._end(conn, run, ImportState.FAILED)
-        self.mail_queued()
-        with self.db.read() as conn:
-            self._archive(imports.get(conn, import_id))
-        return self.report(import_id)
-
-    def _decide(self, import_id: int, by: str, state: ImportState) -> None:
-        with self.db.read() as conn:
-            tenant_id = imports.get(conn, import_id).tenant_id
-        with self.db.tenant_lock(tenant_id), self.db.write() as conn:
-            record = imports.get(conn, import_id)
-            if record.state is not ImportState.PAUSED:
-                raise Conflict(
-                    f"import #{import_id} is {record.state.value.replace('_', ' ')}:"
-                    " only a paused import can be approved or rejected"
-                    + (
-                        ""
-                        if record.state.ended
-                        else f" (`rosterdrop imports fail {import_id}` ends an unfinished one)"
-                    )
-                )
-            imports.update(
-                conn, import_id, self.now(), state=state, decided_by=by, decided_at=self.now()
-            )
-            log.info(f"import {state.value}", tenant=record.tenant, import_id=import_id, by=by)
-            if state is ImportState.REJECTED:
-                record = imports.get(conn, import_id)
-                tenant = tenants.by_id(conn, tenant_id)
-                self._notify(conn, reports.report_of(conn, record), tenant)
-        self.mail_queued()
 
     def _supersede_older(self, conn: Connection, record: ImportRecord) -> list[ImportRecord]:
         """A newer snapshot makes a tenant's paused imports obsolete; returns them, ended."""
