@@ -13,6 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from daemon import testpoint
 from daemon.roster.entities import ENTITIES, Entity
 from daemon.store import partitions
 from daemon.store.staging import ADD, CHANGES, DEACTIVATE, REACTIVATE, STAGE, UPDATE, Stage
@@ -84,8 +85,10 @@ def _indexes_built_after(conn: Connection, table: sa.Table) -> Iterator[None]:
         ),
         {"table": table.name},
     ).all()
+    quote = conn.dialect.identifier_preparer.quote
     for name, _ in indexes:
-        conn.execute(sa.text(f'DROP INDEX "{name}"'))
+        conn.execute(sa.text(f"DROP INDEX {quote(name)}"))
+    testpoint.reached("indexes-dropped")
     yield
     for _, sql in indexes:
         conn.execute(sa.text(sql))
