@@ -73,7 +73,7 @@ def _empty(conn: Connection, table: sa.Table) -> bool:
 
 @contextmanager
 def _indexes_built_after(conn: Connection, table: sa.Table) -> Iterator[None]:
-    """SQLite, a table no district has rows in yet (the first district's first import):
+    """SQLite, a table no district has rows in yet (mostly the first district's first import):
     its indexes dropped for the insert and built again after it, from the same statements,
     in the import's transaction. Building one over rows already written sorts them once;
     700,000 enrollments inserted in key order through the index by student took 2 s more.
