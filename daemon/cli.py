@@ -146,8 +146,7 @@ def validate_command(app: App, folder: Path, tenant: str | None, as_json: bool) 
     with tempfile.TemporaryDirectory(prefix="rosterdrop-validate-") as scratch:
         db = Database(f"sqlite:///{scratch}/scratch.db")
         try:
-            with db.read() as conn:
-                stage = Stage(conn)
+            with db.read() as conn, Stage(conn) as stage:
                 validation = uploadset.validate(
                     found, fingerprints(found), settings, problems, stage
                 )
